@@ -1,0 +1,261 @@
+"""Configuration: one YAML file, then environment variables, then command-line overrides.
+
+Every key is validated with voluptuous; an error names the key path and what is wrong
+("mqtt.port: expected int"), so a user can fix the file without reading code.
+
+Environment variables: ``SMART_REID_<SECTION>__<KEY>`` (double underscore between levels),
+for example ``SMART_REID_MQTT__HOST=broker.lan`` or ``SMART_REID_VISITS__WINDOW_S=90``.
+Values are parsed as YAML scalars, so numbers and booleans come out typed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import voluptuous as vol
+import yaml
+
+CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
+ENV_PREFIX = "SMART_REID_"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key and the problem."""
+
+
+def _camera_name(value: Any) -> str:
+    name = str(value)
+    if not CAMERA_NAME.match(name):
+        raise vol.Invalid(
+            f"camera name {name!r} must be 1-64 characters of a-z, 0-9 and _ (e.g. front_door)"
+        )
+    return name
+
+
+def _probability(value: Any) -> float:
+    return float(vol.All(vol.Coerce(float), vol.Range(min=0.0, max=1.0))(value))
+
+
+_CUSTOM_REID = vol.Schema(
+    {
+        vol.Required("path"): str,
+        vol.Optional("input_height", default=256): vol.All(int, vol.Range(min=8, max=2048)),
+        vol.Optional("input_width", default=128): vol.All(int, vol.Range(min=8, max=2048)),
+        vol.Optional("color_order", default="bgr"): vol.In(["bgr", "rgb"]),
+        vol.Optional("scale", default=1.0): vol.Coerce(float),
+        vol.Optional("mean", default=[0.0, 0.0, 0.0]): [vol.Coerce(float)],
+        vol.Optional("std", default=[1.0, 1.0, 1.0]): [vol.Coerce(float)],
+        vol.Optional("output_dim"): vol.All(int, vol.Range(min=1)),
+        vol.Optional("threshold"): _probability,
+        vol.Optional("is_reid", default=True): bool,
+    }
+)
+
+SCHEMA = vol.Schema(
+    {
+        vol.Optional("data_dir", default="./data"): str,
+        vol.Optional("log_level", default="info"): vol.In(["debug", "info", "warning", "error"]),
+        vol.Optional("models", default={}): {
+            # A local directory laid out like ../shared/models (tests, offline installs).
+            vol.Optional("dir", default=None): vol.Any(None, str),
+            vol.Optional("download", default=True): bool,
+            vol.Optional("verify", default=True): bool,
+            vol.Optional("detector", default="yolox_nano_416"): str,
+            vol.Optional("reid", default="person-reidentification-retail-0277"): str,
+            vol.Optional("custom_reid", default=None): vol.Any(None, _CUSTOM_REID),
+            vol.Optional("runtime", default="auto"): vol.In(["auto", "openvino", "onnxruntime"]),
+            vol.Optional("device", default="cpu"): vol.In(["cpu", "gpu", "cuda", "tensorrt", "auto"]),
+            vol.Optional("threads", default=0): vol.All(int, vol.Range(min=0, max=256)),
+            vol.Optional("flip_tta", default=False): bool,
+        },
+        vol.Optional("detect", default={}): {
+            vol.Optional("score_threshold", default=0.6): _probability,
+            vol.Optional("nms_iou", default=0.45): _probability,
+            vol.Optional("max_persons", default=32): vol.All(int, vol.Range(min=1, max=500)),
+        },
+        vol.Optional("quality", default={}): {
+            vol.Optional("min_height_px", default=64): vol.All(int, vol.Range(min=0)),
+            vol.Optional("min_width_px", default=24): vol.All(int, vol.Range(min=0)),
+            vol.Optional("min_aspect", default=1.0): vol.Coerce(float),  # height / width
+            vol.Optional("max_aspect", default=5.0): vol.Coerce(float),
+            vol.Optional("min_score", default=0.5): _probability,
+            vol.Optional("min_sharpness", default=20.0): vol.Coerce(float),
+        },
+        vol.Optional("match", default={}): {
+            # None: the per-model default from the model registry.
+            vol.Optional("threshold", default=None): vol.Any(None, _probability),
+            vol.Optional("uncertain_margin", default=0.1): _probability,
+            vol.Optional("max_exemplars", default=8): vol.All(int, vol.Range(min=1, max=64)),
+            # A new exemplar is stored only when it differs from all stored ones by this much.
+            vol.Optional("exemplar_min_distance", default=0.08): _probability,
+        },
+        vol.Optional("visits", default={}): {
+            vol.Optional("window_s", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),
+        },
+        vol.Optional("retention_days", default=90): vol.All(int, vol.Range(min=1)),
+        vol.Optional("cameras", default=[]): [_camera_name],
+        # Accept frames from cameras not listed above (they are added on first frame).
+        vol.Optional("auto_add_cameras", default=False): bool,
+        vol.Optional("queue", default={}): {
+            vol.Optional("per_camera", default=4): vol.All(int, vol.Range(min=1, max=1000)),
+            vol.Optional("workers", default=2): vol.All(int, vol.Range(min=1, max=64)),
+        },
+        vol.Optional("mqtt", default={}): {
+            vol.Optional("enabled", default=True): bool,
+            vol.Optional("host", default="127.0.0.1"): str,
+            vol.Optional("port", default=1883): vol.All(int, vol.Range(min=1, max=65535)),
+            vol.Optional("username", default=None): vol.Any(None, str),
+            vol.Optional("password", default=None): vol.Any(None, str),
+            vol.Optional("base_topic", default="smart_reid"): vol.Match(
+                r"^[^#+\s]+$", msg="must be a topic without spaces, # or +"
+            ),
+            vol.Optional("client_id", default=None): vol.Any(None, str),
+            vol.Optional("ingest", default=True): bool,
+            vol.Optional("publish_sightings", default=True): bool,
+            vol.Optional("buffer_size", default=1000): vol.All(int, vol.Range(min=10)),
+        },
+        vol.Optional("http", default={}): {
+            vol.Optional("enabled", default=True): bool,
+            vol.Optional("host", default="127.0.0.1"): str,
+            vol.Optional("port", default=8756): vol.All(int, vol.Range(min=0, max=65535)),
+            vol.Optional("token", default=None): vol.Any(None, str),
+            # URL announced in info.http_url; default http://<host>:<port>.
+            vol.Optional("public_url", default=None): vol.Any(None, str),
+            vol.Optional("max_upload_mb", default=20): vol.All(int, vol.Range(min=1, max=512)),
+        },
+    },
+    extra=vol.PREVENT_EXTRA,
+)
+
+SECRET_KEYS = frozenset({"password", "token"})
+
+
+@dataclass(slots=True)
+class Settings:
+    """Validated configuration. Sections are plain dicts as voluptuous returns them."""
+
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any]:
+        value = self.raw[name]
+        assert isinstance(value, dict)
+        return value
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.raw["data_dir"])
+
+    @property
+    def cameras(self) -> list[str]:
+        return list(self.raw["cameras"])
+
+    def redacted(self) -> dict[str, Any]:
+        """The configuration with passwords and tokens replaced, for APIs and diagnostics."""
+
+        def scrub(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {
+                    k: ("**redacted**" if k in SECRET_KEYS and v else scrub(v))
+                    for k, v in node.items()
+                }
+            if isinstance(node, list):
+                return [scrub(v) for v in node]
+            return node
+
+        return scrub(copy.deepcopy(self.raw))  # type: ignore[no-any-return]
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = [k for k in dotted.split(".") if k]
+    if not keys:
+        raise ConfigError(f"empty configuration key in override {dotted!r}")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{dotted}: {key} is not a section")
+    node[keys[-1]] = value
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """``SMART_REID_MQTT__HOST=x`` -> ``{"mqtt": {"host": "x"}}``."""
+    tree: dict[str, Any] = {}
+    for name, text in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in {"SMART_REID_CONFIG", "SMART_REID_PYTHON"}:
+            continue
+        dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        _set_path(tree, dotted, yaml.safe_load(text) if text != "" else None)
+    return tree
+
+
+def parse_assignments(assignments: list[str]) -> dict[str, Any]:
+    """``["visits.window_s=90", "cameras=[front, back]"]`` -> nested dict (values as YAML)."""
+    tree: dict[str, Any] = {}
+    for item in assignments:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.path=value")
+        key, text = item.split("=", 1)
+        _set_path(tree, key.strip(), yaml.safe_load(text))
+    return tree
+
+
+def validate(data: Mapping[str, Any]) -> Settings:
+    try:
+        validated = SCHEMA(dict(data))
+    except vol.MultipleInvalid as err:
+        problems = []
+        for error in err.errors:
+            path = ".".join(str(p) for p in error.path) or "(top level)"
+            problems.append(f"{path}: {error.msg}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    settings = Settings(validated)
+    if settings.section("http")["token"] is None and settings.section("http")["enabled"]:
+        host = settings.section("http")["host"]
+        if host not in {"127.0.0.1", "localhost", "::1"}:
+            raise ConfigError(
+                f"http.host: {host} exposes the API without authentication; "
+                "set http.token or listen on 127.0.0.1"
+            )
+    return settings
+
+
+def load(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """File, then environment, then explicit overrides (command-line flags)."""
+    data: dict[str, Any] = {}
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("SMART_REID_CONFIG")
+    if path:
+        file = Path(path)
+        try:
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file {file} does not exist") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"configuration file {file} is not valid YAML: {err}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"configuration file {file} must contain a mapping at top level")
+        data = loaded
+    _merge(data, env_overrides(environ))
+    if overrides:
+        _merge(data, overrides)
+    return validate(data)
