@@ -1,0 +1,135 @@
+"""Turn uploaded bytes into a BGR image, and uploaded boxes into detections, or say why not.
+
+Everything a camera, an HTTP client or an MQTT publisher sends passes through here, so every
+rejection carries the HTTP status the contract promises (400 bad input, 413 too large, 415 not
+an image) and a message that tells the sender what to change. The pixel limit is checked on the
+header before decoding so a hostile or broken upload cannot make us allocate gigabytes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from .types import Box, Detection, Image
+
+MAX_SIDE_PX = 8192
+_ERROR_NAMES = {400: "bad_request", 413: "too_large", 415: "unsupported_media_type"}
+
+
+class BadFrameError(ValueError):
+    """A frame or its boxes cannot be used; ``code`` is the HTTP status to answer with."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    @property
+    def error(self) -> str:
+        """Short machine-readable name for the JSON error body."""
+        return _ERROR_NAMES.get(self.code, "bad_request")
+
+
+def _image_size(data: bytes) -> tuple[int, int, str]:
+    """Width, height and format from the header only (Pillow opens lazily)."""
+    try:
+        with PILImage.open(io.BytesIO(data)) as probe:
+            return int(probe.width), int(probe.height), str(probe.format or "unknown")
+    except UnidentifiedImageError:
+        raise BadFrameError(415, "payload is not an image; send JPEG or PNG bytes") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise BadFrameError(400, f"image header is corrupt ({err}); re-encode the frame") from None
+
+
+def _pillow_decode(data: bytes) -> Image | None:
+    try:
+        with PILImage.open(io.BytesIO(data)) as img:
+            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_side: int = MAX_SIDE_PX) -> Image:
+    """Decode JPEG/PNG (or anything Pillow knows) bytes into a BGR uint8 (H, W, 3) array.
+
+    CPU-bound: call it from an executor, never on the event loop.
+    """
+    if not data:
+        raise BadFrameError(400, "empty image: the request carried no bytes")
+    if len(data) > max_bytes:
+        raise BadFrameError(
+            413,
+            f"image is {len(data) / 1048576:.1f} MiB, over the {max_bytes / 1048576:.0f} MiB limit "
+            "(http.max_upload_mb); send a smaller frame",
+        )
+    width, height, fmt = _image_size(data)
+    if width <= 0 or height <= 0:
+        raise BadFrameError(400, f"{fmt} image has no pixels ({width}x{height})")
+    if width > max_side or height > max_side:
+        raise BadFrameError(
+            413,
+            f"image is {width}x{height} px, over the {max_side} px per side limit; scale it down",
+        )
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        image = _pillow_decode(data)
+    if image is None:
+        raise BadFrameError(400, f"{fmt} image is truncated or corrupt; send the complete file")
+    return image.astype(np.uint8, copy=False)
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadFrameError(400, f"{where} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise BadFrameError(400, f"{where} must be finite, got {value!r}")
+    return number
+
+
+def _one_detection(item: Any, index: int, width: int, height: int) -> Detection:
+    where = f"detections[{index}]"
+    if isinstance(item, list | tuple):
+        item = {"box": item}
+    if not isinstance(item, dict):
+        raise BadFrameError(400, f'{where} must be an object like {{"box": [x1, y1, x2, y2]}}')
+    raw_box = item.get("box")
+    if not isinstance(raw_box, list | tuple) or len(raw_box) != 4:
+        raise BadFrameError(400, f"{where}.box must be 4 numbers [x1, y1, x2, y2], got {raw_box!r}")
+    x1, y1, x2, y2 = (_number(v, f"{where}.box") for v in raw_box)
+    if x2 <= x1 or y2 <= y1:
+        raise BadFrameError(
+            400, f"{where}.box {list(raw_box)} must have x2 > x1 and y2 > y1 (pixel corners)"
+        )
+    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
+        raise BadFrameError(
+            400, f"{where}.box {list(raw_box)} lies outside the {width}x{height} frame"
+        )
+    score = _number(item.get("score", 1.0), f"{where}.score")
+    if not 0.0 <= score <= 1.0:
+        raise BadFrameError(400, f"{where}.score must be between 0 and 1, got {score}")
+    track = item.get("track_id")
+    box = Box(x1, y1, x2, y2).clipped(width, height)
+    return Detection(box=box, score=score, track_id=None if track is None else str(track))
+
+
+def parse_detections(raw: Any, width: int, height: int) -> list[Detection]:
+    """Validate boxes supplied with a frame (a JSON list or its text); clip them to the frame."""
+    if isinstance(raw, str | bytes):
+        try:
+            raw = json.loads(raw)
+        except ValueError as err:
+            raise BadFrameError(400, f"detections is not valid JSON: {err}") from None
+    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
+        raise BadFrameError(400, 'detections must be a JSON list of {"box": [x1, y1, x2, y2]}')
+    return [_one_detection(item, i, width, height) for i, item in enumerate(raw)]
