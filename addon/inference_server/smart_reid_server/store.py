@@ -1,0 +1,658 @@
+"""Persistence of identities in ``<data_dir>/identities.sqlite3`` plus JPEG files beside it.
+
+SQLite in WAL mode with ``synchronous=NORMAL``: every write is a transaction, a killed process
+loses nothing it committed, and writers never block readers. Images are files
+(``thumbnails/<person_id>.jpg``, ``snapshots/<visit_id>.jpg``) written to a temporary name and
+moved into place with ``os.replace``, so a reader never sees half a JPEG.
+
+What is stored: persons (label, "Visitor N" number, known flag, first/last seen, visit count,
+cameras), their exemplar embeddings tagged with the model that produced them (exemplars of
+another model are kept on disk but not loaded: they are not comparable), and visit history.
+Visits are written when they start (so ``visit_count`` includes a visit in progress) and updated
+when they end; a visit left open by a crash is closed at its ``last_seen`` on the next start.
+
+"Visitor N" numbers come from a counter that only grows, so N is never reused, even after the
+person is forgotten or the store is reset.
+
+Threading: one Store is used from ONE worker thread (the identities executor). The connection is
+opened with ``check_same_thread=False`` only so that thread may be created after the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+_LOGGER = logging.getLogger(__name__)
+
+DB_NAME = "identities.sqlite3"
+THUMBNAILS = "thumbnails"
+SNAPSHOTS = "snapshots"
+SCHEMA_VERSION = 1
+MAX_LABEL_LENGTH = 64
+
+
+class StoreError(RuntimeError):
+    """The identity store cannot be used; the message says why and what to do."""
+
+
+class UnknownPersonError(KeyError):
+    """No identity with this id (it may have been forgotten or merged away)."""
+
+    def __init__(self, person_id: str) -> None:
+        super().__init__(person_id)
+        self.person_id = person_id
+
+    def __str__(self) -> str:
+        return f"unknown person {self.person_id!r}: list identities with GET /api/persons"
+
+
+@dataclass(slots=True)
+class CameraSeen:
+    first_seen: float
+    last_seen: float
+    sightings: int
+
+
+@dataclass(slots=True)
+class PersonRecord:
+    """A stored identity. ``auto_label``: the label is still the generated "Visitor N"."""
+
+    person_id: str
+    label: str
+    number: int
+    auto_label: bool
+    known: bool
+    first_seen: float
+    last_seen: float
+    visit_count: int
+    thumbnail_score: float | None
+    cameras: dict[str, CameraSeen] = field(default_factory=dict)
+
+    @property
+    def camera_names(self) -> list[str]:
+        return sorted(self.cameras)
+
+
+@dataclass(frozen=True, slots=True)
+class VisitRecord:
+    visit_id: str
+    person_id: str
+    started_at: float
+    last_seen: float
+    ended_at: float | None
+    cameras: list[str]
+    sightings: int
+    is_new_identity: bool
+
+
+@dataclass(frozen=True, slots=True)
+class StoredExemplars:
+    """Exemplars usable with the current model, row i owned by ``person_ids[i]``."""
+
+    person_ids: list[str]
+    keys: list[int]
+    vectors: npt.NDArray[np.float32]
+    skipped_other_model: int = 0
+    skipped_corrupt: int = 0
+
+
+def _create_v1(db: sqlite3.Connection) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO meta (key, value) VALUES ('visitor_counter', 0);
+        CREATE TABLE persons (
+            person_id TEXT PRIMARY KEY,
+            label TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            auto_label INTEGER NOT NULL DEFAULT 1,
+            known INTEGER NOT NULL DEFAULT 0,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            visit_count INTEGER NOT NULL DEFAULT 0,
+            thumbnail_score REAL
+        );
+        CREATE TABLE person_cameras (
+            person_id TEXT NOT NULL REFERENCES persons(person_id) ON DELETE CASCADE,
+            camera TEXT NOT NULL,
+            first_seen REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            sightings INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (person_id, camera)
+        ) WITHOUT ROWID;
+        CREATE TABLE exemplars (
+            id INTEGER PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(person_id) ON DELETE CASCADE,
+            model TEXT NOT NULL,
+            vector BLOB NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX exemplars_person ON exemplars(person_id);
+        CREATE TABLE visits (
+            visit_id TEXT PRIMARY KEY,
+            person_id TEXT NOT NULL REFERENCES persons(person_id) ON DELETE CASCADE,
+            started_at REAL NOT NULL,
+            last_seen REAL NOT NULL,
+            ended_at REAL,
+            cameras TEXT NOT NULL DEFAULT '[]',
+            sightings INTEGER NOT NULL DEFAULT 0,
+            is_new_identity INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX visits_person ON visits(person_id);
+        CREATE INDEX visits_started ON visits(started_at);
+        """
+    )
+
+
+# Migration hook: MIGRATIONS[v] upgrades a database at version v to v + 1. All steps run in one
+# transaction, so an interrupted upgrade leaves the old version intact.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1}
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def check_label(label: str) -> str:
+    """A user-given name, trimmed; ValueError says what is wrong with it."""
+    text = str(label).strip()
+    if not text:
+        raise ValueError("label must not be empty")
+    if len(text) > MAX_LABEL_LENGTH:
+        raise ValueError(f"label must be at most {MAX_LABEL_LENGTH} characters, got {len(text)}")
+    return text
+
+
+class Store:
+    """The identity database of one server (see the module docstring)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_NAME
+        self.thumbnails_dir = self.data_dir / THUMBNAILS
+        self.snapshots_dir = self.data_dir / SNAPSHOTS
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.thumbnails_dir.mkdir(exist_ok=True)
+            self.snapshots_dir.mkdir(exist_ok=True)
+        except OSError as err:
+            raise StoreError(
+                f"cannot create the data directory {self.data_dir}: {err.strerror}; "
+                "set data_dir to a writable folder"
+            ) from err
+        try:
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._depth = 0
+            self._migrate()
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"{self.path} cannot be opened as an identity database ({err}); if it is damaged, "
+                "move it aside (identities then start empty) or restore a backup"
+            ) from err
+        self._close_open_visits()
+        self._sweep_orphan_files()
+
+    # ------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        self._db.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of writes; nested uses join the outermost transaction."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self._db
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield self._db
+        except BaseException:
+            self._depth = 0
+            self._db.execute("ROLLBACK")
+            raise
+        self._depth = 0
+        self._db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        self._db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = self._db.execute("SELECT version FROM schema_version").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer Smart ReID (schema {version}, this one "
+                f"understands {SCHEMA_VERSION}); upgrade the add-on or use another data_dir"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self.transaction() as db:
+            for step in range(version, SCHEMA_VERSION):
+                MIGRATIONS[step](db)
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+        _LOGGER.info("identity store %s at schema version %d", self.path, SCHEMA_VERSION)
+
+    def _close_open_visits(self) -> None:
+        with self.transaction() as db:
+            closed = db.execute(
+                "UPDATE visits SET ended_at = last_seen WHERE ended_at IS NULL"
+            ).rowcount
+        if closed:
+            _LOGGER.info("closed %d visit(s) left open by the previous run", closed)
+
+    def _sweep_orphan_files(self) -> None:
+        """Remove temp files and images of identities/visits that no longer exist."""
+        persons = {r[0] for r in self._db.execute("SELECT person_id FROM persons")}
+        visits = {r[0] for r in self._db.execute("SELECT visit_id FROM visits")}
+        for folder, alive in ((self.thumbnails_dir, persons), (self.snapshots_dir, visits)):
+            for entry in folder.iterdir():
+                if entry.suffix == ".tmp" or (entry.suffix == ".jpg" and entry.stem not in alive):
+                    _unlink(entry)
+
+    # ------------------------------------------------------------- persons
+    def create_person(self, person_id: str, timestamp: float) -> PersonRecord:
+        """A new automatic identity "Visitor N" with the next never-used N."""
+        with self.transaction() as db:
+            db.execute("UPDATE meta SET value = value + 1 WHERE key = 'visitor_counter'")
+            (number,) = db.execute("SELECT value FROM meta WHERE key = 'visitor_counter'").fetchone()
+            label = f"Visitor {number}"
+            db.execute(
+                "INSERT INTO persons (person_id, label, number, first_seen, last_seen)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (person_id, label, number, timestamp, timestamp),
+            )
+        return PersonRecord(person_id, label, int(number), True, False, timestamp, timestamp, 0, None)
+
+    def person(self, person_id: str) -> PersonRecord | None:
+        found = self._persons("WHERE person_id = ?", (person_id,))
+        return found[0] if found else None
+
+    def require(self, person_id: str) -> PersonRecord:
+        record = self.person(person_id)
+        if record is None:
+            raise UnknownPersonError(person_id)
+        return record
+
+    def persons(self) -> list[PersonRecord]:
+        """Every identity, most recently seen first."""
+        return self._persons("", ())
+
+    def __contains__(self, person_id: object) -> bool:
+        query = "SELECT 1 FROM persons WHERE person_id = ?"
+        return self._db.execute(query, (person_id,)).fetchone() is not None
+
+    def _persons(self, where: str, args: tuple[object, ...]) -> list[PersonRecord]:
+        rows = self._db.execute(
+            "SELECT person_id, label, number, auto_label, known, first_seen, last_seen,"
+            f" visit_count, thumbnail_score FROM persons {where} ORDER BY last_seen DESC",
+            args,
+        ).fetchall()
+        records = {
+            r[0]: PersonRecord(r[0], r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], r[8])
+            for r in rows
+        }
+        if not records:
+            return []
+        camera_rows = self._db.execute(
+            "SELECT person_id, camera, first_seen, last_seen, sightings FROM person_cameras"
+            + (" WHERE person_id = ?" if len(records) == 1 else ""),
+            tuple(records) if len(records) == 1 else (),
+        )
+        for pid, camera, first, last, sightings in camera_rows:
+            if pid in records:
+                records[pid].cameras[camera] = CameraSeen(first, last, sightings)
+        return list(records.values())
+
+    def record_sighting(self, person_id: str, camera: str, timestamp: float) -> None:
+        """The person was on ``camera`` at ``timestamp``: first/last seen and camera list."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE persons SET first_seen = min(first_seen, ?), last_seen = max(last_seen, ?)"
+                " WHERE person_id = ?",
+                (timestamp, timestamp, person_id),
+            )
+            db.execute(
+                "INSERT INTO person_cameras (person_id, camera, first_seen, last_seen, sightings)"
+                " VALUES (?, ?, ?, ?, 1) ON CONFLICT (person_id, camera) DO UPDATE SET"
+                " first_seen = min(first_seen, excluded.first_seen),"
+                " last_seen = max(last_seen, excluded.last_seen), sightings = sightings + 1",
+                (person_id, camera, timestamp, timestamp),
+            )
+
+    def rename(self, person_id: str, label: str) -> PersonRecord:
+        text = check_label(label)
+        with self.transaction() as db:
+            self.require(person_id)
+            db.execute(
+                "UPDATE persons SET label = ?, auto_label = 0 WHERE person_id = ?",
+                (text, person_id),
+            )
+        return self.require(person_id)
+
+    def set_known(self, person_id: str, known: bool) -> PersonRecord:
+        with self.transaction() as db:
+            self.require(person_id)
+            db.execute("UPDATE persons SET known = ? WHERE person_id = ?", (int(known), person_id))
+        return self.require(person_id)
+
+    def merge(
+        self,
+        keep: str,
+        drop: str,
+        *,
+        discarded_exemplars: Iterable[int] = (),
+        absorbed_visit_id: str | None = None,
+    ) -> PersonRecord:
+        """Fold ``drop`` into ``keep`` and delete ``drop``.
+
+        Exemplars, visit history and cameras move over; first/last seen widen; visit counts add
+        up (minus one when ``absorbed_visit_id``, a visit of ``drop`` happening at the same time
+        as one of ``keep``, is folded into it). ``keep``'s label stays unless it is still
+        automatic and ``drop`` was named by the user. Known if either was known. The better
+        thumbnail wins.
+        """
+        if keep == drop:
+            raise ValueError("cannot merge a person into themselves; pick two different ids")
+        with self.transaction() as db:
+            a = self.require(keep)
+            b = self.require(drop)
+            label, auto = a.label, a.auto_label
+            if a.auto_label and not b.auto_label:
+                label, auto = b.label, False
+            visits = a.visit_count + b.visit_count
+            if absorbed_visit_id is not None:
+                db.execute("DELETE FROM visits WHERE visit_id = ?", (absorbed_visit_id,))
+                visits -= 1
+            self.delete_exemplars(discarded_exemplars)
+            db.execute("UPDATE exemplars SET person_id = ? WHERE person_id = ?", (keep, drop))
+            db.execute("UPDATE visits SET person_id = ? WHERE person_id = ?", (keep, drop))
+            db.execute(
+                "INSERT INTO person_cameras (person_id, camera, first_seen, last_seen, sightings)"
+                " SELECT ?, camera, first_seen, last_seen, sightings FROM person_cameras"
+                " WHERE person_id = ? AND true ON CONFLICT (person_id, camera) DO UPDATE SET"
+                " first_seen = min(first_seen, excluded.first_seen),"
+                " last_seen = max(last_seen, excluded.last_seen),"
+                " sightings = sightings + excluded.sightings",
+                (keep, drop),
+            )
+            thumb_score = a.thumbnail_score
+            b_thumb = self.thumbnails_dir / f"{drop}.jpg"
+            if b.thumbnail_score is not None and b_thumb.exists() and (
+                a.thumbnail_score is None or b.thumbnail_score > a.thumbnail_score
+            ):
+                os.replace(b_thumb, self.thumbnails_dir / f"{keep}.jpg")
+                thumb_score = b.thumbnail_score
+            db.execute(
+                "UPDATE persons SET label = ?, auto_label = ?, known = ?, first_seen = ?,"
+                " last_seen = ?, visit_count = ?, thumbnail_score = ? WHERE person_id = ?",
+                (
+                    label,
+                    int(auto),
+                    int(a.known or b.known),
+                    min(a.first_seen, b.first_seen),
+                    max(a.last_seen, b.last_seen),
+                    visits,
+                    thumb_score,
+                    keep,
+                ),
+            )
+            db.execute("DELETE FROM persons WHERE person_id = ?", (drop,))
+        _unlink(self.thumbnails_dir / f"{drop}.jpg")
+        if absorbed_visit_id is not None:
+            _unlink(self.snapshots_dir / f"{absorbed_visit_id}.jpg")
+        return self.require(keep)
+
+    def forget(self, person_id: str) -> None:
+        """Delete the identity and everything about it: exemplars, visits, images."""
+        self.forget_many([person_id], strict=True)
+
+    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]:
+        """Forget several identities in one transaction; returns those that existed."""
+        gone: list[str] = []
+        visit_ids: list[str] = []
+        with self.transaction() as db:
+            for pid in person_ids:
+                if pid not in self:
+                    if strict:
+                        raise UnknownPersonError(pid)
+                    continue
+                visit_ids += [
+                    r[0] for r in db.execute("SELECT visit_id FROM visits WHERE person_id = ?", (pid,))
+                ]
+                db.execute("DELETE FROM persons WHERE person_id = ?", (pid,))
+                gone.append(pid)
+        for pid in gone:
+            _unlink(self.thumbnails_dir / f"{pid}.jpg")
+        for visit_id in visit_ids:
+            _unlink(self.snapshots_dir / f"{visit_id}.jpg")
+        return gone
+
+    def all_person_ids(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT person_id FROM persons")]
+
+    def persons_only_on(self, camera: str) -> list[str]:
+        """Identities whose every sighting was on ``camera`` (what a camera reset forgets)."""
+        rows = self._db.execute(
+            "SELECT person_id FROM person_cameras GROUP BY person_id"
+            " HAVING count(*) = 1 AND max(camera) = ?",
+            (camera,),
+        )
+        return [r[0] for r in rows]
+
+    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]:
+        """Retention: forget identities last seen before ``older_than`` unless known (or in
+        ``keep``, e.g. people present right now); also drop older visit history of the rest."""
+        spared = set(keep)
+        stale = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT person_id FROM persons WHERE last_seen < ? AND known = 0", (older_than,)
+            )
+            if r[0] not in spared
+        ]
+        with self.transaction() as db:
+            gone = self.forget_many(stale)
+            old_visits = [
+                r[0]
+                for r in db.execute(
+                    "SELECT visit_id FROM visits WHERE ended_at IS NOT NULL AND ended_at < ?",
+                    (older_than,),
+                )
+            ]
+            db.execute(
+                "DELETE FROM visits WHERE ended_at IS NOT NULL AND ended_at < ?", (older_than,)
+            )
+        for visit_id in old_visits:
+            _unlink(self.snapshots_dir / f"{visit_id}.jpg")
+        return gone
+
+    # ------------------------------------------------------------- exemplars
+    def add_exemplar(
+        self,
+        key: int,
+        person_id: str,
+        vector: npt.NDArray[np.float32],
+        model: str,
+        created_at: float | None = None,
+    ) -> None:
+        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO exemplars (id, person_id, model, vector, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (key, person_id, model, blob, time.time() if created_at is None else created_at),
+            )
+
+    def delete_exemplars(self, keys: Iterable[int]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM exemplars WHERE id = ?", [(int(k),) for k in keys])
+
+    def max_exemplar_key(self) -> int:
+        (value,) = self._db.execute("SELECT coalesce(max(id), 0) FROM exemplars").fetchone()
+        return int(value)
+
+    def exemplar_count(self, person_id: str | None = None) -> int:
+        if person_id is None:
+            (n,) = self._db.execute("SELECT count(*) FROM exemplars").fetchone()
+        else:
+            query = "SELECT count(*) FROM exemplars WHERE person_id = ?"
+            (n,) = self._db.execute(query, (person_id,)).fetchone()
+        return int(n)
+
+    def load_exemplars(self, model: str, dim: int) -> StoredExemplars:
+        """Exemplars of ``model`` with ``dim`` finite values; others are skipped and counted."""
+        person_ids: list[str] = []
+        keys: list[int] = []
+        vectors: list[npt.NDArray[np.float32]] = []
+        other_model = corrupt = 0
+        expected = dim * 4
+        rows = self._db.execute("SELECT id, person_id, model, vector FROM exemplars ORDER BY id")
+        for key, pid, row_model, blob in rows:
+            if row_model != model:
+                other_model += 1
+                continue
+            if not isinstance(blob, bytes) or len(blob) != expected:
+                corrupt += 1
+                continue
+            vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+            norm = float(np.linalg.norm(vector))
+            if not math.isfinite(norm) or norm < 1e-12:
+                corrupt += 1
+                continue
+            person_ids.append(pid)
+            keys.append(int(key))
+            vectors.append(vector)
+        if other_model:
+            _LOGGER.warning(
+                "skipped %d stored exemplar(s) made by another ReID model than %s; those people "
+                "are recognised again once seen with the current model",
+                other_model,
+                model,
+            )
+        if corrupt:
+            _LOGGER.warning(
+                "skipped %d damaged exemplar row(s) (expected %d float32 values each) in %s",
+                corrupt,
+                dim,
+                self.path,
+            )
+        matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
+        return StoredExemplars(person_ids, keys, matrix, other_model, corrupt)
+
+    # ------------------------------------------------------------- visits
+    def start_visit(
+        self, visit_id: str, person_id: str, started_at: float, is_new_identity: bool
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO visits (visit_id, person_id, started_at, last_seen, is_new_identity)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (visit_id, person_id, started_at, started_at, int(is_new_identity)),
+            )
+            db.execute(
+                "UPDATE persons SET visit_count = visit_count + 1 WHERE person_id = ?",
+                (person_id,),
+            )
+
+    def update_visit(
+        self,
+        visit_id: str,
+        *,
+        person_id: str,
+        started_at: float,
+        last_seen: float,
+        cameras: Sequence[str],
+        sightings: int,
+        ended_at: float | None = None,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE visits SET person_id = ?, started_at = ?, last_seen = ?, cameras = ?,"
+                " sightings = ?, ended_at = ? WHERE visit_id = ?",
+                (person_id, started_at, last_seen, json.dumps(list(cameras)), sightings, ended_at,
+                 visit_id),
+            )
+
+    def visit(self, visit_id: str) -> VisitRecord | None:
+        row = self._db.execute(
+            "SELECT visit_id, person_id, started_at, last_seen, ended_at, cameras, sightings,"
+            " is_new_identity FROM visits WHERE visit_id = ?",
+            (visit_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return VisitRecord(
+            row[0], row[1], row[2], row[3], row[4], list(json.loads(row[5])), row[6], bool(row[7])
+        )
+
+    def visit_stats(self, since: float) -> tuple[int, int]:
+        """(visits started since ``since``, distinct persons among them)."""
+        row = self._db.execute(
+            "SELECT count(*), count(DISTINCT person_id) FROM visits WHERE started_at >= ?",
+            (since,),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
+    # ------------------------------------------------------------- images
+    def save_thumbnail(self, person_id: str, jpeg: bytes, score: float) -> bool:
+        """Keep ``jpeg`` as the person's picture if ``score`` beats the stored one."""
+        with self.transaction() as db:
+            current = self.require(person_id).thumbnail_score
+            path = self.thumbnails_dir / f"{person_id}.jpg"
+            if current is not None and score <= current and path.exists():
+                return False
+            _write_atomically(path, jpeg)
+            db.execute(
+                "UPDATE persons SET thumbnail_score = ? WHERE person_id = ?", (score, person_id)
+            )
+        return True
+
+    def thumbnail_path(self, person_id: str) -> Path | None:
+        path = self.thumbnails_dir / f"{person_id}.jpg"
+        return path if path.is_file() else None
+
+    def save_snapshot(self, visit_id: str, jpeg: bytes) -> Path:
+        path = self.snapshots_dir / f"{visit_id}.jpg"
+        _write_atomically(path, jpeg)
+        return path
+
+    def snapshot_path(self, visit_id: str) -> Path | None:
+        path = self.snapshots_dir / f"{visit_id}.jpg"
+        return path if path.is_file() else None

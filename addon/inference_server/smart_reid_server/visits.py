@@ -1,0 +1,251 @@
+"""Visits: one person's continuous presence on any camera, the unit a user is notified about.
+
+A visit starts with the first sighting of an identity and lasts while the gaps between its
+sightings (on any camera) stay shorter than ``window_s``. The next sighting after a longer gap
+starts a new visit, which is what re-arms the "new person" alert.
+
+Frame timestamps drive everything, and frames from different cameras arrive slightly out of order.
+A sighting older than the visit's ``last_seen`` simply joins the visit (it never looks like a gap
+and never ends anything); only ``expire(now)`` or a sighting at least ``window_s`` after
+``last_seen`` ends a visit. ``now`` must be on the same clock as the frame timestamps.
+
+Not thread-safe: owned by the identities worker thread.
+"""
+
+from __future__ import annotations
+
+import bisect
+import secrets
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+_RECENTLY_ENDED = 256  # ended visits kept for look-ups by id (the API links to them)
+
+
+def new_visit_id() -> str:
+    return secrets.token_hex(6)
+
+
+def snapshot_url(visit_id: str) -> str:
+    return f"/api/visits/{visit_id}/snapshot.jpg"
+
+
+@dataclass(slots=True)
+class Visit:
+    """One visit. ``cameras`` is ordered by first appearance (by frame time)."""
+
+    visit_id: str
+    person_id: str
+    started_at: float
+    last_seen: float
+    is_new_identity: bool = False
+    cameras: list[str] = field(default_factory=list)
+    camera_first_seen: dict[str, float] = field(default_factory=dict)
+    camera_last_seen: dict[str, float] = field(default_factory=dict)
+    sightings: int = 0
+    ended_at: float | None = None
+    best_snapshot_score: float | None = None
+
+    @property
+    def first_camera(self) -> str:
+        return self.cameras[0] if self.cameras else ""
+
+    @property
+    def last_camera(self) -> str:
+        if not self.camera_last_seen:
+            return ""
+        return max(self.camera_last_seen.items(), key=lambda item: item[1])[0]
+
+    def copy(self) -> Visit:
+        """An independent snapshot (events must not change when the live visit does)."""
+        return replace(
+            self,
+            cameras=list(self.cameras),
+            camera_first_seen=dict(self.camera_first_seen),
+            camera_last_seen=dict(self.camera_last_seen),
+        )
+
+    def _see(self, camera: str, timestamp: float) -> bool:
+        """Record a sighting; true when the camera is new to this visit."""
+        self.sightings += 1
+        self.last_seen = max(self.last_seen, timestamp)
+        self.started_at = min(self.started_at, timestamp)
+        first = self.camera_first_seen.get(camera)
+        self.camera_last_seen[camera] = max(self.camera_last_seen.get(camera, timestamp), timestamp)
+        if first is not None:
+            if timestamp < first:
+                self.camera_first_seen[camera] = timestamp
+                self._order_cameras()
+            return False
+        self.camera_first_seen[camera] = timestamp
+        starts = [self.camera_first_seen[c] for c in self.cameras]
+        self.cameras.insert(bisect.bisect_right(starts, timestamp), camera)
+        return True
+
+    def _order_cameras(self) -> None:
+        self.cameras.sort(key=lambda c: self.camera_first_seen[c])
+
+    def to_json(
+        self, *, label: str, known: bool, thumbnail_url: str | None = None
+    ) -> dict[str, Any]:
+        """The ``visit`` object of the contract's "Visit event"."""
+        return {
+            "visit_id": self.visit_id,
+            "person_id": self.person_id,
+            "label": label,
+            "known": known,
+            "is_new_identity": self.is_new_identity,
+            "started_at": round(self.started_at, 3),
+            "last_seen": round(self.last_seen, 3),
+            "ended_at": None if self.ended_at is None else round(self.ended_at, 3),
+            "cameras": list(self.cameras),
+            "first_camera": self.first_camera,
+            "last_camera": self.last_camera,
+            "sightings": self.sightings,
+            "snapshot_url": snapshot_url(self.visit_id),
+            "thumbnail_url": thumbnail_url,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class VisitObservation:
+    """What one sighting did to the visits.
+
+    ``ended``: the person's previous visit, closed because this sighting came after a gap of at
+    least the window (the caller reports it as ended before announcing the new one).
+    """
+
+    visit: Visit
+    is_new_visit: bool
+    camera_added: bool
+    ended: Visit | None = None
+
+
+class VisitTracker:
+    """Active visits by person, with per-camera presence."""
+
+    def __init__(self, window_s: float) -> None:
+        if window_s <= 0:
+            raise ValueError(f"visit window must be positive seconds, got {window_s}")
+        self.window_s = float(window_s)
+        self._active: dict[str, Visit] = {}
+        self._by_id: dict[str, Visit] = {}
+        self._ended: OrderedDict[str, Visit] = OrderedDict()
+        self.latest_timestamp = 0.0
+
+    def observe(
+        self, person_id: str, camera: str, timestamp: float, *, is_new_identity: bool = False
+    ) -> VisitObservation:
+        """Record that ``person_id`` was seen on ``camera`` at frame time ``timestamp``."""
+        self.latest_timestamp = max(self.latest_timestamp, timestamp)
+        visit = self._active.get(person_id)
+        ended: Visit | None = None
+        if visit is not None and timestamp - visit.last_seen >= self.window_s:
+            ended = self._end(visit, visit.last_seen + self.window_s)
+            visit = None
+        if visit is None:
+            visit = Visit(
+                visit_id=self._fresh_id(),
+                person_id=person_id,
+                started_at=timestamp,
+                last_seen=timestamp,
+                is_new_identity=is_new_identity,
+            )
+            visit._see(camera, timestamp)
+            self._active[person_id] = visit
+            self._by_id[visit.visit_id] = visit
+            return VisitObservation(visit, is_new_visit=True, camera_added=False, ended=ended)
+        added = visit._see(camera, timestamp)
+        return VisitObservation(visit, is_new_visit=False, camera_added=added)
+
+    def expire(self, now: float) -> list[Visit]:
+        """End every visit not seen for ``window_s`` before ``now``; returns them, oldest first."""
+        stale = [v for v in self._active.values() if now - v.last_seen >= self.window_s]
+        stale.sort(key=lambda v: v.last_seen)
+        return [self._end(v, min(now, v.last_seen + self.window_s)) for v in stale]
+
+    def active(self) -> list[Visit]:
+        return list(self._active.values())
+
+    def active_for(self, person_id: str) -> Visit | None:
+        return self._active.get(person_id)
+
+    def is_active(self, person_id: str) -> bool:
+        return person_id in self._active
+
+    def visit(self, visit_id: str) -> Visit | None:
+        """An active visit, or one that ended recently."""
+        return self._by_id.get(visit_id) or self._ended.get(visit_id)
+
+    def present_on(self, camera: str, now: float | None = None) -> list[str]:
+        """Person ids seen on ``camera`` within the window before ``now`` (default: latest frame)."""
+        now = self.latest_timestamp if now is None else now
+        present = [
+            (seen, v.person_id)
+            for v in self._active.values()
+            if (seen := v.camera_last_seen.get(camera)) is not None and now - seen < self.window_s
+        ]
+        return [pid for _, pid in sorted(present, reverse=True)]
+
+    def merge(self, keep: str, drop: str) -> Visit | None:
+        """Give ``drop``'s active visit to ``keep``.
+
+        When both are active, ``keep``'s visit absorbs the other (cameras, sightings, times) and the
+        absorbed visit is returned so the caller can discard its record; otherwise None.
+        """
+        for ended in self._ended.values():
+            if ended.person_id == drop:
+                ended.person_id = keep
+        dropped = self._active.pop(drop, None)
+        if dropped is None:
+            return None
+        kept = self._active.get(keep)
+        if kept is None:
+            dropped.person_id = keep
+            dropped.is_new_identity = False
+            self._active[keep] = dropped
+            return None
+        del self._by_id[dropped.visit_id]
+        kept.started_at = min(kept.started_at, dropped.started_at)
+        kept.last_seen = max(kept.last_seen, dropped.last_seen)
+        kept.sightings += dropped.sightings
+        for camera, first in dropped.camera_first_seen.items():
+            kept.camera_first_seen[camera] = min(kept.camera_first_seen.get(camera, first), first)
+            last = dropped.camera_last_seen[camera]
+            kept.camera_last_seen[camera] = max(kept.camera_last_seen.get(camera, last), last)
+            if camera not in kept.cameras:
+                kept.cameras.append(camera)
+        kept._order_cameras()
+        scores = [s for s in (kept.best_snapshot_score, dropped.best_snapshot_score) if s is not None]
+        kept.best_snapshot_score = max(scores) if scores else None
+        return dropped
+
+    def forget(self, person_id: str) -> Visit | None:
+        """Drop the person's active visit without ending it (the identity is being deleted)."""
+        visit = self._active.pop(person_id, None)
+        if visit is not None:
+            self._by_id.pop(visit.visit_id, None)
+        for visit_id in [vid for vid, v in self._ended.items() if v.person_id == person_id]:
+            del self._ended[visit_id]
+        return visit
+
+    def clear(self) -> None:
+        self._active.clear()
+        self._by_id.clear()
+        self._ended.clear()
+
+    def _end(self, visit: Visit, ended_at: float) -> Visit:
+        visit.ended_at = ended_at
+        del self._active[visit.person_id]
+        del self._by_id[visit.visit_id]
+        self._ended[visit.visit_id] = visit
+        while len(self._ended) > _RECENTLY_ENDED:
+            self._ended.popitem(last=False)
+        return visit
+
+    def _fresh_id(self) -> str:
+        while True:
+            visit_id = new_visit_id()
+            if visit_id not in self._by_id and visit_id not in self._ended:
+                return visit_id
