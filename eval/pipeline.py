@@ -1,0 +1,98 @@
+"""Pipeline options under evaluation and how each turns crops into a distance matrix.
+
+An option is a combination of: the model(s) whose embeddings are used (more than one = fusion by
+concatenating the per-model unit vectors, which averages their cosine similarities), flip TTA,
+per-model centering, alpha query expansion and k-reciprocal re-ranking. The post-processing steps
+come from ``smart_reid_server.rerank`` so the product can switch on exactly what was measured.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from smart_reid_server.rerank import center, k_reciprocal_distance, normalize, query_expansion
+
+from eval.data import Split
+from eval.embeddings import embed_images
+
+type Floats = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One way of producing distances; ``name`` is what reports and JSON call it."""
+
+    name: str
+    models: tuple[str, ...]
+    flip: bool = False
+    center: bool = False
+    qe: tuple[int, float] | None = None  # (k neighbours, alpha)
+    rerank: tuple[int, int, float] | None = None  # (k1, k2, lambda)
+
+    def describe(self) -> str:
+        parts = ["+".join(short(m) for m in self.models)]
+        if self.flip:
+            parts.append("flip")
+        if self.center:
+            parts.append("center")
+        if self.qe:
+            parts.append(f"alpha-QE(k={self.qe[0]}, a={self.qe[1]:g})")
+        if self.rerank:
+            k1, k2, lam = self.rerank
+            parts.append(f"re-rank(k1={k1}, k2={k2}, l={lam:g})")
+        return " + ".join(parts)
+
+
+def short(model: str) -> str:
+    """``person-reidentification-retail-0277`` -> ``0277`` for tables and plot legends."""
+    return model.rsplit("-", 1)[-1] if model.startswith("person-reidentification") else model
+
+
+def features(option: Option, split: Split) -> Floats:
+    """Embeddings of every crop of ``split`` for this option (before QE and re-ranking)."""
+    blocks = []
+    for model in option.models:
+        block = embed_images(model, split.paths, option.flip)
+        blocks.append(center(block) if option.center else block)
+    if len(blocks) == 1:
+        return blocks[0]
+    return normalize(np.concatenate(blocks, axis=1))
+
+
+def distance(option: Option, vectors: Floats) -> Floats:
+    """All-vs-all distance matrix after the option's post-processing (smaller = more alike)."""
+    if option.qe is not None:
+        k, alpha = option.qe
+        vectors = query_expansion(
+            vectors, vectors, k, alpha, exclude=np.eye(len(vectors), dtype=bool)
+        )
+    similarity = vectors @ vectors.T
+    if option.rerank is not None:
+        k1, k2, lam = option.rerank
+        return k_reciprocal_distance(similarity, k1, k2, lam)
+    return (1.0 - similarity).astype(np.float32)
+
+
+def postprocess_ms(option: Option, vectors: Floats, gallery_size: int, queries: int = 5) -> float:
+    """Cost of the option's post-processing for one query against a gallery of ``gallery_size``.
+
+    Measured the naive way the product would first do it (everything recomputed per query), so
+    it is an upper bound; embedding time is measured separately.
+    """
+    gallery = vectors[:gallery_size]
+    started = time.perf_counter()
+    for q in range(queries):
+        query = vectors[gallery_size + q : gallery_size + q + 1]
+        if option.center:
+            center(gallery)
+        if option.qe is not None:
+            query = query_expansion(query, gallery, option.qe[0], option.qe[1])
+        if option.rerank is not None:
+            everything = np.concatenate([query, gallery])
+            k_reciprocal_distance(everything @ everything.T, *option.rerank)
+        else:
+            _ = query @ gallery.T
+    return (time.perf_counter() - started) * 1000.0 / queries
