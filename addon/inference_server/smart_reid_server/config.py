@@ -21,6 +21,8 @@ from typing import Any
 import voluptuous as vol
 import yaml
 
+from .ingest.sources import SOURCES_SCHEMA
+
 CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 ENV_PREFIX = "SMART_REID_"
 
@@ -120,6 +122,7 @@ SCHEMA = vol.Schema(
             vol.Optional("publish_sightings", default=True): bool,
             vol.Optional("buffer_size", default=1000): vol.All(int, vol.Range(min=10)),
         },
+        vol.Optional("sources", default={}): SOURCES_SCHEMA,
         vol.Optional("http", default={}): {
             vol.Optional("enabled", default=True): bool,
             vol.Optional("host", default="127.0.0.1"): str,

@@ -1,0 +1,558 @@
+"""Camera sources that push frames into the pipeline by themselves: Frigate, streams, folders, edge.
+
+Each source turns what a camera system already produces (a Frigate event, an RTSP stream, a JPEG
+an FTP camera dropped into a folder, an edge detector's MQTT message) into a ``Frame`` and hands it
+to a ``FrameSink`` (the pipeline). Handing over never blocks: the pipeline answers at once whether
+the frame was queued, so a slow machine drops frames instead of stalling a camera.
+
+This module holds what the sources share: the ``sources`` configuration section, the sink
+protocol, a small MQTT subscriber for sources whose broker differs from the app's, and
+``start_sources``, which the app calls once at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import aiohttp
+import paho.mqtt.client as mqtt
+import voluptuous as vol
+from paho.mqtt.enums import CallbackAPIVersion
+
+from ..types import Frame
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+_LOGGER = logging.getLogger(__name__)
+
+type MessageHandler = Callable[[str, bytes], None]
+
+
+class FrameSink(Protocol):
+    """Where sources deliver frames. Called on the event loop thread; must not block.
+
+    Returns False when the frame was dropped (queue full, unknown camera): sources count it.
+    """
+
+    def offer(self, frame: Frame) -> bool: ...
+
+
+class MessageSubscriber(Protocol):
+    """An MQTT connection that calls ``handler(topic, payload)`` on the event loop.
+
+    The app's ``publish.Publisher`` satisfies it, so sources on the app's broker share its
+    connection; ``MqttSubscriber`` below is the stand-alone version.
+    """
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler) -> None: ...
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+def _camera_name(value: Any) -> str:
+    from ..config import CAMERA_NAME  # config imports this module for its schema
+
+    name = str(value)
+    if not CAMERA_NAME.match(name):
+        raise vol.Invalid(
+            f"camera name {name!r} must be 1-64 characters of a-z, 0-9 and _ (e.g. front_door)"
+        )
+    return name
+
+
+def _http_url(value: Any) -> str:
+    url = str(value).rstrip("/")
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise vol.Invalid(f"{value!r} must be an http:// or https:// URL, e.g. http://frigate:5000")
+    return url
+
+
+def _topic_filter(value: Any) -> str:
+    topic = str(value)
+    if not topic or " " in topic or "#" in topic[:-1]:
+        raise vol.Invalid(f"{value!r} is not a valid MQTT topic filter")
+    return topic
+
+
+def _positive(maximum: float) -> vol.All:
+    return vol.All(vol.Coerce(float), vol.Range(min=0.0, min_included=False, max=maximum))
+
+
+_PROBABILITY = vol.All(vol.Coerce(float), vol.Range(min=0.0, max=1.0))
+
+# A broker other than the app's (mqtt section), e.g. the one Frigate publishes to.
+MQTT_OVERRIDE_SCHEMA = vol.Schema(
+    {
+        vol.Required("host"): str,
+        vol.Optional("port", default=1883): vol.All(int, vol.Range(min=1, max=65535)),
+        vol.Optional("username", default=None): vol.Any(None, str),
+        vol.Optional("password", default=None): vol.Any(None, str),
+    }
+)
+
+FRIGATE_SCHEMA = vol.Schema(
+    {
+        vol.Required("url"): _http_url,
+        vol.Optional("topic", default="frigate/events"): _topic_filter,
+        vol.Optional("camera_map", default={}): {str: _camera_name},
+        vol.Optional("min_score", default=0.6): _PROBABILITY,
+        # full: the whole frame plus Frigate's box (no second detection).
+        # crop: Frigate's crop around the person; our detector finds the box in it.
+        vol.Optional("snapshot", default="full"): vol.In(["full", "crop"]),
+        vol.Optional("zones", default=[]): [str],
+        vol.Optional("fetch_timeout_s", default=10.0): _positive(120.0),
+        vol.Optional("max_snapshot_mb", default=20): vol.All(int, vol.Range(min=1, max=512)),
+        vol.Optional("mqtt", default=None): vol.Any(None, MQTT_OVERRIDE_SCHEMA),
+    }
+)
+
+STREAM_SCHEMA = vol.Schema(
+    {
+        vol.Required("camera"): _camera_name,
+        vol.Required("url"): vol.All(str, vol.Length(min=1)),
+        # Kept out of the URL so /api/settings can redact the password.
+        vol.Optional("username", default=None): vol.Any(None, str),
+        vol.Optional("password", default=None): vol.Any(None, str),
+        vol.Optional("sample_fps", default=2.0): _positive(60.0),
+        vol.Optional("motion_gate", default=True): bool,
+        # Share of the (downscaled) picture that must change to count as motion.
+        vol.Optional("motion_threshold", default=0.002): _PROBABILITY,
+        # Files only: start again at the end instead of stopping.
+        vol.Optional("loop", default=False): bool,
+        # Files only: pace decoding at the video's own speed, like a live camera.
+        vol.Optional("realtime", default=True): bool,
+        vol.Optional("rtsp_transport", default="tcp"): vol.In(["tcp", "udp"]),
+        vol.Optional("timeout_s", default=10.0): _positive(300.0),
+    }
+)
+
+FOLDER_SCHEMA = vol.Schema(
+    {
+        vol.Required("root"): vol.All(str, vol.Length(min=1)),
+        vol.Optional("poll_interval_s", default=1.0): _positive(3600.0),
+        # A file counts as complete when its size and mtime did not change for this long.
+        vol.Optional("settle_s", default=2.0): vol.All(vol.Coerce(float), vol.Range(min=0.0)),
+        vol.Optional("extensions", default=["jpg", "jpeg", "png"]): [
+            vol.All(str, lambda ext: ext.lower().lstrip("."))
+        ],
+        vol.Optional("delete_after", default=False): bool,
+        # Files older than this (by mtime) when first seen are ignored: a backlog is not news.
+        vol.Optional("max_age_s", default=3600.0): vol.Any(None, _positive(10 * 365 * 86400.0)),
+        vol.Optional("max_image_mb", default=20): vol.All(int, vol.Range(min=1, max=512)),
+    }
+)
+
+
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, Mapping) else value
+
+
+EDGE_SCHEMA = vol.Schema(
+    {
+        vol.Optional("enabled", default=False): bool,
+        # None: <mqtt.base_topic>/edge/+ (one sub-topic per device).
+        vol.Optional("topic", default=None): vol.Any(None, _topic_filter),
+        vol.Optional("max_frame_mb", default=10): vol.All(int, vol.Range(min=1, max=512)),
+        vol.Optional("fetch_timeout_s", default=5.0): _positive(120.0),
+        vol.Optional("mqtt", default=None): vol.Any(None, MQTT_OVERRIDE_SCHEMA),
+    }
+)
+
+SOURCES_SCHEMA = vol.Schema(
+    {
+        vol.Optional("frigate", default=None): vol.Any(None, FRIGATE_SCHEMA),
+        vol.Optional("streams", default=[]): [STREAM_SCHEMA],
+        vol.Optional("folders", default=[]): vol.All(_one_or_many, [FOLDER_SCHEMA]),
+        vol.Optional("edge", default={}): EDGE_SCHEMA,
+    }
+)
+
+
+# -- shared helpers --------------------------------------------------------------------------
+
+
+class QuietLog:
+    """Logs a recurring problem once per ``every_s`` per key, with how often it was repeated.
+
+    A camera that sends the same bad message ten times a second must not bury the log.
+    """
+
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0) -> None:
+        self._logger = logger
+        self._every_s = every_s
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def warning(self, key: str, message: str, *args: Any) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self._every_s:
+            self._last[key] = (last[0], last[1] + 1)
+            return
+        repeats = last[1] if last else 0
+        if repeats:
+            message += " (repeated %d times since the last report)"
+            args = (*args, repeats)
+        self._logger.warning(message, *args)
+        if len(self._last) > 4096:
+            self._last.clear()
+        self._last[key] = (now, 0)
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """What a source did, for health and diagnostics."""
+
+    received: int = 0  # messages, files or sampled frames looked at
+    offered: int = 0  # frames the sink accepted
+    dropped: int = 0  # frames the sink refused
+    rejected: int = 0  # bad input (logged)
+    state: str = "starting"
+    problem: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def offer(sink: FrameSink, frame: Frame, stats: SourceStats) -> bool:
+    """Hand a frame to the sink (event loop thread), stamping its arrival time."""
+    frame.received_monotonic = time.monotonic()
+    try:
+        accepted = bool(sink.offer(frame))
+    except Exception:
+        _LOGGER.exception("the pipeline failed to accept a frame from %s", frame.camera)
+        accepted = False
+    if accepted:
+        stats.offered += 1
+    else:
+        stats.dropped += 1
+    return accepted
+
+
+async def fetch_bytes(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    max_bytes: int,
+    timeout_s: float,
+) -> bytes:
+    """GET a picture with a time limit and a size limit checked while reading.
+
+    Raises ``FetchError`` with a message naming the URL and the problem.
+    """
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    try:
+        async with session.get(url, params=params, timeout=timeout) as response:
+            if response.status != 200:
+                raise FetchError(f"{url} answered HTTP {response.status}", status=response.status)
+            if response.content_length is not None and response.content_length > max_bytes:
+                raise FetchError(
+                    f"{url} is {response.content_length} bytes, over the {max_bytes} byte limit"
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.content.iter_chunked(65536):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FetchError(f"{url} is over the {max_bytes} byte limit")
+                chunks.append(chunk)
+            return b"".join(chunks)
+    except TimeoutError:
+        raise FetchError(f"{url} did not answer within {timeout_s:g} s") from None
+    except aiohttp.ClientError as err:
+        raise FetchError(f"{url} could not be fetched: {err}") from None
+
+
+class FetchError(Exception):
+    """A picture could not be fetched; ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class MqttSubscriber:
+    """A paho-mqtt connection that only subscribes, for sources on a broker of their own.
+
+    paho runs its network thread with 1..60 s reconnect back-off; messages are moved onto the
+    event loop so handlers never race with the rest of the server.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 1883,
+        username: str | None = None,
+        password: str | None = None,
+        name: str = "source",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.name = name
+        self.connected = False
+        self._username = username
+        self._password = password
+        self._handlers: dict[str, MessageHandler] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: mqtt.Client | None = None
+        self._warned = False
+        self.connected_event = asyncio.Event()
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
+        self._handlers[topic_filter] = handler
+        if self._client is not None and self.connected:
+            self._client.subscribe(topic_filter, qos=1)
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"smart-reid-{self.name}-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv311,
+            clean_session=True,
+        )
+        if self._username:
+            client.username_pw_set(self._username, self._password)
+        client.reconnect_delay_set(min_delay=1, max_delay=60)
+        client.on_connect = self._paho_connect
+        client.on_disconnect = self._paho_disconnect
+        client.on_connect_fail = self._paho_connect_fail
+        client.on_message = self._paho_message
+        self._client = client
+        client.connect_async(self.host, self.port, keepalive=30)
+        client.loop_start()
+
+    async def stop(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.disconnect()
+        await asyncio.get_running_loop().run_in_executor(None, client.loop_stop)
+        self.connected = False
+
+    def _to_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(callback, *args)
+
+    def _paho_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if not reason.is_failure:
+            for topic_filter in list(self._handlers):
+                client.subscribe(topic_filter, qos=1)
+        self._to_loop(self._on_connect, bool(reason.is_failure), str(reason))
+
+    def _paho_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._to_loop(self._on_disconnect, str(reason))
+
+    def _paho_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        self._to_loop(self._on_disconnect, "connection failed")
+
+    def _paho_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
+        self._to_loop(self._on_message, message.topic, bytes(message.payload))
+
+    def _on_connect(self, failed: bool, reason: str) -> None:
+        if failed:
+            _LOGGER.warning(
+                "%s: MQTT broker %s:%d refused the connection (%s); check the credentials",
+                self.name, self.host, self.port, reason,
+            )
+            return
+        self.connected = True
+        self._warned = False
+        self.connected_event.set()
+        _LOGGER.info("%s: subscribed on MQTT broker %s:%d", self.name, self.host, self.port)
+
+    def _on_disconnect(self, reason: str) -> None:
+        self.connected = False
+        self.connected_event.clear()
+        if self._client is not None and not self._warned:
+            self._warned = True
+            _LOGGER.warning(
+                "%s: MQTT broker %s:%d unreachable (%s); retrying with back-off",
+                self.name, self.host, self.port, reason,
+            )
+
+    def _on_message(self, topic: str, payload: bytes) -> None:
+        for topic_filter, handler in self._handlers.items():
+            if mqtt.topic_matches_sub(topic_filter, topic):
+                try:
+                    handler(topic, payload)
+                except Exception:
+                    _LOGGER.exception("%s: handling a message on %s failed", self.name, topic)
+
+
+# -- start-up --------------------------------------------------------------------------------
+
+
+class Source(Protocol):
+    """What ``Sources`` needs from each running source."""
+
+    name: str
+    stats: SourceStats
+
+    async def stop(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Sources:
+    """The running sources; the app keeps it to report health and to stop them at shut-down."""
+
+    sources: list[Source] = field(default_factory=list)
+    subscribers: list[MqttSubscriber] = field(default_factory=list)
+    session: aiohttp.ClientSession | None = None
+    owns_session: bool = False
+    declared_cameras: list[str] = field(default_factory=list)
+
+    def status(self) -> list[dict[str, Any]]:
+        """One entry per source: name, state, counters and the current problem if any."""
+        report = []
+        for source in self.sources:
+            stats = source.stats
+            report.append(
+                {
+                    "source": source.name,
+                    "state": stats.state,
+                    "problem": stats.problem,
+                    "received": stats.received,
+                    "offered": stats.offered,
+                    "dropped": stats.dropped,
+                    "rejected": stats.rejected,
+                    **stats.extra,
+                }
+            )
+        return report
+
+    def health_reasons(self) -> list[str]:
+        """Problems a user should see in /api/health (a camera that cannot be reached)."""
+        return [
+            f"{source.name}: {source.stats.problem}"
+            for source in self.sources
+            if source.stats.problem
+        ]
+
+    async def stop(self) -> None:
+        for source in self.sources:
+            try:
+                await source.stop()
+            except Exception:
+                _LOGGER.exception("stopping %s failed", source.name)
+        for subscriber in self.subscribers:
+            await subscriber.stop()
+        if self.session is not None and self.owns_session:
+            await self.session.close()
+        self.sources.clear()
+        self.subscribers.clear()
+
+
+def _subscriber_for(
+    override: Mapping[str, Any] | None,
+    app_mqtt: Mapping[str, Any],
+    app_subscriber: MessageSubscriber | None,
+    name: str,
+    running: Sources,
+    loop: asyncio.AbstractEventLoop,
+) -> MessageSubscriber | None:
+    if override is None and app_subscriber is not None:
+        return app_subscriber
+    settings = override or app_mqtt
+    if override is None and not app_mqtt.get("enabled", True):
+        _LOGGER.error(
+            "%s needs MQTT but mqtt.enabled is false; enable mqtt or give sources.%s.mqtt",
+            name, name,
+        )
+        return None
+    subscriber = MqttSubscriber(
+        host=str(settings["host"]),
+        port=int(settings.get("port", 1883)),
+        username=settings.get("username"),
+        password=settings.get("password"),
+        name=name,
+    )
+    subscriber.start(loop)
+    running.subscribers.append(subscriber)
+    return subscriber
+
+
+async def start_sources(
+    settings: Settings,
+    sink: FrameSink,
+    *,
+    subscriber: MessageSubscriber | None = None,
+    session: aiohttp.ClientSession | None = None,
+) -> Sources:
+    """Start every configured source; they run until ``Sources.stop()``.
+
+    ``sink``: the pipeline (``offer(frame) -> bool``, called on the event loop).
+    ``subscriber``: the app's MQTT connection (``publish.Publisher``); Frigate and edge sources
+    share it unless their section names a broker of its own. ``session``: an aiohttp session
+    to reuse for snapshot fetches (one is made otherwise). A source that cannot start logs why
+    and the others start anyway.
+    """
+    from .edge import EdgeSource
+    from .folder import FolderSource
+    from .frigate import FrigateSource
+    from .stream import StreamSource
+
+    config: dict[str, Any] = settings.raw.get("sources") or SOURCES_SCHEMA({})
+    app_mqtt = settings.raw.get("mqtt") or {}
+    loop = asyncio.get_running_loop()
+    running = Sources()
+    needs_http = config["frigate"] is not None or config["edge"]["enabled"]
+    if needs_http:
+        running.session = session or aiohttp.ClientSession()
+        running.owns_session = session is None
+
+    frigate_cfg = config["frigate"]
+    if frigate_cfg is not None:
+        assert running.session is not None
+        mqtt_link = _subscriber_for(
+            frigate_cfg["mqtt"], app_mqtt, subscriber, "frigate", running, loop
+        )
+        if mqtt_link is not None:
+            frigate = FrigateSource(frigate_cfg, sink, running.session)
+            frigate.attach(mqtt_link)
+            running.sources.append(frigate)
+            running.declared_cameras.extend(frigate_cfg["camera_map"].values())
+
+    for stream_cfg in config["streams"]:
+        stream = StreamSource(stream_cfg, sink, loop)
+        stream.start()
+        running.sources.append(stream)
+        running.declared_cameras.append(stream_cfg["camera"])
+
+    for folder_cfg in config["folders"]:
+        folder = FolderSource(folder_cfg, sink, data_dir=Path(settings.raw.get("data_dir", ".")))
+        try:
+            await folder.start()
+        except OSError as err:
+            _LOGGER.error(
+                "watched folder %s cannot be used (%s); fix sources.folders.root",
+                folder_cfg["root"], err,
+            )
+            continue
+        running.sources.append(folder)
+
+    edge_cfg = config["edge"]
+    if edge_cfg["enabled"]:
+        assert running.session is not None
+        mqtt_link = _subscriber_for(edge_cfg["mqtt"], app_mqtt, subscriber, "edge", running, loop)
+        if mqtt_link is not None:
+            topic = edge_cfg["topic"] or f"{app_mqtt.get('base_topic', 'smart_reid')}/edge/+"
+            edge = EdgeSource(edge_cfg, sink, running.session, topic=topic)
+            edge.attach(mqtt_link)
+            running.sources.append(edge)
+
+    if running.sources:
+        _LOGGER.info("camera sources started: %s", ", ".join(s.name for s in running.sources))
+    return running
