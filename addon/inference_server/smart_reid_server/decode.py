@@ -133,3 +133,21 @@ def parse_detections(raw: Any, width: int, height: int) -> list[Detection]:
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise BadFrameError(400, 'detections must be a JSON list of {"box": [x1, y1, x2, y2]}')
     return [_one_detection(item, i, width, height) for i, item in enumerate(raw)]
+
+
+def parse_timestamp(value: Any, default: float) -> float:
+    """A frame time in Unix seconds (number or numeric text); ``default`` when absent."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise BadFrameError(400, f"timestamp must be Unix seconds, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadFrameError(400, f"timestamp must be Unix seconds, got {value!r}")
+    if value <= 0:
+        raise BadFrameError(400, f"timestamp must be positive Unix seconds, got {value!r}")
+    if value > 1e11:
+        raise BadFrameError(400, f"timestamp {value!r} looks like milliseconds; send Unix seconds")
+    return float(value)

@@ -1,0 +1,197 @@
+"""Frames published to ``<base>/ingest/<camera>``: raw JPEG/PNG bytes or a JSON envelope.
+
+A camera script that publishes garbage must not take the server down or flood the log: every
+bad message costs one (rate-limited) warning naming the camera and the reason, and is dropped.
+Parsing, base64 and image decoding happen in an executor; only routing runs on the event loop.
+Each camera may have a few messages being decoded at once; beyond that new ones are dropped and
+counted, the same back-pressure the pipeline queue applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import itertools
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..config import CAMERA_NAME
+from ..decode import BadFrameError, decode_image, parse_detections, parse_timestamp
+from ..stats import CameraBook, LatencyStats
+from ..types import Frame
+from .sources import QuietLog
+
+_LOGGER = logging.getLogger(__name__)
+
+
+class _Sink(Protocol):
+    def offer(self, frame: Frame) -> bool: ...
+
+
+class _Subscriber(Protocol):
+    def subscribe(self, topic_filter: str, handler: Any) -> None: ...
+
+
+@dataclass(slots=True)
+class IngestStats:
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    frame: Frame
+    decode_ms: float
+
+
+class MqttIngest:
+    """Routes ``<base>/ingest/<camera>`` messages into the pipeline."""
+
+    def __init__(
+        self,
+        sink: _Sink,
+        cameras: CameraBook,
+        *,
+        base_topic: str,
+        max_bytes: int,
+        max_pending_per_camera: int = 4,
+        latency: LatencyStats | None = None,
+    ) -> None:
+        self._sink = sink
+        self._cameras = cameras
+        self.topic_filter = f"{base_topic.rstrip('/')}/ingest/+"
+        self._prefix = f"{base_topic.rstrip('/')}/ingest/"
+        self._max_bytes = max_bytes
+        self._max_pending = max(1, max_pending_per_camera)
+        self._latency = latency
+        self._pending: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._ids = itertools.count(1)
+        self._quiet = QuietLog(_LOGGER)
+        self.stats = IngestStats()
+
+    def attach(self, subscriber: _Subscriber) -> None:
+        subscriber.subscribe(self.topic_filter, self.on_message)
+
+    def on_message(self, topic: str, payload: bytes) -> None:
+        """Called on the event loop for every ingest message."""
+        self.stats.received += 1
+        camera = topic[len(self._prefix) :] if topic.startswith(self._prefix) else ""
+        if not CAMERA_NAME.match(camera):
+            self._reject(camera or topic, "topic does not end in a valid camera name (a-z, 0-9, _)")
+            return
+        if camera not in self._cameras and not self._cameras.auto_add:
+            self._reject(
+                camera, "unknown camera; add it to `cameras` or set auto_add_cameras: true"
+            )
+            return
+        if self._pending.get(camera, 0) >= self._max_pending:
+            self.stats.dropped += 1
+            self._cameras.dropped(camera)
+            self._quiet.warning(
+                f"busy:{camera}",
+                "MQTT ingest for camera %s: frames arrive faster than they are decoded; dropping",
+                camera,
+            )
+            return
+        self._pending[camera] = self._pending.get(camera, 0) + 1
+        arrived = time.time()
+        received = time.monotonic()
+        task = asyncio.get_running_loop().create_task(
+            self._decode_and_offer(camera, payload, arrived, received)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for messages being decoded (shutdown, tests)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _decode_and_offer(
+        self, camera: str, payload: bytes, arrived: float, received: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            parsed = await loop.run_in_executor(
+                None, self._parse, camera, payload, arrived, received
+            )
+        except BadFrameError as err:
+            self._reject(camera, err.message)
+            return
+        finally:
+            self._pending[camera] -= 1
+            if not self._pending[camera]:
+                del self._pending[camera]
+        if self._latency is not None:
+            self._latency.record("decode", parsed.decode_ms)
+        if self._sink.offer(parsed.frame):
+            self.stats.accepted += 1
+        else:
+            self.stats.dropped += 1
+
+    def _parse(self, camera: str, payload: bytes, arrived: float, received: float) -> _Parsed:
+        """Executor side: JSON envelope or raw image -> Frame (raises BadFrameError)."""
+        t0 = time.monotonic()
+        envelope: Mapping[str, Any] | None = None
+        data = payload
+        if payload[:1] in (b"{", b" ", b"\n", b"\r", b"\t") and payload.lstrip()[:1] == b"{":
+            envelope = _load_envelope(payload)
+            data = _image_bytes(envelope)
+        image = decode_image(data, max_bytes=self._max_bytes)
+        timestamp = arrived
+        frame_id = ""
+        detections = None
+        if envelope is not None:
+            timestamp = parse_timestamp(envelope.get("timestamp"), arrived)
+            frame_id = str(envelope.get("frame_id") or "")
+            if "detections" in envelope and envelope["detections"] is not None:
+                detections = parse_detections(
+                    envelope["detections"], int(image.shape[1]), int(image.shape[0])
+                )
+        frame = Frame(
+            camera=camera,
+            image=image,
+            timestamp=timestamp,
+            source="mqtt",
+            frame_id=frame_id or f"{camera}-mqtt-{next(self._ids):06d}",
+            detections=detections,
+            received_monotonic=received,
+        )
+        return _Parsed(frame, (time.monotonic() - t0) * 1000.0)
+
+    def _reject(self, camera: str, reason: str) -> None:
+        self.stats.rejected += 1
+        self._cameras.rejected(camera)
+        self._quiet.warning(
+            f"{camera}:{reason}", "MQTT frame for camera %s dropped: %s", camera, reason
+        )
+
+
+def _load_envelope(payload: bytes) -> Mapping[str, Any]:
+    try:
+        envelope = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise BadFrameError(400, f"payload is not valid JSON ({err})") from None
+    if not isinstance(envelope, dict):
+        raise BadFrameError(400, 'JSON payload must be an object like {"image": "<base64>"}')
+    return envelope
+
+
+def _image_bytes(envelope: Mapping[str, Any]) -> bytes:
+    encoded = envelope.get("image")
+    if not isinstance(encoded, str) or not encoded:
+        raise BadFrameError(400, 'JSON payload needs "image": a base64 JPEG or PNG')
+    if encoded.startswith("data:") and "," in encoded:
+        encoded = encoded.split(",", 1)[1]
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadFrameError(400, '"image" is not valid base64') from None

@@ -1,0 +1,453 @@
+"""The frame pipeline: queue -> detect -> crop -> embed -> match -> hand over for publishing.
+
+Why it is shaped like this:
+- Each camera has its own small queue. A busy or chatty camera can only push out its *own*
+  oldest frames (counted, and the waiting caller is told "dropped: overloaded"), and workers
+  take frames round-robin across cameras, so one camera can never starve another.
+- ``queue.workers`` frames are in flight at once. Detection, cropping and embedding run in a
+  thread pool (onnxruntime and OpenVINO release the GIL, so two frames really run in parallel);
+  the identity gallery is thread-confined and runs in one dedicated thread (``IdentityThread``),
+  which also serves the HTTP operations, so no lock is ever needed around identities.
+- Frames of one camera reach the matcher in the order they arrived even when a later frame
+  finished embedding first, so visits never see one camera's time run backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from .stats import CameraBook, LatencyStats
+from .types import Crop, Decision, Detection, Frame, Image
+
+_LOGGER = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+EXPIRE_EVERY_S = 1.0
+PURGE_EVERY_S = 3600.0
+
+
+class FrameDroppedError(RuntimeError):
+    """The frame never reached the matcher (queue overflow or shutdown)."""
+
+
+class DetectorLike(Protocol):
+    def detect(self, image: Image) -> list[Detection]: ...
+
+
+class EmbedderLike(Protocol):
+    def embed(self, crops: Sequence[Image]) -> npt.NDArray[np.float32]: ...
+
+
+type CropFn = Callable[[Frame, list[Detection]], list[Crop]]
+
+
+class IdentityThread:
+    """The one thread that may touch the identities facade; everything else asks it."""
+
+    def __init__(self, identities: Any) -> None:
+        self.identities = identities
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="identities")
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(identities, *args)`` on the identity thread and return its result."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, fn, self.identities, *args)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class FrameResult:
+    """Everything one frame produced, handed to the publisher and to HTTP callers."""
+
+    frame: Frame
+    detections: list[Detection]
+    decisions: list[Decision]
+    visit_events: list[Any]
+    changed_person_ids: list[str]
+    latency_ms: dict[str, float]
+    # Whatever the ``after_observe`` hook collected on the identity thread (states to publish).
+    extra: Any = None
+
+
+@dataclass(slots=True)
+class _Job:
+    frame: Frame
+    future: asyncio.Future[FrameResult]
+    queued_at: float
+    previous_match: asyncio.Future[None] | None = None
+    match_done: asyncio.Future[None] | None = None
+
+
+type ResultHandler = Callable[[FrameResult], Awaitable[None]]
+type EventsHandler = Callable[[list[Any], Any], Awaitable[None]]
+type ObserveHook = Callable[[Any, Any, Frame], Any]
+
+
+@dataclass(slots=True)
+class PipelineCounters:
+    accepted: int = 0
+    dropped: int = 0
+    failed: int = 0
+    completed: int = 0
+    in_flight: int = 0
+    by_camera_dropped: dict[str, int] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Frames in (``offer``/``submit``/``process``), ``FrameResult`` out (``on_result``)."""
+
+    def __init__(
+        self,
+        *,
+        detector: DetectorLike,
+        embedder: EmbedderLike,
+        crops: CropFn,
+        identity_thread: IdentityThread,
+        cameras: CameraBook,
+        per_camera: int = 4,
+        workers: int = 2,
+        on_result: ResultHandler | None = None,
+        on_visit_events: EventsHandler | None = None,
+        after_observe: ObserveHook | None = None,
+        after_expire: Callable[[Any, list[Any]], Any] | None = None,
+        latency: LatencyStats | None = None,
+        retention_days: int = 90,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self._crops = crops
+        self.identity_thread = identity_thread
+        self.cameras = cameras
+        self.per_camera = max(1, per_camera)
+        self.workers = max(1, workers)
+        self.on_result = on_result
+        self.on_visit_events = on_visit_events
+        self.after_observe = after_observe
+        self.after_expire = after_expire
+        self.latency = latency or LatencyStats()
+        self.retention_days = retention_days
+        self.counters = PipelineCounters()
+        self._clock = clock
+        self._queues: dict[str, deque[_Job]] = {}
+        self._order: deque[str] = deque()
+        self._match_tail: dict[str, asyncio.Future[None]] = {}
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._cpu = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="analyse")
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accepting = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, *, housekeeping: bool = True) -> None:
+        self._accepting = True
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"pipeline-worker-{i}")
+            for i in range(self.workers)
+        ]
+        if housekeeping:
+            self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop accepting, let queued and in-flight frames finish (up to ``grace_s``), stop."""
+        self._accepting = False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.drain(), grace_s)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        for queue in self._queues.values():
+            while queue:
+                job = queue.popleft()
+                if not job.future.done():
+                    job.future.set_exception(FrameDroppedError("dropped: server shutting down"))
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._cpu.shutdown, True)
+
+    async def drain(self) -> None:
+        """Wait until every queued frame has been processed."""
+        while any(self._queues.values()) or self.counters.in_flight:
+            self._idle.clear()
+            await self._idle.wait()
+
+    # -- ingest ------------------------------------------------------------------------------
+
+    def offer(self, frame: Frame) -> bool:
+        """Queue a frame without waiting for it (MQTT, streams); False when it was refused."""
+        future = self.submit(frame)
+        if future.done():
+            return False
+        future.add_done_callback(_consume_exception)
+        return True
+
+    def submit(self, frame: Frame) -> asyncio.Future[FrameResult]:
+        """Queue a frame; the future resolves to its result or fails with FrameDroppedError."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[FrameResult] = loop.create_future()
+        if not self._accepting:
+            future.set_exception(FrameDroppedError("dropped: the pipeline is not running"))
+            return future
+        if not self.cameras.admit(frame.camera):
+            future.set_exception(
+                FrameDroppedError(
+                    f"dropped: unknown camera {frame.camera!r}; add it to `cameras` "
+                    "or set auto_add_cameras: true"
+                )
+            )
+            self.cameras.rejected(frame.camera)
+            return future
+        if not frame.received_monotonic:
+            frame.received_monotonic = time.monotonic()
+        queue = self._queues.get(frame.camera)
+        if queue is None:
+            queue = self._queues[frame.camera] = deque()
+            self._order.append(frame.camera)
+        if len(queue) >= self.per_camera:
+            old = queue.popleft()
+            self._count_drop(frame.camera)
+            if not old.future.done():
+                old.future.set_exception(
+                    FrameDroppedError(
+                        f"dropped: overloaded (camera {frame.camera} has {self.per_camera} "
+                        "frames waiting; the oldest was discarded)"
+                    )
+                )
+        queue.append(_Job(frame, future, time.monotonic()))
+        self.counters.accepted += 1
+        self._wakeup.set()
+        return future
+
+    async def process(self, frame: Frame) -> FrameResult:
+        """Queue a frame and wait for its decisions (HTTP upload)."""
+        return await self.submit(frame)
+
+    def queued(self, camera: str | None = None) -> int:
+        if camera is not None:
+            return len(self._queues.get(camera, ()))
+        return sum(len(q) for q in self._queues.values())
+
+    def _count_drop(self, camera: str) -> None:
+        self.counters.dropped += 1
+        self.counters.by_camera_dropped[camera] = self.counters.by_camera_dropped.get(camera, 0) + 1
+        self.cameras.dropped(camera)
+        if self.counters.dropped in (1, 10, 100) or self.counters.dropped % 1000 == 0:
+            _LOGGER.warning(
+                "overloaded: dropped %d frames so far (latest from %s); lower the camera frame "
+                "rate or raise queue.workers",
+                self.counters.dropped,
+                camera,
+            )
+
+    # -- workers -----------------------------------------------------------------------------
+
+    def _next_job(self) -> _Job | None:
+        for _ in range(len(self._order)):
+            camera = self._order[0]
+            self._order.rotate(-1)
+            queue = self._queues[camera]
+            if queue:
+                job = queue.popleft()
+                loop = asyncio.get_running_loop()
+                job.previous_match = self._match_tail.get(camera)
+                job.match_done = loop.create_future()
+                self._match_tail[camera] = job.match_done
+                return job
+        return None
+
+    async def _worker(self) -> None:
+        while True:
+            job = self._next_job()
+            if job is None:
+                self._wakeup.clear()
+                if not self.counters.in_flight:
+                    self._idle.set()
+                await self._wakeup.wait()
+                continue
+            self.counters.in_flight += 1
+            try:
+                await self._run(job)
+            finally:
+                self.counters.in_flight -= 1
+                _release(job)
+                if self._match_tail.get(job.frame.camera) is job.match_done:
+                    del self._match_tail[job.frame.camera]
+                if not self.counters.in_flight and not any(self._queues.values()):
+                    self._idle.set()
+
+    async def _run(self, job: _Job) -> None:
+        frame = job.frame
+        loop = asyncio.get_running_loop()
+        started = time.monotonic()
+        latency = {"queue": (started - job.queued_at) * 1000.0}
+        try:
+            detections, crops, vectors, timings = await loop.run_in_executor(
+                self._cpu, self._analyse, frame
+            )
+            latency.update(timings)
+            if job.previous_match is not None:
+                await asyncio.shield(job.previous_match)
+            t0 = time.monotonic()
+            observed, extra = await self.identity_thread.call(self._observe, frame, crops, vectors)
+            latency["match"] = (time.monotonic() - t0) * 1000.0
+        except Exception as err:
+            self.counters.failed += 1
+            _LOGGER.warning(
+                "frame %s from camera %s failed: %s: %s",
+                frame.frame_id or "-",
+                frame.camera,
+                type(err).__name__,
+                err,
+            )
+            if not job.future.done():
+                job.future.set_exception(err)
+            return
+        finally:
+            _release(job)
+        decisions: list[Decision] = list(getattr(observed, "decisions", []))
+        result = FrameResult(
+            frame=frame,
+            detections=detections,
+            decisions=decisions,
+            visit_events=list(getattr(observed, "visit_events", [])),
+            changed_person_ids=list(getattr(observed, "changed_person_ids", [])),
+            latency_ms=latency,
+            extra=extra,
+        )
+        self.cameras.processed(frame.camera, decisions)
+        t0 = time.monotonic()
+        if self.on_result is not None:
+            try:
+                await self.on_result(result)
+            except Exception:
+                _LOGGER.exception("publishing the result of a %s frame failed", frame.camera)
+        done = time.monotonic()
+        latency["publish"] = (done - t0) * 1000.0
+        latency["total"] = (done - (frame.received_monotonic or job.queued_at)) * 1000.0
+        for stage, ms in latency.items():
+            self.latency.record(stage, ms)
+        self.counters.completed += 1
+        if not job.future.done():
+            job.future.set_result(result)
+
+    def _analyse(
+        self, frame: Frame
+    ) -> tuple[list[Detection], list[Crop], npt.NDArray[np.float32], dict[str, float]]:
+        """Detect (unless boxes came with the frame), crop and embed: one executor hop."""
+        t0 = time.monotonic()
+        if frame.detections is None:
+            detections = self.detector.detect(frame.image)
+            detect_ms = (time.monotonic() - t0) * 1000.0
+        else:
+            detections = list(frame.detections)
+            detect_ms = 0.0
+        t1 = time.monotonic()
+        crops = self._crops(frame, detections) if detections else []
+        if crops:
+            vectors = self.embedder.embed([c.image for c in crops])
+        else:
+            vectors = np.zeros((0, 0), np.float32)
+        embed_ms = (time.monotonic() - t1) * 1000.0
+        return detections, crops, vectors, {"detect": detect_ms, "embed": embed_ms}
+
+    def _observe(
+        self,
+        identities: Any,
+        frame: Frame,
+        crops: list[Crop],
+        vectors: npt.NDArray[np.float32],
+    ) -> tuple[Any, Any]:
+        """On the identity thread: match and update visits, then let the app read states."""
+        observed = identities.observe(frame.camera, frame.timestamp, crops, vectors, frame)
+        extra = self.after_observe(identities, observed, frame) if self.after_observe else None
+        return observed, extra
+
+    # -- housekeeping ------------------------------------------------------------------------
+
+    async def expire_now(self) -> list[Any]:
+        """End visits whose window has passed and hand their events over; returns them."""
+        now = self._clock()
+        events, extra = await self.identity_thread.call(self._expire, now)
+        if events and self.on_visit_events is not None:
+            await self.on_visit_events(events, extra)
+        return events
+
+    def _expire(self, identities: Any, now: float) -> tuple[list[Any], Any]:
+        events = list(identities.expire(now))
+        extra = self.after_expire(identities, events) if self.after_expire and events else None
+        return events, extra
+
+    async def purge_now(self) -> Any:
+        now = self._clock()
+        return await self.identity_thread.call(_purge, now, self.retention_days)
+
+    async def _housekeeping(self) -> None:
+        next_purge = time.monotonic() + 60.0
+        while True:
+            await asyncio.sleep(EXPIRE_EVERY_S)
+            try:
+                await self.expire_now()
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + PURGE_EVERY_S
+                    purged = await self.purge_now()
+                    if purged:
+                        _LOGGER.info(
+                            "deleted %s identities not seen for the retention period", purged
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _LOGGER.exception("housekeeping (visit expiry / retention purge) failed")
+
+
+def _purge(identities: Any, now: float, retention_days: int) -> Any:
+    return identities.purge_stale(now)
+
+
+def _release(job: _Job) -> None:
+    """Let the camera's next frame into the matcher, but never before this one's predecessor."""
+    done = job.match_done
+    if done is None or done.done():
+        return
+    previous = job.previous_match
+    if previous is None or previous.done():
+        done.set_result(None)
+    else:
+
+        def follow(_: asyncio.Future[None]) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        previous.add_done_callback(follow)
+
+
+def _consume_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def quality_crops(extract: Callable[..., list[Crop]], quality_cfg: Mapping[str, Any]) -> CropFn:
+    """Bind the quality settings to ``crops.extract_crops``."""
+
+    def run(frame: Frame, detections: list[Detection]) -> list[Crop]:
+        return extract(frame, detections, quality_cfg)
+
+    return run

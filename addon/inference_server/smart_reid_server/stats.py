@@ -1,0 +1,203 @@
+"""Counters users see (per camera, per day) and latencies operators see (per pipeline stage).
+
+"Today" is the server's local calendar day: a household's "5 people today" resets at local
+midnight, not at UTC midnight. Presence ("who is here now") is not kept here: it belongs to
+the visit tracker, which knows the visit window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .types import Decision
+
+STAGES = ("queue", "decode", "detect", "embed", "match", "publish", "total")
+
+
+class LatencyStats:
+    """Recent per-stage latencies in milliseconds (a sliding window, so old spikes age out)."""
+
+    def __init__(self, window: int = 2048) -> None:
+        self._samples: dict[str, deque[float]] = {s: deque(maxlen=window) for s in STAGES}
+        self._counts: dict[str, int] = dict.fromkeys(STAGES, 0)
+
+    def record(self, stage: str, ms: float) -> None:
+        if stage not in self._samples:
+            self._samples[stage] = deque(maxlen=self._samples["total"].maxlen)
+            self._counts[stage] = 0
+        self._samples[stage].append(ms)
+        self._counts[stage] += 1
+
+    def samples(self, stage: str) -> list[float]:
+        return list(self._samples.get(stage, ()))
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for stage, values in self._samples.items():
+            if not values:
+                continue
+            arr = np.fromiter(values, dtype=np.float64)
+            out[stage] = {
+                "count": float(self._counts[stage]),
+                "p50_ms": round(float(np.percentile(arr, 50)), 2),
+                "p95_ms": round(float(np.percentile(arr, 95)), 2),
+                "mean_ms": round(float(arr.mean()), 2),
+            }
+        return out
+
+
+@dataclass(slots=True)
+class CameraCounters:
+    """What one camera did: frames in and out, and who it saw today."""
+
+    name: str
+    frames_processed: int = 0
+    frames_dropped: int = 0
+    frames_rejected: int = 0
+    sightings_today: int = 0
+    people_today: set[str] = field(default_factory=set)
+    last_person_id: str | None = None
+    last_label: str | None = None
+    last_seen: float | None = None
+
+
+class CameraBook:
+    """Known cameras and their counters; decides whether a frame from a camera is accepted."""
+
+    def __init__(
+        self,
+        cameras: Iterable[str],
+        *,
+        auto_add: bool,
+        today: Callable[[], dt.date] = dt.date.today,
+    ) -> None:
+        self._cameras: dict[str, CameraCounters] = {c: CameraCounters(c) for c in cameras}
+        self.auto_add = auto_add
+        self._today = today
+        self._day = today()
+        self.visits_today = 0
+        self.people_today: set[str] = set()
+        self.on_added: Callable[[str], None] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._cameras)
+
+    def __contains__(self, camera: object) -> bool:
+        return camera in self._cameras
+
+    def get(self, camera: str) -> CameraCounters | None:
+        return self._cameras.get(camera)
+
+    def admit(self, camera: str) -> bool:
+        """True when frames from ``camera`` may enter; adds it when auto-adding is on."""
+        if camera in self._cameras:
+            return True
+        if not self.auto_add:
+            return False
+        self._cameras[camera] = CameraCounters(camera)
+        if self.on_added is not None:
+            self.on_added(camera)
+        return True
+
+    def rollover(self) -> bool:
+        """Reset the daily counters after local midnight; True when it did."""
+        today = self._today()
+        if today == self._day:
+            return False
+        self._day = today
+        self.visits_today = 0
+        self.people_today.clear()
+        for counters in self._cameras.values():
+            counters.sightings_today = 0
+            counters.people_today.clear()
+        return True
+
+    def dropped(self, camera: str) -> None:
+        counters = self._cameras.get(camera)
+        if counters is not None:
+            counters.frames_dropped += 1
+
+    def rejected(self, camera: str) -> None:
+        counters = self._cameras.get(camera)
+        if counters is not None:
+            counters.frames_rejected += 1
+
+    def processed(self, camera: str, decisions: Iterable[Decision]) -> None:
+        self.rollover()
+        counters = self._cameras.get(camera)
+        if counters is None:
+            counters = self._cameras[camera] = CameraCounters(camera)
+        counters.frames_processed += 1
+        for decision in decisions:
+            counters.sightings_today += 1
+            counters.people_today.add(decision.person_id)
+            self.people_today.add(decision.person_id)
+            if decision.new_person:
+                self.visits_today += 1
+            if counters.last_seen is None or decision.timestamp >= counters.last_seen:
+                counters.last_person_id = decision.person_id
+                counters.last_label = decision.label
+                counters.last_seen = decision.timestamp
+
+    def forget(self, person_ids: Iterable[str]) -> None:
+        """Drop forgotten people from today's "distinct people" (their data is gone)."""
+        gone = set(person_ids)
+        self.people_today -= gone
+        for counters in self._cameras.values():
+            counters.people_today -= gone
+            if counters.last_person_id in gone:
+                counters.last_person_id = None
+                counters.last_label = None
+
+    def relabel(self, person_id: str, label: str) -> None:
+        for counters in self._cameras.values():
+            if counters.last_person_id == person_id:
+                counters.last_label = label
+
+    @property
+    def frames_processed(self) -> int:
+        return sum(c.frames_processed for c in self._cameras.values())
+
+    @property
+    def frames_dropped(self) -> int:
+        return sum(c.frames_dropped for c in self._cameras.values())
+
+    def camera_state(
+        self, camera: str, present_ids: list[str], unknown_present: bool, now: float | None = None
+    ) -> dict[str, Any]:
+        """The contract's Camera state (presence comes from the visit tracker)."""
+        counters = self._cameras.get(camera) or CameraCounters(camera)
+        return {
+            "camera": camera,
+            "people_present": len(present_ids),
+            "person_ids_present": list(present_ids),
+            "unknown_present": unknown_present,
+            "last_person_id": counters.last_person_id,
+            "last_label": counters.last_label,
+            "last_seen": None if counters.last_seen is None else round(counters.last_seen, 3),
+            "sightings_today": counters.sightings_today,
+            "distinct_people_today": len(counters.people_today),
+            "frames_processed": counters.frames_processed,
+            "frames_dropped": counters.frames_dropped,
+            "updated_at": round(time.time() if now is None else now, 3),
+        }
+
+    def hub_state(self, present_ids: list[str], now: float | None = None) -> dict[str, Any]:
+        """The contract's Hub state."""
+        return {
+            "people_present": len(present_ids),
+            "person_ids_present": list(present_ids),
+            "distinct_people_today": len(self.people_today),
+            "visits_today": self.visits_today,
+            "frames_processed": self.frames_processed,
+            "frames_dropped": self.frames_dropped,
+            "updated_at": round(time.time() if now is None else now, 3),
+        }
