@@ -1,0 +1,74 @@
+"""Constants shared by the Smart ReID integration's modules."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import timedelta
+from typing import Final
+
+DOMAIN: Final = "smart_reid"
+LOGGER = logging.getLogger(__package__)
+
+CONF_BASE_TOPIC: Final = "base_topic"
+CONF_URL: Final = "url"
+CONF_TOKEN: Final = "token"
+
+# Options: one entry per camera entity whose frames Home Assistant sends to the server.
+CONF_FORWARD: Final = "forward"
+CONF_CAMERA_ENTITY: Final = "camera_entity"
+CONF_TRIGGER_ENTITY: Final = "trigger_entity"
+CONF_INTERVAL_S: Final = "interval_s"
+
+DEFAULT_BASE_TOPIC: Final = "smart_reid"
+DEFAULT_PORT: Final = 8756
+DEFAULT_INTERVAL_S: Final = 1.0
+MIN_INTERVAL_S: Final = 0.2
+MAX_INTERVAL_S: Final = 60.0
+
+# The only contract version this integration reads (docs/contract.md, info.contract).
+SUPPORTED_CONTRACT: Final = 1
+
+CAMERA_NAME: Final = re.compile(r"^[a-z0-9_]{1,64}$")
+BASE_TOPIC: Final = re.compile(r"^[^#+\s]+$")
+
+STATUS_ONLINE: Final = "online"
+STATUS_OFFLINE: Final = "offline"
+LOCATION_AWAY: Final = "away"
+
+EVENT_NEW_PERSON: Final = f"{DOMAIN}.new_person"
+EVENT_PERSON_SEEN: Final = f"{DOMAIN}.person_seen"
+EVENT_VISIT_UPDATED: Final = f"{DOMAIN}.visit_updated"
+EVENT_VISIT_ENDED: Final = f"{DOMAIN}.visit_ended"
+
+# Event entity types on each camera: who started a visit there.
+EVENT_TYPE_NEW: Final = "new_person"
+EVENT_TYPE_RETURNING: Final = "returning_person"
+EVENT_TYPE_KNOWN: Final = "known_person"
+EVENT_TYPES: Final = (EVENT_TYPE_NEW, EVENT_TYPE_RETURNING, EVENT_TYPE_KNOWN)
+
+# Signed image links in bus events must outlive a phone fetching the attachment a little
+# late, but not stay valid for anyone who later finds them in a log.
+SIGNED_URL_TTL: Final = timedelta(hours=1)
+IMAGE_VIEW_PREFIX: Final = "/api/smart_reid"
+
+# Offline this long before a repair issue appears: restarts and updates should not nag.
+UNREACHABLE_GRACE: Final = timedelta(minutes=3)
+# While the HTTP API is unreachable, check it again this often.
+HEALTH_RECHECK: Final = timedelta(minutes=1)
+
+HTTP_TIMEOUT_S: Final = 10.0
+# How many visit ids are remembered to fire smart_reid.new_person at most once per visit.
+SEEN_VISITS_MEMORY: Final = 2048
+
+ISSUE_UNREACHABLE: Final = "server_unreachable"
+ISSUE_NOT_REID: Final = "non_reid_model"
+
+ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
+ATTR_PERSON_ID: Final = "person_id"
+ATTR_DEVICE_ID: Final = "device_id"
+ATTR_FROM_PERSON_ID: Final = "from_person_id"
+ATTR_FROM_DEVICE_ID: Final = "from_device_id"
+ATTR_NAME: Final = "name"
+ATTR_KNOWN: Final = "known"
+ATTR_CAMERA: Final = "camera"

@@ -1,0 +1,630 @@
+"""The one object that listens to the server: MQTT subscriptions, parsed state, bus events.
+
+Smart ReID pushes everything over MQTT (docs/contract.md), so this plays the role a
+DataUpdateCoordinator plays for polling integrations: it owns the subscriptions, keeps the latest
+hub, camera and person records, tells exactly the entities whose part changed, creates and
+removes the devices of cameras and identities as they come and go, fires the documented bus
+events, and raises or clears the repair issues about the server.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components import mqtt
+from homeassistant.components.http.auth import async_sign_path
+from homeassistant.components.mqtt.models import ReceiveMessage
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.event import async_call_later
+
+from .api import SmartReidApi, SmartReidError
+from .const import (
+    ATTR_CONFIG_ENTRY_ID,
+    CONF_BASE_TOPIC,
+    DOMAIN,
+    EVENT_NEW_PERSON,
+    EVENT_PERSON_SEEN,
+    EVENT_VISIT_ENDED,
+    EVENT_VISIT_UPDATED,
+    HEALTH_RECHECK,
+    IMAGE_VIEW_PREFIX,
+    ISSUE_NOT_REID,
+    ISSUE_UNREACHABLE,
+    LOGGER,
+    SEEN_VISITS_MEMORY,
+    SIGNED_URL_TTL,
+    STATUS_ONLINE,
+    UNREACHABLE_GRACE,
+)
+from .models import (
+    CameraState,
+    Decision,
+    HubState,
+    Info,
+    PayloadError,
+    Person,
+    VisitEvent,
+    decode_json,
+)
+
+if TYPE_CHECKING:
+    from .forwarder import CameraForwarder
+
+MANUFACTURER = "Smart ReID"
+
+# Listener keys: entities subscribe to the part of the state they show.
+HUB = "hub"
+
+
+def camera_key(camera: str) -> str:
+    return f"camera:{camera}"
+
+
+def person_key(person_id: str) -> str:
+    return f"person:{person_id}"
+
+
+def camera_event_key(camera: str) -> str:
+    return f"camera_event:{camera}"
+
+
+@dataclass(kw_only=True)
+class SmartReidRuntimeData:
+    """What a loaded entry keeps: the server's API, the live state, the frame forwarder."""
+
+    api: SmartReidApi
+    coordinator: SmartReidCoordinator
+    forwarder: CameraForwarder
+
+
+type SmartReidConfigEntry = ConfigEntry[SmartReidRuntimeData]
+
+
+def server_path_to_view(entry_id: str, path: str | None) -> str | None:
+    """Map a server image path (`/api/visits/<id>/snapshot.jpg`) onto our proxy view."""
+    if not path or not path.startswith("/api/"):
+        return None
+    return f"{IMAGE_VIEW_PREFIX}/{entry_id}/{path[len('/api/') :]}"
+
+
+class SmartReidCoordinator:
+    """Live state of one server, fed by its MQTT topics."""
+
+    def __init__(self, hass: HomeAssistant, entry: SmartReidConfigEntry, api: SmartReidApi) -> None:
+        self.hass = hass
+        self.entry = entry
+        self.api = api
+        self.base_topic: str = entry.data[CONF_BASE_TOPIC]
+        assert entry.unique_id is not None
+        self.server_id: str = entry.unique_id
+        self.info: Info | None = None
+        self.status: str | None = None
+        self.hub: HubState | None = None
+        self.cameras: dict[str, CameraState | None] = {}
+        self.persons: dict[str, Person] = {}
+        self.mqtt_connected = False
+        self.http_ok = True
+        self.last_decisions: dict[str, Decision] = {}
+        self._listeners: dict[str, list[Callable[[], None]]] = {}
+        self._camera_event_listeners: dict[str, list[Callable[[Decision], None]]] = {}
+        self._new_camera_callbacks: list[Callable[[str], None]] = []
+        self._new_person_callbacks: list[Callable[[str], None]] = []
+        self._fired_visits: OrderedDict[str, None] = OrderedDict()
+        self._unsubscribe: list[CALLBACK_TYPE] = []
+        self._was_available: bool | None = None
+        self._logged_unavailable = False
+        self._grace_timer: CALLBACK_TYPE | None = None
+        self._recheck_timer: CALLBACK_TYPE | None = None
+        self._bad_topics: set[str] = set()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def async_start(self) -> None:
+        """Subscribe to the server's topics; retained state arrives right after."""
+        self._ensure_hub_device()
+        self.mqtt_connected = mqtt.is_connected(self.hass)
+        self._unsubscribe.append(
+            mqtt.async_subscribe_connection_status(self.hass, self._handle_mqtt_connection)
+        )
+        base = self.base_topic
+        handlers: dict[str, Callable[[ReceiveMessage], None]] = {
+            f"{base}/status": self._handle_status,
+            f"{base}/info": self._handle_info,
+            f"{base}/state": self._handle_hub_state,
+            f"{base}/camera/+/state": self._handle_camera_state,
+            f"{base}/person/+/state": self._handle_person_state,
+            f"{base}/events/+": self._handle_event,
+        }
+        for topic, handler in handlers.items():
+            self._unsubscribe.append(await mqtt.async_subscribe(self.hass, topic, handler, qos=1))
+        self._update_availability()
+
+    @callback
+    def async_stop(self) -> None:
+        """Drop subscriptions and timers; entities are being unloaded with the entry."""
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        self._cancel_grace_timer()
+        if self._recheck_timer:
+            self._recheck_timer()
+            self._recheck_timer = None
+        for issue in (ISSUE_UNREACHABLE, ISSUE_NOT_REID):
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(issue))
+
+    # --- what entities use -----------------------------------------------------------------
+
+    @property
+    def available(self) -> bool:
+        """Entities show values only while the broker is connected and the server online."""
+        return self.mqtt_connected and self.status == STATUS_ONLINE
+
+    @callback
+    def async_add_listener(self, key: str, update: Callable[[], None]) -> CALLBACK_TYPE:
+        """Call `update` whenever the part named by `key` (or availability) changes."""
+        listeners = self._listeners.setdefault(key, [])
+        listeners.append(update)
+        return lambda: listeners.remove(update)
+
+    @callback
+    def async_add_camera_event_listener(
+        self, camera: str, handler: Callable[[Decision], None]
+    ) -> CALLBACK_TYPE:
+        """Hand every visit start on `camera` to `handler` (the camera's event entity)."""
+        listeners = self._camera_event_listeners.setdefault(camera, [])
+        listeners.append(handler)
+        return lambda: listeners.remove(handler)
+
+    @callback
+    def async_add_new_camera_callback(self, new_camera: Callable[[str], None]) -> CALLBACK_TYPE:
+        """Platforms add a camera's entities when the server first mentions the camera."""
+        self._new_camera_callbacks.append(new_camera)
+        return lambda: self._new_camera_callbacks.remove(new_camera)
+
+    @callback
+    def async_add_new_person_callback(self, new_person: Callable[[str], None]) -> CALLBACK_TYPE:
+        """Platforms add an identity's entities when its first retained state arrives."""
+        self._new_person_callbacks.append(new_person)
+        return lambda: self._new_person_callbacks.remove(new_person)
+
+    def hub_identifier(self) -> tuple[str, str]:
+        return (DOMAIN, self.server_id)
+
+    def camera_identifier(self, camera: str) -> tuple[str, str]:
+        return (DOMAIN, f"{self.server_id}_camera_{camera}")
+
+    def person_identifier(self, person_id: str) -> tuple[str, str]:
+        return (DOMAIN, f"{self.server_id}_person_{person_id}")
+
+    def sign_image(self, server_path: str | None) -> str | None:
+        """A short-lived link to a server picture that a phone can fetch without a login."""
+        if (path := server_path_to_view(self.entry.entry_id, server_path)) is None:
+            return None
+        return async_sign_path(self.hass, path, SIGNED_URL_TTL, use_content_user=True)
+
+    # --- MQTT handlers ---------------------------------------------------------------------
+
+    @callback
+    def _handle_mqtt_connection(self, connected: bool) -> None:
+        self.mqtt_connected = connected
+        self._update_availability()
+
+    @callback
+    def _handle_status(self, msg: ReceiveMessage) -> None:
+        status = str(msg.payload).strip()
+        if status == self.status:
+            return
+        went_online = status == STATUS_ONLINE and self.status != STATUS_ONLINE
+        self.status = status
+        self._update_availability()
+        self._notify(HUB)
+        if went_online:
+            self.entry.async_create_background_task(
+                self.hass, self._async_back_online(), f"{DOMAIN} back online"
+            )
+
+    @callback
+    def _handle_info(self, msg: ReceiveMessage) -> None:
+        if (data := self._decode(msg)) is None:
+            return
+        try:
+            info = Info.from_json(data)
+        except PayloadError as err:
+            self._bad_payload(msg.topic, err)
+            return
+        if info.server_id != self.server_id:
+            self._bad_payload(
+                msg.topic,
+                PayloadError(
+                    f"info is from server {info.server_id}, this entry belongs to "
+                    f"{self.server_id}; give each server its own base topic"
+                ),
+            )
+            return
+        self.info = info
+        self._ensure_hub_device()
+        self._update_model_issue()
+        for camera in info.cameras:
+            self._ensure_camera(camera)
+        self._notify(HUB)
+
+    @callback
+    def _handle_hub_state(self, msg: ReceiveMessage) -> None:
+        if (data := self._decode(msg)) is None:
+            return
+        try:
+            self.hub = HubState.from_json(data)
+        except PayloadError as err:
+            self._bad_payload(msg.topic, err)
+            return
+        self._notify(HUB)
+
+    @callback
+    def _handle_camera_state(self, msg: ReceiveMessage) -> None:
+        if (data := self._decode(msg)) is None:
+            return
+        try:
+            state = CameraState.from_json(data)
+        except PayloadError as err:
+            self._bad_payload(msg.topic, err)
+            return
+        self._ensure_camera(state.camera)
+        self.cameras[state.camera] = state
+        self._notify(camera_key(state.camera))
+
+    @callback
+    def _handle_person_state(self, msg: ReceiveMessage) -> None:
+        person_id = msg.topic.split("/")[-2]
+        if not msg.payload:
+            self._forget_person(person_id)
+            return
+        if (data := self._decode(msg)) is None:
+            return
+        try:
+            person = Person.from_json(data)
+        except PayloadError as err:
+            self._bad_payload(msg.topic, err)
+            return
+        previous = self.persons.get(person.person_id)
+        self.persons[person.person_id] = person
+        if person.camera:
+            self._ensure_camera(person.camera)
+        if previous is None:
+            self._ensure_person_device(person)
+            for new_person in list(self._new_person_callbacks):
+                new_person(person.person_id)
+        elif previous.label != person.label:
+            self._ensure_person_device(person)
+        self._notify(person_key(person.person_id))
+
+    @callback
+    def _handle_event(self, msg: ReceiveMessage) -> None:
+        kind = msg.topic.rsplit("/", 1)[-1]
+        if kind not in ("sighting", "new_person", "visit_updated", "visit_ended"):
+            return
+        if (data := self._decode(msg)) is None:
+            return
+        try:
+            if kind in ("sighting", "new_person"):
+                self._handle_decision(kind, Decision.from_json(data))
+            else:
+                self._handle_visit_event(kind, VisitEvent.from_json(data))
+        except PayloadError as err:
+            self._bad_payload(msg.topic, err)
+
+    # --- events ----------------------------------------------------------------------------
+
+    @callback
+    def _handle_decision(self, kind: str, decision: Decision) -> None:
+        self._ensure_camera(decision.camera)
+        if kind == "sighting":
+            self.last_decisions[decision.camera] = decision
+            self.hass.bus.async_fire(EVENT_PERSON_SEEN, self._decision_data(decision))
+            return
+        if decision.visit_id in self._fired_visits:
+            LOGGER.debug("Visit %s was already announced; ignoring a repeat", decision.visit_id)
+            return
+        self._fired_visits[decision.visit_id] = None
+        while len(self._fired_visits) > SEEN_VISITS_MEMORY:
+            self._fired_visits.popitem(last=False)
+        self.hass.bus.async_fire(EVENT_NEW_PERSON, self._decision_data(decision))
+        for handler in list(self._camera_event_listeners.get(decision.camera, [])):
+            handler(decision)
+
+    @callback
+    def _handle_visit_event(self, kind: str, event: VisitEvent) -> None:
+        visit = event.visit
+        camera = event.camera or visit.last_camera
+        if camera:
+            self._ensure_camera(camera)
+        data: dict[str, Any] = {
+            ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
+            "device_id": self._device_id(self.camera_identifier(camera)) if camera else None,
+            "person_device_id": self._device_id(self.person_identifier(visit.person_id)),
+            "reason": event.reason,
+            "camera": camera,
+            "visit_id": visit.visit_id,
+            "person_id": visit.person_id,
+            "label": visit.label,
+            "known": visit.known,
+            "is_new_identity": visit.is_new_identity,
+            "returning": not visit.is_new_identity,
+            "cameras": list(visit.cameras),
+            "first_camera": visit.first_camera,
+            "last_camera": visit.last_camera,
+            "started_at": visit.started_at,
+            "last_seen": visit.last_seen,
+            "ended_at": visit.ended_at,
+            "sightings": visit.sightings,
+            "snapshot_url": self.sign_image(visit.snapshot_url),
+            "thumbnail_url": self.sign_image(visit.thumbnail_url),
+        }
+        self.hass.bus.async_fire(
+            EVENT_VISIT_ENDED if kind == "visit_ended" else EVENT_VISIT_UPDATED, data
+        )
+
+    def _decision_data(self, decision: Decision) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
+            "device_id": self._device_id(self.camera_identifier(decision.camera)),
+            "person_device_id": self._device_id(self.person_identifier(decision.person_id)),
+            "person_id": decision.person_id,
+            "label": decision.label,
+            "known": decision.known,
+            "is_new_identity": decision.is_new_identity,
+            "returning": not decision.is_new_identity,
+            "camera": decision.camera,
+            "visit_id": decision.visit_id,
+            "visit_cameras": list(decision.visit_cameras),
+            "match": decision.match,
+            "similarity": decision.similarity,
+            "candidate_id": decision.candidate_id,
+            "timestamp": decision.timestamp,
+            "snapshot_url": self.sign_image(decision.snapshot_url),
+            "thumbnail_url": self.sign_image(decision.thumbnail_url),
+        }
+        if frigate_event_id := decision.extra.get("frigate_event_id"):
+            data["frigate_event_id"] = frigate_event_id
+        return data
+
+    # --- devices ---------------------------------------------------------------------------
+
+    def _device_id(self, identifier: tuple[str, str]) -> str | None:
+        device = dr.async_get(self.hass).async_get_device(identifiers={identifier})
+        return device.id if device else None
+
+    @callback
+    def _ensure_hub_device(self) -> None:
+        info = self.info
+        dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=self.entry.entry_id,
+            identifiers={self.hub_identifier()},
+            manufacturer=MANUFACTURER,
+            model="Smart ReID server",
+            name=info.name if info else self.entry.title,
+            sw_version=info.version if info else None,
+            configuration_url=self.api.url,
+            entry_type=dr.DeviceEntryType.SERVICE,
+        )
+
+    @callback
+    def _ensure_camera(self, camera: str) -> None:
+        if camera in self.cameras:
+            return
+        self.cameras[camera] = None
+        dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=self.entry.entry_id,
+            identifiers={self.camera_identifier(camera)},
+            manufacturer=MANUFACTURER,
+            model="Camera",
+            name=camera.replace("_", " ").capitalize(),
+            via_device=self.hub_identifier(),
+        )
+        for new_camera in list(self._new_camera_callbacks):
+            new_camera(camera)
+
+    @callback
+    def _ensure_person_device(self, person: Person) -> None:
+        dr.async_get(self.hass).async_get_or_create(
+            config_entry_id=self.entry.entry_id,
+            identifiers={self.person_identifier(person.person_id)},
+            manufacturer=MANUFACTURER,
+            model="Identity",
+            name=person.label,
+            serial_number=person.person_id,
+            via_device=self.hub_identifier(),
+        )
+
+    @callback
+    def _forget_person(self, person_id: str) -> None:
+        """An empty retained person message: the identity is gone, and so is its device."""
+        self.persons.pop(person_id, None)
+        self._remove_person_device(person_id)
+        self._notify(HUB)
+
+    @callback
+    def _remove_person_device(self, person_id: str) -> None:
+        registry = dr.async_get(self.hass)
+        if device := registry.async_get_device(identifiers={self.person_identifier(person_id)}):
+            LOGGER.debug("Removing the device of forgotten identity %s", person_id)
+            registry.async_update_device(device.id, remove_config_entry_id=self.entry.entry_id)
+
+    async def _async_remove_stale_person_devices(self) -> None:
+        """Identities forgotten while Home Assistant was not listening left devices behind."""
+        try:
+            listed = await self.api.persons()
+        except SmartReidError as err:
+            LOGGER.debug("Could not list identities to tidy up devices: %s", err)
+            return
+        current = {str(p.get("person_id")) for p in listed} | set(self.persons)
+        prefix = f"{self.server_id}_person_"
+        registry = dr.async_get(self.hass)
+        for device in dr.async_entries_for_config_entry(registry, self.entry.entry_id):
+            for domain, identifier in device.identifiers:
+                if domain == DOMAIN and identifier.startswith(prefix):
+                    person_id = identifier[len(prefix) :]
+                    if person_id not in current:
+                        self._remove_person_device(person_id)
+
+    # --- availability and repairs ----------------------------------------------------------
+
+    @callback
+    def _notify(self, key: str) -> None:
+        for update in list(self._listeners.get(key, [])):
+            update()
+
+    @callback
+    def _notify_all(self) -> None:
+        for listeners in list(self._listeners.values()):
+            for update in list(listeners):
+                update()
+
+    @callback
+    def _update_availability(self) -> None:
+        available = self.available
+        if available and self._logged_unavailable:
+            LOGGER.info("Smart ReID server on %s is available again", self.base_topic)
+            self._logged_unavailable = False
+        elif not available and not self._logged_unavailable:
+            if not self.mqtt_connected:
+                LOGGER.info("Smart ReID entities are unavailable: MQTT is not connected")
+                self._logged_unavailable = True
+            elif self.status is not None:
+                LOGGER.info(
+                    "Smart ReID server on %s is %s; its entities are unavailable until it is back",
+                    self.base_topic,
+                    self.status,
+                )
+                self._logged_unavailable = True
+        if available != self._was_available:
+            self._was_available = available
+            self._notify_all()
+        self._update_reachability()
+
+    @callback
+    def _update_reachability(self) -> None:
+        if self.available and self.http_ok:
+            self._cancel_grace_timer()
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_UNREACHABLE))
+        elif self._grace_timer is None:
+            self._grace_timer = async_call_later(self.hass, UNREACHABLE_GRACE, self._grace_expired)
+
+    @callback
+    def _cancel_grace_timer(self) -> None:
+        if self._grace_timer:
+            self._grace_timer()
+            self._grace_timer = None
+
+    @callback
+    def _grace_expired(self, _now: datetime) -> None:
+        self._grace_timer = None
+        if self.available and self.http_ok:
+            return
+        if not self.mqtt_connected:
+            reason = "mqtt"
+        elif self.status != STATUS_ONLINE:
+            reason = "offline"
+        else:
+            reason = "http"
+        LOGGER.warning(
+            "Smart ReID server at %s (topic %s) has been unreachable for %s (%s)",
+            self.api.url,
+            self.base_topic,
+            UNREACHABLE_GRACE,
+            reason,
+        )
+        ir.async_create_issue(
+            self.hass,
+            DOMAIN,
+            self._issue_id(ISSUE_UNREACHABLE),
+            is_fixable=False,
+            severity=ir.IssueSeverity.ERROR,
+            translation_key=f"{ISSUE_UNREACHABLE}_{reason}",
+            translation_placeholders={
+                "name": self.entry.title,
+                "url": self.api.url,
+                "base_topic": self.base_topic,
+            },
+        )
+
+    async def async_check_http(self) -> bool:
+        """Ask the server's health route; keep asking while it fails."""
+        try:
+            await self.api.health()
+        except SmartReidError as err:
+            self.async_set_http_state(False, str(err))
+        else:
+            self.async_set_http_state(True)
+        return self.http_ok
+
+    @callback
+    def async_set_http_state(self, reachable: bool, error: str | None = None) -> None:
+        """Record whether the HTTP API answers; while it does not, check again regularly."""
+        if self._recheck_timer:
+            self._recheck_timer()
+            self._recheck_timer = None
+        if reachable and not self.http_ok:
+            LOGGER.info("Smart ReID HTTP API at %s answers again", self.api.url)
+        elif not reachable:
+            if self.http_ok:
+                LOGGER.info("Smart ReID HTTP API at %s is unreachable: %s", self.api.url, error)
+            self._recheck_timer = async_call_later(self.hass, HEALTH_RECHECK, self._recheck_http)
+        self.http_ok = reachable
+        self._update_reachability()
+
+    @callback
+    def _recheck_http(self, _now: datetime) -> None:
+        self._recheck_timer = None
+        self.entry.async_create_background_task(
+            self.hass, self.async_check_http(), f"{DOMAIN} health check"
+        )
+
+    async def _async_back_online(self) -> None:
+        if await self.async_check_http():
+            await self._async_remove_stale_person_devices()
+
+    @callback
+    def _update_model_issue(self) -> None:
+        reid = self.info.reid if self.info else None
+        if reid is not None and not reid.is_reid:
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self._issue_id(ISSUE_NOT_REID),
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key=ISSUE_NOT_REID,
+                translation_placeholders={"name": self.entry.title, "model": reid.name or "?"},
+            )
+        else:
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_NOT_REID))
+
+    def _issue_id(self, issue: str) -> str:
+        return f"{issue}_{self.entry.entry_id}"
+
+    # --- bad input -------------------------------------------------------------------------
+
+    def _decode(self, msg: ReceiveMessage) -> Any:
+        try:
+            return decode_json(msg.payload, msg.topic)
+        except PayloadError as err:
+            self._bad_payload(msg.topic, err)
+            return None
+
+    def _bad_payload(self, topic: str, err: PayloadError) -> None:
+        """Log a bad message as a warning once per topic, then at debug level."""
+        level = LOGGER.debug if topic in self._bad_topics else LOGGER.warning
+        self._bad_topics.add(topic)
+        level(
+            "Ignoring a message on %s that does not follow the Smart ReID contract: %s "
+            "(check that the server and the integration are up to date)",
+            topic,
+            err,
+        )

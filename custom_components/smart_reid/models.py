@@ -1,0 +1,424 @@
+"""Typed records for the payloads of docs/contract.md, parsed strictly but tolerantly.
+
+Unknown keys are ignored (the contract lets the server add fields without a version bump);
+a wrong type or a missing required key raises PayloadError naming the key, so the log line
+tells a user which message was bad instead of an entity silently showing nonsense.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import voluptuous as vol
+from homeassistant.util.json import json_loads
+
+ID_PATTERN = re.compile(r"^[0-9a-z_-]{1,64}$")
+
+
+class PayloadError(ValueError):
+    """A message did not match the contract; the text names the offending key."""
+
+
+def _id(value: Any) -> str:
+    text = str(value)
+    if not ID_PATTERN.match(text):
+        raise vol.Invalid(f"{text!r} is not an id (lowercase letters, digits, _ and -)")
+    return text
+
+
+_NUMBER = vol.All(vol.Any(int, float), vol.Coerce(float))
+_COUNT = vol.All(vol.Any(int, float), vol.Coerce(int))
+_OPT_STR = vol.Any(None, str)
+_OPT_NUMBER = vol.Any(None, _NUMBER)
+
+_MODEL = vol.Schema(
+    {
+        vol.Optional("name", default=None): _OPT_STR,
+        vol.Optional("runtime", default=None): _OPT_STR,
+        vol.Optional("device", default=None): _OPT_STR,
+        vol.Optional("dim", default=None): vol.Any(None, _COUNT),
+        vol.Optional("is_reid", default=True): bool,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+_INFO = vol.Schema(
+    {
+        vol.Required("contract"): int,
+        vol.Required("server_id"): _id,
+        vol.Optional("name", default="Smart ReID"): str,
+        vol.Optional("version", default=None): _OPT_STR,
+        vol.Optional("http_url", default=None): _OPT_STR,
+        vol.Optional("started_at", default=None): _OPT_NUMBER,
+        vol.Optional("models", default={}): vol.Schema(
+            {vol.Optional("detector"): _MODEL, vol.Optional("reid"): _MODEL},
+            extra=vol.ALLOW_EXTRA,
+        ),
+        vol.Optional("cameras", default=[]): [str],
+        vol.Optional("settings", default={}): dict,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+_HUB_STATE = vol.Schema(
+    {
+        vol.Optional("people_present", default=0): _COUNT,
+        vol.Optional("person_ids_present", default=[]): [_id],
+        vol.Optional("distinct_people_today", default=0): _COUNT,
+        vol.Optional("visits_today", default=0): _COUNT,
+        vol.Optional("frames_processed", default=0): _COUNT,
+        vol.Optional("frames_dropped", default=0): _COUNT,
+        vol.Optional("updated_at", default=None): _OPT_NUMBER,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+_CAMERA_STATE = _HUB_STATE.extend(
+    {
+        vol.Required("camera"): str,
+        vol.Optional("unknown_present", default=False): bool,
+        vol.Optional("last_person_id", default=None): vol.Any(None, _id),
+        vol.Optional("last_label", default=None): _OPT_STR,
+        vol.Optional("last_seen", default=None): _OPT_NUMBER,
+        vol.Optional("sightings_today", default=0): _COUNT,
+    }
+)
+
+_PERSON = vol.Schema(
+    {
+        vol.Required("person_id"): _id,
+        vol.Optional("label", default=None): _OPT_STR,
+        vol.Optional("known", default=False): bool,
+        vol.Optional("first_seen", default=None): _OPT_NUMBER,
+        vol.Optional("last_seen", default=None): _OPT_NUMBER,
+        vol.Optional("visit_count", default=0): _COUNT,
+        vol.Optional("cameras", default=[]): [str],
+        vol.Optional("present", default=False): bool,
+        vol.Optional("camera", default=None): _OPT_STR,
+        vol.Optional("visit_id", default=None): vol.Any(None, _id),
+        vol.Optional("exemplars", default=0): _COUNT,
+        vol.Optional("thumbnail_url", default=None): _OPT_STR,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+_DECISION = vol.Schema(
+    {
+        vol.Required("camera"): str,
+        vol.Optional("timestamp", default=None): _OPT_NUMBER,
+        vol.Required("person_id"): _id,
+        vol.Optional("label", default=None): _OPT_STR,
+        vol.Optional("known", default=False): bool,
+        vol.Optional("new_person", default=False): bool,
+        vol.Optional("is_new_identity", default=False): bool,
+        vol.Optional("match", default=None): _OPT_STR,
+        vol.Optional("similarity", default=0.0): _NUMBER,
+        vol.Optional("candidate_id", default=None): vol.Any(None, _id),
+        vol.Optional("candidate_similarity", default=0.0): _NUMBER,
+        vol.Required("visit_id"): _id,
+        vol.Optional("visit_cameras", default=[]): [str],
+        vol.Optional("first_camera", default=None): _OPT_STR,
+        vol.Optional("frame_id", default=None): _OPT_STR,
+        vol.Optional("source", default=None): _OPT_STR,
+        vol.Optional("extra", default={}): dict,
+        vol.Optional("snapshot_url", default=None): _OPT_STR,
+        vol.Optional("thumbnail_url", default=None): _OPT_STR,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+_VISIT = vol.Schema(
+    {
+        vol.Required("visit_id"): _id,
+        vol.Required("person_id"): _id,
+        vol.Optional("label", default=None): _OPT_STR,
+        vol.Optional("known", default=False): bool,
+        vol.Optional("is_new_identity", default=False): bool,
+        vol.Optional("started_at", default=None): _OPT_NUMBER,
+        vol.Optional("last_seen", default=None): _OPT_NUMBER,
+        vol.Optional("ended_at", default=None): _OPT_NUMBER,
+        vol.Optional("cameras", default=[]): [str],
+        vol.Optional("first_camera", default=None): _OPT_STR,
+        vol.Optional("last_camera", default=None): _OPT_STR,
+        vol.Optional("sightings", default=0): _COUNT,
+        vol.Optional("snapshot_url", default=None): _OPT_STR,
+        vol.Optional("thumbnail_url", default=None): _OPT_STR,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+_VISIT_EVENT = vol.Schema(
+    {
+        vol.Required("reason"): str,
+        vol.Optional("camera", default=None): _OPT_STR,
+        vol.Required("visit"): _VISIT,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+
+def _validate(schema: vol.Schema, data: Any, what: str) -> dict[str, Any]:
+    try:
+        result: dict[str, Any] = schema(data)
+    except vol.Invalid as err:
+        where = ".".join(str(p) for p in err.path) or "(top level)"
+        raise PayloadError(f"{what}: {where}: {err.msg}") from None
+    return result
+
+
+def decode_json(payload: str | bytes | bytearray, what: str) -> Any:
+    """Decode one JSON message; the error says which message was not JSON."""
+    try:
+        return json_loads(payload)
+    except ValueError as err:
+        raise PayloadError(f"{what}: not valid JSON ({err})") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One of the server's models, as shown on diagnostic sensors."""
+
+    name: str | None
+    runtime: str | None
+    device: str | None
+    dim: int | None = None
+    is_reid: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Info:
+    """Who the server is and what it runs (retained `B/info`, `GET /api/info`)."""
+
+    contract: int
+    server_id: str
+    name: str
+    version: str | None
+    http_url: str | None
+    started_at: float | None
+    detector: ModelInfo | None
+    reid: ModelInfo | None
+    cameras: tuple[str, ...]
+    settings: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, data: Any) -> Info:
+        raw = _validate(_INFO, data, "info")
+        models = raw["models"]
+
+        def model(key: str) -> ModelInfo | None:
+            if (entry := models.get(key)) is None:
+                return None
+            return ModelInfo(
+                entry["name"], entry["runtime"], entry["device"], entry["dim"], entry["is_reid"]
+            )
+
+        return cls(
+            contract=raw["contract"],
+            server_id=raw["server_id"],
+            name=raw["name"],
+            version=raw["version"],
+            http_url=raw["http_url"],
+            started_at=raw["started_at"],
+            detector=model("detector"),
+            reid=model("reid"),
+            cameras=tuple(raw["cameras"]),
+            settings=dict(raw["settings"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HubState:
+    """Counts over all cameras (retained `B/state`)."""
+
+    people_present: int
+    person_ids_present: tuple[str, ...]
+    distinct_people_today: int
+    visits_today: int
+    frames_processed: int
+    frames_dropped: int
+    updated_at: float | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> HubState:
+        raw = _validate(_HUB_STATE, data, "state")
+        return cls(
+            people_present=raw["people_present"],
+            person_ids_present=tuple(raw["person_ids_present"]),
+            distinct_people_today=raw["distinct_people_today"],
+            visits_today=raw["visits_today"],
+            frames_processed=raw["frames_processed"],
+            frames_dropped=raw["frames_dropped"],
+            updated_at=raw["updated_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CameraState:
+    """What one camera sees now and saw today (retained `B/camera/<camera>/state`)."""
+
+    camera: str
+    people_present: int
+    person_ids_present: tuple[str, ...]
+    unknown_present: bool
+    last_person_id: str | None
+    last_label: str | None
+    last_seen: float | None
+    sightings_today: int
+    distinct_people_today: int
+    frames_processed: int
+    frames_dropped: int
+    updated_at: float | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> CameraState:
+        raw = _validate(_CAMERA_STATE, data, "camera state")
+        return cls(
+            camera=raw["camera"],
+            people_present=raw["people_present"],
+            person_ids_present=tuple(raw["person_ids_present"]),
+            unknown_present=raw["unknown_present"],
+            last_person_id=raw["last_person_id"],
+            last_label=raw["last_label"],
+            last_seen=raw["last_seen"],
+            sightings_today=raw["sightings_today"],
+            distinct_people_today=raw["distinct_people_today"],
+            frames_processed=raw["frames_processed"],
+            frames_dropped=raw["frames_dropped"],
+            updated_at=raw["updated_at"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One identity in the server's gallery (retained `B/person/<id>/state`)."""
+
+    person_id: str
+    label: str
+    known: bool
+    first_seen: float | None
+    last_seen: float | None
+    visit_count: int
+    cameras: tuple[str, ...]
+    present: bool
+    camera: str | None
+    visit_id: str | None
+    exemplars: int
+    thumbnail_url: str | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Person:
+        raw = _validate(_PERSON, data, "person")
+        return cls(
+            person_id=raw["person_id"],
+            label=raw["label"] or raw["person_id"],
+            known=raw["known"],
+            first_seen=raw["first_seen"],
+            last_seen=raw["last_seen"],
+            visit_count=raw["visit_count"],
+            cameras=tuple(raw["cameras"]),
+            present=raw["present"],
+            camera=raw["camera"],
+            visit_id=raw["visit_id"],
+            exemplars=raw["exemplars"],
+            thumbnail_url=raw["thumbnail_url"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One person in one frame (`B/events/sighting`, `B/events/new_person`)."""
+
+    camera: str
+    timestamp: float | None
+    person_id: str
+    label: str
+    known: bool
+    new_person: bool
+    is_new_identity: bool
+    match: str | None
+    similarity: float
+    candidate_id: str | None
+    visit_id: str
+    visit_cameras: tuple[str, ...]
+    first_camera: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+    snapshot_url: str | None = None
+    thumbnail_url: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Any) -> Decision:
+        raw = _validate(_DECISION, data, "decision")
+        return cls(
+            camera=raw["camera"],
+            timestamp=raw["timestamp"],
+            person_id=raw["person_id"],
+            label=raw["label"] or raw["person_id"],
+            known=raw["known"],
+            new_person=raw["new_person"],
+            is_new_identity=raw["is_new_identity"],
+            match=raw["match"],
+            similarity=raw["similarity"],
+            candidate_id=raw["candidate_id"],
+            visit_id=raw["visit_id"],
+            visit_cameras=tuple(raw["visit_cameras"]),
+            first_camera=raw["first_camera"],
+            extra=dict(raw["extra"]),
+            snapshot_url=raw["snapshot_url"],
+            thumbnail_url=raw["thumbnail_url"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """A person's stay, from the first sighting until the visit window passed without one."""
+
+    visit_id: str
+    person_id: str
+    label: str
+    known: bool
+    is_new_identity: bool
+    started_at: float | None
+    last_seen: float | None
+    ended_at: float | None
+    cameras: tuple[str, ...]
+    first_camera: str | None
+    last_camera: str | None
+    sightings: int
+    snapshot_url: str | None
+    thumbnail_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VisitEvent:
+    """A change to a running visit (`B/events/visit_updated`, `B/events/visit_ended`)."""
+
+    reason: str
+    camera: str | None
+    visit: Visit
+
+    @classmethod
+    def from_json(cls, data: Any) -> VisitEvent:
+        raw = _validate(_VISIT_EVENT, data, "visit event")
+        visit = raw["visit"]
+        return cls(
+            reason=raw["reason"],
+            camera=raw["camera"],
+            visit=Visit(
+                visit_id=visit["visit_id"],
+                person_id=visit["person_id"],
+                label=visit["label"] or visit["person_id"],
+                known=visit["known"],
+                is_new_identity=visit["is_new_identity"],
+                started_at=visit["started_at"],
+                last_seen=visit["last_seen"],
+                ended_at=visit["ended_at"],
+                cameras=tuple(visit["cameras"]),
+                first_camera=visit["first_camera"],
+                last_camera=visit["last_camera"],
+                sightings=visit["sightings"],
+                snapshot_url=visit["snapshot_url"],
+                thumbnail_url=visit["thumbnail_url"],
+            ),
+        )
