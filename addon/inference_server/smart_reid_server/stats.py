@@ -82,8 +82,6 @@ class CameraBook:
         self.auto_add = auto_add
         self._today = today
         self._day = today()
-        self.visits_today = 0
-        self.people_today: set[str] = set()
         self.on_added: Callable[[str], None] | None = None
 
     @property
@@ -102,10 +100,16 @@ class CameraBook:
             return True
         if not self.auto_add:
             return False
+        self.add(camera)
+        return True
+
+    def add(self, camera: str) -> None:
+        """Declare a camera (auto-added, or named by a camera source's configuration)."""
+        if camera in self._cameras:
+            return
         self._cameras[camera] = CameraCounters(camera)
         if self.on_added is not None:
             self.on_added(camera)
-        return True
 
     def rollover(self) -> bool:
         """Reset the daily counters after local midnight; True when it did."""
@@ -113,8 +117,6 @@ class CameraBook:
         if today == self._day:
             return False
         self._day = today
-        self.visits_today = 0
-        self.people_today.clear()
         for counters in self._cameras.values():
             counters.sightings_today = 0
             counters.people_today.clear()
@@ -139,9 +141,6 @@ class CameraBook:
         for decision in decisions:
             counters.sightings_today += 1
             counters.people_today.add(decision.person_id)
-            self.people_today.add(decision.person_id)
-            if decision.new_person:
-                self.visits_today += 1
             if counters.last_seen is None or decision.timestamp >= counters.last_seen:
                 counters.last_person_id = decision.person_id
                 counters.last_label = decision.label
@@ -150,7 +149,6 @@ class CameraBook:
     def forget(self, person_ids: Iterable[str]) -> None:
         """Drop forgotten people from today's "distinct people" (their data is gone)."""
         gone = set(person_ids)
-        self.people_today -= gone
         for counters in self._cameras.values():
             counters.people_today -= gone
             if counters.last_person_id in gone:
@@ -190,13 +188,19 @@ class CameraBook:
             "updated_at": round(time.time() if now is None else now, 3),
         }
 
-    def hub_state(self, present_ids: list[str], now: float | None = None) -> dict[str, Any]:
-        """The contract's Hub state."""
+    def hub_state(
+        self,
+        present_ids: list[str],
+        visits_today: int,
+        distinct_today: int,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        """The contract's Hub state (today's visit counts come from the identity store)."""
         return {
             "people_present": len(present_ids),
             "person_ids_present": list(present_ids),
-            "distinct_people_today": len(self.people_today),
-            "visits_today": self.visits_today,
+            "distinct_people_today": distinct_today,
+            "visits_today": visits_today,
             "frames_processed": self.frames_processed,
             "frames_dropped": self.frames_dropped,
             "updated_at": round(time.time() if now is None else now, 3),

@@ -1,0 +1,475 @@
+"""The HTTP API of docs/contract.md (aiohttp).
+
+Every error is JSON ``{"error": "<code>", "message": "<what happened and what to do>"}`` with the
+status the contract names, including aiohttp's own (unknown route, wrong method, body too big),
+so the integration and scripts never have to parse HTML error pages. With ``http.token`` set,
+every route but ``/api/health`` needs ``Authorization: Bearer <token>`` (compared in constant
+time). Handlers never do CPU work on the event loop: decoding, rendering and identity queries
+run in executors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BodyPartReader, web
+
+from . import __version__
+from .config import CAMERA_NAME
+from .decode import BadFrameError, decode_image, parse_detections, parse_timestamp
+from .pipeline import FrameDroppedError
+from .store import UnknownPersonError
+from .types import Detection, Frame, Image
+
+if TYPE_CHECKING:
+    from .app import SmartReidApp
+
+_LOGGER = logging.getLogger(__name__)
+
+APP_KEY: web.AppKey[SmartReidApp] = web.AppKey("smart_reid_app", object)  # type: ignore[arg-type]
+_MULTIPART_SLACK = 1 << 20
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    500: "internal_error",
+    503: "not_ready",
+}
+
+type Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An error answered as the contract's JSON error body."""
+
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+def _json_error(status: int, message: str, code: str | None = None) -> web.Response:
+    body = {"error": code or _STATUS_CODES.get(status, "error"), "message": message}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return _json_error(err.status, err.message, err.code)
+    except web.HTTPException as err:
+        if err.status_code < 400:
+            raise
+        message = {
+            404: f"no such route {request.method} {request.path}; see docs/contract.md",
+            405: f"{request.method} is not allowed on {request.path}",
+            413: "request body is too large; frames may be at most http.max_upload_mb MiB",
+        }.get(err.status_code, err.reason)
+        return _json_error(err.status_code, message)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        _LOGGER.exception("%s %s failed", request.method, request.path)
+        return _json_error(500, "internal error; see the server log")
+
+
+def _auth(token: str | None) -> Any:
+    expected = f"Bearer {token}".encode() if token else None
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if expected is None or request.path == "/api/health":
+            return await handler(request)
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            return _json_error(
+                401, "missing or wrong token: send the header 'Authorization: Bearer <http.token>'"
+            )
+        return await handler(request)
+
+    return check
+
+
+def create_api(app: SmartReidApp) -> web.Application:
+    """The aiohttp application serving ``app``."""
+    web_app = web.Application(
+        middlewares=[_errors, _auth(app.token)],
+        client_max_size=app.max_upload_bytes + _MULTIPART_SLACK,
+    )
+    web_app[APP_KEY] = app
+    r = web_app.router
+    r.add_get("/api/health", health)
+    r.add_get("/api/info", info)
+    r.add_get("/api/settings", settings)
+    r.add_get("/api/stats", stats)
+    r.add_post("/api/frames", upload_frame)
+    r.add_get("/api/persons", list_persons)
+    r.add_get("/api/persons/{person_id}", get_person)
+    r.add_patch("/api/persons/{person_id}", patch_person)
+    r.add_delete("/api/persons/{person_id}", delete_person)
+    r.add_post("/api/persons/{person_id}/merge", merge_person)
+    r.add_get("/api/persons/{person_id}/thumbnail.jpg", person_thumbnail)
+    r.add_post("/api/reset", reset)
+    r.add_get("/api/visits/{visit_id}", get_visit)
+    r.add_get("/api/visits/{visit_id}/snapshot.jpg", visit_snapshot)
+    r.add_get("/api/cameras", list_cameras)
+    r.add_get("/api/cameras/{camera}", get_camera)
+    r.add_get("/api/cameras/{camera}/snapshot.jpg", camera_snapshot)
+    return web_app
+
+
+def _app(request: web.Request) -> SmartReidApp:
+    return request.app[APP_KEY]
+
+
+def _running(request: web.Request) -> SmartReidApp:
+    app = _app(request)
+    if app.state != "running":
+        raise ApiError(503, f"server is {app.state}; try again in a moment")
+    return app
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    status, reasons = _app(request).health()
+    code = 503 if status in ("starting", "stopping") else 200
+    return web.json_response(
+        {"status": status, "reasons": reasons, "version": __version__}, status=code
+    )
+
+
+async def info(request: web.Request) -> web.Response:
+    return web.json_response(_running(request).info())
+
+
+async def settings(request: web.Request) -> web.Response:
+    return web.json_response(_app(request).settings.redacted())
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(_app(request).stats())
+
+
+# -- frames ------------------------------------------------------------------------------------
+
+
+async def upload_frame(request: web.Request) -> web.Response:
+    app = _running(request)
+    received = time.monotonic()
+    fields, data = await _read_upload(request, app.max_upload_bytes)
+    camera = str(fields.get("camera") or "")
+    if not camera:
+        raise ApiError(400, "camera is missing: add ?camera=<name> or a 'camera' form field")
+    if not CAMERA_NAME.match(camera):
+        raise ApiError(400, f"camera name {camera!r} must be 1-64 characters of a-z, 0-9 and _")
+    if camera not in app.cameras and not app.cameras.auto_add:
+        raise ApiError(
+            404,
+            f"unknown camera {camera!r}; add it to `cameras` or set auto_add_cameras: true",
+        )
+    loop = asyncio.get_running_loop()
+    t0 = time.monotonic()
+    try:
+        timestamp = parse_timestamp(fields.get("timestamp"), time.time())
+        image, detections = await loop.run_in_executor(
+            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes
+        )
+    except BadFrameError as err:
+        raise ApiError(err.code, err.message, err.error) from None
+    app.latency.record("decode", (time.monotonic() - t0) * 1000.0)
+    frame = Frame(
+        camera=camera,
+        image=image,
+        timestamp=timestamp,
+        source="http",
+        frame_id=str(fields.get("frame_id") or ""),
+        detections=detections,
+        received_monotonic=received,
+    )
+    pipeline = app.pipeline
+    if pipeline is None:
+        raise ApiError(503, "the pipeline is not running")
+    try:
+        result = await pipeline.process(frame)
+    except FrameDroppedError as err:
+        raise ApiError(503, f"{err}; retry later or send fewer frames", "overloaded") from None
+    except (ValueError, RuntimeError) as err:
+        raise ApiError(400, f"the frame could not be processed: {err}") from None
+    from .app import decision_json
+    from .states import StateView
+
+    view = result.extra if isinstance(result.extra, StateView) else StateView()
+    return web.json_response(
+        {
+            "camera": camera,
+            "frame_id": frame.frame_id,
+            "timestamp": round(frame.timestamp, 3),
+            "detections": len(result.detections),
+            "decisions": [decision_json(d, view.thumbnails) for d in result.decisions],
+            "latency_ms": round((time.monotonic() - received) * 1000.0, 1),
+        }
+    )
+
+
+def _decode_upload(
+    data: bytes, raw_detections: Any, max_bytes: int
+) -> tuple[Image, list[Detection] | None]:
+    image = decode_image(data, max_bytes=max_bytes)
+    detections = None
+    if raw_detections not in (None, ""):
+        detections = parse_detections(raw_detections, int(image.shape[1]), int(image.shape[0]))
+    return image, detections
+
+
+async def _read_upload(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    """(fields, image bytes) from a multipart form or a raw image body with query fields."""
+    content_type = request.content_type
+    if content_type.startswith("multipart/"):
+        return await _read_multipart(request, max_bytes)
+    if content_type in ("image/jpeg", "image/png", "image/jpg", "application/octet-stream"):
+        if request.content_length is not None and request.content_length > max_bytes:
+            raise ApiError(
+                413,
+                f"image is {request.content_length / 1048576:.1f} MiB, over the "
+                f"{max_bytes / 1048576:.0f} MiB limit (http.max_upload_mb)",
+            )
+        data = await request.read()
+        return dict(request.query), data
+    raise ApiError(
+        415,
+        f"Content-Type {content_type or '(none)'} is not supported: send multipart/form-data "
+        "with an 'image' file, or a raw image/jpeg or image/png body",
+    )
+
+
+async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
+    fields: dict[str, Any] = dict(request.query)
+    data: bytes | None = None
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader):
+            continue
+        name = part.name or ""
+        if name == "image":
+            data = await _read_part(part, max_bytes)
+        elif name in ("camera", "timestamp", "frame_id", "detections"):
+            fields[name] = (await _read_part(part, 1 << 20)).decode("utf-8", "replace").strip()
+        else:
+            await part.release()
+    if data is None:
+        raise ApiError(400, "multipart upload has no 'image' file field")
+    return fields, data
+
+
+async def _read_part(part: BodyPartReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await part.read_chunk(1 << 16):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413,
+                f"form field {part.name!r} is over the {limit / 1048576:.0f} MiB limit "
+                "(http.max_upload_mb)",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- persons -----------------------------------------------------------------------------------
+
+
+def _bool_query(request: web.Request, name: str) -> bool | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ApiError(400, f"?{name}= must be true or false, got {value!r}")
+
+
+async def _json_body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
+    text = await request.text()
+    if not text.strip():
+        if allow_empty:
+            return {}
+        raise ApiError(400, "request body must be a JSON object")
+    try:
+        body = json.loads(text)
+    except ValueError as err:
+        raise ApiError(400, f"request body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "request body must be a JSON object")
+    return body
+
+
+def _unknown_person(person_id: str) -> ApiError:
+    return ApiError(404, f"unknown person {person_id!r} (forgotten, merged or never seen)")
+
+
+async def list_persons(request: web.Request) -> web.Response:
+    app = _running(request)
+    camera = request.query.get("camera") or None
+    known = _bool_query(request, "known")
+    present = _bool_query(request, "present")
+    persons = await app.persons(camera, known, present)
+    return web.json_response({"persons": persons})
+
+
+async def get_person(request: web.Request) -> web.Response:
+    app = _running(request)
+    person_id = request.match_info["person_id"]
+    try:
+        return web.json_response(await app.person(person_id))
+    except UnknownPersonError:
+        raise _unknown_person(person_id) from None
+
+
+async def patch_person(request: web.Request) -> web.Response:
+    app = _running(request)
+    person_id = request.match_info["person_id"]
+    body = await _json_body(request)
+    label = body.get("label")
+    known = body.get("known")
+    if label is None and known is None:
+        raise ApiError(400, 'send {"label": "Alice"} and/or {"known": true}')
+    if label is not None and not isinstance(label, str):
+        raise ApiError(400, f"label must be a string, got {label!r}")
+    if known is not None and not isinstance(known, bool):
+        raise ApiError(400, f"known must be true or false, got {known!r}")
+    try:
+        person = await app.update_person(person_id, label, known)
+    except UnknownPersonError:
+        raise _unknown_person(person_id) from None
+    except ValueError as err:
+        raise ApiError(400, str(err)) from None
+    return web.json_response(person)
+
+
+async def delete_person(request: web.Request) -> web.Response:
+    app = _running(request)
+    person_id = request.match_info["person_id"]
+    try:
+        await app.forget(person_id)
+    except UnknownPersonError:
+        raise _unknown_person(person_id) from None
+    return web.json_response({"forgotten": person_id})
+
+
+async def merge_person(request: web.Request) -> web.Response:
+    app = _running(request)
+    keep = request.match_info["person_id"]
+    body = await _json_body(request)
+    drop = body.get("from")
+    if not isinstance(drop, str) or not drop:
+        raise ApiError(400, 'send {"from": "<person id to fold into this one>"}')
+    try:
+        person = await app.merge(keep, drop)
+    except UnknownPersonError as err:
+        raise _unknown_person(str(err.args[0]) if err.args else drop) from None
+    except ValueError as err:
+        raise ApiError(400, str(err)) from None
+    return web.json_response(person)
+
+
+async def reset(request: web.Request) -> web.Response:
+    app = _running(request)
+    body = await _json_body(request, allow_empty=True)
+    camera = body.get("camera")
+    if camera is not None and (not isinstance(camera, str) or camera not in app.cameras):
+        raise ApiError(404, f"unknown camera {camera!r}; known: {app.cameras.names}")
+    forgotten = await app.reset(camera)
+    return web.json_response({"forgotten": forgotten})
+
+
+async def person_thumbnail(request: web.Request) -> web.StreamResponse:
+    app = _running(request)
+    person_id = request.match_info["person_id"]
+    try:
+        path = await app.thumbnail(person_id)
+    except UnknownPersonError:
+        raise _unknown_person(person_id) from None
+    if path is None:
+        raise ApiError(
+            404, f"person {person_id} has no thumbnail yet (no crop passed the quality gates)"
+        )
+    return _jpeg_file(path)
+
+
+def _jpeg_file(path: Path) -> web.FileResponse:
+    return web.FileResponse(
+        path, headers={"Content-Type": "image/jpeg", "Cache-Control": "no-cache"}
+    )
+
+
+# -- visits and cameras ------------------------------------------------------------------------
+
+
+async def get_visit(request: web.Request) -> web.Response:
+    app = _running(request)
+    visit_id = request.match_info["visit_id"]
+    visit = await app.visit(visit_id)
+    if visit is None:
+        raise ApiError(404, f"unknown visit {visit_id!r}")
+    return web.json_response(visit)
+
+
+async def visit_snapshot(request: web.Request) -> web.StreamResponse:
+    app = _running(request)
+    visit_id = request.match_info["visit_id"]
+    found = await app.visit_snapshot(visit_id)
+    if found is None:
+        raise ApiError(404, f"no snapshot for visit {visit_id!r} (unknown or forgotten visit)")
+    if isinstance(found, Path):
+        return _jpeg_file(found)
+    return web.Response(
+        body=found, content_type="image/jpeg", headers={"Cache-Control": "no-cache"}
+    )
+
+
+def _camera(request: web.Request) -> tuple[SmartReidApp, str]:
+    app = _running(request)
+    camera = request.match_info["camera"]
+    if camera not in app.cameras:
+        raise ApiError(404, f"unknown camera {camera!r}; known: {app.cameras.names}")
+    return app, camera
+
+
+async def list_cameras(request: web.Request) -> web.Response:
+    app = _running(request)
+    return web.json_response({"cameras": await app.camera_states()})
+
+
+async def get_camera(request: web.Request) -> web.Response:
+    app, camera = _camera(request)
+    await app.camera_states()
+    return web.json_response(app.camera_state(camera))
+
+
+async def camera_snapshot(request: web.Request) -> web.StreamResponse:
+    app, camera = _camera(request)
+    jpeg = await app.camera_snapshot(camera)
+    if jpeg is None:
+        raise ApiError(404, f"camera {camera} has not sent a frame yet")
+    return web.Response(body=jpeg, content_type="image/jpeg", headers={"Cache-Control": "no-cache"})

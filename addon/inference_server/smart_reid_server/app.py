@@ -1,0 +1,657 @@
+"""The running server: builds every part in a safe order, wires them, and takes them down again.
+
+Start-up order matters for what a user sees when something is wrong: the data dir and the models
+come first (a missing or corrupt model is a clear start-up error, not a half-working server),
+then the identity store, then MQTT (never waits for the broker), the pipeline and its inputs,
+and the HTTP API last, so ``/api/health`` only answers once frames can be processed.
+
+Shutdown (SIGTERM/SIGINT) runs the other way round: stop taking frames, finish the ones in
+flight, publish ``offline``, close the store. Nothing committed to the store is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from aiohttp import web
+
+from . import __version__
+from .config import Settings
+from .crops import extract_crops
+from .detect import Detector
+from .embed import Embedder
+from .identities import Identities, ObserveResult, VisitEvent, VisitEventReason
+from .ingest.mqtt import MqttIngest
+from .models.download import ModelManager
+from .models.errors import ModelError
+from .pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
+from .publish import Publisher
+from .snapshots import Marker, render_jpeg
+from .states import StatePublisher, StateView, gather
+from .stats import CameraBook, LatencyStats
+from .store import Store, StoreError
+from .types import Decision, Frame, Image
+
+_LOGGER = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONTRACT_VERSION = 1
+SERVER_ID_FILE = "server_id"
+STATE_REFRESH_S = 2.0
+OVERLOAD_WINDOW_S = 60.0
+
+
+class StartupError(RuntimeError):
+    """The server cannot start; the message says what to fix (the CLI exits with code 2)."""
+
+
+def load_server_id(data_dir: Path) -> str:
+    """A stable id for this installation (the integration keys its config entry on it)."""
+    path = data_dir / SERVER_ID_FILE
+    with contextlib.suppress(OSError):
+        text = path.read_text("ascii").strip()
+        if len(text) == 12 and all(c in "0123456789abcdef" for c in text):
+            return text
+    server_id = secrets.token_hex(6)
+    path.write_text(server_id + "\n", "ascii")
+    return server_id
+
+
+def decision_json(decision: Decision, thumbnails: dict[str, str | None]) -> dict[str, Any]:
+    """A Decision as published and answered: the contract adds the two image URLs."""
+    payload = decision.to_json()
+    payload["snapshot_url"] = f"/api/visits/{decision.visit_id}/snapshot.jpg"
+    payload["thumbnail_url"] = thumbnails.get(decision.person_id)
+    return payload
+
+
+class SmartReidApp:
+    """One Smart ReID server instance (see the module docstring)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = "starting"
+        self.started_at = time.time()
+        self.server_id = ""
+        self.latency = LatencyStats()
+        self.cameras = CameraBook(
+            settings.cameras, auto_add=bool(settings.raw.get("auto_add_cameras", False))
+        )
+        self.cameras.on_added = self._camera_added
+        self.publisher = Publisher(settings.section("mqtt"))
+        self.states = StatePublisher(self.publisher, self.cameras)
+        self.detector: Detector | None = None
+        self.embedder: Embedder | None = None
+        self.threshold = 0.0
+        self.identity_thread: IdentityThread | None = None
+        self.pipeline: Pipeline | None = None
+        self.ingest: MqttIngest | None = None
+        self.sources: Any = None
+        self.http_port: int | None = None
+        self._runner: web.AppRunner | None = None
+        self._latest: dict[str, tuple[Image, list[Decision], float]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stop_event: asyncio.Event | None = None
+        self._drops: deque[tuple[float, int]] = deque()
+        self._refresher: asyncio.Task[None] | None = None
+
+    # -- properties the API reads ------------------------------------------------------------
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.settings.section("http")["max_upload_mb"]) * 1048576
+
+    @property
+    def token(self) -> str | None:
+        token = self.settings.section("http")["token"]
+        return str(token) if token else None
+
+    @property
+    def uncertain_threshold(self) -> float:
+        margin = float(self.settings.section("match")["uncertain_margin"])
+        return max(0.0, self.threshold - margin)
+
+    def http_url(self) -> str:
+        http = self.settings.section("http")
+        if http["public_url"]:
+            return str(http["public_url"]).rstrip("/")
+        port = self.http_port if self.http_port is not None else http["port"]
+        return f"http://{http['host']}:{port}"
+
+    def info(self) -> dict[str, Any]:
+        """The contract's Info object."""
+        detector, embedder = self.detector, self.embedder
+        models: dict[str, Any] = {}
+        if detector is not None:
+            models["detector"] = {
+                "name": detector.name,
+                "runtime": detector.runtime,
+                "device": detector.device,
+            }
+        if embedder is not None:
+            models["reid"] = {
+                "name": embedder.name,
+                "runtime": embedder.runtime,
+                "device": embedder.device,
+                "dim": embedder.dim,
+                "is_reid": embedder.is_reid,
+            }
+        return {
+            "contract": CONTRACT_VERSION,
+            "server_id": self.server_id,
+            "name": "Smart ReID",
+            "version": __version__,
+            "http_url": self.http_url(),
+            "started_at": round(self.started_at, 3),
+            "models": models,
+            "cameras": self.cameras.names,
+            "settings": {
+                "visit_window_s": float(self.settings.section("visits")["window_s"]),
+                "match_threshold": round(self.threshold, 4),
+                "uncertain_threshold": round(self.uncertain_threshold, 4),
+                "retention_days": int(self.settings.raw["retention_days"]),
+                "auth_required": self.token is not None,
+            },
+        }
+
+    def health(self) -> tuple[str, list[str]]:
+        """("ready" | "degraded" | "starting" | "stopping", reasons a user can act on)."""
+        if self.state == "starting":
+            return "starting", ["starting: loading models and identities"]
+        if self.state == "stopping":
+            return "stopping", ["shutting down"]
+        reasons = list(self.publisher.health_reasons())
+        if self.embedder is not None and not self.embedder.is_reid:
+            reasons.append(
+                f"model: reid fallback {self.embedder.name} is not a person ReID model; "
+                "identities will be unreliable (set models.reid to a ReID model)"
+            )
+        dropped = self._recent_drops()
+        if dropped:
+            reasons.append(
+                f"queue: {dropped} frames dropped in the last minute (overloaded); lower the "
+                "camera frame rate or raise queue.workers"
+            )
+        if self.sources is not None:
+            reasons.extend(self.sources.health_reasons())
+        return ("degraded" if reasons else "ready"), reasons
+
+    def _recent_drops(self) -> int:
+        now = time.monotonic()
+        total = self.cameras.frames_dropped
+        self._drops.append((now, total))
+        while len(self._drops) > 1 and now - self._drops[0][0] > OVERLOAD_WINDOW_S:
+            self._drops.popleft()
+        return total - self._drops[0][1] if len(self._drops) > 1 else 0
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bring everything up; raises StartupError / ModelError with a message to act on."""
+        loop = asyncio.get_running_loop()
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.server_id = load_server_id(self.data_dir)
+        except OSError as err:
+            raise StartupError(
+                f"data_dir {self.data_dir} is not usable ({err.strerror}); "
+                "set data_dir to a writable folder"
+            ) from err
+        _LOGGER.info("starting Smart ReID %s (server_id %s)", __version__, self.server_id)
+        manager = ModelManager.from_config(self.settings.section("models"), self.data_dir)
+        detector, embedder = await loop.run_in_executor(None, self._load_models, manager)
+        self.detector, self.embedder = detector, embedder
+        configured = self.settings.section("match")["threshold"]
+        self.threshold = float(configured if configured is not None else embedder.default_threshold)
+        await self._open_identities()
+        self._seed_states(await self._call(self._gather_all))
+        self.publisher.set_retained("info", self.info())
+        self.publisher.start(loop)
+        self._start_pipeline()
+        if self.publisher.enabled and self.settings.section("mqtt")["ingest"]:
+            assert self.pipeline is not None
+            self.ingest = MqttIngest(
+                self.pipeline,
+                self.cameras,
+                base_topic=self.publisher.base,
+                max_bytes=self.max_upload_bytes,
+                max_pending_per_camera=int(self.settings.section("queue")["per_camera"]),
+                latency=self.latency,
+            )
+            self.ingest.attach(self.publisher)
+        await self._start_sources()
+        if self.settings.section("http")["enabled"]:
+            await self._start_http()
+        self.publisher.set_retained("info", self.info())
+        self.state = "running"
+        self._refresher = loop.create_task(self._refresh_states(), name="state-refresh")
+        _LOGGER.info(
+            "ready: %d cameras, threshold %.2f, HTTP %s, MQTT %s",
+            len(self.cameras.names),
+            self.threshold,
+            self.http_url() if self._runner else "off",
+            f"{self.publisher.host}:{self.publisher.port}" if self.publisher.enabled else "off",
+        )
+
+    def _load_models(self, manager: ModelManager) -> tuple[Detector, Embedder]:
+        models_cfg = self.settings.section("models")
+        detector = Detector.from_config(models_cfg, self.settings.section("detect"), manager)
+        embedder = Embedder.from_config(models_cfg, manager)
+        detector.detect(np.zeros((480, 640, 3), np.uint8))
+        embedder.embed([np.zeros((256, 128, 3), np.uint8)])
+        _LOGGER.info(
+            "models loaded: detector %s (%s), reid %s (%s, %d-d)",
+            detector.name,
+            detector.runtime,
+            embedder.name,
+            embedder.runtime,
+            embedder.dim,
+        )
+        return detector, embedder
+
+    async def _open_identities(self) -> None:
+        assert self.embedder is not None
+        match_cfg = self.settings.section("match")
+        embedder = self.embedder
+        settings = self.settings
+
+        def build(_: Any) -> Identities:
+            store = Store(settings.data_dir)
+            identities = Identities(
+                store,
+                model_name=embedder.name,
+                dim=embedder.dim,
+                threshold=self.threshold,
+                uncertain_margin=float(match_cfg["uncertain_margin"]),
+                max_exemplars=int(match_cfg["max_exemplars"]),
+                exemplar_min_distance=float(match_cfg["exemplar_min_distance"]),
+                window_s=float(settings.section("visits")["window_s"]),
+                retention_days=int(settings.raw["retention_days"]),
+            )
+            identities.load()
+            return identities
+
+        thread = IdentityThread(None)
+        try:
+            thread.identities = await thread.call(build)
+        except StoreError as err:
+            thread.shutdown()
+            raise StartupError(str(err)) from err
+        self.identity_thread = thread
+
+    def _start_pipeline(self) -> None:
+        assert self.detector is not None and self.embedder is not None
+        assert self.identity_thread is not None
+        queue = self.settings.section("queue")
+        self.pipeline = Pipeline(
+            detector=self.detector,
+            embedder=self.embedder,
+            crops=quality_crops(extract_crops, self.settings.section("quality")),
+            identity_thread=self.identity_thread,
+            cameras=self.cameras,
+            per_camera=int(queue["per_camera"]),
+            workers=int(queue["workers"]),
+            on_result=self._on_result,
+            on_visit_events=self._on_expired,
+            after_observe=self._after_observe,
+            after_expire=self._after_expire,
+            latency=self.latency,
+            retention_days=int(self.settings.raw["retention_days"]),
+        )
+        self.pipeline.start()
+
+    async def _start_sources(self) -> None:
+        if not self.settings.raw.get("sources"):
+            return
+        assert self.pipeline is not None
+        from .ingest.sources import start_sources
+
+        self.sources = await start_sources(
+            self.settings,
+            self.pipeline,
+            subscriber=self.publisher if self.publisher.enabled else None,
+        )
+        for camera in getattr(self.sources, "declared_cameras", []):
+            self.cameras.add(camera)
+
+    async def _start_http(self) -> None:
+        from .api import create_api
+
+        http = self.settings.section("http")
+        runner = web.AppRunner(create_api(self), access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, http["host"], int(http["port"]))
+        try:
+            await site.start()
+        except OSError as err:
+            await runner.cleanup()
+            raise StartupError(
+                f"cannot listen on {http['host']}:{http['port']} ({err.strerror}); "
+                "set http.port to a free port"
+            ) from err
+        self._runner = runner
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.http_port = int(sockets[0].getsockname()[1]) if sockets else int(http["port"])
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Finish in-flight frames, say offline, close the store. Safe to call twice."""
+        if self.state == "stopped":
+            return
+        self.state = "stopping"
+        _LOGGER.info("shutting down")
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        if self.sources is not None:
+            await self.sources.stop()
+        if self.ingest is not None:
+            await self.ingest.drain()
+        if self.pipeline is not None:
+            await self.pipeline.stop()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.publisher.stop()
+        if self.identity_thread is not None:
+            with contextlib.suppress(Exception):
+                await self.identity_thread.call(_close_identities)
+            self.identity_thread.shutdown()
+        self.state = "stopped"
+        _LOGGER.info("stopped")
+
+    async def run(self, *, install_signals: bool = True) -> None:
+        """Start, serve until SIGTERM/SIGINT (or ``request_stop``), stop."""
+        self._stop_event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self._stop_event.set)
+        try:
+            await self.start()
+            await self._stop_event.wait()
+        finally:
+            await self.stop()
+
+    def request_stop(self) -> None:
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    # -- identity-thread helpers -------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self.identity_thread is None:
+            raise RuntimeError("identities are not open yet")
+        return await self.identity_thread.call(fn, *args)
+
+    def _gather_all(self, identities: Identities) -> StateView:
+        ids = [p.person_id for p in identities.persons()]
+        return gather(identities, person_ids=ids, cameras=self.cameras.names)
+
+    def _seed_states(self, view: StateView) -> None:
+        self.states.apply(view, force=True)
+
+    def _after_observe(self, identities: Identities, observed: ObserveResult, frame: Frame) -> Any:
+        changed = set(observed.changed_person_ids)
+        view = gather(identities, person_ids=changed, cameras=[frame.camera])
+        for decision in observed.decisions:
+            if decision.person_id not in view.thumbnails:
+                with contextlib.suppress(KeyError):
+                    view.thumbnails[decision.person_id] = identities.person(
+                        decision.person_id
+                    ).thumbnail_url
+        for event in observed.visit_events:
+            view.thumbnails.setdefault(event.visit.person_id, event.thumbnail_url)
+        return view
+
+    def _after_expire(self, identities: Identities, events: list[VisitEvent]) -> StateView:
+        ids = {event.visit.person_id for event in events}
+        return gather(identities, person_ids=ids, cameras=self.cameras.names)
+
+    # -- results -> MQTT ---------------------------------------------------------------------
+
+    async def _on_result(self, result: FrameResult) -> None:
+        view: StateView = result.extra if isinstance(result.extra, StateView) else StateView()
+        for decision in result.decisions:
+            self.publisher.sighting(decision_json(decision, view.thumbnails))
+        self._publish_visit_events(result.visit_events)
+        self.states.apply(view)
+        self._latest[result.frame.camera] = (
+            result.frame.image,
+            list(result.decisions),
+            result.frame.timestamp,
+        )
+
+    async def _on_expired(self, events: list[Any], extra: Any) -> None:
+        self._publish_visit_events(events)
+        if isinstance(extra, StateView):
+            self.states.apply(extra)
+
+    def _publish_visit_events(self, events: Iterable[VisitEvent]) -> None:
+        for event in events:
+            name = "visit_ended" if event.reason is VisitEventReason.ENDED else "visit_updated"
+            self.publisher.event(name, event.to_json())
+            if event.reason is VisitEventReason.ENDED and event.snapshot is not None:
+                self._spawn(self._save_snapshot(event))
+
+    async def _save_snapshot(self, event: VisitEvent) -> None:
+        snapshot = event.snapshot
+        assert snapshot is not None
+        loop = asyncio.get_running_loop()
+        markers = [Marker.from_decision(d) for d in snapshot.decisions]
+        try:
+            jpeg = await loop.run_in_executor(None, render_jpeg, snapshot.image, markers)
+            await self._call(_save_visit_snapshot, snapshot.visit_id, jpeg)
+        except Exception as err:
+            _LOGGER.warning("could not save the snapshot of visit %s: %s", snapshot.visit_id, err)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _camera_added(self, camera: str) -> None:
+        _LOGGER.info("camera %s added (auto_add_cameras)", camera)
+        if self.state == "running":
+            self.publisher.set_retained("info", self.info())
+
+    async def _refresh_states(self) -> None:
+        """Presence fades without frames (visit window); midnight resets today's counters."""
+        while True:
+            await asyncio.sleep(STATE_REFRESH_S)
+            try:
+                self.cameras.rollover()
+                view = await self._call(_gather_cameras, self.cameras.names)
+                self.states.apply(view)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _LOGGER.exception("refreshing camera states failed")
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    async def camera_snapshot(self, camera: str) -> bytes | None:
+        latest = self._latest.get(camera)
+        if latest is None:
+            return None
+        image, decisions, _ = latest
+        markers = [Marker.from_decision(d) for d in decisions]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, render_jpeg, image, markers)
+
+    async def visit_snapshot(self, visit_id: str) -> bytes | Path | None:
+        """The saved JPEG of an ended visit, or the best frame of a live one rendered now."""
+        found = await self._call(_find_visit_snapshot, visit_id)
+        if found is None or isinstance(found, Path):
+            return found
+        loop = asyncio.get_running_loop()
+        markers = [Marker.from_decision(d) for d in found.decisions]
+        return await loop.run_in_executor(None, render_jpeg, found.image, markers)
+
+    # -- operations (HTTP) -------------------------------------------------------------------
+
+    async def update_person(
+        self, person_id: str, label: str | None, known: bool | None
+    ) -> dict[str, Any]:
+        view = await self._call(_update_person, person_id, label, known, self.cameras.names)
+        person = view.persons[person_id]
+        assert person is not None
+        self.cameras.relabel(person_id, str(person["label"]))
+        self.states.apply(view, force=True)
+        return person
+
+    async def forget(self, person_id: str) -> None:
+        view = await self._call(_forget, person_id, self.cameras.names)
+        self.cameras.forget([person_id])
+        self.states.apply(view, force=True)
+
+    async def merge(self, keep: str, drop: str) -> dict[str, Any]:
+        view = await self._call(_merge, keep, drop, self.cameras.names)
+        self.cameras.forget([drop])
+        self.states.apply(view, force=True)
+        person = view.persons[keep]
+        assert person is not None
+        return person
+
+    async def reset(self, camera: str | None) -> int:
+        gone, view = await self._call(_reset, camera, self.cameras.names)
+        self.cameras.forget(gone)
+        self.states.apply(view, force=True)
+        return len(gone)
+
+    async def persons(
+        self, camera: str | None, known: bool | None, present: bool | None
+    ) -> list[dict[str, Any]]:
+        return await self._call(_persons, camera, known, present)
+
+    async def person(self, person_id: str) -> dict[str, Any]:
+        return await self._call(_person, person_id)
+
+    async def visit(self, visit_id: str) -> dict[str, Any] | None:
+        return await self._call(_visit, visit_id)
+
+    async def thumbnail(self, person_id: str) -> Path | None:
+        return await self._call(_thumbnail, person_id)
+
+    def camera_state(self, camera: str) -> dict[str, Any]:
+        state = self.states.camera_states.get(camera)
+        if state is None:
+            state = self.cameras.camera_state(camera, [], False)
+        return state
+
+    async def camera_states(self) -> list[dict[str, Any]]:
+        view = await self._call(_gather_cameras, self.cameras.names)
+        self.states.apply(view)
+        return [self.camera_state(camera) for camera in self.cameras.names]
+
+    def stats(self) -> dict[str, Any]:
+        pipeline = self.pipeline
+        return {
+            "latency": self.latency.summary(),
+            "frames_processed": self.cameras.frames_processed,
+            "frames_dropped": self.cameras.frames_dropped,
+            "queued": pipeline.queued() if pipeline else 0,
+            "failed": pipeline.counters.failed if pipeline else 0,
+            "mqtt": self.publisher.stats(),
+            "ingest": None if self.ingest is None else vars_of(self.ingest.stats),
+        }
+
+
+def vars_of(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in getattr(obj, "__slots__", ())}
+
+
+# Functions run on the identity thread (first argument: the Identities facade).
+
+
+def _close_identities(identities: Identities) -> None:
+    identities.close()
+
+
+def _save_visit_snapshot(identities: Identities, visit_id: str, jpeg: bytes) -> None:
+    identities.save_visit_snapshot(visit_id, jpeg)
+
+
+def _find_visit_snapshot(identities: Identities, visit_id: str) -> Any:
+    path = identities.snapshot_path(visit_id)
+    if path is not None:
+        return path
+    return identities.visit_snapshot(visit_id)
+
+
+def _gather_cameras(identities: Identities, cameras: list[str]) -> StateView:
+    return gather(identities, cameras=cameras)
+
+
+def _update_person(
+    identities: Identities,
+    person_id: str,
+    label: str | None,
+    known: bool | None,
+    cameras: list[str],
+) -> StateView:
+    identities.person(person_id)
+    if label is not None:
+        identities.rename(person_id, label)
+    if known is not None:
+        identities.set_known(person_id, known)
+    return gather(identities, person_ids=[person_id], cameras=cameras)
+
+
+def _forget(identities: Identities, person_id: str, cameras: list[str]) -> StateView:
+    identities.forget(person_id)
+    return gather(identities, forgotten=[person_id], cameras=cameras)
+
+
+def _merge(identities: Identities, keep: str, drop: str, cameras: list[str]) -> StateView:
+    identities.merge(keep, drop)
+    return gather(identities, person_ids=[keep], forgotten=[drop], cameras=cameras)
+
+
+def _reset(
+    identities: Identities, camera: str | None, cameras: list[str]
+) -> tuple[list[str], StateView]:
+    gone = identities.reset(camera)
+    return gone, gather(identities, forgotten=gone, cameras=cameras)
+
+
+def _persons(
+    identities: Identities, camera: str | None, known: bool | None, present: bool | None
+) -> list[dict[str, Any]]:
+    return [p.to_json() for p in identities.persons(camera=camera, known=known, present=present)]
+
+
+def _person(identities: Identities, person_id: str) -> dict[str, Any]:
+    return identities.person(person_id).to_json()
+
+
+def _visit(identities: Identities, visit_id: str) -> dict[str, Any] | None:
+    return identities.visit(visit_id)
+
+
+def _thumbnail(identities: Identities, person_id: str) -> Path | None:
+    return identities.thumbnail_path(person_id)
+
+
+__all__ = ["ModelError", "SmartReidApp", "StartupError", "decision_json", "load_server_id"]

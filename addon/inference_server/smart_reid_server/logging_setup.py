@@ -1,0 +1,59 @@
+"""One log line per event, ``key=value`` style, so add-on logs can be grepped and parsed.
+
+Quiet by default: our loggers log at the configured ``log_level`` (INFO shows only lifecycle),
+noisy libraries are held at WARNING unless the level is ``debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import TextIO
+
+_NOISY = ("aiohttp.access", "paho", "urllib3", "asyncio", "openvino", "PIL")
+
+
+def _quote(text: str) -> str:
+    if text and not any(c in text for c in ' "=\n\r\t\\'):
+        return text
+    escaped = (
+        text.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``ts=... level=warning logger=smart_reid_server.pipeline msg="..."`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(record.created))
+        parts = [
+            f"ts={stamp}.{int(record.msecs):03d}",
+            f"level={record.levelname.lower()}",
+            f"logger={record.name}",
+            f"msg={_quote(record.getMessage())}",
+        ]
+        if record.exc_info:
+            parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
+        return " ".join(parts)
+
+
+def setup_logging(level: str = "info", stream: TextIO | None = None) -> None:
+    """Install the single-line formatter on the root logger (idempotent)."""
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_smart_reid", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    handler._smart_reid = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else logging.WARNING)
