@@ -75,7 +75,8 @@ class Embedder:
         std = np.asarray(inp.std, np.float32)
         self._norm_a = (np.float32(inp.scale) / std).reshape(1, 3, 1, 1)
         self._norm_b = (-np.asarray(inp.mean, np.float32) / std).reshape(1, 3, 1, 1)
-        probe = self._infer(np.zeros((1, 3, inp.height, inp.width), np.float32))
+        probe = self._infer(np.full((1, 3, inp.height, inp.width), 0.5, np.float32))
+        _normalise(probe, spec.name)  # a model that yields NaN is refused at start-up
         self.dim = int(probe.shape[1])
         if spec.output_dim is not None and spec.output_dim != self.dim:
             raise ModelError(

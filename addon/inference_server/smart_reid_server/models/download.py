@@ -32,7 +32,7 @@ from .registry import ModelFile, ModelSpec
 
 _LOGGER = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16
 _VERIFIED_FILE = ".verified.json"
 _USER_AGENT = "smart-reid-model-fetch/1"
 

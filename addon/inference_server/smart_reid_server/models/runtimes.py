@@ -8,7 +8,9 @@ camera frame does not pay for lazy kernel compilation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -57,8 +59,7 @@ class OpenVinoModel(LoadedModel):
         dynamic_batch: bool,
         name: str,
     ) -> None:
-        import openvino as ov
-
+        ov = _openvino()
         self.runtime = "openvino"
         core = ov.Core()
         try:
@@ -163,6 +164,35 @@ class OnnxRuntimeModel(LoadedModel):
     def run(self, batch: Array) -> list[npt.NDArray[Any]]:
         outputs = self._session.run(None, {self.input_name: batch})
         return [np.asarray(out) for out in outputs]
+
+
+def _openvino() -> Any:
+    """Import OpenVINO with its usage telemetry off.
+
+    Importing ``openvino`` sets up Intel's telemetry client, which reports the import (and ONNX
+    reads) to Google Analytics from a forked process. A camera server has no business phoning
+    home, and forking a multi-threaded process can deadlock. The client is a singleton, so
+    creating it first with consent withdrawn silences every later use.
+    """
+    if "openvino" not in sys.modules:
+        with contextlib.suppress(Exception):
+            import openvino_telemetry
+
+            client = openvino_telemetry.Telemetry(
+                app_name="OpenVINO",
+                tid="none",
+                backend="ga4",
+                enable_opt_in_dialog=False,
+                disable_in_ci=True,
+            )
+            client.consent = False
+    import openvino as ov
+
+    with contextlib.suppress(Exception):
+        from openvino.tools.ovc import telemetry
+
+        telemetry.consent = False
+    return ov
 
 
 def _openvino_device(requested: str, available: Sequence[str], name: str) -> str:
