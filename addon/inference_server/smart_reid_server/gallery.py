@@ -175,10 +175,9 @@ class Gallery:
         if self._size == 0 or top_k < 1:
             return [[] for _ in range(len(queries))]
         active = self._vectors[: self._size]
-        if len(queries) == 1:
-            scores = (active @ queries[0]).reshape(-1, 1)
-        else:
-            scores = active @ queries.T
+        # One query: a matrix-vector product (gemv) is faster than a one-column gemm.
+        single = len(queries) == 1
+        scores = (active @ queries[0]).reshape(-1, 1) if single else active @ queries.T
         return [self._top_persons(scores[:, column], top_k) for column in range(len(queries))]
 
     def _top_persons(self, scores: FloatMatrix, top_k: int) -> Candidates:
@@ -192,7 +191,7 @@ class Gallery:
         result: Candidates = []
         seen: set[int] = set()
         owners = self._owners
-        for row in rows.tolist():
+        for row in rows:
             owner = int(owners[row])
             if owner in seen:
                 continue
@@ -297,16 +296,16 @@ class Gallery:
         self._ids, self._index, self._rows, self._free_owners = [], {}, {}, []
         self._size = 0
         self._ensure_capacity(len(matrix))
-        owners = np.array([self._owner_for(pid) for pid in person_ids], dtype=np.int32)
+        owner_list = [self._owner_for(pid) for pid in person_ids]
         n = len(matrix)
         self._vectors[:n] = matrix
-        self._owners[:n] = owners
+        self._owners[:n] = np.asarray(owner_list, dtype=np.int32)
         if keys is None:
             self._keys[:n] = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
         else:
             self._keys[:n] = np.asarray(keys, dtype=np.int64)
         self._size = n
-        for row, owner in enumerate(owners.tolist()):
+        for row, owner in enumerate(owner_list):
             self._rows[owner].append(row)
         if n:
             self._next_key = max(self._next_key, int(self._keys[:n].max()) + 1)

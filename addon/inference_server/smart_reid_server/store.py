@@ -94,6 +94,7 @@ class VisitRecord:
     last_seen: float
     ended_at: float | None
     cameras: list[str]
+    last_camera: str
     sightings: int
     is_new_identity: bool
 
@@ -109,8 +110,16 @@ class StoredExemplars:
     skipped_corrupt: int = 0
 
 
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Statement by statement: ``executescript`` would commit the migration transaction early."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
 def _create_v1(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _run_script(
+        db,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
         INSERT INTO meta (key, value) VALUES ('visitor_counter', 0);
@@ -148,12 +157,13 @@ def _create_v1(db: sqlite3.Connection) -> None:
             last_seen REAL NOT NULL,
             ended_at REAL,
             cameras TEXT NOT NULL DEFAULT '[]',
+            last_camera TEXT NOT NULL DEFAULT '',
             sightings INTEGER NOT NULL DEFAULT 0,
             is_new_identity INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX visits_person ON visits(person_id);
         CREATE INDEX visits_started ON visits(started_at);
-        """
+        """,
     )
 
 
@@ -291,14 +301,18 @@ class Store:
         """A new automatic identity "Visitor N" with the next never-used N."""
         with self.transaction() as db:
             db.execute("UPDATE meta SET value = value + 1 WHERE key = 'visitor_counter'")
-            (number,) = db.execute("SELECT value FROM meta WHERE key = 'visitor_counter'").fetchone()
+            (number,) = db.execute(
+                "SELECT value FROM meta WHERE key = 'visitor_counter'"
+            ).fetchone()
             label = f"Visitor {number}"
             db.execute(
                 "INSERT INTO persons (person_id, label, number, first_seen, last_seen)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (person_id, label, number, timestamp, timestamp),
             )
-        return PersonRecord(person_id, label, int(number), True, False, timestamp, timestamp, 0, None)
+        return PersonRecord(
+            person_id, label, int(number), True, False, timestamp, timestamp, 0, None
+        )
 
     def person(self, person_id: str) -> PersonRecord | None:
         found = self._persons("WHERE person_id = ?", (person_id,))
@@ -414,8 +428,10 @@ class Store:
             )
             thumb_score = a.thumbnail_score
             b_thumb = self.thumbnails_dir / f"{drop}.jpg"
-            if b.thumbnail_score is not None and b_thumb.exists() and (
-                a.thumbnail_score is None or b.thumbnail_score > a.thumbnail_score
+            if (
+                b.thumbnail_score is not None
+                and b_thumb.exists()
+                and (a.thumbnail_score is None or b.thumbnail_score > a.thumbnail_score)
             ):
                 os.replace(b_thumb, self.thumbnails_dir / f"{keep}.jpg")
                 thumb_score = b.thumbnail_score
@@ -454,7 +470,8 @@ class Store:
                         raise UnknownPersonError(pid)
                     continue
                 visit_ids += [
-                    r[0] for r in db.execute("SELECT visit_id FROM visits WHERE person_id = ?", (pid,))
+                    r[0]
+                    for r in db.execute("SELECT visit_id FROM visits WHERE person_id = ?", (pid,))
                 ]
                 db.execute("DELETE FROM persons WHERE person_id = ?", (pid,))
                 gone.append(pid)
@@ -599,27 +616,37 @@ class Store:
         started_at: float,
         last_seen: float,
         cameras: Sequence[str],
+        last_camera: str,
         sightings: int,
         ended_at: float | None = None,
     ) -> None:
         with self.transaction() as db:
             db.execute(
                 "UPDATE visits SET person_id = ?, started_at = ?, last_seen = ?, cameras = ?,"
-                " sightings = ?, ended_at = ? WHERE visit_id = ?",
-                (person_id, started_at, last_seen, json.dumps(list(cameras)), sightings, ended_at,
-                 visit_id),
+                " last_camera = ?, sightings = ?, ended_at = ? WHERE visit_id = ?",
+                (
+                    person_id,
+                    started_at,
+                    last_seen,
+                    json.dumps(list(cameras)),
+                    last_camera,
+                    sightings,
+                    ended_at,
+                    visit_id,
+                ),
             )
 
     def visit(self, visit_id: str) -> VisitRecord | None:
         row = self._db.execute(
-            "SELECT visit_id, person_id, started_at, last_seen, ended_at, cameras, sightings,"
-            " is_new_identity FROM visits WHERE visit_id = ?",
+            "SELECT visit_id, person_id, started_at, last_seen, ended_at, cameras, last_camera,"
+            " sightings, is_new_identity FROM visits WHERE visit_id = ?",
             (visit_id,),
         ).fetchone()
         if row is None:
             return None
+        cameras = [str(c) for c in json.loads(row[5])]
         return VisitRecord(
-            row[0], row[1], row[2], row[3], row[4], list(json.loads(row[5])), row[6], bool(row[7])
+            row[0], row[1], row[2], row[3], row[4], cameras, row[6], row[7], bool(row[8])
         )
 
     def visit_stats(self, since: float) -> tuple[int, int]:

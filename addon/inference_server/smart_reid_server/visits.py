@@ -156,6 +156,9 @@ class VisitTracker:
             self._active[person_id] = visit
             self._by_id[visit.visit_id] = visit
             return VisitObservation(visit, is_new_visit=True, camera_added=False, ended=ended)
+        if timestamp < visit.started_at - self.window_s:
+            # A straggler from before this visit could have begun: count it, keep the history.
+            timestamp = visit.started_at
         added = visit._see(camera, timestamp)
         return VisitObservation(visit, is_new_visit=False, camera_added=added)
 
@@ -171,8 +174,12 @@ class VisitTracker:
     def active_for(self, person_id: str) -> Visit | None:
         return self._active.get(person_id)
 
-    def is_active(self, person_id: str) -> bool:
-        return person_id in self._active
+    def is_active(self, person_id: str, at: float | None = None) -> bool:
+        """Whether the person is on a visit that a sighting at frame time ``at`` would continue."""
+        visit = self._active.get(person_id)
+        if visit is None:
+            return False
+        return at is None or at - visit.last_seen < self.window_s
 
     def visit(self, visit_id: str) -> Visit | None:
         """An active visit, or one that ended recently."""
@@ -217,7 +224,9 @@ class VisitTracker:
             if camera not in kept.cameras:
                 kept.cameras.append(camera)
         kept._order_cameras()
-        scores = [s for s in (kept.best_snapshot_score, dropped.best_snapshot_score) if s is not None]
+        scores = [
+            s for s in (kept.best_snapshot_score, dropped.best_snapshot_score) if s is not None
+        ]
         kept.best_snapshot_score = max(scores) if scores else None
         return dropped
 

@@ -1,0 +1,616 @@
+"""Identities: the one object the app asks "who is this?" and tells "forget that person".
+
+It ties the global Gallery, the Matcher, the VisitTracker and the Store together, so that every
+frame's crops become Decisions, visits open and close, and everything learned is persisted in the
+same transaction as the frame that taught it.
+
+Threading: an Identities (with its Store, Gallery and VisitTracker) is confined to ONE thread.
+The app runs every call (observe, expire, queries, operations, load) in a single-thread executor;
+none of these objects locks anything.
+
+Choices worth knowing:
+
+- UNCERTAIN matches follow ``match.UncertainPolicy`` (default: count for the candidate only while
+  the candidate is on a visit; otherwise a new identity, reported with ``candidate_id``).
+- A new identity is always seeded with the crop that created it, even one that failed the quality
+  gates: an identity without an exemplar could never be recognised again. Later exemplars are
+  learned only from MATCHED, quality-ok crops.
+- ``Decision.is_new_identity`` is a property of the visit: true on every decision of a
+  first-time visitor's first visit (the announcing one included), false on later visits.
+- Best snapshot per visit: we keep a reference (frame image + that frame's decisions + score) for
+  each active visit, one frame per visit, and do not render or encode anything here. The app
+  renders it with ``snapshots.render_jpeg`` (``VisitSnapshot.decisions`` carry boxes and labels)
+  and, when a visit ends (the ENDED event carries its snapshot), saves the JPEG with
+  ``save_visit_snapshot``; references of the last few ended visits stay until then.
+- ``changed_person_ids`` lists persons whose published state changed in ways a user sees
+  (new identity, visit started, camera changed or added, exemplars, thumbnail); a bare
+  ``last_seen`` bump does not count, or every sighting would re-publish the person. Visits that
+  end (``expire``) also change the person (no longer present): re-publish ``event.visit.person_id``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .gallery import Gallery, unit_rows
+from .match import Matcher, UncertainPolicy
+from .store import PersonRecord, Store, UnknownPersonError, check_label
+from .types import Crop, Decision, Frame, Image, MatchResult, QualityReport
+from .visits import Visit, VisitObservation, VisitTracker
+
+__all__ = [
+    "Identities",
+    "ObserveResult",
+    "PersonView",
+    "UncertainPolicy",
+    "UnknownPersonError",
+    "VisitEvent",
+    "VisitEventReason",
+    "VisitSnapshot",
+]
+
+_LOGGER = logging.getLogger(__name__)
+
+DAY_S = 86400.0
+THUMBNAIL_JPEG_QUALITY = 90
+# A better snapshot is announced only when clearly better and not too often per visit.
+SNAPSHOT_ANNOUNCE_GAIN = 1.25
+SNAPSHOT_ANNOUNCE_INTERVAL_S = 5.0
+_ENDED_SNAPSHOTS_KEPT = 16
+
+
+def thumbnail_url(person_id: str) -> str:
+    return f"/api/persons/{person_id}/thumbnail.jpg"
+
+
+def _snapshot_rank(quality: QualityReport) -> float:
+    """Bigger is better; any crop that passed the quality gates beats every one that did not."""
+    score = max(0.0, float(quality.score))
+    return score if quality.ok else -1.0 / (1.0 + score)
+
+
+class VisitEventReason(StrEnum):
+    CAMERA_ADDED = "camera_added"
+    BETTER_SNAPSHOT = "better_snapshot"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class VisitSnapshot:
+    """The best frame of a visit so far; render with ``snapshots.render_jpeg``."""
+
+    visit_id: str
+    person_id: str
+    camera: str
+    timestamp: float
+    image: Image
+    decisions: tuple[Decision, ...]
+    rank: float
+
+
+@dataclass(frozen=True, slots=True)
+class VisitEvent:
+    """A ``visit_updated`` / ``visit_ended`` message (contract "Visit event")."""
+
+    reason: VisitEventReason
+    camera: str
+    visit: Visit  # a copy taken when the event happened
+    label: str
+    known: bool
+    thumbnail_url: str | None
+    snapshot: VisitSnapshot | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason.value,
+            "camera": self.camera,
+            "visit": self.visit.to_json(
+                label=self.label, known=self.known, thumbnail_url=self.thumbnail_url
+            ),
+        }
+
+
+@dataclass(slots=True)
+class ObserveResult:
+    decisions: list[Decision]
+    visit_events: list[VisitEvent] = field(default_factory=list)
+    changed_person_ids: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonView:
+    """A person as the contract's "Person" object describes them."""
+
+    person_id: str
+    label: str
+    known: bool
+    first_seen: float
+    last_seen: float
+    visit_count: int
+    cameras: list[str]
+    present: bool
+    camera: str | None
+    visit_id: str | None
+    exemplars: int
+    thumbnail_url: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "person_id": self.person_id,
+            "label": self.label,
+            "known": self.known,
+            "first_seen": round(self.first_seen, 3),
+            "last_seen": round(self.last_seen, 3),
+            "visit_count": self.visit_count,
+            "cameras": list(self.cameras),
+            "present": self.present,
+            "camera": self.camera,
+            "visit_id": self.visit_id,
+            "exemplars": self.exemplars,
+            "thumbnail_url": self.thumbnail_url,
+        }
+
+
+@dataclass(slots=True)
+class _SnapshotState:
+    best: VisitSnapshot
+    announced_rank: float
+    announced_at: float
+
+
+class Identities:
+    """Facade over gallery, matcher, visits and store (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        model_name: str,
+        dim: int,
+        threshold: float,
+        uncertain_margin: float,
+        max_exemplars: int,
+        exemplar_min_distance: float,
+        window_s: float,
+        retention_days: int,
+        uncertain_policy: UncertainPolicy = UncertainPolicy.ATTRIBUTE_IF_ACTIVE,
+    ) -> None:
+        self.store = store
+        self.model_name = model_name
+        self.dim = dim
+        self.retention_days = retention_days
+        self.gallery = Gallery(
+            dim, max_exemplars=max_exemplars, exemplar_min_distance=exemplar_min_distance
+        )
+        self.gallery.reserve_keys(store.max_exemplar_key())
+        self.matcher = Matcher(self.gallery, threshold, uncertain_margin, policy=uncertain_policy)
+        self.visits = VisitTracker(window_s)
+        self._snapshots: dict[str, _SnapshotState] = {}
+        self._ended_snapshots: OrderedDict[str, VisitSnapshot] = OrderedDict()
+
+    # ------------------------------------------------------------- lifecycle
+    def load(self) -> None:
+        """Fill the gallery from the store (start-up)."""
+        stored = self.store.load_exemplars(self.model_name, self.dim)
+        self.gallery.load(stored.person_ids, stored.vectors, stored.keys)
+        self.gallery.reserve_keys(self.store.max_exemplar_key())
+        _LOGGER.info(
+            "loaded %d identities with %d exemplars (%s)",
+            self.gallery.person_count,
+            len(self.gallery),
+            self.model_name,
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------- the pipeline step
+    def observe(
+        self,
+        camera: str,
+        timestamp: float,
+        crops: Sequence[Crop],
+        vectors: npt.ArrayLike,
+        frame: Frame,
+    ) -> ObserveResult:
+        """Identify every crop of one frame, update visits, learn, persist; one transaction.
+
+        Raises ValueError (naming the problem) for embeddings that do not fit the crops or the
+        model; nothing is changed then.
+        """
+        if not math.isfinite(timestamp):
+            raise ValueError(f"frame timestamp must be a finite number, got {timestamp}")
+        if len(crops) == 0:
+            return ObserveResult([])
+        queries = unit_rows(vectors, self.dim)
+        if len(queries) != len(crops):
+            raise ValueError(f"{len(crops)} crops but {len(queries)} embeddings; they must pair up")
+        results = self.matcher.match_many(
+            queries, lambda person_id: self.visits.is_active(person_id, timestamp)
+        )
+        out = ObserveResult([])
+        observations: list[VisitObservation] = []
+        with self.store.transaction():
+            for crop, vector, result in zip(crops, queries, results, strict=True):
+                decision, observation = self._identify(
+                    camera, timestamp, crop, vector, result, frame, out
+                )
+                out.decisions.append(decision)
+                observations.append(observation)
+            for crop, decision, observation in zip(crops, out.decisions, observations, strict=True):
+                self._keep_thumbnail(decision.person_id, crop, out)
+                self._keep_snapshot(decision, crop, observation, frame, out)
+        return out
+
+    def _identify(
+        self,
+        camera: str,
+        timestamp: float,
+        crop: Crop,
+        vector: npt.NDArray[np.float32],
+        result: MatchResult,
+        frame: Frame,
+        out: ObserveResult,
+    ) -> tuple[Decision, VisitObservation]:
+        created = result.person_id is None
+        if result.person_id is None:
+            person_id = self._new_person_id()
+            self.store.create_person(person_id, timestamp)
+            self._learn(person_id, vector, timestamp)
+            out.changed_person_ids.add(person_id)
+        else:
+            person_id = result.person_id
+        before = self.visits.active_for(person_id)
+        last_camera = before.last_camera if before is not None else None
+        observation = self.visits.observe(person_id, camera, timestamp, is_new_identity=created)
+        visit = observation.visit
+        if observation.ended is not None:
+            out.visit_events.append(self._finish(observation.ended))
+        if observation.is_new_visit:
+            self.store.start_visit(visit.visit_id, person_id, visit.started_at, created)
+            out.changed_person_ids.add(person_id)
+        elif observation.camera_added:
+            out.visit_events.append(self._event(VisitEventReason.CAMERA_ADDED, camera, visit))
+            out.changed_person_ids.add(person_id)
+        elif visit.last_camera != last_camera:
+            out.changed_person_ids.add(person_id)
+        self._save_visit(visit)
+        self.store.record_sighting(person_id, camera, timestamp)
+        if (
+            not created
+            and crop.quality.ok
+            and Matcher.teaches(result)
+            and self._learn(person_id, vector, timestamp)
+        ):
+            out.changed_person_ids.add(person_id)
+        person = self.store.require(person_id)
+        decision = Decision(
+            camera=camera,
+            timestamp=timestamp,
+            person_id=person_id,
+            label=person.label,
+            known=person.known,
+            new_person=observation.is_new_visit,
+            is_new_identity=visit.is_new_identity,
+            match=result.status,
+            similarity=result.similarity,
+            visit_id=visit.visit_id,
+            visit_cameras=list(visit.cameras),
+            first_camera=visit.first_camera,
+            box=crop.detection.box,
+            detection_score=crop.detection.score,
+            quality_ok=crop.quality.ok,
+            frame_id=frame.frame_id,
+            source=frame.source,
+            candidate_id=result.candidate_id,
+            candidate_similarity=result.candidate_similarity,
+            extra=dict(frame.extra),
+        )
+        return decision, observation
+
+    def _learn(self, person_id: str, vector: npt.NDArray[np.float32], timestamp: float) -> bool:
+        change = self.gallery.add_exemplar(person_id, vector)
+        if not change:
+            return False
+        assert change.key is not None
+        if change.replaced_key is not None:
+            self.store.delete_exemplars([change.replaced_key])
+        self.store.add_exemplar(change.key, person_id, vector, self.model_name, timestamp)
+        return True
+
+    def _keep_thumbnail(self, person_id: str, crop: Crop, out: ObserveResult) -> None:
+        if not crop.quality.ok or crop.image.size == 0:
+            return
+        person = self.store.require(person_id)
+        score = float(crop.quality.score)
+        if person.thumbnail_score is not None and score <= person.thumbnail_score:
+            return
+        ok, buffer = cv2.imencode(
+            ".jpg", crop.image, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_JPEG_QUALITY]
+        )
+        if not ok:
+            _LOGGER.warning("could not encode a thumbnail for %s; keeping the old one", person_id)
+            return
+        if self.store.save_thumbnail(person_id, buffer.tobytes(), score):
+            out.changed_person_ids.add(person_id)
+
+    def _keep_snapshot(
+        self,
+        decision: Decision,
+        crop: Crop,
+        observation: VisitObservation,
+        frame: Frame,
+        out: ObserveResult,
+    ) -> None:
+        visit = observation.visit
+        rank = _snapshot_rank(crop.quality)
+        state = self._snapshots.get(visit.visit_id)
+        if state is None or rank > state.best.rank:
+            best = VisitSnapshot(
+                visit_id=visit.visit_id,
+                person_id=visit.person_id,
+                camera=decision.camera,
+                timestamp=decision.timestamp,
+                image=frame.image,
+                decisions=tuple(out.decisions),
+                rank=rank,
+            )
+            visit.best_snapshot_score = rank
+            if state is None:
+                self._snapshots[visit.visit_id] = _SnapshotState(best, rank, decision.timestamp)
+                return
+            state.best = best
+        # Checked on every sighting, so an improvement seen during the quiet interval is
+        # announced as soon as the interval is over.
+        best_rank = state.best.rank
+        clearly_better = (state.announced_rank < 0 <= best_rank) or (
+            best_rank >= SNAPSHOT_ANNOUNCE_GAIN * state.announced_rank > 0
+        )
+        if clearly_better and (
+            decision.timestamp - state.announced_at >= SNAPSHOT_ANNOUNCE_INTERVAL_S
+        ):
+            state.announced_rank = best_rank
+            state.announced_at = decision.timestamp
+            out.visit_events.append(
+                self._event(VisitEventReason.BETTER_SNAPSHOT, state.best.camera, visit)
+            )
+
+    # ------------------------------------------------------------- time passing
+    def expire(self, now: float) -> list[VisitEvent]:
+        """End visits not seen for the window before ``now`` (frame clock); ENDED events."""
+        ended = self.visits.expire(now)
+        if not ended:
+            return []
+        with self.store.transaction():
+            return [self._finish(visit) for visit in ended]
+
+    def _finish(self, visit: Visit) -> VisitEvent:
+        self._save_visit(visit)
+        state = self._snapshots.pop(visit.visit_id, None)
+        snapshot = state.best if state is not None else None
+        if snapshot is not None:
+            self._ended_snapshots[visit.visit_id] = snapshot
+            while len(self._ended_snapshots) > _ENDED_SNAPSHOTS_KEPT:
+                self._ended_snapshots.popitem(last=False)
+        return self._event(VisitEventReason.ENDED, visit.last_camera, visit, snapshot)
+
+    def _save_visit(self, visit: Visit) -> None:
+        self.store.update_visit(
+            visit.visit_id,
+            person_id=visit.person_id,
+            started_at=visit.started_at,
+            last_seen=visit.last_seen,
+            cameras=visit.cameras,
+            last_camera=visit.last_camera,
+            sightings=visit.sightings,
+            ended_at=visit.ended_at,
+        )
+
+    def _event(
+        self,
+        reason: VisitEventReason,
+        camera: str,
+        visit: Visit,
+        snapshot: VisitSnapshot | None = None,
+    ) -> VisitEvent:
+        person = self.store.require(visit.person_id)
+        if snapshot is None and reason is not VisitEventReason.ENDED:
+            state = self._snapshots.get(visit.visit_id)
+            snapshot = state.best if state is not None else None
+        return VisitEvent(
+            reason=reason,
+            camera=camera,
+            visit=visit.copy(),
+            label=person.label,
+            known=person.known,
+            thumbnail_url=self._thumbnail_url(person),
+            snapshot=snapshot,
+        )
+
+    # ------------------------------------------------------------- queries
+    def persons(
+        self,
+        camera: str | None = None,
+        known: bool | None = None,
+        present: bool | None = None,
+    ) -> list[PersonView]:
+        """People, most recently seen first; ``camera``: ever seen on that camera."""
+        views = [self._view(record) for record in self.store.persons()]
+        return [
+            v
+            for v in views
+            if (camera is None or camera in v.cameras)
+            and (known is None or v.known == known)
+            and (present is None or v.present == present)
+        ]
+
+    def person(self, person_id: str) -> PersonView:
+        return self._view(self.store.require(person_id))
+
+    def visit(self, visit_id: str) -> dict[str, Any] | None:
+        """The contract's Visit object for an active, recent or recorded visit; None if unknown."""
+        visit = self.visits.visit(visit_id)
+        if visit is None:
+            record = self.store.visit(visit_id)
+            if record is None:
+                return None
+            visit = Visit(
+                visit_id=record.visit_id,
+                person_id=record.person_id,
+                started_at=record.started_at,
+                last_seen=record.last_seen,
+                is_new_identity=record.is_new_identity,
+                cameras=list(record.cameras),
+                camera_last_seen={record.last_camera: record.last_seen}
+                if record.last_camera
+                else {},
+                sightings=record.sightings,
+                ended_at=record.ended_at,
+            )
+        person = self.store.person(visit.person_id)
+        if person is None:
+            return None
+        return visit.to_json(
+            label=person.label, known=person.known, thumbnail_url=self._thumbnail_url(person)
+        )
+
+    def camera_presence(self, camera: str, now: float | None = None) -> list[str]:
+        """Person ids seen on ``camera`` within the visit window, most recent first."""
+        return self.visits.present_on(camera, now)
+
+    def thumbnail_path(self, person_id: str) -> Path | None:
+        self.store.require(person_id)
+        return self.store.thumbnail_path(person_id)
+
+    def visit_snapshot(self, visit_id: str) -> VisitSnapshot | None:
+        """The best frame of an active or just-ended visit (not yet saved), for rendering."""
+        state = self._snapshots.get(visit_id)
+        if state is not None:
+            return state.best
+        return self._ended_snapshots.get(visit_id)
+
+    def snapshot_path(self, visit_id: str) -> Path | None:
+        return self.store.snapshot_path(visit_id)
+
+    def save_visit_snapshot(self, visit_id: str, jpeg: bytes) -> Path:
+        """Persist the rendered snapshot of an ended visit and drop its frame reference."""
+        path = self.store.save_snapshot(visit_id, jpeg)
+        self._ended_snapshots.pop(visit_id, None)
+        return path
+
+    def visit_stats(self, since: float) -> tuple[int, int]:
+        """(visits started since ``since``, distinct people among them): "today" counters."""
+        return self.store.visit_stats(since)
+
+    def _view(self, record: PersonRecord) -> PersonView:
+        visit = self.visits.active_for(record.person_id)
+        return PersonView(
+            person_id=record.person_id,
+            label=record.label,
+            known=record.known,
+            first_seen=record.first_seen,
+            last_seen=record.last_seen,
+            visit_count=record.visit_count,
+            cameras=record.camera_names,
+            present=visit is not None,
+            camera=visit.last_camera if visit is not None else None,
+            visit_id=visit.visit_id if visit is not None else None,
+            exemplars=self.gallery.exemplar_count(record.person_id),
+            thumbnail_url=self._thumbnail_url(record),
+        )
+
+    def _thumbnail_url(self, record: PersonRecord) -> str | None:
+        return thumbnail_url(record.person_id) if record.thumbnail_score is not None else None
+
+    # ------------------------------------------------------------- operations
+    def rename(self, person_id: str, label: str) -> PersonView:
+        return self._view(self.store.rename(person_id, check_label(label)))
+
+    def set_known(self, person_id: str, known: bool) -> PersonView:
+        return self._view(self.store.set_known(person_id, bool(known)))
+
+    def merge(self, keep: str, drop: str) -> PersonView:
+        """Fold ``drop`` into ``keep`` (same real person seen as two identities)."""
+        if keep == drop:
+            raise ValueError("cannot merge a person into themselves; pick two different ids")
+        self.store.require(keep)
+        self.store.require(drop)
+        discarded = self.gallery.merge(keep, drop)
+        absorbed = self.visits.merge(keep, drop)
+        with self.store.transaction():
+            record = self.store.merge(
+                keep,
+                drop,
+                discarded_exemplars=discarded,
+                absorbed_visit_id=absorbed.visit_id if absorbed is not None else None,
+            )
+            live = self.visits.active_for(keep)
+            if live is not None:
+                self._save_visit(live)
+        if absorbed is not None:
+            gone = self._snapshots.pop(absorbed.visit_id, None)
+            live = self.visits.active_for(keep)
+            kept = self._snapshots.get(live.visit_id) if live is not None else None
+            if gone is not None and kept is not None and gone.best.rank > kept.best.rank:
+                kept.best = gone.best
+        return self._view(record)
+
+    def forget(self, person_id: str) -> None:
+        """Delete the identity, its embeddings, visits and images (no visit_ended is sent)."""
+        self.store.require(person_id)
+        self._drop_from_memory(person_id)
+        self.store.forget(person_id)
+
+    def reset(self, camera: str | None = None) -> list[str]:
+        """Forget everyone, or (``camera``) the identities seen on that camera and no other.
+
+        Known people are not spared: a reset is an explicit request. "Visitor N" numbers keep
+        counting up from where they were.
+        """
+        ids = self.store.all_person_ids() if camera is None else self.store.persons_only_on(camera)
+        for person_id in ids:
+            self._drop_from_memory(person_id)
+        return self.store.forget_many(ids)
+
+    def purge_stale(self, now: float) -> list[str]:
+        """Retention: forget people not seen for ``retention_days`` (never known ones or people
+        present right now); returns their ids."""
+        cutoff = now - self.retention_days * DAY_S
+        present = [visit.person_id for visit in self.visits.active()]
+        gone = self.store.purge(cutoff, keep=present)
+        for person_id in gone:
+            self._drop_from_memory(person_id)
+        if gone:
+            _LOGGER.info(
+                "retention: forgot %d identities not seen for %d days",
+                len(gone),
+                self.retention_days,
+            )
+        return gone
+
+    def _drop_from_memory(self, person_id: str) -> None:
+        self.gallery.remove(person_id)
+        visit = self.visits.forget(person_id)
+        if visit is not None:
+            self._snapshots.pop(visit.visit_id, None)
+        for visit_id, snapshot in list(self._ended_snapshots.items()):
+            if snapshot.person_id == person_id:
+                del self._ended_snapshots[visit_id]
+
+    def _new_person_id(self) -> str:
+        while True:
+            person_id = secrets.token_hex(6)
+            if person_id not in self.gallery and person_id not in self.store:
+                return person_id

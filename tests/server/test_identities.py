@@ -1,0 +1,401 @@
+"""End-to-end identity behaviour on real embeddings of real people (CUHK03, retail-0277).
+
+View A of a CUHK03 identity plays camera ``front``, view B camera ``back``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from _embeddings import (
+    DIM,
+    MARGIN,
+    MODEL_NAME,
+    THRESHOLD,
+    Plan,
+    Sample,
+    clear_plans,
+    make_frame,
+    require_assets,
+    uncertain_plan,
+)
+from smart_reid_server.identities import (
+    Identities,
+    ObserveResult,
+    UncertainPolicy,
+    UnknownPersonError,
+    VisitEventReason,
+)
+from smart_reid_server.store import DB_NAME, Store
+from smart_reid_server.types import MatchStatus
+
+WINDOW = 60.0
+T0 = 1_763_740_000.0
+DAY = 86400.0
+
+
+def open_identities(data_dir: Path, **overrides: object) -> Identities:
+    settings: dict[str, object] = {
+        "model_name": MODEL_NAME,
+        "dim": DIM,
+        "threshold": THRESHOLD,
+        "uncertain_margin": MARGIN,
+        "max_exemplars": 8,
+        "exemplar_min_distance": 0.08,
+        "window_s": WINDOW,
+        "retention_days": 30,
+    }
+    settings.update(overrides)
+    identities = Identities(Store(data_dir), **settings)  # type: ignore[arg-type]
+    identities.load()
+    return identities
+
+
+@pytest.fixture(scope="module")
+def plans() -> list[Plan]:
+    require_assets()
+    found = clear_plans()
+    if len(found) < 3:
+        pytest.skip("fewer than three clearly separable identities in the embedded data")
+    return found
+
+
+@pytest.fixture
+def ids(tmp_path: Path) -> Iterator[Identities]:
+    identities = open_identities(tmp_path / "data")
+    yield identities
+    identities.close()
+
+
+def see(
+    identities: Identities,
+    camera: str,
+    t: float,
+    people: list[Sample],
+    *,
+    quality_ok: bool | None = None,
+) -> ObserveResult:
+    frame, crops, vectors = make_frame(camera, t, people, quality_ok=quality_ok)
+    return identities.observe(camera, t, crops, vectors, frame)
+
+
+def walk_past_front(identities: Identities, plan: Plan, t: float) -> ObserveResult:
+    """The person's view-A crops, one frame a second on ``front``; returns the first result."""
+    first = see(identities, "front", t, [plan.view_a[0]])
+    for i, sample in enumerate(plan.view_a[1:], start=1):
+        see(identities, "front", t + i, [sample])
+    return first
+
+
+def test_one_alert_for_a_person_walking_from_front_to_back(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p = plans[0]
+    first = walk_past_front(ids, p, T0)
+    (arrival,) = first.decisions
+    assert arrival.new_person and arrival.is_new_identity
+    assert arrival.match is MatchStatus.NEW and arrival.label == "Visitor 1"
+    assert arrival.visit_cameras == ["front"] and arrival.first_camera == "front"
+    assert arrival.person_id in first.changed_person_ids
+
+    back = see(ids, "back", T0 + 20, [p.view_b])
+    (later,) = back.decisions
+    assert later.person_id == arrival.person_id and later.match is MatchStatus.MATCHED
+    assert not later.new_person, "still the same visit: no second alert"
+    assert later.visit_id == arrival.visit_id
+    assert later.visit_cameras == ["front", "back"] and later.first_camera == "front"
+    (event,) = [e for e in back.visit_events if e.reason is VisitEventReason.CAMERA_ADDED]
+    assert event.camera == "back" and event.visit.cameras == ["front", "back"]
+    payload = event.to_json()
+    assert payload["reason"] == "camera_added" and payload["visit"]["label"] == "Visitor 1"
+    person = ids.person(arrival.person_id)
+    assert person.present and person.camera == "back" and person.visit_count == 1
+    assert person.cameras == ["back", "front"] and person.exemplars >= 2
+    assert ids.camera_presence("back") == [arrival.person_id]
+
+
+def test_a_different_person_gets_their_own_alert(ids: Identities, plans: list[Plan]) -> None:
+    p, q = plans[:2]
+    walk_past_front(ids, p, T0)
+    (other,) = see(ids, "back", T0 + 5, [q.view_b]).decisions
+    assert other.new_person and other.is_new_identity and other.match is MatchStatus.NEW
+    assert other.label == "Visitor 2"
+    assert len({pv.person_id for pv in ids.persons()}) == 2
+
+
+def test_coming_back_after_the_window_is_a_new_visit_of_a_known_identity(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p = plans[0]
+    (arrival,) = walk_past_front(ids, p, T0).decisions
+    last = T0 + len(p.view_a) - 1
+    ended = ids.expire(last + WINDOW + 1)
+    assert [e.reason for e in ended] == [VisitEventReason.ENDED]
+    assert ended[0].visit.ended_at == last + WINDOW and ended[0].snapshot is not None
+    assert not ids.person(arrival.person_id).present
+
+    (again,) = see(ids, "back", T0 + 3600, [p.view_b]).decisions
+    assert again.person_id == arrival.person_id
+    assert again.new_person and not again.is_new_identity
+    assert again.visit_id != arrival.visit_id
+    assert ids.person(arrival.person_id).visit_count == 2
+    history = ids.visit(arrival.visit_id)
+    assert history is not None and history["ended_at"] == round(last + WINDOW, 3)
+
+
+def test_uncertain_look_alike_during_a_visit_is_not_announced_again(ids: Identities) -> None:
+    require_assets()
+    plan, _ = uncertain_plan()
+    (arrival,) = walk_past_front(ids, plan, T0).decisions
+    exemplars = ids.person(arrival.person_id).exemplars
+    (doubtful,) = see(ids, "back", T0 + 10, [plan.view_b]).decisions
+    assert doubtful.match is MatchStatus.UNCERTAIN
+    assert doubtful.person_id == arrival.person_id and doubtful.candidate_id == arrival.person_id
+    assert not doubtful.new_person
+    assert ids.person(arrival.person_id).exemplars == exemplars, "uncertain crops teach nothing"
+
+
+def test_uncertain_look_alike_after_the_visit_becomes_a_new_identity_naming_the_candidate(
+    ids: Identities,
+) -> None:
+    require_assets()
+    plan, similarity = uncertain_plan()
+    (arrival,) = walk_past_front(ids, plan, T0).decisions
+    ids.expire(T0 + 1000)
+    (doubtful,) = see(ids, "back", T0 + 2000, [plan.view_b]).decisions
+    assert doubtful.match is MatchStatus.UNCERTAIN
+    assert doubtful.person_id != arrival.person_id
+    assert doubtful.new_person and doubtful.is_new_identity
+    assert doubtful.candidate_id == arrival.person_id
+    assert doubtful.candidate_similarity == pytest.approx(similarity, abs=1e-4)
+    assert doubtful.to_json()["match"] == "uncertain"
+
+
+def test_two_people_in_one_frame_never_share_an_identity(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p, q = plans[:2]
+    walk_past_front(ids, p, T0)
+    # Two detections that both look like p (the same CUHK03 person twice) plus q.
+    result = see(ids, "back", T0 + 10, [p.view_a[0], p.view_b, q.view_b])
+    person_ids = [d.person_id for d in result.decisions]
+    assert len(set(person_ids)) == 3
+    known = [d for d in result.decisions if not d.new_person]
+    assert len(known) == 1, "only one of the two look-alikes can be the person already here"
+    fresh = next(d for d in result.decisions if d.new_person)
+    snapshot = ids.visit_snapshot(fresh.visit_id)
+    assert snapshot is not None and snapshot.camera == "back"
+    assert [d.person_id for d in snapshot.decisions] == person_ids, "everyone in the frame"
+
+
+def test_identities_survive_a_restart(tmp_path: Path, plans: list[Plan]) -> None:
+    p, q = plans[:2]
+    first = open_identities(tmp_path)
+    (a,) = walk_past_front(first, p, T0).decisions
+    (b,) = see(first, "front", T0 + 1, [q.view_a[0]]).decisions
+    first.rename(a.person_id, "Alice")
+    first.set_known(a.person_id, True)
+    exemplars = first.person(a.person_id).exemplars
+    first.close()
+
+    second = open_identities(tmp_path)
+    alice = second.person(a.person_id)
+    assert (alice.label, alice.known, alice.exemplars) == ("Alice", True, exemplars)
+    assert second.person(b.person_id).label == "Visitor 2"
+    (back,) = see(second, "back", T0 + 3600, [p.view_b]).decisions
+    assert back.person_id == a.person_id and back.label == "Alice" and back.known
+    assert back.new_person and not back.is_new_identity
+    (stranger,) = see(second, "back", T0 + 3601, [plans[2].view_b]).decisions
+    assert stranger.label == "Visitor 3"
+    second.close()
+
+
+def test_retention_forgets_stale_strangers_but_not_household(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p, q, r = plans[:3]
+    (pp,) = see(ids, "front", T0, [p.view_a[0]]).decisions
+    (qq,) = see(ids, "front", T0 + 1, [q.view_a[0]]).decisions
+    ids.set_known(pp.person_id, True)
+    ids.expire(T0 + 100)
+    assert ids.thumbnail_path(qq.person_id) is not None
+    (rr,) = see(ids, "back", T0 + 40 * DAY, [r.view_b]).decisions  # present right now
+    gone = ids.purge_stale(T0 + 40 * DAY)
+    assert gone == [qq.person_id]
+    with pytest.raises(UnknownPersonError):
+        ids.person(qq.person_id)
+    assert {v.person_id for v in ids.persons()} == {pp.person_id, rr.person_id}
+    assert ids.gallery.exemplar_count(qq.person_id) == 0
+    assert not (ids.store.thumbnails_dir / f"{qq.person_id}.jpg").exists()
+    (back,) = see(ids, "front", T0 + 40 * DAY + 5, [q.view_a[0]]).decisions
+    assert back.is_new_identity, "a forgotten person is a stranger again"
+
+
+def test_merging_a_look_alike_into_the_person_it_probably_was(ids: Identities) -> None:
+    require_assets()
+    plan, _ = uncertain_plan()
+    (alice,) = walk_past_front(ids, plan, T0).decisions
+    ids.expire(T0 + 500)
+    (dup,) = see(ids, "back", T0 + 600, [plan.view_b]).decisions
+    assert dup.candidate_id == alice.person_id and dup.person_id != alice.person_id
+    ids.rename(alice.person_id, "Alice")
+    merged = ids.merge(alice.person_id, dup.person_id)
+    assert merged.label == "Alice" and merged.visit_count == 2
+    assert merged.present and merged.visit_id == dup.visit_id, "the running visit moved over"
+    assert merged.cameras == ["back", "front"]
+    with pytest.raises(UnknownPersonError):
+        ids.person(dup.person_id)
+    (again,) = see(ids, "back", T0 + 605, [plan.view_b]).decisions
+    assert again.person_id == alice.person_id and again.label == "Alice"
+    assert again.match is MatchStatus.MATCHED and not again.new_person
+    with pytest.raises(ValueError, match="themselves"):
+        ids.merge(alice.person_id, alice.person_id)
+
+
+def test_merging_two_people_on_visits_at_once_leaves_one_visit(tmp_path: Path) -> None:
+    require_assets()
+    plan, _ = uncertain_plan()
+    ids = open_identities(tmp_path, uncertain_policy=UncertainPolicy.NEW_IDENTITY)
+    (alice,) = walk_past_front(ids, plan, T0).decisions
+    (dup,) = see(ids, "back", T0 + 10, [plan.view_b]).decisions
+    assert dup.new_person and dup.person_id != alice.person_id, "policy: always a new identity"
+    merged = ids.merge(alice.person_id, dup.person_id)
+    assert merged.visit_count == 1 and merged.visit_id == alice.visit_id
+    visit = ids.visit(alice.visit_id)
+    assert visit is not None and visit["cameras"] == ["front", "back"]
+    assert ids.visit(dup.visit_id) is None
+    (ended,) = ids.expire(T0 + 1000)
+    assert ended.visit.person_id == alice.person_id
+    assert ended.visit.sightings == len(plan.view_a) + 1
+    ids.close()
+
+
+def test_forget_deletes_the_person_everywhere(ids: Identities, plans: list[Plan]) -> None:
+    p = plans[0]
+    (a,) = walk_past_front(ids, p, T0).decisions
+    thumb = ids.thumbnail_path(a.person_id)
+    assert thumb is not None and cv2.imread(str(thumb)) is not None
+    ids.forget(a.person_id)
+    with pytest.raises(UnknownPersonError, match="unknown person"):
+        ids.person(a.person_id)
+    assert not thumb.exists() and ids.persons() == [] and len(ids.gallery) == 0
+    assert ids.camera_presence("front") == []
+    assert ids.expire(T0 + 9999) == [], "a forgotten person's visit does not end publicly"
+    (b,) = see(ids, "back", T0 + 10, [p.view_b]).decisions
+    assert b.person_id != a.person_id and b.new_person and b.is_new_identity
+    with pytest.raises(UnknownPersonError):
+        ids.forget(a.person_id)
+
+
+def test_reset_of_one_camera_and_of_everything(ids: Identities, plans: list[Plan]) -> None:
+    p, q, r = plans[:3]
+    (pf,) = see(ids, "front", T0, [p.view_a[0]]).decisions
+    see(ids, "back", T0 + 5, [p.view_b])
+    (qf,) = see(ids, "front", T0 + 6, [q.view_a[0]]).decisions
+    (rb,) = see(ids, "back", T0 + 7, [r.view_b]).decisions
+    assert ids.person(pf.person_id).cameras == ["back", "front"]
+    assert ids.reset(camera="front") == [qf.person_id]
+    assert {v.person_id for v in ids.persons()} == {pf.person_id, rb.person_id}
+    assert sorted(ids.reset()) == sorted([pf.person_id, rb.person_id])
+    assert ids.persons() == [] and len(ids.gallery) == 0
+    (fresh,) = see(ids, "front", T0 + 20, [p.view_a[0]]).decisions
+    assert fresh.label == "Visitor 4", "numbers are not reused after a reset"
+
+
+def test_poor_crops_identify_but_do_not_teach(ids: Identities, plans: list[Plan]) -> None:
+    p = plans[0]
+    (a,) = see(ids, "front", T0, [p.view_a[0]], quality_ok=False).decisions
+    assert not a.quality_ok and a.new_person
+    person = ids.person(a.person_id)
+    assert person.exemplars == 1, "a new identity is seeded even from a poor crop"
+    assert person.thumbnail_url is None, "no thumbnail from a crop that failed the gates"
+    for i, sample in enumerate(p.view_a[1:], start=1):
+        (d,) = see(ids, "front", T0 + i, [sample], quality_ok=False).decisions
+        assert d.person_id == a.person_id
+    assert ids.person(a.person_id).exemplars == 1
+    see(ids, "front", T0 + 10, [p.view_a[1]], quality_ok=True)
+    person = ids.person(a.person_id)
+    assert person.exemplars == 2
+    assert person.thumbnail_url == f"/api/persons/{a.person_id}/thumbnail.jpg"
+
+
+def test_a_clearly_better_snapshot_is_announced(ids: Identities, plans: list[Plan]) -> None:
+    p = plans[0]
+    (a,) = see(ids, "front", T0, [p.view_a[0]], quality_ok=False).decisions
+    snap = ids.visit_snapshot(a.visit_id)
+    assert snap is not None and snap.rank < 0
+    soon = see(ids, "front", T0 + 1, [p.view_a[1]], quality_ok=True)
+    assert not soon.visit_events, "not more often than every few seconds"
+    later = see(ids, "front", T0 + 10, [p.view_a[0]], quality_ok=True)
+    reasons = [e.reason for e in later.visit_events]
+    assert reasons == [VisitEventReason.BETTER_SNAPSHOT]
+    best = ids.visit_snapshot(a.visit_id)
+    assert best is not None and best.rank > 0 and best.image.shape[2] == 3
+    (ended,) = ids.expire(T0 + 500)
+    assert ended.snapshot is best
+    path = ids.save_visit_snapshot(a.visit_id, cv2.imencode(".jpg", best.image)[1].tobytes())
+    assert path == ids.snapshot_path(a.visit_id) and path.stat().st_size > 0
+    assert ids.visit_snapshot(a.visit_id) is None, "the frame is released once saved"
+
+
+def test_damaged_and_foreign_exemplars_are_skipped_on_load(
+    tmp_path: Path, plans: list[Plan], caplog: pytest.LogCaptureFixture
+) -> None:
+    p, q = plans[:2]
+    first = open_identities(tmp_path)
+    (a,) = walk_past_front(first, p, T0).decisions
+    (b,) = see(first, "front", T0 + 1, [q.view_a[0]]).decisions
+    first.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("UPDATE exemplars SET vector = x'0011' WHERE person_id = ?", (b.person_id,))
+    db.execute("INSERT INTO exemplars (person_id, model, vector, created_at) VALUES (?, ?, ?, ?)",
+               (a.person_id, "osnet_x0_25_msmt17", np.ones(512, "<f4").tobytes(), T0))  # fmt: skip
+    db.commit()
+    db.close()
+    with caplog.at_level(logging.WARNING):
+        second = open_identities(tmp_path)
+    assert "damaged exemplar" in caplog.text and "another ReID model" in caplog.text
+    assert second.person(b.person_id).exemplars == 0 and second.person(a.person_id).exemplars > 0
+    (back,) = see(second, "back", T0 + 3600, [p.view_b]).decisions
+    assert back.person_id == a.person_id
+    second.close()
+
+
+def test_embeddings_that_do_not_fit_are_refused_without_side_effects(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    frame, crops, vectors = make_frame("front", T0, [plans[0].view_a[0], plans[1].view_a[0]])
+    with pytest.raises(ValueError, match="2 crops but 1 embeddings"):
+        ids.observe("front", T0, crops, vectors[:1], frame)
+    with pytest.raises(ValueError, match="256-d"):
+        ids.observe("front", T0, crops, vectors[:, :128], frame)
+    with pytest.raises(ValueError, match="NaN"):
+        ids.observe("front", T0, crops, np.full_like(vectors, np.nan), frame)
+    assert ids.persons() == [] and len(ids.gallery) == 0
+    assert ids.observe("front", T0, [], np.zeros((0, DIM), np.float32), frame).decisions == []
+
+
+def test_decisions_follow_the_contract(ids: Identities, plans: list[Plan]) -> None:
+    frame, crops, vectors = make_frame("front", T0, [plans[0].view_a[0]], frame_id="front-1")
+    frame.extra["frigate_event_id"] = "1763740099.123-abc"
+    (decision,) = ids.observe("front", T0, crops, vectors, frame).decisions
+    payload = decision.to_json()
+    assert payload["frame_id"] == "front-1"
+    assert payload["extra"] == {"frigate_event_id": "1763740099.123-abc"}
+    assert payload["box"] == crops[0].detection.box.as_list()
+    assert set(payload) >= {
+        "camera", "timestamp", "person_id", "label", "known", "new_person", "is_new_identity",
+        "match", "similarity", "candidate_id", "candidate_similarity", "visit_id",
+        "visit_cameras", "first_camera", "box", "detection_score", "quality_ok",
+    }  # fmt: skip
+    view = ids.person(decision.person_id).to_json()
+    assert view["visit_id"] == decision.visit_id and view["camera"] == "front"
+    assert ids.visit(decision.visit_id)["sightings"] == 1  # type: ignore[index]
+    assert ids.visit("000000000000") is None
+    assert ids.visit_stats(T0 - 1) == (1, 1)

@@ -1,0 +1,135 @@
+"""Matching decisions (matched / uncertain / new) on real embeddings of real people."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from _embeddings import (
+    DIM,
+    MARGIN,
+    THRESHOLD,
+    UNCERTAIN,
+    Sample,
+    clear_plans,
+    require_assets,
+    samples,
+    uncertain_plan,
+)
+from smart_reid_server.gallery import Gallery
+from smart_reid_server.match import Matcher, UncertainPolicy
+from smart_reid_server.types import MatchStatus
+
+
+@pytest.fixture(scope="module")
+def people() -> dict[int, list[Sample]]:
+    require_assets()
+    return samples()
+
+
+def gallery_of(*named: tuple[str, list[Sample]]) -> Gallery:
+    gallery = Gallery(DIM)
+    for person_id, crops in named:
+        for crop in crops:
+            gallery.add_exemplar(person_id, crop.vector)
+    return gallery
+
+
+def test_other_view_of_a_known_person_is_matched(people: dict[int, list[Sample]]) -> None:
+    p, q = clear_plans()[:2]
+    matcher = Matcher(gallery_of(("p", p.view_a), ("q", q.view_a)), THRESHOLD, MARGIN)
+    result = matcher.match(p.view_b.vector)
+    assert result.status is MatchStatus.MATCHED and result.person_id == "p"
+    assert result.similarity >= THRESHOLD
+    assert Matcher.teaches(result)
+
+
+def test_a_stranger_is_new(people: dict[int, list[Sample]]) -> None:
+    p, q = clear_plans()[:2]
+    matcher = Matcher(gallery_of(("p", p.view_a)), THRESHOLD, MARGIN)
+    result = matcher.match(q.view_b.vector)
+    assert result.status is MatchStatus.NEW and result.person_id is None
+    assert result.similarity < UNCERTAIN and result.candidate_id is None
+    assert not Matcher.teaches(result)
+
+
+def test_empty_gallery_means_new_with_zero_similarity() -> None:
+    result = Matcher(Gallery(DIM), THRESHOLD, MARGIN).match(np.ones(DIM, dtype=np.float32))
+    assert result.status is MatchStatus.NEW and result.similarity == 0.0
+
+
+def test_uncertain_band_reports_the_candidate_and_follows_the_policy(
+    people: dict[int, list[Sample]],
+) -> None:
+    plan, similarity = uncertain_plan()
+    gallery = gallery_of(("p", plan.view_a))
+    query = plan.view_b.vector
+
+    default = Matcher(gallery, THRESHOLD, MARGIN)
+    away = default.match(query)
+    assert away.status is MatchStatus.UNCERTAIN
+    assert away.person_id is None, "an uncertain crop must not be merged into an absent person"
+    assert away.candidate_id == "p"
+    assert away.candidate_similarity == pytest.approx(similarity, abs=1e-5)
+
+    on_visit = default.match(query, lambda pid: pid == "p")
+    assert on_visit.status is MatchStatus.UNCERTAIN and on_visit.person_id == "p"
+    assert not Matcher.teaches(on_visit), "uncertain crops never become exemplars"
+
+    strict = Matcher(gallery, THRESHOLD, MARGIN, policy=UncertainPolicy.NEW_IDENTITY)
+    assert strict.match(query, lambda pid: True).person_id is None
+    lenient = Matcher(gallery, THRESHOLD, MARGIN, policy=UncertainPolicy.ATTRIBUTE)
+    assert lenient.match(query).person_id == "p"
+
+
+def test_two_crops_of_one_frame_never_get_the_same_person(
+    people: dict[int, list[Sample]],
+) -> None:
+    plan = clear_plans()[0]
+    first, second = plan.view_a[0], plan.view_a[1]
+    matcher = Matcher(gallery_of(("p", [first])), THRESHOLD, MARGIN)
+    alone = [matcher.match(v.vector) for v in (first, second)]
+    assert all(r.person_id == "p" for r in alone), "each crop alone is this person"
+    together = matcher.match_many(np.stack([first.vector, second.vector]))
+    assert [r.person_id for r in together].count("p") == 1
+    winner = max(range(2), key=lambda i: alone[i].similarity)
+    assert together[winner].person_id == "p", "the more similar crop keeps the identity"
+    assert together[1 - winner].status is MatchStatus.NEW
+
+
+def _consistent_quadruple(people: dict[int, list[Sample]]) -> list[Sample]:
+    for crops in people.values():
+        view_a = [s for s in crops if s.view == "A"]
+        for four in itertools.combinations(view_a, 4):
+            sims = [float(a.vector @ b.vector) for a, b in itertools.combinations(four, 2)]
+            if min(sims) >= THRESHOLD + 0.03:
+                return list(four)
+    pytest.skip("no identity with four mutually similar crops")
+
+
+def test_crop_whose_best_person_is_taken_falls_back_to_its_next_candidate(
+    people: dict[int, list[Sample]],
+) -> None:
+    # One real person stored twice (a duplicate identity nobody merged yet) and seen twice in
+    # one frame: the two crops must take one identity each, both as confident matches.
+    a, b, c, d = _consistent_quadruple(people)
+    matcher = Matcher(gallery_of(("dup1", [a]), ("dup2", [b])), THRESHOLD, MARGIN)
+    results = matcher.match_many(np.stack([c.vector, d.vector]))
+    assert {r.person_id for r in results} == {"dup1", "dup2"}
+    assert all(r.status is MatchStatus.MATCHED for r in results)
+    sims = np.array([[x.vector @ y.vector for y in (a, b)] for x in (c, d)])
+    crop, person = np.unravel_index(int(np.argmax(sims)), sims.shape)
+    ids = ["dup1", "dup2"]
+    assert results[crop].person_id == ids[person], "the strongest pair is assigned first"
+    assert results[1 - crop].person_id == ids[1 - person]
+    first = results[crop]
+    assert first.candidate_id is not None and first.candidate_id != first.person_id, (
+        "a decision between two look-alike identities names the other one"
+    )
+
+
+@pytest.mark.parametrize(("threshold", "margin"), [(0.0, 0.1), (1.5, 0.1), (0.5, 0.6)])
+def test_nonsense_thresholds_are_refused(threshold: float, margin: float) -> None:
+    with pytest.raises(ValueError, match=r"threshold|margin"):
+        Matcher(Gallery(DIM), threshold, margin)
