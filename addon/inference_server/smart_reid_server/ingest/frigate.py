@@ -60,7 +60,12 @@ def _finite(value: Any) -> float:
     return float(value)
 
 
-_BOX = vol.All([_finite], vol.Length(min=4, max=4, msg="box must be [x1, y1, x2, y2]"))
+def _box(value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 4:
+        raise vol.Invalid(f"box must be [x1, y1, x2, y2], got {value!r}")
+    return [_finite(v) for v in value]
 
 # Only the fields we use are checked; Frigate adds fields between versions.
 _OBJECT = vol.Schema(
@@ -71,7 +76,7 @@ _OBJECT = vol.Schema(
         vol.Optional("sub_label", default=None): object,
         vol.Optional("score", default=0.0): vol.Any(None, _finite),
         vol.Optional("top_score", default=None): vol.Any(None, _finite),
-        vol.Optional("box", default=None): vol.Any(None, _BOX),
+        vol.Optional("box", default=None): _box,
         vol.Optional("false_positive", default=False): vol.Any(None, bool),
         vol.Optional("current_zones", default=[]): vol.Any(None, [str]),
         vol.Optional("has_snapshot", default=False): vol.Any(None, bool),
@@ -83,7 +88,7 @@ _OBJECT = vol.Schema(
             vol.Schema(
                 {
                     vol.Optional("frame_time", default=None): vol.Any(None, _finite),
-                    vol.Optional("box", default=None): vol.Any(None, _BOX),
+                    vol.Optional("box", default=None): _box,
                     vol.Optional("score", default=None): vol.Any(None, _finite),
                 },
                 extra=vol.ALLOW_EXTRA,
@@ -150,6 +155,8 @@ class FrigateSource:
         self._timeout_s = float(config.get("fetch_timeout_s", 10.0))
         self._events: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._fetching: set[str] = set()
+        self._waiting: dict[str, SnapshotRequest] = {}
         self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
         self._warned_cameras: set[str] = set()
         self._frigate_down = False
@@ -181,9 +188,25 @@ class FrigateSource:
         request = self.consider(topic, payload)
         if request is None:
             return
-        task = asyncio.get_running_loop().create_task(self._fetch_and_offer(request))
+        if request.event_id in self._fetching:
+            # Frigate serves only its current snapshot: fetch once more after this one ends.
+            self._waiting[request.event_id] = request
+            return
+        self._fetching.add(request.event_id)
+        task = asyncio.get_running_loop().create_task(self._fetch_event(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def _fetch_event(self, request: SnapshotRequest) -> None:
+        """One event's downloads, one at a time, so each box meets the snapshot it belongs to."""
+        try:
+            current: SnapshotRequest | None = request
+            while current is not None and not self._stopped:
+                await self._fetch_and_offer(current)
+                current = self._waiting.pop(request.event_id, None)
+        finally:
+            self._fetching.discard(request.event_id)
+            self._waiting.pop(request.event_id, None)
 
     def consider(self, topic: str, payload: bytes) -> SnapshotRequest | None:
         """Parse one ``frigate/events`` message; a request when a new snapshot should be fetched."""

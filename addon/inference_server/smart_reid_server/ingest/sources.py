@@ -306,12 +306,21 @@ class MqttSubscriber:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._warned = False
-        self.connected_event = asyncio.Event()
+        self._unacked: set[int] = set()
+        # Set once the broker acknowledged every subscription (messages published after that
+        # reach us); cleared while disconnected.
+        self.ready = asyncio.Event()
 
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
+        """Add a subscription; before ``start`` or at any time after (event loop thread)."""
         self._handlers[topic_filter] = handler
-        if self._client is not None and self.connected:
-            self._client.subscribe(topic_filter, qos=1)
+        if self._client is None:
+            return
+        # Not connected yet: paho refuses, and the on-connect callback subscribes it instead.
+        rc, mid = self._client.subscribe(topic_filter, qos=1)
+        if rc == mqtt.MQTT_ERR_SUCCESS and mid is not None:
+            self._unacked.add(mid)
+            self.ready.clear()
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -328,6 +337,7 @@ class MqttSubscriber:
         client.on_disconnect = self._paho_disconnect
         client.on_connect_fail = self._paho_connect_fail
         client.on_message = self._paho_message
+        client.on_subscribe = self._paho_subscribe
         self._client = client
         client.connect_async(self.host, self.port, keepalive=30)
         client.loop_start()
@@ -347,10 +357,16 @@ class MqttSubscriber:
                 loop.call_soon_threadsafe(callback, *args)
 
     def _paho_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        mids: set[int] = set()
         if not reason.is_failure:
             for topic_filter in list(self._handlers):
-                client.subscribe(topic_filter, qos=1)
-        self._to_loop(self._on_connect, bool(reason.is_failure), str(reason))
+                _rc, mid = client.subscribe(topic_filter, qos=1)
+                if mid is not None:
+                    mids.add(mid)
+        self._to_loop(self._on_connect, bool(reason.is_failure), str(reason), mids)
+
+    def _paho_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, _codes: Any, _p: Any) -> None:
+        self._to_loop(self._on_subscribed, mid)
 
     def _paho_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self._to_loop(self._on_disconnect, str(reason))
@@ -361,7 +377,7 @@ class MqttSubscriber:
     def _paho_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         self._to_loop(self._on_message, message.topic, bytes(message.payload))
 
-    def _on_connect(self, failed: bool, reason: str) -> None:
+    def _on_connect(self, failed: bool, reason: str, mids: set[int]) -> None:
         if failed:
             _LOGGER.warning(
                 "%s: MQTT broker %s:%d refused the connection (%s); check the credentials",
@@ -370,18 +386,25 @@ class MqttSubscriber:
             return
         self.connected = True
         self._warned = False
-        self.connected_event.set()
+        self._unacked |= mids
+        if not self._unacked:
+            self.ready.set()
         _LOGGER.info("%s: subscribed on MQTT broker %s:%d", self.name, self.host, self.port)
 
     def _on_disconnect(self, reason: str) -> None:
         self.connected = False
-        self.connected_event.clear()
+        self.ready.clear()
         if self._client is not None and not self._warned:
             self._warned = True
             _LOGGER.warning(
                 "%s: MQTT broker %s:%d unreachable (%s); retrying with back-off",
                 self.name, self.host, self.port, reason,
             )
+
+    def _on_subscribed(self, mid: int) -> None:
+        self._unacked.discard(mid)
+        if self.connected and not self._unacked:
+            self.ready.set()
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         for topic_filter, handler in self._handlers.items():
@@ -461,8 +484,8 @@ def _subscriber_for(
     app_subscriber: MessageSubscriber | None,
     name: str,
     running: Sources,
-    loop: asyncio.AbstractEventLoop,
 ) -> MessageSubscriber | None:
+    """The app's connection, or a new (not yet started) one for a broker of the source's own."""
     if override is None and app_subscriber is not None:
         return app_subscriber
     settings = override or app_mqtt
@@ -479,7 +502,6 @@ def _subscriber_for(
         password=settings.get("password"),
         name=name,
     )
-    subscriber.start(loop)
     running.subscribers.append(subscriber)
     return subscriber
 
@@ -516,9 +538,7 @@ async def start_sources(
     frigate_cfg = config["frigate"]
     if frigate_cfg is not None:
         assert running.session is not None
-        mqtt_link = _subscriber_for(
-            frigate_cfg["mqtt"], app_mqtt, subscriber, "frigate", running, loop
-        )
+        mqtt_link = _subscriber_for(frigate_cfg["mqtt"], app_mqtt, subscriber, "frigate", running)
         if mqtt_link is not None:
             frigate = FrigateSource(frigate_cfg, sink, running.session)
             frigate.attach(mqtt_link)
@@ -546,13 +566,15 @@ async def start_sources(
     edge_cfg = config["edge"]
     if edge_cfg["enabled"]:
         assert running.session is not None
-        mqtt_link = _subscriber_for(edge_cfg["mqtt"], app_mqtt, subscriber, "edge", running, loop)
+        mqtt_link = _subscriber_for(edge_cfg["mqtt"], app_mqtt, subscriber, "edge", running)
         if mqtt_link is not None:
             topic = edge_cfg["topic"] or f"{app_mqtt.get('base_topic', 'smart_reid')}/edge/+"
             edge = EdgeSource(edge_cfg, sink, running.session, topic=topic)
             edge.attach(mqtt_link)
             running.sources.append(edge)
 
+    for own in running.subscribers:
+        own.start(loop)  # after every source subscribed, so none misses the first connect
     if running.sources:
         _LOGGER.info("camera sources started: %s", ", ".join(s.name for s in running.sources))
     return running
