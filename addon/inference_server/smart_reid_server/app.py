@@ -79,8 +79,10 @@ def decision_json(decision: Decision, thumbnails: dict[str, str | None]) -> dict
 class SmartReidApp:
     """One Smart ReID server instance (see the module docstring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        # Frame-time clock for visit expiry and presence (the demo replays video time).
+        self.clock = clock
         self.state = "starting"
         self.started_at = time.time()
         self.server_id = ""
@@ -312,6 +314,7 @@ class SmartReidApp:
             after_expire=self._after_expire,
             latency=self.latency,
             retention_days=int(self.settings.raw["retention_days"]),
+            clock=self.clock,
         )
         self.pipeline.start()
 
@@ -407,14 +410,14 @@ class SmartReidApp:
 
     def _gather_all(self, identities: Identities) -> StateView:
         ids = [p.person_id for p in identities.persons()]
-        return gather(identities, person_ids=ids, cameras=self.cameras.names)
+        return gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.clock())
 
     def _seed_states(self, view: StateView) -> None:
         self.states.apply(view, force=True)
 
     def _after_observe(self, identities: Identities, observed: ObserveResult, frame: Frame) -> Any:
         changed = set(observed.changed_person_ids)
-        view = gather(identities, person_ids=changed, cameras=[frame.camera])
+        view = gather(identities, person_ids=changed, cameras=[frame.camera], now=self.clock())
         for decision in observed.decisions:
             if decision.person_id not in view.thumbnails:
                 with contextlib.suppress(KeyError):
@@ -427,7 +430,7 @@ class SmartReidApp:
 
     def _after_expire(self, identities: Identities, events: list[VisitEvent]) -> StateView:
         ids = {event.visit.person_id for event in events}
-        return gather(identities, person_ids=ids, cameras=self.cameras.names)
+        return gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.clock())
 
     # -- results -> MQTT ---------------------------------------------------------------------
 
@@ -482,7 +485,7 @@ class SmartReidApp:
             await asyncio.sleep(STATE_REFRESH_S)
             try:
                 self.cameras.rollover()
-                view = await self._call(_gather_cameras, self.cameras.names)
+                view = await self._call(_gather_cameras, self.cameras.names, self.clock())
                 self.states.apply(view)
             except asyncio.CancelledError:
                 raise
@@ -561,7 +564,7 @@ class SmartReidApp:
         return state
 
     async def camera_states(self) -> list[dict[str, Any]]:
-        view = await self._call(_gather_cameras, self.cameras.names)
+        view = await self._call(_gather_cameras, self.cameras.names, self.clock())
         self.states.apply(view)
         return [self.camera_state(camera) for camera in self.cameras.names]
 
@@ -600,8 +603,8 @@ def _find_visit_snapshot(identities: Identities, visit_id: str) -> Any:
     return identities.visit_snapshot(visit_id)
 
 
-def _gather_cameras(identities: Identities, cameras: list[str]) -> StateView:
-    return gather(identities, cameras=cameras)
+def _gather_cameras(identities: Identities, cameras: list[str], now: float) -> StateView:
+    return gather(identities, cameras=cameras, now=now)
 
 
 def _update_person(
