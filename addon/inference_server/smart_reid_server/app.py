@@ -17,7 +17,6 @@ import logging
 import secrets
 import signal
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,7 +104,6 @@ class SmartReidApp:
         self._latest: dict[str, tuple[Image, list[Decision], float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stop_event: asyncio.Event | None = None
-        self._drops: deque[tuple[float, int]] = deque()
         self._refresher: asyncio.Task[None] | None = None
 
     # -- properties the API reads ------------------------------------------------------------
@@ -183,7 +181,7 @@ class SmartReidApp:
                 f"model: reid fallback {self.embedder.name} is not a person ReID model; "
                 "identities will be unreliable (set models.reid to a ReID model)"
             )
-        dropped = self._recent_drops()
+        dropped = self.cameras.recent_drops(OVERLOAD_WINDOW_S)
         if dropped:
             reasons.append(
                 f"queue: {dropped} frames dropped in the last minute (overloaded); lower the "
@@ -192,14 +190,6 @@ class SmartReidApp:
         if self.sources is not None:
             reasons.extend(self.sources.health_reasons())
         return ("degraded" if reasons else "ready"), reasons
-
-    def _recent_drops(self) -> int:
-        now = time.monotonic()
-        total = self.cameras.frames_dropped
-        self._drops.append((now, total))
-        while len(self._drops) > 1 and now - self._drops[0][0] > OVERLOAD_WINDOW_S:
-            self._drops.popleft()
-        return total - self._drops[0][1] if len(self._drops) > 1 else 0
 
     # -- start-up ----------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from .app import SmartReidApp, StartupError
 from .config import Settings, validate
@@ -69,7 +70,7 @@ def video_frames(path: Path, step: int, limit: int) -> Iterator[tuple[int, float
             if not ok:
                 break
             if index % step == 0:
-                yield index, index / fps, image
+                yield index, index / fps, np.asarray(image, dtype=np.uint8)
             index += 1
     finally:
         capture.release()

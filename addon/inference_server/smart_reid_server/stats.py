@@ -82,6 +82,7 @@ class CameraBook:
         self.auto_add = auto_add
         self._today = today
         self._day = today()
+        self._drop_times: deque[float] = deque(maxlen=100_000)
         self.on_added: Callable[[str], None] | None = None
 
     @property
@@ -126,6 +127,14 @@ class CameraBook:
         counters = self._cameras.get(camera)
         if counters is not None:
             counters.frames_dropped += 1
+        self._drop_times.append(time.monotonic())
+
+    def recent_drops(self, window_s: float = 60.0) -> int:
+        """Frames dropped for overload in the last ``window_s`` seconds (any camera)."""
+        horizon = time.monotonic() - window_s
+        while self._drop_times and self._drop_times[0] < horizon:
+            self._drop_times.popleft()
+        return len(self._drop_times)
 
     def rejected(self, camera: str) -> None:
         counters = self._cameras.get(camera)
