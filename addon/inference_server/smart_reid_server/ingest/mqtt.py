@@ -3,8 +3,9 @@
 A camera script that publishes garbage must not take the server down or flood the log: every
 bad message costs one (rate-limited) warning naming the camera and the reason, and is dropped.
 Parsing, base64 and image decoding happen in an executor; only routing runs on the event loop.
-Each camera may have a few messages being decoded at once; beyond that new ones are dropped and
-counted, the same back-pressure the pipeline queue applies.
+Each camera's messages are decoded in arrival order from a small backlog (``queue.per_camera``);
+when a camera publishes faster than that, its oldest waiting message is dropped and counted,
+the same back-pressure the pipeline queue applies.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import itertools
 import json
 import logging
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,8 +73,8 @@ class MqttIngest:
         self._max_bytes = max_bytes
         self._max_pending = max(1, max_pending_per_camera)
         self._latency = latency
-        self._pending: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._backlog: dict[str, deque[tuple[bytes, float, float]]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
         self._ids = itertools.count(1)
         self._quiet = QuietLog(_LOGGER)
         self.stats = IngestStats()
@@ -92,50 +94,49 @@ class MqttIngest:
                 camera, "unknown camera; add it to `cameras` or set auto_add_cameras: true"
             )
             return
-        if self._pending.get(camera, 0) >= self._max_pending:
+        backlog = self._backlog.setdefault(camera, deque())
+        if len(backlog) >= self._max_pending:
+            backlog.popleft()
             self.stats.dropped += 1
             self._cameras.dropped(camera)
             self._quiet.warning(
                 f"busy:{camera}",
-                "MQTT ingest for camera %s: frames arrive faster than they are decoded; dropping",
+                "MQTT ingest for camera %s: frames arrive faster than they are decoded; "
+                "dropping the oldest",
                 camera,
             )
-            return
-        self._pending[camera] = self._pending.get(camera, 0) + 1
-        arrived = time.time()
-        received = time.monotonic()
-        task = asyncio.get_running_loop().create_task(
-            self._decode_and_offer(camera, payload, arrived, received)
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        backlog.append((payload, time.time(), time.monotonic()))
+        if camera not in self._workers:
+            task = asyncio.get_running_loop().create_task(self._work(camera))
+            self._workers[camera] = task
 
     async def drain(self) -> None:
-        """Wait for messages being decoded (shutdown, tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every received message was decoded and offered (shutdown, tests)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
 
-    async def _decode_and_offer(
-        self, camera: str, payload: bytes, arrived: float, received: float
-    ) -> None:
+    async def _work(self, camera: str) -> None:
+        """Decode one camera's messages in arrival order, one at a time, off the loop."""
         loop = asyncio.get_running_loop()
+        backlog = self._backlog[camera]
         try:
-            parsed = await loop.run_in_executor(
-                None, self._parse, camera, payload, arrived, received
-            )
-        except BadFrameError as err:
-            self._reject(camera, err.message)
-            return
+            while backlog:
+                payload, arrived, received = backlog.popleft()
+                try:
+                    parsed = await loop.run_in_executor(
+                        None, self._parse, camera, payload, arrived, received
+                    )
+                except BadFrameError as err:
+                    self._reject(camera, err.message)
+                    continue
+                if self._latency is not None:
+                    self._latency.record("decode", parsed.decode_ms)
+                if self._sink.offer(parsed.frame):
+                    self.stats.accepted += 1
+                else:
+                    self.stats.dropped += 1
         finally:
-            self._pending[camera] -= 1
-            if not self._pending[camera]:
-                del self._pending[camera]
-        if self._latency is not None:
-            self._latency.record("decode", parsed.decode_ms)
-        if self._sink.offer(parsed.frame):
-            self.stats.accepted += 1
-        else:
-            self.stats.dropped += 1
+            del self._workers[camera]
 
     def _parse(self, camera: str, payload: bytes, arrived: float, received: float) -> _Parsed:
         """Executor side: JSON envelope or raw image -> Frame (raises BadFrameError)."""
