@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from smart_reid_server.publish import Publisher
 
-pytestmark = pytest.mark.timeout(60)
+from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
+
+pytestmark = pytest.mark.timeout(120)
 
 
 def _publisher(port: int, **cfg: Any) -> Publisher:
@@ -179,3 +184,137 @@ async def test_ingest_subscription_delivers_on_the_event_loop_and_survives_recon
     assert threads == {True}
     await sender.stop()
     await pub.stop()
+
+
+# -- the whole server on a real broker ---------------------------------------------------------
+
+
+def _app_settings(tmp_path: Path, models_dir: Path, port: int, **extra: Any) -> Any:
+    return settings_for(
+        tmp_path,
+        models_dir,
+        mqtt={"enabled": True, "host": "127.0.0.1", "port": port, "base_topic": "sr_app"},
+        **extra,
+    )
+
+
+async def _post(base: str, camera: str, jpeg: bytes, timestamp: float) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session:
+        status, body = await upload(session, base, camera, jpeg, timestamp=timestamp)
+    assert status == 200, body
+    return body
+
+
+async def test_server_publishes_the_contract_on_mqtt(
+    tmp_path: Path,
+    models_dir: Path,
+    cuhk03_dir: Path,
+    mosquitto_broker: tuple[str, int],
+    mqtt_collector: Callable[..., Any],
+) -> None:
+    host, port = mosquitto_broker
+    watcher = mqtt_collector(host, port, "sr_app/#")
+    settings = _app_settings(tmp_path, models_dir, port, visits={"window_s": 2.0})
+    async with running_app(settings) as app:
+        base = app.http_url()
+        await watcher.await_for("sr_app/status", lambda m: m.payload == b"online")
+        info = (await watcher.await_for("sr_app/info"))[-1]
+        assert info.json()["server_id"] == app.server_id
+        assert info.json()["http_url"] == base and info.json()["contract"] == 1
+        hub = (await watcher.await_for("sr_app/state"))[-1].json()
+        assert hub["people_present"] == 0 and hub["visits_today"] == 0
+        await watcher.await_for("sr_app/camera/+/state", count=2)
+
+        picker = CuhkPicker(cuhk03_dir, app.embedder)
+        view_a, view_b = picker.same_person(app.threshold + 0.02)
+        now = time.time()
+        first = (await _post(base, "front", cuhk(cuhk03_dir, view_a), now))["decisions"][0]
+        person_id = first["person_id"]
+        new = await watcher.await_for("sr_app/events/new_person")
+        assert new[0].json() == first  # MQTT and HTTP carry the same Decision
+        assert not new[0].retain
+        sighting = await watcher.await_for("sr_app/events/sighting")
+        assert sighting[0].json()["person_id"] == person_id
+        state_topic = f"sr_app/person/{person_id}/state"
+        person = (await watcher.await_for(state_topic))[-1]
+        assert person.json()["present"] is True
+        assert person.json()["thumbnail_url"] == first["thumbnail_url"]
+        hub = await watcher.await_for("sr_app/state", lambda m: m.json()["visits_today"] == 1)
+        assert hub[-1].json()["person_ids_present"] == [person_id]
+        front = await watcher.await_for(
+            "sr_app/camera/front/state", lambda m: m.json()["people_present"] == 1
+        )
+        assert front[-1].json()["last_person_id"] == person_id
+        # Home Assistant starting now gets all of it as retained messages.
+        late = mqtt_collector(host, port, "sr_app/#")
+        for topic in ("sr_app/status", "sr_app/info", "sr_app/state", state_topic):
+            assert all(m.retain for m in await late.await_for(topic)), topic
+        assert (await late.await_for("sr_app/status"))[-1].payload == b"online"
+        assert (await late.await_for("sr_app/camera/front/state"))[-1].retain
+        late.close()
+
+        await _post(base, "back", cuhk(cuhk03_dir, view_b), now + 1)
+        updated = await watcher.await_for("sr_app/events/visit_updated")
+        event = updated[0].json()
+        assert event["reason"] == "camera_added" and event["camera"] == "back"
+        assert event["visit"]["cameras"] == ["front", "back"]
+        assert len(watcher.on("sr_app/events/new_person")) == 1  # one alert for the visit
+
+        # An operation publishes the changed person state.
+        await app.update_person(person_id, "Alice", None)
+        await watcher.await_for(state_topic, lambda m: m.json()["label"] == "Alice")
+
+        # Nobody seen for the visit window: the visit ends and presence clears.
+        ended = await watcher.await_for("sr_app/events/visit_ended", within=10)
+        visit = ended[0].json()["visit"]
+        assert visit["person_id"] == person_id and visit["ended_at"] is not None
+        gone = await watcher.await_for(state_topic, lambda m: m.json()["present"] is False)
+        assert gone[-1].json()["camera"] is None
+        # The ended visit's annotated snapshot is kept on disk for the notification.
+        async with aiohttp.ClientSession() as session:
+            for _ in range(50):
+                async with session.get(f"{base}{first['snapshot_url']}") as response:
+                    if response.status == 200:
+                        assert (await response.read())[:2] == b"\xff\xd8"
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("visit snapshot never became available")
+
+        # Forgetting clears the retained person state with an empty payload.
+        await app.forget(person_id)
+        await watcher.await_for(state_topic, lambda m: m.payload == b"")
+    late = mqtt_collector(host, port, "sr_app/#")
+    await late.await_for("sr_app/status", lambda m: m.payload == b"offline")
+    await asyncio.sleep(0.3)
+    assert not late.on(state_topic)  # nothing retained for a forgotten person
+
+
+async def test_new_person_made_while_the_broker_is_down_arrives_after_it_starts(
+    tmp_path: Path,
+    models_dir: Path,
+    cuhk03_dir: Path,
+    broker_factory: Callable[..., Any],
+    mqtt_collector: Callable[..., Any],
+) -> None:
+    broker = broker_factory()
+    settings = _app_settings(tmp_path, models_dir, broker.port)
+    async with running_app(settings) as app:
+        status, reasons = app.health()
+        assert status == "degraded"
+        assert reasons == [f"mqtt: broker 127.0.0.1:{broker.port} unreachable"]
+        decision = (await _post(app.http_url(), "front", cuhk(cuhk03_dir, "0009_00"), time.time()))[
+            "decisions"
+        ][0]
+        assert app.publisher.buffered >= 2  # sighting + new_person held back
+        broker.start()
+        watcher = mqtt_collector(broker.host, broker.port, "sr_app/#")
+        new = await watcher.await_for("sr_app/events/new_person", within=30)
+        assert new[0].json()["person_id"] == decision["person_id"]
+        await watcher.await_for(f"sr_app/person/{decision['person_id']}/state")
+        assert (await watcher.await_for("sr_app/info"))[-1].json()["server_id"] == app.server_id
+        for _ in range(100):
+            if app.health()[0] == "ready":
+                break
+            await asyncio.sleep(0.05)
+        assert app.health() == ("ready", [])
