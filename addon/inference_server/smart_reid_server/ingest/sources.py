@@ -128,6 +128,8 @@ STREAM_SCHEMA = vol.Schema(
         vol.Optional("motion_gate", default=True): bool,
         # Share of the (downscaled) picture that must change to count as motion.
         vol.Optional("motion_threshold", default=0.002): _PROBABILITY,
+        # None: network URLs are live (reconnect forever), local files are not.
+        vol.Optional("live", default=None): vol.Any(None, bool),
         # Files only: start again at the end instead of stopping.
         vol.Optional("loop", default=False): bool,
         # Files only: pace decoding at the video's own speed, like a live camera.

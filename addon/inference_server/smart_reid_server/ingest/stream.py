@@ -11,10 +11,12 @@ slowly updated background, the frame is not offered at all, so an idle camera co
 only, not detection. A camera is never muted for long after motion: the gate stays open for
 ``MOTION_HOLD_S`` after the last movement, so someone who stops at the door is still seen.
 
-Live sources (anything with a URL scheme other than ``file:``) reconnect after errors and after
-the stream ends, waiting 1 s, 2 s, 4 s ... up to 60 s between attempts; the wait starts again at
-1 s once frames flow. Each change of state is logged once. Local files play once (or ``loop``)
-and, with ``realtime`` (the default), at their own speed so they behave like a camera.
+Live sources (by default anything with a URL scheme other than ``file:``; ``live`` overrides)
+reconnect after errors and after the stream ends, waiting 1 s, 2 s, 4 s ... up to 60 s between
+attempts; the wait starts again at 1 s once frames flow. Each change of state is logged once.
+Live frames are sampled by arrival time, because many cameras' timestamps are not to be trusted
+(MJPEG over HTTP has none: FFmpeg invents 25 fps); files are sampled by presentation time, play
+once (or ``loop``) and, with ``realtime`` (the default), at their own speed like a camera.
 """
 
 from __future__ import annotations
@@ -70,7 +72,6 @@ class MotionGate:
         background = self._background
         if background is None or background.shape != picture.shape:
             self._background = picture
-            self._open_until = media_time + self.hold_s
             return True
         changed = np.abs(picture - background) > MOTION_PIXEL_DELTA
         self.last_fraction = float(changed.mean())
@@ -118,7 +119,9 @@ class StreamSource:
         self.url: str = _with_credentials(
             str(config["url"]), config.get("username"), config.get("password")
         )
-        self.live = is_live(self.url)
+        live = config.get("live")
+        self.live = is_live(self.url) if live is None else bool(live)
+        self.local = not is_live(self.url)
         self.sample_interval_s = 1.0 / float(config.get("sample_fps", 2.0))
         self.loop_file = bool(config.get("loop", False))
         self.realtime = bool(config.get("realtime", True))
@@ -153,11 +156,22 @@ class StreamSource:
         thread = self._thread
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, thread.join, self.timeout_s + 5)
-        self.stats.state = "stopped"
+        if self.stats.state not in {"finished", "failed"}:
+            self._set_state("stopped", None)
 
     # -- decoding thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._run_until_done()
+        except Exception:
+            _LOGGER.exception("camera %s: the stream reader failed", self.camera)
+            self._set_state("failed", "the stream reader failed; see the log")
+        finally:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self.finished.set)
+
+    def _run_until_done(self) -> None:
         backoff = self.backoff_min_s
         while not self._stop.is_set():
             try:
@@ -185,21 +199,19 @@ class StreamSource:
                     self._set_state("finished", None)
                 else:
                     self._give_up(f"{self.url} has no decodable video ({reason})")
-                self._loop.call_soon_threadsafe(self.finished.set)
                 return
             if got_frames:
                 backoff = self.backoff_min_s
             self._lost(reason, backoff)
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.backoff_max_s)
-        self._loop.call_soon_threadsafe(self.finished.set)
 
     def _open(self) -> av.container.InputContainer:
         options: dict[str, str] = {}
         if self.url.lower().startswith(("rtsp://", "rtsps://")):
             options["rtsp_transport"] = self.rtsp_transport
-        target = self.url if self.live else _local_path(self.url)
-        if not self.live and not Path(target).is_file():
+        target = _local_path(self.url) if self.local else self.url
+        if self.local and not Path(target).is_file():
             raise OSError(f"no such file {target}")
         return av.open(target, options=options, timeout=(self.timeout_s, self.timeout_s))
 
@@ -234,7 +246,7 @@ class StreamSource:
                     got_frames = True
                     self.stats.extra["decoded"] += 1
                     media = frame.time
-                    if media is None:
+                    if media is None or self.live:
                         media = time.monotonic() - mono_start
                     if first_media is None:
                         first_media = media
@@ -304,7 +316,7 @@ class StreamSource:
                 self.camera, problem, self._redacted(), self.backoff_max_s,
             )
         else:
-            _LOGGER.debug("camera %s: %s; next try in %.0f s", self.camera, problem, retry_in_s)
+            _LOGGER.debug("camera %s: %s; next try in %.1f s", self.camera, problem, retry_in_s)
         self._reported_problem = problem
         self._set_state("reconnecting", problem)
 
