@@ -35,7 +35,6 @@ from .sources import FrameSink, SourceStats, offer
 _LOGGER = logging.getLogger(__name__)
 
 PRUNE_GRACE_S = 3600.0  # rows of vanished files are kept this long (a share may blink)
-BUSY_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +145,7 @@ class FolderSource:
         max_age = config.get("max_age_s", 3600.0)
         self.max_age_s: float | None = None if max_age is None else float(max_age)
         self.max_bytes = int(config.get("max_image_mb", 20)) * 1024 * 1024
-        self.stats = SourceStats(extra={"scans": 0, "too_old": 0, "deferred": 0})
+        self.stats = SourceStats(extra={"scans": 0, "too_old": 0})
         self._sink = sink
         digest = hashlib.sha1(str(self.root.resolve()).encode()).hexdigest()[:10]
         self._store_path = Path(data_dir) / f"folder_source_{digest}.sqlite3"
@@ -155,6 +154,7 @@ class FolderSource:
         self._pending: dict[str, _Pending] = {}
         self._warned: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        self._scanning = asyncio.Lock()
         self._last_prune = 0.0
         self._root_missing = False
         self._frames = 0
@@ -188,6 +188,10 @@ class FolderSource:
 
     async def poll_once(self) -> int:
         """One scan: offer every file that has settled; returns how many frames were offered."""
+        async with self._scanning:
+            return await self._poll()
+
+    async def _poll(self) -> int:
         self.stats.extra["scans"] += 1
         try:
             listing = await asyncio.to_thread(self._list)
@@ -222,8 +226,6 @@ class FolderSource:
         offered = 0
         for key, mtime in sorted(ready, key=lambda item: item[1]):
             outcome = await self._handle(key, mtime)
-            if outcome == "busy":
-                break
             self._pending.pop(key.relpath, None)
             self._done.add(key)
             if self._store is not None:
@@ -241,7 +243,7 @@ class FolderSource:
         return list(_scan(self.root, self.extensions))
 
     async def _handle(self, key: FileKey, mtime: float) -> str:
-        """Offer one settled file: offered | busy (try again later) | rejected | skipped."""
+        """Offer one settled file: offered | dropped | rejected | skipped | too_old | vanished."""
         camera = key.relpath.split("/", 1)[0] if "/" in key.relpath else None
         if camera is None:
             self._warn_once(
@@ -284,13 +286,36 @@ class FolderSource:
             frame_id=f"{camera}-file-{self._frames:06d}",
             extra={"file": key.relpath},
         )
-        if not offer(self._sink, frame, self.stats):
-            # Files wait on disk, so a full queue only delays them: not a drop.
-            self.stats.dropped -= 1
-            self.stats.extra["deferred"] += 1
-            await asyncio.sleep(BUSY_RETRY_S)
-            return "busy"
+        if not await self._deliver(frame):
+            self._warn_once(
+                f"dropped:{camera}",
+                "camera %s: the pipeline refused pictures from the watched folder (first: %s); "
+                "is the camera listed in `cameras` (or auto_add_cameras: true)?",
+                camera, key.relpath,
+            )
+            return "dropped"
         return "offered"
+
+    async def _deliver(self, frame: Frame) -> bool:
+        """Hand over and, when the sink can say so, wait until the frame was processed.
+
+        Files are a backlog by nature (a camera uploads a burst, or we were down): waiting for
+        each one keeps them on disk instead of overflowing the camera's queue.
+        """
+        submit = getattr(self._sink, "submit", None)
+        if not callable(submit):
+            return offer(self._sink, frame, self.stats)
+        frame.received_monotonic = time.monotonic()
+        try:
+            await submit(frame)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            _LOGGER.debug("camera %s: %s was not processed: %s", frame.camera, frame.extra, err)
+            self.stats.dropped += 1
+            return False
+        self.stats.offered += 1
+        return True
 
     def _read(self, path: Path) -> Image:
         data = path.read_bytes()

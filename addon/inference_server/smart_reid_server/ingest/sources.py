@@ -42,6 +42,9 @@ class FrameSink(Protocol):
     """Where sources deliver frames. Called on the event loop thread; must not block.
 
     Returns False when the frame was dropped (queue full, unknown camera): sources count it.
+    A sink that also has ``submit(frame) -> awaitable`` (the pipeline does) gets watched-folder
+    pictures through ``submit``, one at a time, so a backlog of files waits on disk instead of
+    pushing frames out of the camera's queue.
     """
 
     def offer(self, frame: Frame) -> bool: ...
