@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 from smart_reid_server.app import SmartReidApp
 from smart_reid_server.config import Settings, load
+from smart_reid_server.types import Image, Vector
 
 
 def cuhk(cuhk03_dir: Path, name: str, split: str = "val") -> bytes:
@@ -20,10 +21,16 @@ def cuhk(cuhk03_dir: Path, name: str, split: str = "val") -> bytes:
     return (cuhk03_dir / split / f"{name}.jpg").read_bytes()
 
 
+def jpeg_image(data: bytes) -> Image:
+    """Decode test bytes with OpenCV directly (not through the code under test)."""
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "test image does not decode"
+    return np.asarray(image, dtype=np.uint8)
+
+
 def full_box(jpeg: bytes) -> list[dict[str, Any]]:
     """CUHK03 images are already person crops: one box covering the whole image."""
-    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    height, width = image.shape[:2]
+    height, width = jpeg_image(jpeg).shape[:2]
     return [{"box": [0, 0, width, height], "score": 0.95}]
 
 
@@ -98,12 +105,12 @@ class CuhkPicker:
         self.split = split
         self.embedder = embedder
         self.ids = ids
-        self._vectors: dict[str, np.ndarray] = {}
+        self._vectors: dict[str, Vector] = {}
 
-    def _vector(self, name: str) -> np.ndarray:
+    def _vector(self, name: str) -> Vector:
         if name not in self._vectors:
             image = cv2.imread(str(self.root / f"{name}.jpg"))
-            self._vectors[name] = self.embedder.embed([image])[0]
+            self._vectors[name] = np.asarray(self.embedder.embed([image])[0], dtype=np.float32)
         return self._vectors[name]
 
     def _cells(self, pid: int, view: str) -> list[str]:

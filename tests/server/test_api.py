@@ -18,7 +18,14 @@ import pytest
 import pytest_asyncio
 from smart_reid_server.app import SmartReidApp
 
-from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
+from tests.server.server_support import (
+    CuhkPicker,
+    cuhk,
+    jpeg_image,
+    running_app,
+    settings_for,
+    upload,
+)
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
@@ -302,8 +309,8 @@ async def test_forget_deletes_the_person_and_their_thumbnail(
     person_id = (await _new_person(server, session, "0022_00"))["person_id"]
     status, jpeg = await _get(session, f"{server.base}/api/persons/{person_id}/thumbnail.jpg")
     assert status == 200 and jpeg[:2] == b"\xff\xd8"
-    thumbnail = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    original = cv2.imdecode(np.frombuffer(server.image("0022_00"), np.uint8), cv2.IMREAD_COLOR)
+    thumbnail = jpeg_image(jpeg)
+    original = jpeg_image(server.image("0022_00"))
     assert thumbnail.shape == original.shape  # the crop itself, not a whole frame
     async with session.delete(f"{server.base}/api/persons/{person_id}") as response:
         assert response.status == 200
@@ -350,8 +357,8 @@ async def test_visit_and_its_annotated_snapshot(
     assert visit["ended_at"] is None and visit["sightings"] == 1
     status, jpeg = await _get(session, f"{server.base}{decision['snapshot_url']}")
     assert status == 200 and jpeg[:2] == b"\xff\xd8"
-    drawn = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
-    plain = cv2.imdecode(np.frombuffer(server.image("0025_00"), np.uint8), cv2.IMREAD_COLOR)
+    drawn = jpeg_image(jpeg)
+    plain = jpeg_image(server.image("0025_00"))
     assert drawn.shape == plain.shape
     assert float(np.abs(drawn.astype(int) - plain.astype(int)).mean()) > 2.0  # box + label drawn
     status, body = await _get(session, f"{server.base}/api/visits/aaaaaaaaaaaa")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 import pytest
 from PIL import Image as PILImage
 from smart_reid_server.decode import (
@@ -24,7 +25,7 @@ def person_jpeg(cuhk03_dir: Path) -> bytes:
     return (cuhk03_dir / "val" / "0000_00.jpg").read_bytes()
 
 
-def _png(image: np.ndarray) -> bytes:
+def _png(image: npt.NDArray[np.uint8]) -> bytes:
     ok, buf = cv2.imencode(".png", image)
     assert ok
     return buf.tobytes()
@@ -33,6 +34,7 @@ def _png(image: np.ndarray) -> bytes:
 def test_real_jpeg_decodes_to_bgr_pixels_matching_opencv(person_jpeg: bytes) -> None:
     image = decode_image(person_jpeg, max_bytes=20 * MB)
     reference = cv2.imdecode(np.frombuffer(person_jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert reference is not None
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
     assert np.array_equal(image, reference)
 

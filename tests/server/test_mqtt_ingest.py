@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 import pytest_asyncio
 from paho.mqtt.enums import CallbackAPIVersion
 from smart_reid_server.app import SmartReidApp
 
-from tests.server.server_support import cuhk, full_box, running_app, settings_for
+from tests.server.server_support import cuhk, full_box, jpeg_image, running_app, settings_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -135,7 +134,7 @@ async def test_json_with_boxes_skips_detection_and_keeps_time_and_frame_id(
     decision = message.json()
     assert decision["camera"] == "back" and decision["frame_id"] == "edge-42"
     assert decision["timestamp"] == 1763740099.5
-    image = cv2.imdecode(np.frombuffer(crop, np.uint8), cv2.IMREAD_COLOR)
+    image = jpeg_image(crop)
     assert decision["box"] == [0.0, 0.0, float(image.shape[1]), float(image.shape[0])]
 
 

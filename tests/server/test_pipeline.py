@@ -11,18 +11,18 @@ import cv2
 import numpy as np
 import pytest
 from smart_reid_server.pipeline import FrameDroppedError, FrameResult
-from smart_reid_server.types import Box, Detection, Frame
+from smart_reid_server.types import Box, Detection, Frame, Image
 
-from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for
+from tests.server.server_support import CuhkPicker, cuhk, jpeg_image, running_app, settings_for
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def _image(jpeg: bytes) -> np.ndarray:
-    return cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+def _image(jpeg: bytes) -> Image:
+    return jpeg_image(jpeg)
 
 
-def _crop_frame(camera: str, image: np.ndarray, frame_id: str, timestamp: float) -> Frame:
+def _crop_frame(camera: str, image: Image, frame_id: str, timestamp: float) -> Frame:
     h, w = image.shape[:2]
     return Frame(
         camera=camera,
@@ -34,13 +34,13 @@ def _crop_frame(camera: str, image: np.ndarray, frame_id: str, timestamp: float)
 
 
 @pytest.fixture(scope="module")
-def street(video_dir: Path) -> np.ndarray:
+def street(video_dir: Path) -> Image:
     capture = cv2.VideoCapture(str(video_dir / "vtest.avi"))
     capture.set(cv2.CAP_PROP_POS_FRAMES, 100)
     ok, frame = capture.read()
     capture.release()
     assert ok
-    return np.asarray(frame)
+    return np.asarray(frame, dtype=np.uint8)
 
 
 async def test_overload_drops_the_oldest_frames_of_that_camera_and_counts_them(
@@ -100,7 +100,7 @@ async def test_cameras_take_turns_so_a_busy_camera_cannot_starve_another(
 
 
 async def test_frames_of_one_camera_are_matched_in_arrival_order(
-    tmp_path: Path, models_dir: Path, cuhk03_dir: Path, street: np.ndarray
+    tmp_path: Path, models_dir: Path, cuhk03_dir: Path, street: Image
 ) -> None:
     settings = settings_for(tmp_path, models_dir, queue={"per_camera": 4, "workers": 2})
     crop = _image(cuhk(cuhk03_dir, "0005_00"))
@@ -129,7 +129,7 @@ async def test_frames_of_one_camera_are_matched_in_arrival_order(
 
 
 async def test_supplied_detections_skip_the_detector(
-    tmp_path: Path, models_dir: Path, street: np.ndarray
+    tmp_path: Path, models_dir: Path, street: Image
 ) -> None:
     settings = settings_for(tmp_path, models_dir)
     async with running_app(settings) as app:
