@@ -72,7 +72,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartReidConfigEntry) ->
         coordinator.info = info
 
     forwarder = CameraForwarder(hass, entry, api, list(entry.options.get(CONF_FORWARD, [])))
-    entry.runtime_data = SmartReidRuntimeData(api=api, coordinator=coordinator, forwarder=forwarder)
+    entry.runtime_data = SmartReidRuntimeData(
+        api=api, coordinator=coordinator, forwarder=forwarder, options=dict(entry.options)
+    )
+    coordinator.async_prepare()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     entry.async_on_unload(coordinator.async_stop)
     await coordinator.async_start()
@@ -85,8 +88,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartReidConfigEntry) ->
 
 
 async def _async_options_updated(hass: HomeAssistant, entry: SmartReidConfigEntry) -> None:
-    """Forwarded cameras changed: start over with the new list."""
-    await hass.config_entries.async_reload(entry.entry_id)
+    """Forwarded cameras changed: start over with the new list.
+
+    Listeners also hear about changes nobody needs to act on (MQTT discovery records which
+    topic announced the server), so only a real change of the options reloads.
+    """
+    if entry.options != entry.runtime_data.options:
+        await hass.config_entries.async_reload(entry.entry_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: SmartReidConfigEntry) -> bool:

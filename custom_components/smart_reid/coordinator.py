@@ -82,6 +82,7 @@ class SmartReidRuntimeData:
     api: SmartReidApi
     coordinator: SmartReidCoordinator
     forwarder: CameraForwarder
+    options: dict[str, Any]
 
 
 type SmartReidConfigEntry = ConfigEntry[SmartReidRuntimeData]
@@ -126,9 +127,17 @@ class SmartReidCoordinator:
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    @callback
+    def async_prepare(self) -> None:
+        """Create the devices known so far, so entities link to named devices from the start."""
+        self._ensure_hub_device()
+        if self.info is not None:
+            self._update_model_issue()
+            for camera in self.info.cameras:
+                self._ensure_camera(camera)
+
     async def async_start(self) -> None:
         """Subscribe to the server's topics; retained state arrives right after."""
-        self._ensure_hub_device()
         self.mqtt_connected = mqtt.is_connected(self.hass)
         self._unsubscribe.append(
             mqtt.async_subscribe_connection_status(self.hass, self._handle_mqtt_connection)

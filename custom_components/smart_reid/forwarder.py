@@ -26,8 +26,12 @@ from .coordinator import SmartReidConfigEntry
 
 
 def camera_slug(entity_id: str) -> str:
-    """The server-side camera name of a camera entity: its object id (`camera.front` -> `front`)."""
-    return entity_id.split(".", 1)[-1][:64]
+    """The server-side camera name of a camera entity: its object id (`camera.front` -> `front`).
+
+    Object ids longer than the contract's 64 characters are refused rather than cut, since two
+    cut names could collide.
+    """
+    return entity_id.split(".", 1)[-1]
 
 
 @dataclass(slots=True)

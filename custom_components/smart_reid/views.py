@@ -16,7 +16,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 
-from .api import SmartReidApiError, SmartReidError
+from .api import SmartReidApiError, SmartReidAuthError, SmartReidError
 from .const import DOMAIN, IMAGE_VIEW_PREFIX, LOGGER
 from .coordinator import SmartReidConfigEntry
 
@@ -47,6 +47,10 @@ class SmartReidImageView(HomeAssistantView):
         except SmartReidApiError as err:
             status = HTTPStatus.NOT_FOUND if err.status == 404 else HTTPStatus.BAD_GATEWAY
             return web.Response(status=status, text=err.message)
+        except SmartReidAuthError:
+            return web.Response(
+                status=HTTPStatus.BAD_GATEWAY, text="the server rejected Home Assistant's token"
+            )
         except SmartReidError as err:
             LOGGER.debug("Cannot pass %s through: %s", path, err)
             return web.Response(status=HTTPStatus.BAD_GATEWAY, text="the server is unreachable")

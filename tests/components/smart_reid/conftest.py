@@ -1,0 +1,492 @@
+"""Fixtures for the Smart ReID integration tests: a real broker, a real HTTP server, real images.
+
+Every test gets its own Mosquitto on a free 127.0.0.1 port and a small aiohttp server that
+answers the routes of docs/contract.md the integration calls, serving CUHK03 person crops. That
+server also publishes over MQTT what the real inference server would publish after each call
+(a renamed person's retained state, the empty retained message of a forgotten one), so the
+tests follow a change the way a user sees it: action -> server -> MQTT -> entity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from homeassistant.components import mqtt
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+REPO = Path(__file__).resolve().parents[3]
+if str(REPO) not in sys.path:  # custom_components/ must be importable as a package
+    sys.path.insert(0, str(REPO))
+
+from custom_components.smart_reid.const import (  # noqa: E402
+    CONF_BASE_TOPIC,
+    CONF_TOKEN,
+    CONF_URL,
+    DOMAIN,
+)
+
+SHARED = Path(os.environ.get("SMART_REID_SHARED", REPO.parent / "shared"))
+CUHK03 = SHARED / "data" / "cuhk03" / "labeled"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+SERVER_ID = "3f9a1c2e7b10"
+TOKEN = "s3cret-token"
+BASE = "smart_reid"
+PERSON_A = "a0b1c2d3e4f5"
+PERSON_B = "b1c2d3e4f5a6"
+
+
+def cuhk03_image(identity: int = 1, cell: int = 0, split: str = "val") -> Path:
+    """A real person crop; skips the test with a clear reason when the data set is absent."""
+    path = CUHK03 / split / f"{identity:04d}_{cell:02d}.jpg"
+    if not path.is_file():
+        pytest.skip(f"CUHK03 crop {path} not found (set SMART_REID_SHARED to the shared folder)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- contract payloads (docs/contract.md) ----------------------------------------------------
+
+
+def info_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "contract": 1,
+        "server_id": SERVER_ID,
+        "name": "Smart ReID",
+        "version": "0.1.0",
+        "http_url": "http://127.0.0.1:8756",
+        "started_at": 1763740000.0,
+        "models": {
+            "detector": {"name": "yolox_nano_416", "runtime": "onnxruntime", "device": "cpu"},
+            "reid": {
+                "name": "person-reidentification-retail-0277",
+                "runtime": "openvino",
+                "device": "cpu",
+                "dim": 256,
+                "is_reid": True,
+            },
+        },
+        "cameras": ["front", "back"],
+        "settings": {"visit_window_s": 60.0, "auth_required": True},
+    }
+    payload.update(overrides)
+    return payload
+
+
+def person_payload(person_id: str = PERSON_A, **overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "person_id": person_id,
+        "label": "Visitor 3",
+        "known": False,
+        "first_seen": 1763700000.0,
+        "last_seen": 1763740099.2,
+        "visit_count": 4,
+        "cameras": ["back", "front"],
+        "present": True,
+        "camera": "front",
+        "visit_id": "9c8b7a6d5e4f",
+        "exemplars": 6,
+        "thumbnail_url": f"/api/persons/{person_id}/thumbnail.jpg",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def camera_payload(camera: str = "front", **overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "camera": camera,
+        "people_present": 1,
+        "person_ids_present": [PERSON_A],
+        "unknown_present": True,
+        "last_person_id": PERSON_A,
+        "last_label": "Visitor 3",
+        "last_seen": 1763740099.2,
+        "sightings_today": 42,
+        "distinct_people_today": 3,
+        "frames_processed": 600,
+        "frames_dropped": 0,
+        "updated_at": 1763740100.0,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def hub_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "people_present": 2,
+        "person_ids_present": [PERSON_A, PERSON_B],
+        "distinct_people_today": 5,
+        "visits_today": 7,
+        "frames_processed": 12345,
+        "frames_dropped": 3,
+        "updated_at": 1763740100.0,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def decision_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "camera": "front",
+        "timestamp": 1763740099.2,
+        "person_id": PERSON_A,
+        "label": "Visitor 3",
+        "known": False,
+        "new_person": True,
+        "is_new_identity": False,
+        "match": "matched",
+        "similarity": 0.81,
+        "candidate_id": None,
+        "candidate_similarity": 0.0,
+        "visit_id": "9c8b7a6d5e4f",
+        "visit_cameras": ["front"],
+        "first_camera": "front",
+        "box": [120.0, 40.5, 220.0, 400.0],
+        "detection_score": 0.91,
+        "quality_ok": True,
+        "frame_id": "front-000123",
+        "source": "http",
+        "extra": {"frigate_event_id": "1763740099.123-abc"},
+        "snapshot_url": "/api/visits/9c8b7a6d5e4f/snapshot.jpg",
+        "thumbnail_url": f"/api/persons/{PERSON_A}/thumbnail.jpg",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def visit_event_payload(reason: str = "camera_added", **visit: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "visit_id": "9c8b7a6d5e4f",
+        "person_id": PERSON_A,
+        "label": "Visitor 3",
+        "known": False,
+        "is_new_identity": False,
+        "started_at": 1763740000.0,
+        "last_seen": 1763740099.2,
+        "ended_at": 1763740160.0 if reason == "ended" else None,
+        "cameras": ["front", "back"],
+        "first_camera": "front",
+        "last_camera": "back",
+        "sightings": 17,
+        "snapshot_url": "/api/visits/9c8b7a6d5e4f/snapshot.jpg",
+        "thumbnail_url": f"/api/persons/{PERSON_A}/thumbnail.jpg",
+    }
+    body.update(visit)
+    return {"reason": reason, "camera": "back", "visit": body}
+
+
+# --- waiting ----------------------------------------------------------------------------------
+
+
+async def wait_for(
+    hass: HomeAssistant, condition: Callable[[], bool], what: str, timeout: float = 10.0
+) -> None:
+    """Let the broker round trip happen; fail with `what` if it never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        await hass.async_block_till_done()
+        if condition():
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+# --- the broker -------------------------------------------------------------------------------
+
+
+@dataclass
+class Broker:
+    """A Mosquitto process of this test; stop() and start() simulate a broker outage."""
+
+    port: int
+    config: Path
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if not Path(MOSQUITTO).exists():
+            pytest.skip(f"mosquitto not found at {MOSQUITTO} (apt-get install mosquitto)")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [MOSQUITTO, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"mosquitto did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def broker(socket_enabled: None, tmp_path: Path) -> Iterator[Broker]:
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = Broker(port=port, config=config, log=tmp_path / "mosquitto.log")
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Home Assistant loads custom_components/ only when asked to."""
+
+
+@pytest.fixture
+async def mqtt_entry(
+    hass: HomeAssistant, broker: Broker, mock_hass_config: None
+) -> AsyncIterator[MockConfigEntry]:
+    """Home Assistant's own MQTT integration, connected to this test's broker.
+
+    At the end, our entries and then MQTT are unloaded while the broker still runs.
+    """
+    entry = MockConfigEntry(
+        domain="mqtt",
+        data={"broker": "127.0.0.1", "port": broker.port},
+        # The oldest layout: every Home Assistant version since migrates it to its own.
+        version=1,
+        minor_version=1,
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await wait_for(hass, lambda: mqtt.is_connected(hass), "MQTT to connect")
+    yield entry
+    for ours in hass.config_entries.async_entries(DOMAIN):
+        if ours.state is ConfigEntryState.LOADED:
+            await hass.config_entries.async_unload(ours.entry_id)
+    if entry.state is ConfigEntryState.LOADED and broker.process is not None:
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def publish(
+    hass: HomeAssistant, topic: str, payload: Any, *, retain: bool = False
+) -> None:
+    """Publish like the server does: JSON for objects, text or bytes as given."""
+    if isinstance(payload, dict | list):
+        from homeassistant.helpers.json import json_dumps
+
+        payload = json_dumps(payload)
+    await mqtt.async_publish(hass, topic, payload, qos=1, retain=retain)
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeServer:
+    """The HTTP side of the contract, in memory, plus what the real server publishes."""
+
+    hass: HomeAssistant
+    token: str | None = TOKEN
+    info: dict[str, Any] = field(default_factory=info_payload)
+    persons: dict[str, dict[str, Any]] = field(default_factory=dict)
+    health_status: int = 200
+    frames: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    frame_status: int = 200
+    url: str = ""
+    runner: web.AppRunner | None = None
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/api/health", self._health)
+        app.router.add_get("/api/info", self._info)
+        app.router.add_get("/api/persons", self._list_persons)
+        app.router.add_patch("/api/persons/{person_id}", self._patch_person)
+        app.router.add_delete("/api/persons/{person_id}", self._delete_person)
+        app.router.add_post("/api/persons/{person_id}/merge", self._merge)
+        app.router.add_post("/api/reset", self._reset)
+        app.router.add_get("/api/persons/{person_id}/thumbnail.jpg", self._thumbnail)
+        app.router.add_get("/api/visits/{visit_id}/snapshot.jpg", self._snapshot)
+        app.router.add_post("/api/frames", self._frames)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", port)
+        await site.start()
+        bound = self.runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{bound}"
+        self.info["http_url"] = self.url
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests.append((request.method, request.path_qs))
+        if (
+            self.token
+            and request.path != "/api/health"
+            and request.headers.get("Authorization") != f"Bearer {self.token}"
+        ):
+            return _error(401, "unauthorized", "send Authorization: Bearer <http.token>")
+        return await handler(request)
+
+    async def _health(self, request: web.Request) -> web.Response:
+        status = "ready" if self.health_status == 200 else "starting"
+        return web.json_response(
+            {"status": status, "reasons": [], "version": "0.1.0"}, status=self.health_status
+        )
+
+    async def _info(self, request: web.Request) -> web.Response:
+        return web.json_response(self.info)
+
+    async def _list_persons(self, request: web.Request) -> web.Response:
+        return web.json_response({"persons": list(self.persons.values())})
+
+    async def publish_person(self, person_id: str) -> None:
+        await publish(
+            self.hass, f"{BASE}/person/{person_id}/state", self.persons[person_id], retain=True
+        )
+
+    async def publish_forgotten(self, person_id: str) -> None:
+        await publish(self.hass, f"{BASE}/person/{person_id}/state", "", retain=True)
+
+    async def _patch_person(self, request: web.Request) -> web.Response:
+        person_id = request.match_info["person_id"]
+        if person_id not in self.persons:
+            return _error(404, "unknown_person", f"no person {person_id}")
+        body = await request.json()
+        person = self.persons[person_id]
+        if "label" in body:
+            person["label"] = body["label"]
+        if "known" in body:
+            person["known"] = bool(body["known"])
+        await self.publish_person(person_id)
+        return web.json_response(person)
+
+    async def _delete_person(self, request: web.Request) -> web.Response:
+        person_id = request.match_info["person_id"]
+        if self.persons.pop(person_id, None) is None:
+            return _error(404, "unknown_person", f"no person {person_id}")
+        await self.publish_forgotten(person_id)
+        return web.json_response({"forgotten": person_id})
+
+    async def _merge(self, request: web.Request) -> web.Response:
+        person_id = request.match_info["person_id"]
+        other = (await request.json()).get("from")
+        if person_id not in self.persons or other not in self.persons:
+            return _error(404, "unknown_person", "both persons must exist")
+        absorbed = self.persons.pop(other)
+        self.persons[person_id]["visit_count"] += absorbed["visit_count"]
+        await self.publish_forgotten(other)
+        await self.publish_person(person_id)
+        return web.json_response(self.persons[person_id])
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        camera = (await request.json()).get("camera")
+        if camera == "broken":
+            return _error(400, "bad_camera", "camera broken is not configured")
+        gone = [
+            pid for pid, p in self.persons.items() if camera is None or p["cameras"] == [camera]
+        ]
+        for pid in gone:
+            del self.persons[pid]
+            await self.publish_forgotten(pid)
+        return web.json_response({"forgotten": len(gone)})
+
+    async def _thumbnail(self, request: web.Request) -> web.Response:
+        if request.match_info["person_id"] not in self.persons:
+            return _error(404, "unknown_person", "no such person")
+        return web.Response(body=cuhk03_image(1, 0).read_bytes(), content_type="image/jpeg")
+
+    async def _snapshot(self, request: web.Request) -> web.Response:
+        return web.Response(body=cuhk03_image(1, 5).read_bytes(), content_type="image/jpeg")
+
+    async def _frames(self, request: web.Request) -> web.Response:
+        camera = request.query.get("camera", "")
+        if self.frame_status != 200:
+            return _error(self.frame_status, "unknown_camera", f"camera {camera} is not configured")
+        body = await request.read()
+        self.frames.append(
+            {"camera": camera, "content_type": request.content_type, "bytes": body}
+        )
+        return web.json_response(
+            {"camera": camera, "frame_id": f"{camera}-{len(self.frames)}", "decisions": []}
+        )
+
+    async def publish_basics(self, status: str = "online") -> None:
+        """What a running server keeps retained: status, info, hub and camera states."""
+        await publish(self.hass, f"{BASE}/status", status, retain=True)
+        await publish(self.hass, f"{BASE}/info", self.info, retain=True)
+        await publish(self.hass, f"{BASE}/state", hub_payload(), retain=True)
+        for camera in ("front", "back"):
+            await publish(
+                self.hass, f"{BASE}/camera/{camera}/state", camera_payload(camera), retain=True
+            )
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+@pytest.fixture
+async def server(hass: HomeAssistant, socket_enabled: None) -> AsyncIterator[FakeServer]:
+    fake = FakeServer(hass)
+    await fake.start()
+    yield fake
+    await fake.stop()
+
+
+def entry_for(server: FakeServer, unique_id: str = SERVER_ID, **data: Any) -> MockConfigEntry:
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title="Smart ReID",
+        unique_id=unique_id,
+        data={CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN, **data},
+    )
+
+
+@pytest.fixture
+async def loaded_entry(
+    hass: HomeAssistant, mqtt_entry: MockConfigEntry, server: FakeServer
+) -> MockConfigEntry:
+    """The integration set up against a running server with retained state in place."""
+    server.persons[PERSON_A] = person_payload(PERSON_A)
+    await server.publish_basics()
+    await server.publish_person(PERSON_A)
+    entry = entry_for(server)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    assert entry.state is ConfigEntryState.LOADED
+    coordinator = entry.runtime_data.coordinator
+    await wait_for(
+        hass,
+        lambda: coordinator.available
+        and coordinator.hub is not None
+        and PERSON_A in coordinator.persons
+        and all(coordinator.cameras.get(c) for c in ("front", "back")),
+        "the retained state to arrive",
+    )
+    return entry

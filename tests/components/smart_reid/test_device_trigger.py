@@ -1,0 +1,107 @@
+"""Device triggers on camera devices, used by a real automation."""
+
+from __future__ import annotations
+
+from homeassistant.components import automation
+from homeassistant.components.device_automation import (
+    DeviceAutomationType,
+    async_get_device_automations,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.smart_reid.const import DOMAIN
+
+from .conftest import BASE, PERSON_A, decision_payload, publish, visit_event_payload, wait_for
+
+
+def _device(entry: MockConfigEntry, registry: dr.DeviceRegistry, camera: str) -> dr.DeviceEntry:
+    device = registry.async_get_device(
+        identifiers={entry.runtime_data.coordinator.camera_identifier(camera)}
+    )
+    assert device is not None
+    return device
+
+
+async def test_triggers_listed_for_cameras_only(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    front = _device(loaded_entry, device_registry, "front")
+    coordinator = loaded_entry.runtime_data.coordinator
+    person = device_registry.async_get_device(
+        identifiers={coordinator.person_identifier(PERSON_A)}
+    )
+    hub = device_registry.async_get_device(identifiers={coordinator.hub_identifier()})
+    assert person is not None and hub is not None
+    found = await async_get_device_automations(
+        hass, DeviceAutomationType.TRIGGER, [front.id, person.id, hub.id]
+    )
+    ours = {
+        device_id: sorted(t["type"] for t in triggers if t["domain"] == DOMAIN)
+        for device_id, triggers in found.items()
+    }
+    assert ours[front.id] == [
+        "new_known_person",
+        "new_person",
+        "new_unknown_person",
+        "person_seen",
+        "visit_ended",
+        "visit_updated",
+    ]
+    assert ours[person.id] == []
+    assert ours[hub.id] == []
+
+
+async def test_automation_on_unknown_person_at_front(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    """Fires for an unknown person's visit at the front door, not for others."""
+    front = _device(loaded_entry, device_registry, "front")
+    back = _device(loaded_entry, device_registry, "back")
+    fired = async_capture_events(hass, "smart_reid_test_fired")
+    assert await async_setup_component(
+        hass,
+        automation.DOMAIN,
+        {
+            automation.DOMAIN: [
+                {
+                    "trigger": {
+                        "platform": "device",
+                        "domain": DOMAIN,
+                        "device_id": front.id,
+                        "type": "new_unknown_person",
+                    },
+                    "action": {
+                        "event": "smart_reid_test_fired",
+                        "event_data": {"who": "{{ trigger.event.data.label }}"},
+                    },
+                },
+                {
+                    "trigger": {
+                        "platform": "device",
+                        "domain": DOMAIN,
+                        "device_id": back.id,
+                        "type": "visit_updated",
+                    },
+                    "action": {
+                        "event": "smart_reid_test_fired",
+                        "event_data": {"who": "visit moved to the back"},
+                    },
+                },
+            ]
+        },
+    )
+    await publish(hass, f"{BASE}/events/new_person", decision_payload(known=True))
+    await publish(
+        hass, f"{BASE}/events/new_person", decision_payload(camera="back", visit_id="aaaa0000bbbb")
+    )
+    await publish(
+        hass,
+        f"{BASE}/events/new_person",
+        decision_payload(visit_id="cccc0000dddd", label="Stranger"),
+    )
+    await publish(hass, f"{BASE}/events/visit_updated", visit_event_payload("camera_added"))
+    await wait_for(hass, lambda: len(fired) == 2, "both automations")
+    assert sorted(e.data["who"] for e in fired) == ["Stranger", "visit moved to the back"]

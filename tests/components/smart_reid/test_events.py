@@ -1,0 +1,159 @@
+"""Bus events and the camera event entities, from real messages on the broker."""
+
+from __future__ import annotations
+
+import pytest
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.smart_reid.const import (
+    EVENT_NEW_PERSON,
+    EVENT_PERSON_SEEN,
+    EVENT_VISIT_ENDED,
+    EVENT_VISIT_UPDATED,
+)
+
+from .conftest import BASE, PERSON_A, decision_payload, publish, visit_event_payload, wait_for
+
+
+async def test_new_person_fires_once_per_visit(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    """A repeated announcement of the same visit (QoS 1 may redeliver) fires once."""
+    events = async_capture_events(hass, EVENT_NEW_PERSON)
+    await publish(hass, f"{BASE}/events/new_person", decision_payload())
+    await publish(hass, f"{BASE}/events/new_person", decision_payload(camera="back"))
+    await publish(
+        hass, f"{BASE}/events/new_person", decision_payload(visit_id="0000aaaa1111", extra={})
+    )
+    await wait_for(hass, lambda: len(events) == 2, "two visits")
+    first, second = events
+    coordinator = loaded_entry.runtime_data.coordinator
+    front = device_registry.async_get_device(identifiers={coordinator.camera_identifier("front")})
+    person = device_registry.async_get_device(
+        identifiers={coordinator.person_identifier(PERSON_A)}
+    )
+    assert front is not None and person is not None
+    assert first.data["visit_id"] == "9c8b7a6d5e4f"
+    assert first.data["camera"] == "front"
+    assert first.data["device_id"] == front.id
+    assert first.data["person_device_id"] == person.id
+    assert first.data["person_id"] == PERSON_A
+    assert first.data["label"] == "Visitor 3"
+    assert first.data["known"] is False
+    assert first.data["is_new_identity"] is False
+    assert first.data["returning"] is True
+    assert first.data["similarity"] == pytest.approx(0.81)
+    assert first.data["frigate_event_id"] == "1763740099.123-abc"
+    entry_id = loaded_entry.entry_id
+    assert first.data["snapshot_url"].startswith(
+        f"/api/smart_reid/{entry_id}/visits/9c8b7a6d5e4f/snapshot.jpg?authSig="
+    )
+    assert first.data["thumbnail_url"].startswith(
+        f"/api/smart_reid/{entry_id}/persons/{PERSON_A}/thumbnail.jpg?authSig="
+    )
+    assert second.data["visit_id"] == "0000aaaa1111"
+    assert "frigate_event_id" not in second.data
+
+
+async def test_camera_event_entity(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
+    """The camera where the visit started shows who it was; the other camera stays quiet."""
+    await publish(hass, f"{BASE}/events/new_person", decision_payload(is_new_identity=True))
+    await wait_for(
+        hass,
+        lambda: hass.states.get("event.front_visit_started").attributes.get("event_type")
+        == "new_person",
+        "the front event entity",
+    )
+    state = hass.states.get("event.front_visit_started")
+    assert state.attributes["person_id"] == PERSON_A
+    assert state.attributes["visit_id"] == "9c8b7a6d5e4f"
+    assert hass.states.get("event.back_visit_started").attributes["event_type"] is None
+
+    await publish(
+        hass,
+        f"{BASE}/events/new_person",
+        decision_payload(camera="back", visit_id="1111bbbb2222", known=True),
+    )
+    await wait_for(
+        hass,
+        lambda: hass.states.get("event.back_visit_started").attributes.get("event_type")
+        == "known_person",
+        "the back event entity",
+    )
+    await publish(
+        hass,
+        f"{BASE}/events/new_person",
+        decision_payload(camera="back", visit_id="2222cccc3333"),
+    )
+    await wait_for(
+        hass,
+        lambda: hass.states.get("event.back_visit_started").attributes.get("event_type")
+        == "returning_person",
+        "a returning person",
+    )
+
+
+async def test_sightings_and_visit_events(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Every sighting is a person_seen; visit changes and ends are their own events."""
+    seen = async_capture_events(hass, EVENT_PERSON_SEEN)
+    updated = async_capture_events(hass, EVENT_VISIT_UPDATED)
+    ended = async_capture_events(hass, EVENT_VISIT_ENDED)
+    await publish(hass, f"{BASE}/events/sighting", decision_payload(new_person=False))
+    await publish(hass, f"{BASE}/events/sighting", decision_payload(new_person=False))
+    await publish(hass, f"{BASE}/events/visit_updated", visit_event_payload("camera_added"))
+    await publish(hass, f"{BASE}/events/visit_ended", visit_event_payload("ended"))
+    await wait_for(hass, lambda: len(seen) == 2 and updated and ended, "all events")
+    update: Event = updated[0]
+    assert update.data["reason"] == "camera_added"
+    assert update.data["camera"] == "back"
+    assert update.data["cameras"] == ["front", "back"]
+    assert update.data["visit_id"] == "9c8b7a6d5e4f"
+    assert update.data["snapshot_url"].startswith(f"/api/smart_reid/{loaded_entry.entry_id}/")
+    assert ended[0].data["ended_at"] == 1763740160.0
+    assert ended[0].data["reason"] == "ended"
+
+
+async def test_bad_messages_are_logged_and_ignored(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Garbage on a topic is named in one warning; the integration keeps working."""
+    events = async_capture_events(hass, EVENT_NEW_PERSON)
+    await publish(hass, f"{BASE}/events/new_person", "{not json")
+    await publish(hass, f"{BASE}/events/new_person", "{not json either")
+    await publish(hass, f"{BASE}/events/new_person", decision_payload(person_id="BAD ID"))
+    await publish(hass, f"{BASE}/events/visit_updated", {"reason": "camera_added"})
+    await publish(hass, f"{BASE}/state", {"people_present": "many"}, retain=True)
+    await publish(hass, f"{BASE}/camera/front/state", [1, 2], retain=True)
+    await publish(hass, f"{BASE}/person/{PERSON_A}/state", {"label": "x"}, retain=True)
+    await publish(hass, f"{BASE}/info", {"contract": 1}, retain=True)
+    await publish(hass, f"{BASE}/events/unknown_kind", "{}")
+    await publish(hass, f"{BASE}/events/new_person", decision_payload())
+    await wait_for(hass, lambda: len(events) == 1, "the good message after the bad ones")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    ours = [w for w in warnings if "does not follow the Smart ReID contract" in w]
+    assert any("smart_reid/events/new_person" in w and "not valid JSON" in w for w in ours)
+    assert any("visit: required key not provided" in w for w in ours)
+    assert any("people_present" in w for w in ours)
+    # The second bad JSON on the same topic is not repeated as a warning.
+    assert sum("events/new_person" in w for w in ours) == 1
+    assert hass.states.get("sensor.smart_reid_people_present").state == "2"
+    assert hass.states.get("sensor.visitor_3_location").state == "front"
+
+
+async def test_info_from_another_server_is_ignored(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two servers on one base topic would mix identities: warn and keep the first."""
+    from .conftest import info_payload
+
+    await publish(hass, f"{BASE}/info", info_payload(server_id="0123456789ab"), retain=True)
+    await wait_for(
+        hass,
+        lambda: "give each server its own base topic" in caplog.text,
+        "the warning about a second server",
+    )
+    assert loaded_entry.runtime_data.coordinator.info.server_id == "3f9a1c2e7b10"
