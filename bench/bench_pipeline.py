@@ -56,7 +56,7 @@ from smart_reid_server.embed import Embedder
 from smart_reid_server.models.download import ModelManager
 from smart_reid_server.pipeline import FrameResult
 from smart_reid_server.stats import LatencyStats
-from smart_reid_server.types import Frame, Image
+from smart_reid_server.types import Frame, Image, Vector
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SMART_REID_SHARED") or REPO.parent / "shared")
@@ -99,6 +99,10 @@ def settings(data_dir: Path, models_dir: Path, **extra: Any) -> Settings:
 # -- the product -------------------------------------------------------------------------------
 
 
+def _decode(data: bytes) -> Image:
+    return decode_image(data, max_bytes=MAX_BYTES)
+
+
 async def product_throughput(app: SmartReidApp, jpegs: list[bytes]) -> float:
     """Frames/s: decode (executor) + pipeline, one camera, never more than the queue holds."""
     assert app.pipeline is not None
@@ -109,7 +113,7 @@ async def product_throughput(app: SmartReidApp, jpegs: list[bytes]) -> float:
     base_ts = time.time()
     for i, data in enumerate(jpegs):
         t0 = time.monotonic()
-        image = await loop.run_in_executor(None, decode_image, data, MAX_BYTES)
+        image = await loop.run_in_executor(None, _decode, data)
         app.latency.record("decode", (time.monotonic() - t0) * 1000)
         frame = Frame("cam", image, base_ts + i / 10, frame_id=f"t{i}", received_monotonic=t0)
         waiting.append(app.pipeline.submit(frame))
@@ -195,7 +199,7 @@ class Naive:
         self.embedder = Embedder.from_config(cfg.section("models"), manager)
         self.quality = cfg.section("quality")
         self.threshold = threshold
-        self.exemplars: list[tuple[int, np.ndarray]] = []
+        self.exemplars: list[tuple[int, Vector]] = []
 
     def process(self, camera: str, data: bytes) -> list[tuple[int, float]]:
         with PILImage.open(io.BytesIO(data)) as img:

@@ -4,6 +4,7 @@ and identities that survive a restart."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from pathlib import Path
 
@@ -200,3 +201,20 @@ async def test_identities_survive_a_restart_with_the_same_data_dir(
         person = await app.person(person_id)
         assert person["visit_count"] == 2 and person["cameras"] == ["back", "front"]
         assert label != "Alice"
+
+
+async def test_today_counters_reset_after_local_midnight(
+    tmp_path: Path, models_dir: Path, cuhk03_dir: Path
+) -> None:
+    async with running_app(settings_for(tmp_path, models_dir)) as app:
+        assert app.pipeline is not None
+        image = _image(cuhk(cuhk03_dir, "0005_00"))
+        await app.pipeline.process(_crop_frame("front", image, "1", time.time()))
+        await app.pipeline.process(_crop_frame("front", image, "2", time.time() + 1))
+        (front, _back) = await app.camera_states()
+        assert front["sightings_today"] == 2 and front["distinct_people_today"] == 1
+        tomorrow = dt.date.today() + dt.timedelta(days=1)
+        app.cameras._today = lambda: tomorrow  # the clock passes local midnight
+        (front, _back) = await app.camera_states()
+        assert front["sightings_today"] == 0 and front["distinct_people_today"] == 0
+        assert front["frames_processed"] == 2  # counted since start, not per day

@@ -150,7 +150,7 @@ def _running(request: web.Request) -> SmartReidApp:
 
 async def health(request: web.Request) -> web.Response:
     status, reasons = _app(request).health()
-    code = 503 if status in ("starting", "stopping") else 200
+    code = 503 if status == "starting" else 200
     return web.json_response(
         {"status": status, "reasons": reasons, "version": __version__}, status=code
     )

@@ -170,11 +170,11 @@ class SmartReidApp:
         }
 
     def health(self) -> tuple[str, list[str]]:
-        """("ready" | "degraded" | "starting" | "stopping", reasons a user can act on)."""
+        """("ready" | "degraded" | "starting", reasons a user can act on)."""
         if self.state == "starting":
             return "starting", ["starting: loading models and identities"]
-        if self.state == "stopping":
-            return "stopping", ["shutting down"]
+        if self.state in ("stopping", "stopped"):
+            return "starting", ["shutting down"]  # the contract knows no other not-ready state
         reasons = list(self.publisher.health_reasons())
         if self.embedder is not None and not self.embedder.is_reid:
             reasons.append(
@@ -554,6 +554,7 @@ class SmartReidApp:
         return state
 
     async def camera_states(self) -> list[dict[str, Any]]:
+        self.cameras.rollover()
         view = await self._call(_gather_cameras, self.cameras.names, self.clock())
         self.states.apply(view)
         return [self.camera_state(camera) for camera in self.cameras.names]

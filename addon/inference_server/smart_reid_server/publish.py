@@ -162,13 +162,10 @@ class Publisher:
         if not self.enabled:
             return
         message = _Pending(self.topic(f"events/{name}"), to_payload(value), droppable)
-        sent = (
-            self._connected
-            and not self._pending
-            and self._send(message.topic, message.payload, retain=False)
-        )
-        if not sent:
-            self._hold(message)
+        if self._connected and not self._pending and self._send(message.topic, message.payload):
+            return
+        self._hold(message)
+        self._drain_pending()
 
     def sighting(self, value: Mapping[str, Any]) -> None:
         """A decision: always a sighting event, and a new_person event for a visit's first one."""
@@ -202,7 +199,7 @@ class Publisher:
                 self.dropped_events += 1
         self._pending.append(message)
 
-    def _send(self, topic: str, payload: bytes, *, retain: bool) -> bool:
+    def _send(self, topic: str, payload: bytes, *, retain: bool = False) -> bool:
         client = self._client
         if client is None:
             return False
@@ -231,9 +228,13 @@ class Publisher:
             payload = self._retained[topic]
             if self._send(topic, payload, retain=True) and not payload:
                 del self._retained[topic]
+        self._drain_pending()
+
+    def _drain_pending(self) -> None:
+        """Send held events from the oldest while connected; stop at the first refusal."""
         while self._pending and self._connected:
             message = self._pending[0]
-            if not self._send(message.topic, message.payload, retain=False):
+            if not self._send(message.topic, message.payload):
                 break
             self._pending.popleft()
 

@@ -79,6 +79,8 @@ class CameraBook:
         today: Callable[[], dt.date] = dt.date.today,
     ) -> None:
         self._cameras: dict[str, CameraCounters] = {c: CameraCounters(c) for c in cameras}
+        # Replaced, never mutated: the identity thread may read it while the loop adds a camera.
+        self._names: tuple[str, ...] = tuple(self._cameras)
         self.auto_add = auto_add
         self._today = today
         self._day = today()
@@ -87,7 +89,7 @@ class CameraBook:
 
     @property
     def names(self) -> list[str]:
-        return list(self._cameras)
+        return list(self._names)
 
     def __contains__(self, camera: object) -> bool:
         return camera in self._cameras
@@ -109,6 +111,7 @@ class CameraBook:
         if camera in self._cameras:
             return
         self._cameras[camera] = CameraCounters(camera)
+        self._names = (*self._names, camera)
         if self.on_added is not None:
             self.on_added(camera)
 
@@ -145,7 +148,8 @@ class CameraBook:
         self.rollover()
         counters = self._cameras.get(camera)
         if counters is None:
-            counters = self._cameras[camera] = CameraCounters(camera)
+            self.add(camera)
+            counters = self._cameras[camera]
         counters.frames_processed += 1
         for decision in decisions:
             counters.sightings_today += 1
