@@ -15,8 +15,10 @@ import pytest
 from smart_reid_server.config import Settings
 from smart_reid_server.ingest.folder import FolderSource
 from smart_reid_server.ingest.sources import start_sources
+from smart_reid_server.pipeline import FrameResult
 from smart_reid_server.types import Frame, Image
 
+from tests.server.server_support import running_app, settings_for
 from tests.server.sources_support import (
     RecordingSink,
     jpeg,
@@ -250,3 +252,44 @@ async def test_start_sources_watches_the_configured_folder(
     assert status[0]["source"] == f"folder:{root}" and status[0]["offered"] == 1
     assert np.array_equal(sink.frames[0].image.shape, snapshots[0][0].shape)
     assert any(p.name.startswith("folder_source_") for p in settings.data_dir.iterdir())
+
+
+async def test_pictures_become_decisions_of_the_real_server(
+    tmp_path: Path,
+    models_dir: Path,
+    snapshots: list[tuple[Image, bytes]],
+) -> None:
+    """The whole server (real models): an FTP burst on one camera comes out as decisions that
+    name the file, one frame at a time through the real pipeline's ``submit``."""
+    root = tmp_path / "ftp"
+    (root / "front" / "2026-11-21").mkdir(parents=True)
+    settings = settings_for(
+        tmp_path / "data",
+        models_dir,
+        http={"enabled": False},
+        queue={"per_camera": 1, "workers": 1},  # a burst would overflow this queue at once
+        sources={"folders": {"root": str(root), "poll_interval_s": 0.1, "settle_s": 0.2}},
+    )
+    now = time.time()
+    async with running_app(settings) as app:
+        results: list[FrameResult] = []
+
+        async def keep(result: FrameResult) -> None:
+            results.append(result)
+
+        app.pipeline.on_result = keep  # type: ignore[union-attr]
+        for index in range(3):
+            path = root / "front" / "2026-11-21" / f"motion_{index}.jpg"
+            path.write_bytes(snapshots[index][1])
+            os.utime(path, (now - 5 + index, now - 5 + index))
+        await wait_until(lambda: len(results) == 3, within_s=60, what="three processed pictures")
+        assert app.pipeline is not None and app.pipeline.counters.dropped == 0
+    files = [r.frame.extra["file"] for r in results]
+    assert files == [f"front/2026-11-21/motion_{i}.jpg" for i in range(3)]
+    for index, result in enumerate(results):
+        assert result.frame.source == "folder" and result.frame.camera == "front"
+        assert result.frame.timestamp == pytest.approx(now - 5 + index)
+        # No boxes came with the picture: our detector found the street's pedestrians.
+        assert result.frame.detections is None and result.detections
+        assert result.decisions
+        assert all(d.extra == {"file": files[index]} and d.source == "folder" for d in result.decisions)

@@ -24,6 +24,7 @@ from smart_reid_server.ingest.frigate import FrigateSource
 from smart_reid_server.ingest.sources import MqttSubscriber, Sources, start_sources
 from smart_reid_server.types import Box, Image
 
+from tests.server.server_support import running_app, settings_for
 from tests.server.sources_support import (
     LocalHttp,
     RecordingSink,
@@ -76,7 +77,8 @@ class FakeFrigateApi:
 def scenes(video_dir: Path, cuhk03_dir: Path) -> dict[str, Any]:
     """Full frames with real people pasted where the recorded events say they are."""
     street = video_frame(video_dir / "vtest.avi", 0)
-    alice_1, alice_2 = person_crop(cuhk03_dir, 0, 0), person_crop(cuhk03_dir, 0, 6)
+    # Frigate's better snapshot of the same person: the same look, closer (a bigger box).
+    alice_1 = alice_2 = person_crop(cuhk03_dir, 0, 0)
     bob = person_crop(cuhk03_dir, 1, 0)
     e1_v1 = paste(street, alice_1, E1_BOX_1)
     e1_v2 = paste(street, alice_2, E1_BOX_2)
@@ -279,3 +281,63 @@ async def test_bad_messages_and_frigate_outage_do_not_stop_the_source(
     outage = [m for m in messages if "cannot fetch Frigate snapshots" in m]
     assert len(outage) == 1
     assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+async def test_frigate_events_become_decisions_of_the_real_server(
+    tmp_path: Path,
+    models_dir: Path,
+    mosquitto_broker: tuple[str, int],
+    mqtt_collector: Callable[..., Any],
+    scenes: dict[str, Any],
+) -> None:
+    """The whole server (real models, real broker): Frigate's people become sightings that
+    carry Frigate's box and event id, without our detector looking at the frame."""
+    host, port = mosquitto_broker
+    api = FakeFrigateApi(scenes["snapshots"])
+    http = await LocalHttp(api.routes).start()
+    base = "sr_frigate"
+    settings = settings_for(
+        tmp_path,
+        models_dir,
+        mqtt={"enabled": True, "host": host, "port": port, "base_topic": base},
+        http={"enabled": False},
+        cameras=["front", "back_yard"],
+        sources={"frigate": {"url": http.url, "camera_map": {"frontdoor_cam": "front"}}},
+    )
+    collector = mqtt_collector(host, port, f"{base}/#")
+    try:
+        async with running_app(settings) as app:
+            # The server subscribes before it announces itself online on the same connection.
+            await collector.await_for(f"{base}/status", lambda m: m.payload == b"online")
+            assert app.pipeline is not None
+            await asyncio.to_thread(
+                publish_all, host, port, [("frigate/events", p) for p in _payloads()]
+            )
+            found = await collector.await_for(f"{base}/events/sighting", count=3, within=60)
+            await app.pipeline.drain()
+            await asyncio.sleep(0.3)
+            found = collector.on(f"{base}/events/sighting")
+    finally:
+        await http.stop()
+
+    # One sighting per snapshot: the street's other pedestrians are not looked for, because
+    # Frigate's box replaces our detector.
+    decisions = sorted((m.json() for m in found), key=lambda d: d["timestamp"])
+    assert [(d["camera"], d["extra"]["frigate_event_id"], d["source"]) for d in decisions] == [
+        ("front", E1, "frigate"),
+        ("front", E1, "frigate"),
+        ("back_yard", E4, "frigate"),
+    ]
+    assert [d["box"] for d in decisions] == [
+        E1_BOX_1.as_list(), E1_BOX_2.as_list(), E4_BOX.as_list()
+    ]
+    assert [d["detection_score"] for d in decisions] == pytest.approx([0.82, 0.91, 0.75])
+    assert decisions[0]["new_person"] and decisions[0]["is_new_identity"]
+    assert decisions[2]["new_person"]
+    assert decisions[2]["person_id"] != decisions[0]["person_id"]
+    assert decisions[0]["timestamp"] == pytest.approx(1763740100.1)
+    # Frigate's better snapshot of the same person: the same visit, no second notification.
+    assert decisions[1]["person_id"] == decisions[0]["person_id"]
+    assert not decisions[1]["new_person"] and decisions[1]["match"] == "matched"
+    new_person = collector.on(f"{base}/events/new_person")
+    assert {m.json()["extra"]["frigate_event_id"] for m in new_person} >= {E1, E4}

@@ -59,7 +59,9 @@ async def test_files_are_sampled_at_two_frames_a_second(
     await _play(source)
 
     assert source.stats.state == "finished"
-    assert source.stats.extra["decoded"] == frames
+    # 2 of 10 fps: every frame decoded; 2 of 30 fps: B-frames are skipped, never looked at.
+    assert (source.stats.extra["decoded"] == frames) == (name == "vtest.avi")
+    assert source.stats.extra["decoded"] <= frames
     assert abs(len(sink.frames) - duration_s * 2) <= 2
     times = np.array([f.timestamp for f in sink.frames])
     assert np.diff(times).mean() == pytest.approx(0.5, abs=0.02)
