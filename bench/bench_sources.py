@@ -26,6 +26,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import av
@@ -80,6 +81,10 @@ async def product_run(video: Path, motion_gate: bool) -> Run:
                source.stats.extra["decoded"], sink.count)
 
 
+def run_product(video: Path, motion_gate: bool) -> Run:
+    return asyncio.run(product_run(video, motion_gate))
+
+
 def naive_run(video: Path) -> Run:
     """Every frame decoded to BGR pixels, every 2 fps sample handed on."""
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
@@ -103,9 +108,11 @@ def make_idle_video(path: Path, seconds: int) -> Path:
         np.clip(still.astype(np.int16) + rng.integers(-3, 4, still.shape), 0, 255).astype(np.uint8)
         for _ in range(8)
     ]
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
     with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=10)
+        if "libx264" in av.codecs_available:  # H.264, what cameras send
+            stream = container.add_stream("h264", rate=10)
+        else:
+            stream = container.add_stream("mpeg4", rate=10)
         stream.width, stream.height, stream.pix_fmt = still.shape[1], still.shape[0], "yuv420p"
         for index in range(seconds * 10):
             frame = av.VideoFrame.from_ndarray(variants[index % len(variants)], format="bgr24")
@@ -140,7 +147,7 @@ def detector_ms() -> float | None:
         )
         with av.open(str(SHARED / "data" / "video" / "vtest.avi")) as container:
             frames = [
-                np.ascontiguousarray(f.to_ndarray(format="bgr24"))
+                np.ascontiguousarray(f.to_ndarray(format="bgr24"), dtype=np.uint8)
                 for i, f in zip(range(60), container.decode(video=0), strict=False)
                 if i % 3 == 0
             ]
@@ -183,9 +190,9 @@ def main() -> None:
         rows = []
         for name, video in streams.items():
             seconds = duration_s(video)
-            naive = measure(args.repeats, lambda v=video: naive_run(v))
-            ungated = measure(args.repeats, lambda v=video: asyncio.run(product_run(v, False)))
-            gated = measure(args.repeats, lambda v=video: asyncio.run(product_run(v, True)))
+            naive = measure(args.repeats, partial(naive_run, video))
+            ungated = measure(args.repeats, partial(run_product, video, False))
+            gated = measure(args.repeats, partial(run_product, video, True))
             rows.append((name, seconds, naive, ungated, gated))
 
     print(f"\nCamera stream cost at {SAMPLE_FPS:g} fps sampling, {os.cpu_count()} CPUs, "

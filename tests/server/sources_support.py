@@ -90,9 +90,9 @@ class LocalHttp:
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
         if self.port == 0:
-            server = site._server
-            assert server is not None
-            self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+            sockets = getattr(site._server, "sockets", None)
+            assert sockets, "the test HTTP server did not bind"
+            self.port = int(sockets[0].getsockname()[1])
         return self
 
     @property
@@ -161,9 +161,8 @@ def region(image: Image, box: Box) -> Image:
 
 
 def mean_abs_diff(a: Image, b: Image) -> float:
-    if a.shape != b.shape:
-        b = cv2.resize(b, (a.shape[1], a.shape[0]), interpolation=cv2.INTER_AREA)
-    return float(np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16))))
+    other = b if a.shape == b.shape else cv2.resize(b, (a.shape[1], a.shape[0]))
+    return float(np.mean(np.abs(a.astype(np.int16) - np.asarray(other).astype(np.int16))))
 
 
 def records(caplog_records: list[logging.LogRecord], level: int, contains: str) -> list[str]:

@@ -76,7 +76,10 @@ async def test_a_video_file_served_over_http(video_dir: Path) -> None:
     async def video(_request: web.Request) -> web.FileResponse:
         return web.FileResponse(video_dir / "vtest.avi")
 
-    http = await LocalHttp(lambda app: app.router.add_get("/vtest.avi", video)).start()
+    def routes(app: web.Application) -> None:
+        app.router.add_get("/vtest.avi", video)
+
+    http = await LocalHttp(routes).start()
     sink = RecordingSink()
     source = _source(f"{http.url}/vtest.avi", sink, live=False)
     try:

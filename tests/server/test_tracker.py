@@ -37,7 +37,7 @@ def vtest_detections(
                 break
             if index % SAMPLE_EVERY:
                 continue
-            image = np.ascontiguousarray(frame.to_ndarray(format="bgr24"))
+            image = np.ascontiguousarray(frame.to_ndarray(format="bgr24"), dtype=np.uint8)
             detections = detector.detect(image)
             crops = [
                 image[int(d.box.y1) : int(d.box.y2), int(d.box.x1) : int(d.box.x2)]
