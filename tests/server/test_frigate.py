@@ -341,3 +341,51 @@ async def test_frigate_events_become_decisions_of_the_real_server(
     assert not decisions[1]["new_person"] and decisions[1]["match"] == "matched"
     new_person = collector.on(f"{base}/events/new_person")
     assert {m.json()["extra"]["frigate_event_id"] for m in new_person} >= {E1, E4}
+
+
+async def test_the_subscription_survives_a_broker_restart(
+    broker_factory: Callable[..., Any],
+    make_settings: Callable[..., Settings],
+    scenes: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = broker_factory()
+    broker.start()
+    api = FakeFrigateApi(scenes["snapshots"])
+    http = await LocalHttp(api.routes).start()
+    sink = RecordingSink()
+    settings = _frigate_settings(
+        make_settings, broker.port, {"url": http.url, "camera_map": {"frontdoor_cam": "front"}}
+    )
+    caplog.set_level(logging.INFO, logger="smart_reid_server.ingest")
+    running = await start_sources(settings, sink)
+    try:
+        source = await _connected(running)
+        await _replay(broker.host, broker.port, source, [json.dumps(EVENTS[0]).encode()])
+        broker.stop()
+        subscriber = running.subscribers[0]
+        assert isinstance(subscriber, MqttSubscriber)
+        await wait_until(lambda: not subscriber.connected, what="the broker to go away")
+        assert "frigate" in running.status()[0]["source"]
+        broker.start()  # same port, fresh broker without any subscriptions
+        await asyncio.wait_for(subscriber.ready.wait(), 15)
+        await _replay(broker.host, broker.port, source, [json.dumps(EVENTS[5]).encode()])
+    finally:
+        await running.stop()
+        await http.stop()
+    assert [f.detections[0].box for f in sink.frames if f.detections] == [E1_BOX_1, E1_BOX_2]
+    lost = [r for r in caplog.records if "unreachable" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelno == logging.WARNING
+
+
+async def test_frigate_without_mqtt_is_refused_with_a_reason(
+    make_settings: Callable[..., Settings], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(**{"sources.frigate": {"url": "http://frigate:5000"}})
+    running = await start_sources(settings, RecordingSink())
+    started = list(running.sources)
+    await running.stop()
+    assert started == []
+    assert any(
+        "frigate needs MQTT but mqtt.enabled is false" in r.getMessage() for r in caplog.records
+    )
