@@ -399,3 +399,40 @@ def test_decisions_follow_the_contract(ids: Identities, plans: list[Plan]) -> No
     assert ids.visit(decision.visit_id)["sightings"] == 1  # type: ignore[index]
     assert ids.visit("000000000000") is None
     assert ids.visit_stats(T0 - 1) == (1, 1)
+
+
+def test_a_frame_the_store_refuses_changes_nothing_and_the_next_one_works(
+    ids: Identities, plans: list[Plan], caplog: pytest.LogCaptureFixture
+) -> None:
+    p = plans[0]
+    (known,) = see(ids, "front", T0, [p.view_a[0]]).decisions
+    # A real SQLite failure half-way through the next frame: visits cannot be written.
+    db = sqlite3.connect(ids.store.path)
+    db.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON visits BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+    )
+    db.commit()
+    with caplog.at_level(logging.WARNING), pytest.raises(sqlite3.IntegrityError):
+        see(ids, "back", T0 + 5, [plans[1].view_b])
+    assert "reloading identities" in caplog.text
+    assert [v.person_id for v in ids.persons()] == [known.person_id]
+    assert ids.gallery.person_count == 1
+    db.execute("DROP TRIGGER refuse")
+    db.commit()
+    db.close()
+    (stranger,) = see(ids, "back", T0 + 6, [plans[1].view_b]).decisions
+    assert stranger.new_person and stranger.label == "Visitor 2"
+    (again,) = see(ids, "front", T0 + 7, [p.view_a[1]]).decisions
+    assert again.person_id == known.person_id and not again.new_person
+
+
+def test_a_broken_thumbnail_folder_does_not_stop_identification(
+    ids: Identities, plans: list[Plan], caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = ids.store.thumbnails_dir
+    folder.rmdir()
+    folder.write_text("not a folder")
+    with caplog.at_level(logging.WARNING):
+        (decision,) = see(ids, "front", T0, [plans[0].view_a[0]]).decisions
+    assert decision.new_person and "cannot write the thumbnail" in caplog.text
+    assert ids.person(decision.person_id).thumbnail_url is None

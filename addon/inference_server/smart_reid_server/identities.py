@@ -242,17 +242,35 @@ class Identities:
         )
         out = ObserveResult([])
         observations: list[VisitObservation] = []
-        with self.store.transaction():
-            for crop, vector, result in zip(crops, queries, results, strict=True):
-                decision, observation = self._identify(
-                    camera, timestamp, crop, vector, result, frame, out
-                )
-                out.decisions.append(decision)
-                observations.append(observation)
-            for crop, decision, observation in zip(crops, out.decisions, observations, strict=True):
-                self._keep_thumbnail(decision.person_id, crop, out)
-                self._keep_snapshot(decision, crop, observation, frame, out)
+        try:
+            with self.store.transaction():
+                for crop, vector, result in zip(crops, queries, results, strict=True):
+                    decision, observation = self._identify(
+                        camera, timestamp, crop, vector, result, frame, out
+                    )
+                    out.decisions.append(decision)
+                    observations.append(observation)
+                for crop, decision, observation in zip(
+                    crops, out.decisions, observations, strict=True
+                ):
+                    self._keep_thumbnail(decision.person_id, crop, out)
+                    self._keep_snapshot(decision, crop, observation, frame, out)
+        except Exception:
+            self._resync()
+            raise
         return out
+
+    def _resync(self) -> None:
+        """After a failed (rolled back) frame: make memory agree with the store again, so no
+        later frame trips over an identity that was never committed."""
+        _LOGGER.warning(
+            "a frame could not be stored; reloading identities from %s", self.store.path
+        )
+        self.load()
+        for visit in self.visits.active():
+            if visit.person_id not in self.store:
+                self.visits.forget(visit.person_id)
+                self._snapshots.pop(visit.visit_id, None)
 
     def _identify(
         self,
@@ -343,7 +361,17 @@ class Identities:
         if not ok:
             _LOGGER.warning("could not encode a thumbnail for %s; keeping the old one", person_id)
             return
-        if self.store.save_thumbnail(person_id, buffer.tobytes(), score):
+        try:
+            saved = self.store.save_thumbnail(person_id, buffer.tobytes(), score)
+        except OSError as err:
+            _LOGGER.warning(
+                "cannot write the thumbnail of %s under %s (%s); identification goes on",
+                person_id,
+                self.store.thumbnails_dir,
+                err,
+            )
+            return
+        if saved:
             out.changed_person_ids.add(person_id)
 
     def _keep_snapshot(

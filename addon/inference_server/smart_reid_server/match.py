@@ -85,13 +85,6 @@ class Matcher:
     def uncertain_threshold(self) -> float:
         return self.threshold - self.uncertain_margin
 
-    def status_for(self, similarity: float) -> MatchStatus:
-        if similarity >= self.threshold:
-            return MatchStatus.MATCHED
-        if similarity >= self.uncertain_threshold:
-            return MatchStatus.UNCERTAIN
-        return MatchStatus.NEW
-
     @staticmethod
     def teaches(result: MatchResult) -> bool:
         """Whether the crop may become an exemplar of ``result.person_id`` (MATCHED only).
