@@ -38,12 +38,14 @@ async def test_status_info_and_states_are_retained_for_late_subscribers(
     mosquitto_broker: tuple[str, int], mqtt_collector: Callable[..., Any]
 ) -> None:
     host, port = mosquitto_broker
+    early = mqtt_collector(host, port, "sr_test/#")
     pub = _publisher(port)
     pub.set_retained("info", {"contract": 1, "server_id": "abc"})
     pub.start(asyncio.get_running_loop())
     await _until(lambda: pub.connected)
     pub.set_retained("person/p1/state", {"person_id": "p1", "label": "Visitor 1"})
     pub.set_retained("state", {"people_present": 1})
+    await early.await_for("sr_test/state")  # on the broker now
     late = mqtt_collector(host, port, "sr_test/#")
     status = await late.await_for("sr_test/status")
     assert status[0].payload == b"online" and status[0].retain
@@ -248,9 +250,9 @@ async def test_server_publishes_the_contract_on_mqtt(
         # Home Assistant starting now gets all of it as retained messages.
         late = mqtt_collector(host, port, "sr_app/#")
         for topic in ("sr_app/status", "sr_app/info", "sr_app/state", state_topic):
-            assert all(m.retain for m in await late.await_for(topic)), topic
+            assert (await late.await_for(topic))[0].retain, topic  # retained come first
         assert (await late.await_for("sr_app/status"))[-1].payload == b"online"
-        assert (await late.await_for("sr_app/camera/front/state"))[-1].retain
+        assert (await late.await_for("sr_app/camera/front/state"))[0].retain
         late.close()
 
         await _post(base, "back", cuhk(cuhk03_dir, view_b), now + 1)
@@ -300,6 +302,7 @@ async def test_new_person_made_while_the_broker_is_down_arrives_after_it_starts(
     broker = broker_factory()
     settings = _app_settings(tmp_path, models_dir, broker.port)
     async with running_app(settings) as app:
+        await _until(lambda: "unreachable" in " ".join(app.health()[1]))
         status, reasons = app.health()
         assert status == "degraded"
         assert reasons == [f"mqtt: broker 127.0.0.1:{broker.port} unreachable"]

@@ -212,7 +212,6 @@ class SmartReidApp:
         self.threshold = float(configured if configured is not None else embedder.default_threshold)
         await self._open_identities()
         self._seed_states(await self._call(self._gather_all))
-        self.publisher.set_retained("info", self.info())
         self.publisher.start(loop)
         self._start_pipeline()
         if self.publisher.enabled and self.settings.section("mqtt")["ingest"]:
@@ -229,7 +228,7 @@ class SmartReidApp:
         await self._start_sources()
         if self.settings.section("http")["enabled"]:
             await self._start_http()
-        self.publisher.set_retained("info", self.info())
+        self.publisher.set_retained("info", self.info())  # now that the HTTP port is known
         self.state = "running"
         self._refresher = loop.create_task(self._refresh_states(), name="state-refresh")
         _LOGGER.info(
