@@ -279,3 +279,20 @@ async def test_a_missing_file_fails_once_with_a_clear_reason(
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("nope.mp4" in m for m in errors) and any("corrupt.mp4" in m for m in errors)
 
+
+
+async def test_files_loop_and_play_at_their_own_speed(video_dir: Path, tmp_path: Path) -> None:
+    still = _half(video_frame(video_dir / "vtest.avi", 0))
+    clip = _write_video(tmp_path / "clip.mp4", _noisy(still, 20))  # 2 s at 10 fps
+    sink = RecordingSink()
+    source = _source(clip, sink, loop=True, realtime=True)
+    source.start()
+    try:
+        await sink.wait_for(6, within_s=20)  # more than one pass of 4 samples
+    finally:
+        await source.stop()
+    assert source.stats.extra["connects"] >= 2  # started again at the end
+    arrivals = [f.received_monotonic for f in sink.frames[:4]]
+    # Paced like a camera: 4 samples of one pass span 1.5 s of video, not a burst.
+    assert arrivals[-1] - arrivals[0] >= 1.2
+    assert source.stats.state == "stopped"
