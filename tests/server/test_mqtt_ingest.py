@@ -82,12 +82,12 @@ def _b64(data: bytes) -> str:
 
 
 async def _connected(app: SmartReidApp) -> None:
-    for _ in range(500):
-        if app.publisher.connected:
-            await asyncio.sleep(0.2)  # let the ingest subscription reach the broker
+    """Until the server's ingest subscription is acknowledged by the broker."""
+    for _ in range(1000):
+        if app.publisher.subscribed:
             return
         await asyncio.sleep(0.02)
-    raise AssertionError("server never connected to the broker")
+    raise AssertionError("server never subscribed to its ingest topic")
 
 
 async def test_raw_jpeg_bytes_run_the_detector_and_publish_decisions(

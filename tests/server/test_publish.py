@@ -165,8 +165,7 @@ async def test_ingest_subscription_delivers_on_the_event_loop_and_survives_recon
     pub = _publisher(broker.port)
     pub.subscribe("sr_test/ingest/+", handler)
     pub.start(loop)
-    await _until(lambda: pub.connected)
-    await asyncio.sleep(0.2)
+    await _until(lambda: pub.subscribed)
     sender = _publisher(broker.port, client_id="sender")
     sender._client_id = "sr-test-sender"
     sender.start(loop)
@@ -178,8 +177,7 @@ async def test_ingest_subscription_delivers_on_the_event_loop_and_survives_recon
     broker.stop()
     await _until(lambda: not pub.connected)
     broker.start()
-    await _until(lambda: pub.connected and sender.connected, within=20)
-    await asyncio.sleep(0.2)
+    await _until(lambda: pub.subscribed and sender.connected, within=20)
     sender._client.publish("sr_test/ingest/back", json.dumps({"image": ""}).encode(), qos=1)
     await _until(lambda: len(got) == 2)
     assert [t for t, _ in got] == ["sr_test/ingest/front", "sr_test/ingest/back"]

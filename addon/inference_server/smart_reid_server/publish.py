@@ -60,6 +60,7 @@ class Publisher:
         self._retained: dict[str, bytes] = {}
         self._pending: deque[_Pending] = deque()
         self._subscriptions: dict[str, MessageHandler] = {}
+        self._unacked: set[int] = set()
         self._connected = False
         self._ever_connected = False
         self._problem: str | None = None
@@ -120,6 +121,7 @@ class Publisher:
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
         client.on_connect_fail = self._paho_connect_fail
+        client.on_subscribe = self._paho_subscribe
         for topic_filter in self._subscriptions:
             client.message_callback_add(topic_filter, self._paho_message)
         self._client = client
@@ -180,7 +182,7 @@ class Publisher:
         if self._client is not None:
             self._client.message_callback_add(topic_filter, self._paho_message)
             if self._connected:
-                self._client.subscribe(topic_filter, qos=QOS)
+                self._track(self._client.subscribe(topic_filter, qos=QOS))
 
     def _hold(self, message: _Pending) -> None:
         if len(self._pending) >= self.buffer_size:
@@ -219,8 +221,9 @@ class Publisher:
         client = self._client
         if client is None or not self._connected:
             return
+        self._unacked.clear()
         for topic_filter in self._subscriptions:
-            client.subscribe(topic_filter, qos=QOS)
+            self._track(client.subscribe(topic_filter, qos=QOS))
         self._send(self.topic("status"), b"online", retain=True)
         info_topic = self.topic("info")
         ordered = sorted(self._retained, key=lambda t: (t != info_topic, t))
@@ -229,6 +232,15 @@ class Publisher:
             if self._send(topic, payload, retain=True) and not payload:
                 del self._retained[topic]
         self._drain_pending()
+
+    def _track(self, result: tuple[int, int | None]) -> None:
+        if result[0] == mqtt.MQTT_ERR_SUCCESS and result[1] is not None:
+            self._unacked.add(result[1])
+
+    @property
+    def subscribed(self) -> bool:
+        """Connected and every subscription acknowledged by the broker (ingest is live)."""
+        return self._connected and not self._unacked
 
     def _drain_pending(self) -> None:
         """Send held events from the oldest while connected; stop at the first refusal."""
@@ -258,6 +270,9 @@ class Publisher:
 
     def _paho_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
         self._to_loop(self._on_connect_fail)
+
+    def _paho_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        self._to_loop(self._unacked.discard, mid)
 
     def _paho_message(self, _c: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         self._to_loop(self._on_message, message.topic, bytes(message.payload))
