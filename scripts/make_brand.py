@@ -39,7 +39,10 @@ def icon(size: int) -> Image.Image:
     draw.rounded_rectangle((0, 0, size - 1, size - 1), radius=48 * s, fill=BACKGROUND)
     for x0 in (28, 140):
         draw.rounded_rectangle(
-            (x0 * s, 64 * s, (x0 + 88) * s, 192 * s), radius=14 * s, outline=FRAME, width=max(2, round(8 * s))
+            (x0 * s, 64 * s, (x0 + 88) * s, 192 * s),
+            radius=14 * s,
+            outline=FRAME,
+            width=max(2, round(8 * s)),
         )
         _person(draw, (x0 + 44) * s, 80 * s, 100 * s)
     draw.line((116 * s, 128 * s, 140 * s, 128 * s), fill=LINK, width=max(2, round(12 * s)))
@@ -52,13 +55,14 @@ def icon(size: int) -> Image.Image:
 def logo(height: int = 256) -> Image.Image:
     """Icon followed by the name, for places with room for a wordmark."""
     mark = icon(height)
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont
     try:
         font = ImageFont.truetype("DejaVuSans-Bold.ttf", int(height * 0.42))
     except OSError:
         font = ImageFont.load_default(size=int(height * 0.42))
     text = "Smart ReID"
     probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
-    left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
+    left, top, right, bottom = (int(v) for v in probe.textbbox((0, 0), text, font=font))
     width = height + int(height * 0.15) + (right - left) + int(height * 0.1)
     image = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     image.paste(mark, (0, 0), mark)

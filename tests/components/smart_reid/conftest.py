@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, State
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 REPO = Path(__file__).resolve().parents[3]
@@ -194,20 +194,27 @@ def visit_event_payload(reason: str = "camera_added", **visit: Any) -> dict[str,
     return {"reason": reason, "camera": "back", "visit": body}
 
 
+def state(hass: HomeAssistant, entity_id: str) -> State:
+    """The entity's state; fails the test, naming the entity, when it does not exist."""
+    found = hass.states.get(entity_id)
+    assert found is not None, f"{entity_id} does not exist"
+    return found
+
+
 # --- waiting ----------------------------------------------------------------------------------
 
 
 async def wait_for(
-    hass: HomeAssistant, condition: Callable[[], bool], what: str, timeout: float = 10.0
+    hass: HomeAssistant, condition: Callable[[], bool], what: str, within: float = 10.0
 ) -> None:
     """Let the broker round trip happen; fail with `what` if it never does."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         await hass.async_block_till_done()
         if condition():
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+            pytest.fail(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(0.02)
 
 
@@ -262,6 +269,16 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Home Assistant loads custom_components/ only when asked to."""
 
 
+@pytest.fixture(autouse=True)
+def quick_mqtt_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HA's MQTT client gathers subscriptions for 0.5 s before sending them; tests need not wait.
+
+    Only the batching delay changes: subscriptions still go to the real broker the same way.
+    """
+    for name in ("INITIAL_SUBSCRIBE_COOLDOWN", "SUBSCRIBE_COOLDOWN", "UNSUBSCRIBE_COOLDOWN"):
+        monkeypatch.setattr(f"homeassistant.components.mqtt.client.{name}", 0.01)
+
+
 @pytest.fixture
 async def mqtt_entry(
     hass: HomeAssistant, broker: Broker, mock_hass_config: None
@@ -288,9 +305,7 @@ async def mqtt_entry(
         await hass.config_entries.async_unload(entry.entry_id)
 
 
-async def publish(
-    hass: HomeAssistant, topic: str, payload: Any, *, retain: bool = False
-) -> None:
+async def publish(hass: HomeAssistant, topic: str, payload: Any, *, retain: bool = False) -> None:
     """Publish like the server does: JSON for objects, text or bytes as given."""
     if isinstance(payload, dict | list):
         from homeassistant.helpers.json import json_dumps
@@ -351,7 +366,8 @@ class FakeServer:
             and request.headers.get("Authorization") != f"Bearer {self.token}"
         ):
             return _error(401, "unauthorized", "send Authorization: Bearer <http.token>")
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def _health(self, request: web.Request) -> web.Response:
         status = "ready" if self.health_status == 200 else "starting"
@@ -429,9 +445,7 @@ class FakeServer:
         if self.frame_status != 200:
             return _error(self.frame_status, "unknown_camera", f"camera {camera} is not configured")
         body = await request.read()
-        self.frames.append(
-            {"camera": camera, "content_type": request.content_type, "bytes": body}
-        )
+        self.frames.append({"camera": camera, "content_type": request.content_type, "bytes": body})
         return web.json_response(
             {"camera": camera, "frame_id": f"{camera}-{len(self.frames)}", "decisions": []}
         )
@@ -483,10 +497,12 @@ async def loaded_entry(
     coordinator = entry.runtime_data.coordinator
     await wait_for(
         hass,
-        lambda: coordinator.available
-        and coordinator.hub is not None
-        and PERSON_A in coordinator.persons
-        and all(coordinator.cameras.get(c) for c in ("front", "back")),
+        lambda: (
+            coordinator.available
+            and coordinator.hub is not None
+            and PERSON_A in coordinator.persons
+            and all(coordinator.cameras.get(c) for c in ("front", "back"))
+        ),
         "the retained state to arrive",
     )
     return entry

@@ -13,7 +13,16 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.smart_reid.const import CONF_URL, DOMAIN
 
-from .conftest import BASE, Broker, FakeServer, entry_for, free_port, info_payload, publish, wait_for
+from .conftest import (
+    BASE,
+    Broker,
+    FakeServer,
+    entry_for,
+    free_port,
+    info_payload,
+    publish,
+    wait_for,
+)
 
 GRACE = timedelta(minutes=4)
 
@@ -96,7 +105,7 @@ async def test_mqtt_drop(
         hass,
         lambda: _state(hass, "binary_sensor.smart_reid_server") == STATE_ON,
         "MQTT to reconnect",
-        timeout=20,
+        within=20,
     )
     assert _state(hass, "sensor.front_people_present") == "1"
     assert _issues(issue_registry) == {}

@@ -26,6 +26,7 @@ from .conftest import (
     FakeServer,
     decision_payload,
     publish,
+    state,
     visit_event_payload,
     wait_for,
 )
@@ -63,9 +64,11 @@ async def phone(
     target = tmp_path / "blueprints" / "automation" / "smart_reid"
     target.mkdir(parents=True)
     shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
-    calls = async_mock_service(hass, "notify", "mobile_app_test_phone")
+    calls: list[ServiceCall] = async_mock_service(hass, "notify", "mobile_app_test_phone")
     assert await async_setup_component(
-        hass, "input_datetime", {"input_datetime": {"silence": {"has_date": True, "has_time": True}}}
+        hass,
+        "input_datetime",
+        {"input_datetime": {"silence": {"has_date": True, "has_time": True}}},
     )
     assert await async_setup_component(
         hass,
@@ -145,7 +148,7 @@ async def test_buttons(
     hass.bus.async_fire("mobile_app_notification_action", {"action": silence})
     await wait_for(
         hass,
-        lambda: hass.states.get("input_datetime.silence").attributes.get("timestamp", 0) > 0,
+        lambda: state(hass, "input_datetime.silence").attributes.get("timestamp", 0) > 0,
         "the silence helper to be set",
     )
     await _new_visit(hass, visit_id="000000000009")

@@ -9,9 +9,9 @@ from aiohttp import web
 from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_MQTT, SOURCE_USER
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers.json import json_dumps
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
-from homeassistant.helpers.json import json_dumps
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.smart_reid.const import (
@@ -114,14 +114,18 @@ async def test_user_not_smart_reid(hass: HomeAssistant, socket_enabled: None) ->
 async def test_user_server_error_is_unknown(hass: HomeAssistant, server: FakeServer) -> None:
     """A server whose /api/info is not an info object gives the generic error."""
     server.info = {"error": "broken"}
-    result = await _user_flow(hass, {CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN})
+    result = await _user_flow(
+        hass, {CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN}
+    )
     assert result["errors"] == {"base": "unknown"}
 
 
 async def test_user_other_contract(hass: HomeAssistant, server: FakeServer) -> None:
     """A server speaking contract 2 is refused with an explanation."""
     server.info["contract"] = 2
-    result = await _user_flow(hass, {CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN})
+    result = await _user_flow(
+        hass, {CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN}
+    )
     assert result["errors"] == {"base": "unsupported_contract"}
 
 
@@ -331,7 +335,7 @@ async def test_options_choose_cameras(hass: HomeAssistant, server: FakeServer) -
         result["flow_id"],
         {CONF_TRIGGER_ENTITY: "binary_sensor.front_motion", CONF_INTERVAL_S: 0.5},
     )
-    assert result["description_placeholders"]["camera"] == "camera.garden"
+    assert result["description_placeholders"] == {"camera": "camera.garden", "name": "garden"}
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {CONF_TRIGGER_ENTITY: "binary_sensor.garden_motion", CONF_INTERVAL_S: 2}
     )
@@ -354,9 +358,9 @@ async def test_options_choose_cameras(hass: HomeAssistant, server: FakeServer) -
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"cameras": ["camera.garden"]}
     )
-    defaults = {
-        str(key): key.default() for key in result["data_schema"].schema if hasattr(key, "default")
-    }
+    schema = result["data_schema"]
+    assert schema is not None
+    defaults = {str(key): key.default() for key in schema.schema if hasattr(key, "default")}
     assert defaults == {CONF_TRIGGER_ENTITY: "binary_sensor.garden_motion", CONF_INTERVAL_S: 2.0}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from homeassistant.components import automation
 from homeassistant.components.device_automation import (
     DeviceAutomationType,
     async_get_device_automations,
@@ -30,9 +29,7 @@ async def test_triggers_listed_for_cameras_only(
 ) -> None:
     front = _device(loaded_entry, device_registry, "front")
     coordinator = loaded_entry.runtime_data.coordinator
-    person = device_registry.async_get_device(
-        identifiers={coordinator.person_identifier(PERSON_A)}
-    )
+    person = device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
     hub = device_registry.async_get_device(identifiers={coordinator.hub_identifier()})
     assert person is not None and hub is not None
     found = await async_get_device_automations(
@@ -63,9 +60,9 @@ async def test_automation_on_unknown_person_at_front(
     fired = async_capture_events(hass, "smart_reid_test_fired")
     assert await async_setup_component(
         hass,
-        automation.DOMAIN,
+        "automation",
         {
-            automation.DOMAIN: [
+            "automation": [
                 {
                     "trigger": {
                         "platform": "device",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import device_registry as dr, entity_registry as er
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from .conftest import (
@@ -13,6 +14,7 @@ from .conftest import (
     FakeServer,
     person_payload,
     publish,
+    state,
     wait_for,
 )
 
@@ -63,7 +65,7 @@ async def test_identity_appears_renamed_and_forgotten(
         lambda: hass.states.get("sensor.visitor_4_location") is not None,
         "the new identity's entities",
     )
-    assert hass.states.get("sensor.visitor_4_location").state == "back"
+    assert state(hass, "sensor.visitor_4_location").state == "back"
     device = _person_device(loaded_entry, device_registry, PERSON_B)
     assert device is not None
     entity_ids = {e.entity_id for e in er.async_entries_for_device(entity_registry, device.id)}
@@ -84,8 +86,10 @@ async def test_identity_appears_renamed_and_forgotten(
     )
     await wait_for(
         hass,
-        lambda: (d := _person_device(loaded_entry, device_registry, PERSON_B)) is not None
-        and d.name == "Bob",
+        lambda: (
+            (d := _person_device(loaded_entry, device_registry, PERSON_B)) is not None
+            and d.name == "Bob"
+        ),
         "the device to be renamed",
     )
 
@@ -100,7 +104,7 @@ async def test_identity_appears_renamed_and_forgotten(
         assert hass.states.get(entity_id) is None
     # The other identity is untouched.
     assert _person_device(loaded_entry, device_registry, PERSON_A) is not None
-    assert hass.states.get("sensor.visitor_3_location").state == "front"
+    assert state(hass, "sensor.visitor_3_location").state == "front"
 
 
 async def test_identity_forgotten_while_away_is_tidied(

@@ -14,7 +14,15 @@ from custom_components.smart_reid.const import (
     EVENT_VISIT_UPDATED,
 )
 
-from .conftest import BASE, PERSON_A, decision_payload, publish, visit_event_payload, wait_for
+from .conftest import (
+    BASE,
+    PERSON_A,
+    decision_payload,
+    publish,
+    state,
+    visit_event_payload,
+    wait_for,
+)
 
 
 async def test_new_person_fires_once_per_visit(
@@ -31,9 +39,7 @@ async def test_new_person_fires_once_per_visit(
     first, second = events
     coordinator = loaded_entry.runtime_data.coordinator
     front = device_registry.async_get_device(identifiers={coordinator.camera_identifier("front")})
-    person = device_registry.async_get_device(
-        identifiers={coordinator.person_identifier(PERSON_A)}
-    )
+    person = device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
     assert front is not None and person is not None
     assert first.data["visit_id"] == "9c8b7a6d5e4f"
     assert first.data["camera"] == "front"
@@ -62,14 +68,15 @@ async def test_camera_event_entity(hass: HomeAssistant, loaded_entry: MockConfig
     await publish(hass, f"{BASE}/events/new_person", decision_payload(is_new_identity=True))
     await wait_for(
         hass,
-        lambda: hass.states.get("event.front_visit_started").attributes.get("event_type")
-        == "new_person",
+        lambda: (
+            state(hass, "event.front_visit_started").attributes.get("event_type") == "new_person"
+        ),
         "the front event entity",
     )
-    state = hass.states.get("event.front_visit_started")
-    assert state.attributes["person_id"] == PERSON_A
-    assert state.attributes["visit_id"] == "9c8b7a6d5e4f"
-    assert hass.states.get("event.back_visit_started").attributes["event_type"] is None
+    front = state(hass, "event.front_visit_started")
+    assert front.attributes["person_id"] == PERSON_A
+    assert front.attributes["visit_id"] == "9c8b7a6d5e4f"
+    assert state(hass, "event.back_visit_started").attributes["event_type"] is None
 
     await publish(
         hass,
@@ -78,8 +85,9 @@ async def test_camera_event_entity(hass: HomeAssistant, loaded_entry: MockConfig
     )
     await wait_for(
         hass,
-        lambda: hass.states.get("event.back_visit_started").attributes.get("event_type")
-        == "known_person",
+        lambda: (
+            state(hass, "event.back_visit_started").attributes.get("event_type") == "known_person"
+        ),
         "the back event entity",
     )
     await publish(
@@ -89,8 +97,10 @@ async def test_camera_event_entity(hass: HomeAssistant, loaded_entry: MockConfig
     )
     await wait_for(
         hass,
-        lambda: hass.states.get("event.back_visit_started").attributes.get("event_type")
-        == "returning_person",
+        lambda: (
+            state(hass, "event.back_visit_started").attributes.get("event_type")
+            == "returning_person"
+        ),
         "a returning person",
     )
 
@@ -140,8 +150,8 @@ async def test_bad_messages_are_logged_and_ignored(
     assert any("people_present" in w for w in ours)
     # The second bad JSON on the same topic is not repeated as a warning.
     assert sum("events/new_person" in w for w in ours) == 1
-    assert hass.states.get("sensor.smart_reid_people_present").state == "2"
-    assert hass.states.get("sensor.visitor_3_location").state == "front"
+    assert state(hass, "sensor.smart_reid_people_present").state == "2"
+    assert state(hass, "sensor.visitor_3_location").state == "front"
 
 
 async def test_info_from_another_server_is_ignored(

@@ -137,9 +137,7 @@ async def test_refused_frames_logged_once(
 
     server.frame_status = 200
     await wait_for(hass, lambda: len(server.frames) >= 1, "frames accepted again")
-    await wait_for(
-        hass, lambda: "works again" in caplog.text, "the recovery to be logged"
-    )
+    await wait_for(hass, lambda: "works again" in caplog.text, "the recovery to be logged")
 
 
 @pytest.mark.usefixtures("mqtt_entry")

@@ -17,6 +17,7 @@ from .conftest import (
     cuhk03_image,
     person_payload,
     publish,
+    state,
     wait_for,
 )
 
@@ -37,7 +38,7 @@ async def test_picture_of_identity(
     await client.get("/api/image_proxy/image.visitor_3_picture")
     assert server.requests.count(("GET", THUMBNAIL)) == 1
 
-    before = hass.states.get("image.visitor_3_picture").state
+    before = state(hass, "image.visitor_3_picture").state
     await publish(
         hass,
         f"{BASE}/person/{PERSON_A}/state",
@@ -46,7 +47,7 @@ async def test_picture_of_identity(
     )
     await wait_for(
         hass,
-        lambda: hass.states.get("image.visitor_3_picture").state != before,
+        lambda: state(hass, "image.visitor_3_picture").state != before,
         "a new picture time",
     )
     await client.get("/api/image_proxy/image.visitor_3_picture")
@@ -69,7 +70,7 @@ async def test_identity_without_picture(
     await wait_for(
         hass, lambda: hass.states.get("image.visitor_4_picture") is not None, "the image entity"
     )
-    assert hass.states.get("image.visitor_4_picture").state == STATE_UNKNOWN
+    assert state(hass, "image.visitor_4_picture").state == STATE_UNKNOWN
     client = await hass_client()
     response = await client.get("/api/image_proxy/image.visitor_4_picture")
     assert response.status == HTTPStatus.INTERNAL_SERVER_ERROR

@@ -18,17 +18,15 @@ from custom_components.smart_reid.const import (
     DOMAIN,
 )
 
-from .conftest import PERSON_A, FakeServer, entry_for, free_port, wait_for
+from .conftest import PERSON_A, FakeServer, entry_for, free_port, state, wait_for
 
 
 async def test_setup_and_unload(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
     """A loaded entry shows the server's retained state and unloads cleanly."""
-    state = hass.states.get("sensor.smart_reid_people_present")
-    assert state is not None
-    assert state.state == "2"
+    assert state(hass, "sensor.smart_reid_people_present").state == "2"
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     assert loaded_entry.state is ConfigEntryState.NOT_LOADED
-    assert hass.states.get("sensor.smart_reid_people_present").state == "unavailable"
+    assert state(hass, "sensor.smart_reid_people_present").state == "unavailable"
 
 
 async def test_rejected_token_starts_reauth(
@@ -75,12 +73,10 @@ async def test_unreachable_http_still_loads(
     coordinator = entry.runtime_data.coordinator
     await wait_for(hass, lambda: coordinator.hub is not None, "hub state over MQTT")
     assert coordinator.http_ok is False
-    assert hass.states.get("sensor.smart_reid_visits_today").state == "7"
+    assert state(hass, "sensor.smart_reid_visits_today").state == "7"
 
 
-async def test_options_change_reloads(
-    hass: HomeAssistant, loaded_entry: MockConfigEntry
-) -> None:
+async def test_options_change_reloads(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
     """New forwarding options take effect at once; other entry updates do not reload."""
     first = loaded_entry.runtime_data
     hass.config_entries.async_update_entry(loaded_entry, title="Renamed")
@@ -108,9 +104,7 @@ async def test_remove_stale_devices_only(
     from custom_components.smart_reid import async_remove_config_entry_device
 
     coordinator = loaded_entry.runtime_data.coordinator
-    live = device_registry.async_get_device(
-        identifiers={coordinator.person_identifier(PERSON_A)}
-    )
+    live = device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
     hub = device_registry.async_get_device(identifiers={coordinator.hub_identifier()})
     stale = device_registry.async_get_or_create(
         config_entry_id=loaded_entry.entry_id,

@@ -150,7 +150,9 @@ async def test_info_update_changes_model_sensor(
     await publish(hass, f"{BASE}/info", info, retain=True)
     await wait_for(
         hass,
-        lambda: _state(hass, "sensor.smart_reid_re_identification_model")
-        == "person-reidentification-retail-0288",
+        lambda: (
+            _state(hass, "sensor.smart_reid_re_identification_model")
+            == "person-reidentification-retail-0288"
+        ),
         "the new model name",
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, ServiceResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -16,11 +16,12 @@ from .conftest import (
     FakeServer,
     entry_for,
     person_payload,
+    state,
     wait_for,
 )
 
 
-async def _call(hass: HomeAssistant, service: str, **data: object) -> object:
+async def _call(hass: HomeAssistant, service: str, **data: object) -> ServiceResponse:
     return await hass.services.async_call(
         DOMAIN, service, data, blocking=True, return_response=True
     )
@@ -34,16 +35,14 @@ async def test_rename_by_device(
 ) -> None:
     """Renaming from the UI (by device) renames the identity on the server and here."""
     coordinator = loaded_entry.runtime_data.coordinator
-    device = device_registry.async_get_device(
-        identifiers={coordinator.person_identifier(PERSON_A)}
-    )
+    device = device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
     assert device is not None
     response = await _call(hass, "rename_person", device_id=device.id, name="Alice")
-    assert response["label"] == "Alice"
+    assert response is not None and response["label"] == "Alice"
     assert server.persons[PERSON_A]["label"] == "Alice"
     await wait_for(
         hass,
-        lambda: device_registry.async_get(device.id).name == "Alice",
+        lambda: getattr(device_registry.async_get(device.id), "name", None) == "Alice",
         "the device to take the new name",
     )
 
@@ -55,7 +54,7 @@ async def test_mark_known_by_id(
     await _call(hass, "mark_known", person_id=PERSON_A)
     await wait_for(
         hass,
-        lambda: hass.states.get("binary_sensor.visitor_3_known").state == "on",
+        lambda: state(hass, "binary_sensor.visitor_3_known").state == "on",
         "the identity to show as known",
     )
     await _call(
@@ -75,10 +74,10 @@ async def test_forget_person_removes_device(
     assert response == {"forgotten": PERSON_A}
     await wait_for(
         hass,
-        lambda: device_registry.async_get_device(
-            identifiers={coordinator.person_identifier(PERSON_A)}
-        )
-        is None,
+        lambda: (
+            device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
+            is None
+        ),
         "the device to go",
     )
     assert hass.states.get("sensor.visitor_3_location") is None
@@ -93,10 +92,10 @@ async def test_merge_persons(
     coordinator = loaded_entry.runtime_data.coordinator
     await wait_for(hass, lambda: PERSON_B in coordinator.persons, "the second identity")
     response = await _call(hass, "merge_persons", person_id=PERSON_A, from_person_id=PERSON_B)
-    assert response["visit_count"] == 6
+    assert response is not None and response["visit_count"] == 6
     await wait_for(hass, lambda: PERSON_B not in coordinator.persons, "the merged identity to go")
     await wait_for(
-        hass, lambda: hass.states.get("sensor.visitor_3_visits").state == "6", "the sum of visits"
+        hass, lambda: state(hass, "sensor.visitor_3_visits").state == "6", "the sum of visits"
     )
 
 
