@@ -97,7 +97,7 @@ def test_fixed_batch_onnx_model_in_onnxruntime(
     manager: ModelManager, pairs: tuple[list[Image], list[Image]]
 ) -> None:
     embedder = _embedder(manager, "person-reidentification-retail-0267")
-    assert (embedder.runtime, embedder.dim, embedder.max_batch) == ("onnxruntime", 256, 1)
+    assert (embedder.runtime, embedder.dim, embedder.batch_mode) == ("onnxruntime", 256, "loop")
     same, different, rank1 = _cross_camera(embedder, pairs)
     assert same > different + 0.15, (same, different)
     assert rank1 >= 0.6

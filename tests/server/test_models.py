@@ -354,11 +354,11 @@ def test_unavailable_openvino_gpu_falls_back_to_cpu_with_one_warning(
             [folder / "person-reidentification-retail-0288.xml"],
             name="0288",
             device="gpu",
-            dynamic_batch=True,
+            many=True,
         )
     if model.device != "cpu":
         pytest.skip(f"this machine has an OpenVINO GPU ({model.device})")
-    assert (model.runtime, model.device, model.dynamic_batch) == ("openvino", "cpu", True)
+    assert (model.runtime, model.device, model.batch_mode) == ("openvino", "cpu", "parallel")
     assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
 
 

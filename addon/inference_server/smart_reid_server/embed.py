@@ -2,7 +2,7 @@
 
 Crops are resized once each straight into one contiguous uint8 batch, converted to float32 in a
 single numpy pass and run in chunks, so the per-crop Python cost stays small next to inference.
-A crop's vector does not depend on which other crops share its batch (see ``_run``), so a
+A crop's vector does not depend on which other crops share its call (see models.runtimes), so a
 person's similarity scores do not change with how many people are in the frame.
 ``embed`` is synchronous and CPU-bound: run it in an executor.
 """
@@ -57,12 +57,13 @@ class Embedder:
             runtime=str(models_cfg.get("runtime", "auto")),
             device=str(models_cfg.get("device", "cpu")),
             threads=int(models_cfg.get("threads", 0)),
-            dynamic_batch=not spec.fixed_batch,
-            warmup_batch=2,
+            many=True,
+            max_batch=2 * max(1, max_batch),  # x2: flip TTA doubles a chunk
         )
         self.runtime = self._model.runtime
         self.device = self._model.device
-        self.max_batch = max(1, max_batch) if self._model.dynamic_batch else 1
+        self.batch_mode = self._model.batch_mode
+        self.max_batch = max(1, max_batch)
         inp = spec.input
         self._height, self._width = inp.height, inp.width
         if self._model.input_shape[1:] != (3, inp.height, inp.width):
@@ -132,22 +133,10 @@ class Embedder:
         return tensor
 
     def _infer(self, tensor: F32) -> F32:
-        """Raw model output, one row per input image.
-
-        With a dynamic batch a lone image is run as a pair: CPU kernels for batch 1 differ from
-        those for larger batches in the last bits (about 1e-2 with bf16 on OpenVINO), and a
-        person's vector must not depend on who else was in the frame.
-        """
-        count = tensor.shape[0]
-        if not self._model.dynamic_batch:
-            rows = [self._model.run(tensor[i : i + 1])[0].reshape(1, -1) for i in range(count)]
-            stacked: F32 = np.concatenate(rows).astype(np.float32, copy=False)
-            return stacked
-        if count == 1:
-            tensor = np.concatenate([tensor, tensor])
+        """Raw model output, one row per input image (independent of the other images)."""
         result = self._model.run(tensor)[0]
-        rows_out: F32 = result.reshape(result.shape[0], -1)[:count].astype(np.float32, copy=False)
-        return rows_out
+        rows: F32 = result.reshape(result.shape[0], -1).astype(np.float32, copy=False)
+        return rows
 
 
 def _check_crop(crop: Any, index: int) -> None:
