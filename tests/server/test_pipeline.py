@@ -218,3 +218,33 @@ async def test_today_counters_reset_after_local_midnight(
         (front, _back) = await app.camera_states()
         assert front["sightings_today"] == 0 and front["distinct_people_today"] == 0
         assert front["frames_processed"] == 2  # counted since start, not per day
+
+
+async def test_people_tracked_across_video_frames_are_not_embedded_every_frame(
+    tmp_path: Path, models_dir: Path, video_dir: Path, cuhk03_dir: Path
+) -> None:
+    capture = cv2.VideoCapture(str(video_dir / "vtest.avi"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    frames = [np.asarray(capture.read()[1], dtype=np.uint8) for _ in range(12)]
+    capture.release()
+    async with running_app(settings_for(tmp_path, models_dir)) as app:
+        assert app.pipeline is not None
+        start = time.time()
+        results = [
+            await app.pipeline.process(Frame("front", image, start + i / 10, frame_id=str(i)))
+            for i, image in enumerate(frames)
+        ]
+        counters = app.pipeline.counters
+        crops = sum(len(r.decisions) for r in results)
+        assert counters.embedded + counters.reused == crops
+        assert counters.reused > crops / 3  # most sightings reuse their track's vector
+        # ...without changing who is who: each person's id is stable across the frames.
+        alerts = [d for r in results for d in r.decisions if d.new_person]
+        assert len(alerts) <= len(results[0].decisions) + 2
+
+        # Uploaded stills with boxes but no track ids are never linked to each other.
+        before = counters.reused
+        for i, name in enumerate(["0005_00", "0007_00", "0008_00", "0009_00", "0010_00"]):
+            image = _image(cuhk(cuhk03_dir, name))
+            await app.pipeline.process(_crop_frame("back", image, name, start + 2 + i / 10))
+        assert counters.reused == before

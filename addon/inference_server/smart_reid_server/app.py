@@ -39,6 +39,7 @@ from .snapshots import Marker, render_jpeg
 from .states import StatePublisher, StateView, gather
 from .stats import CameraBook, LatencyStats
 from .store import Store, StoreError
+from .tracker import Tracks
 from .types import Decision, Frame, Image
 
 _LOGGER = logging.getLogger(__name__)
@@ -302,6 +303,7 @@ class SmartReidApp:
             after_observe=self._after_observe,
             after_expire=self._after_expire,
             latency=self.latency,
+            tracks=Tracks(),
             retention_days=int(self.settings.raw["retention_days"]),
             clock=self.clock,
         )
@@ -566,6 +568,8 @@ class SmartReidApp:
             "frames_dropped": self.cameras.frames_dropped,
             "queued": pipeline.queued() if pipeline else 0,
             "failed": pipeline.counters.failed if pipeline else 0,
+            "crops_embedded": pipeline.counters.embedded if pipeline else 0,
+            "crops_reused_from_track": pipeline.counters.reused if pipeline else 0,
             "mqtt": self.publisher.stats(),
             "ingest": None if self.ingest is None else vars_of(self.ingest.stats),
         }

@@ -139,12 +139,10 @@ class DemoPrinter:
         self._visit_cameras[d.visit_id] = len(d.visit_cameras)
         if d.new_person:
             what = "NEW VISIT" + (" (first time)" if d.is_new_identity else " (returning)")
-        elif d.match is MatchStatus.UNCERTAIN:
-            what = f"uncertain (probably {d.label})"
         elif grew:
             what = "seen on another camera: no alert"
         else:
-            what = "seen"
+            what = f"uncertain (probably {d.label})" if d.match is MatchStatus.UNCERTAIN else "seen"
             last = self._last_line.get(key)
             if not self.verbose and last is not None and d.timestamp - last < SEEN_REPEAT_S:
                 return None

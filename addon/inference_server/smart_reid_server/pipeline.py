@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -28,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .stats import CameraBook, LatencyStats
+from .tracker import Tracks
 from .types import Crop, Decision, Detection, Frame, Image
 
 _LOGGER = logging.getLogger(__name__)
@@ -104,6 +106,8 @@ class PipelineCounters:
     failed: int = 0
     completed: int = 0
     in_flight: int = 0
+    embedded: int = 0  # crops run through the embedder
+    reused: int = 0  # crops whose track's vector was reused
     by_camera_dropped: dict[str, int] = field(default_factory=dict)
 
 
@@ -125,6 +129,7 @@ class Pipeline:
         after_observe: ObserveHook | None = None,
         after_expire: Callable[[Any, list[Any]], Any] | None = None,
         latency: LatencyStats | None = None,
+        tracks: Tracks | None = None,
         retention_days: int = 90,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -140,6 +145,9 @@ class Pipeline:
         self.after_observe = after_observe
         self.after_expire = after_expire
         self.latency = latency or LatencyStats()
+        self.tracks = tracks
+        self._track_vectors: dict[tuple[str, str], npt.NDArray[np.float32]] = {}
+        self._track_lock = threading.Lock()
         self.retention_days = retention_days
         self.counters = PipelineCounters()
         self._clock = clock
@@ -361,12 +369,54 @@ class Pipeline:
             detect_ms = 0.0
         t1 = time.monotonic()
         crops = self._crops(frame, detections) if detections else []
+        # Track only what is known to be video: our own detections, or boxes an upstream tracker
+        # already linked. Uploaded boxes without ids may be unrelated stills of anyone.
+        trackable = frame.detections is None or all(d.track_id for d in detections)
         if crops:
-            vectors = self.embedder.embed([c.image for c in crops])
+            crops, vectors = self._embed(frame, crops, track=trackable)
         else:
             vectors = np.zeros((0, 0), np.float32)
         embed_ms = (time.monotonic() - t1) * 1000.0
         return detections, crops, vectors, {"detect": detect_ms, "embed": embed_ms}
+
+    def _embed(
+        self, frame: Frame, crops: list[Crop], *, track: bool
+    ) -> tuple[list[Crop], npt.NDArray[np.float32]]:
+        """Vectors for ``crops``; with a tracker, a tracked person's vector is reused until the
+        tracker asks for a fresh look (first sightings, every n-th, a clearly better crop)."""
+        if self.tracks is None or not track:
+            self.counters.embedded += len(crops)
+            return crops, self.embedder.embed([c.image for c in crops])
+        tracked = self.tracks.update(
+            frame.camera,
+            [c.detection for c in crops],
+            frame.timestamp,
+            sharpness=[c.quality.sharpness for c in crops],
+        )
+        crops = [Crop(t.detection, c.image, c.quality) for c, t in zip(crops, tracked, strict=True)]
+        keys = [(frame.camera, t.track_id) for t in tracked]
+        with self._track_lock:
+            cached = [self._track_vectors.get(key) for key in keys]
+        todo = [i for i, t in enumerate(tracked) if t.embed or cached[i] is None]
+        fresh = self.embedder.embed([crops[i].image for i in todo]) if todo else None
+        rows: list[npt.NDArray[np.float32] | None] = list(cached)
+        if fresh is not None:
+            with self._track_lock:
+                for j, i in enumerate(todo):
+                    rows[i] = fresh[j]
+                    self._track_vectors[keys[i]] = fresh[j]
+        self.counters.embedded += len(todo)
+        self.counters.reused += len(crops) - len(todo)
+        return crops, np.stack([r for r in rows if r is not None]).astype(np.float32, copy=False)
+
+    def _forget_tracks(self, now: float) -> None:
+        if self.tracks is None:
+            return
+        ended = self.tracks.expire(now)
+        if ended:
+            with self._track_lock:
+                for key in ended:
+                    self._track_vectors.pop(key, None)
 
     def _observe(
         self,
@@ -404,6 +454,7 @@ class Pipeline:
         while True:
             await asyncio.sleep(EXPIRE_EVERY_S)
             try:
+                self._forget_tracks(self._clock())
                 await self.expire_now()
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + PURGE_EVERY_S
