@@ -101,7 +101,7 @@ class Embedder:
             return np.zeros((0, self.dim), np.float32)
         out = np.empty((count, self.dim), np.float32)
         chunks = math.ceil(count / self.max_batch)
-        size = math.ceil(count / chunks)  # balanced chunks: 17 crops run as 9 + 8, not 16 + 1
+        size = math.ceil(count / chunks)  # even chunks: 17 crops run as 9 + 8, not 16 + 1
         for start in range(0, count, size):
             part = crops[start : start + size]
             out[start : start + len(part)] = self._embed_chunk(part, start)

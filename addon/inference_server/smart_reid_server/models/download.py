@@ -106,10 +106,12 @@ class ModelManager:
             try:
                 self._check(file, cached, where="cache")
                 return cached
-            except ModelError as err:
+            except ModelError:
                 if not (self.download and file.url):
                     raise
-                _LOGGER.warning("%s; downloading it again", err)
+                _LOGGER.warning(
+                    "cached model file %s does not match its sha256; downloading it again", cached
+                )
                 cached.unlink(missing_ok=True)
         return self._download(spec, file, cached)
 
