@@ -14,7 +14,9 @@ on the same frames and the same model files:
 
 The naive baseline does what a first version would: Pillow decoding, the same detector, one
 crop per embedding call, and a Python loop over every stored exemplar to match; everything in
-one thread (for MQTT: inside the paho callback). Peak RSS (``ru_maxrss``) is read after the
+one thread (for MQTT: inside the paho callback). It gets the same number of inference threads
+per model as the product, so the ratios measure the pipeline, not thread tuning (``--threads``
+shows that effect on the product alone). Peak RSS (``ru_maxrss``) is read after the
 product runs, before the baseline loads its own copy of the models.
 
 Targets: >= 15 frames/s, p95 < 150 ms at 4 cameras x 1 frame/s, < 1 GiB RSS.
@@ -47,7 +49,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image as PILImage
-from smart_reid_server.app import SmartReidApp
+from smart_reid_server.app import SmartReidApp, inference_threads
 from smart_reid_server.config import Settings, load
 from smart_reid_server.crops import extract_crops
 from smart_reid_server.decode import decode_image
@@ -83,11 +85,15 @@ def video_jpegs(path: Path, count: int, start: int = 0) -> list[bytes]:
     return out
 
 
+TUNING: dict[str, int] = {"threads": 0, "workers": 2}
+
+
 def settings(data_dir: Path, models_dir: Path, **extra: Any) -> Settings:
     tree: dict[str, Any] = {
         "data_dir": str(data_dir),
         "log_level": "warning",
-        "models": {"dir": str(models_dir), "download": False},
+        "models": {"dir": str(models_dir), "download": False, "threads": TUNING["threads"]},
+        "queue": {"per_camera": 4, "workers": TUNING["workers"]},
         "cameras": ["cam", *CAMERAS],
         "mqtt": {"enabled": False},
         "http": {"enabled": False},
@@ -312,6 +318,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["fps"] = await product_throughput(app, jpegs)
             results["stages"] = app.latency.summary()
             threshold = app.threshold
+            threads = (
+                inference_threads(TUNING["workers"]) if not TUNING["threads"] else TUNING["threads"]
+            )
         finally:
             await app.stop()
         mqtt_cfg = {"enabled": True, "host": "127.0.0.1", "port": port, "base_topic": BASE}
@@ -328,6 +337,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await app.stop()
         results["rss_mib"] = peak_rss_mib()
 
+        # Same inference threads as the product, so the ratio is about the pipeline's design.
+        TUNING["threads"] = threads
         naive = Naive(settings(Path(tmp) / "c", models_dir), threshold)
         naive.throughput(jpegs[:8])
         naive.exemplars.clear()
@@ -390,7 +401,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=300, help="frames for the throughput runs")
     parser.add_argument("--seconds", type=int, default=20, help="length of the 4-camera runs")
     parser.add_argument("--json", metavar="FILE", help="also write the raw figures as JSON")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="models.threads (0: runtime decides)"
+    )
+    parser.add_argument("--workers", type=int, default=2, help="queue.workers")
     args = parser.parse_args()
+    TUNING.update(threads=args.threads, workers=args.workers)
     results = asyncio.run(run(args))
     report(results)
     if args.json:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import signal
 import time
@@ -66,6 +67,20 @@ def load_server_id(data_dir: Path) -> str:
     server_id = secrets.token_hex(6)
     path.write_text(server_id + "\n", "ascii")
     return server_id
+
+
+def inference_threads(workers: int) -> int:
+    """Threads per model run when ``models.threads`` is 0: the cores shared by the workers.
+
+    Each worker runs its own inference at the same time; letting every runtime start one thread
+    per core oversubscribes the CPU (measured on 2 cores: 13 frames/s with the runtimes'
+    defaults, 32 with one thread each; bench/bench_pipeline.py --threads).
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
 
 
 def decision_json(decision: Decision, thumbnails: dict[str, str | None]) -> dict[str, Any]:
@@ -241,18 +256,23 @@ class SmartReidApp:
         )
 
     def _load_models(self, manager: ModelManager) -> tuple[Detector, Embedder]:
-        models_cfg = self.settings.section("models")
+        models_cfg = dict(self.settings.section("models"))
+        if not models_cfg.get("threads"):
+            models_cfg["threads"] = inference_threads(
+                int(self.settings.section("queue")["workers"])
+            )
         detector = Detector.from_config(models_cfg, self.settings.section("detect"), manager)
         embedder = Embedder.from_config(models_cfg, manager)
         detector.detect(np.zeros((480, 640, 3), np.uint8))
         embedder.embed([np.zeros((256, 128, 3), np.uint8)])
         _LOGGER.info(
-            "models loaded: detector %s (%s), reid %s (%s, %d-d)",
+            "models loaded: detector %s (%s), reid %s (%s, %d-d), %d inference threads each",
             detector.name,
             detector.runtime,
             embedder.name,
             embedder.runtime,
             embedder.dim,
+            models_cfg["threads"],
         )
         return detector, embedder
 
