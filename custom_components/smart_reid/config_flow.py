@@ -126,7 +126,9 @@ class SmartReidConfigFlow(ConfigFlow, domain=DOMAIN):
             errors[CONF_URL] = "cannot_connect"
         except SmartReidApiError as err:
             LOGGER.debug("%s does not answer like a Smart ReID server: %s", data[CONF_URL], err)
-            errors["base"] = "not_smart_reid" if err.status == 404 else "unknown"
+            # 404 or a body that is not JSON: some other web server answers at this URL.
+            not_ours = err.status == 404 or err.code == "bad_json"
+            errors["base"] = "not_smart_reid" if not_ours else "unknown"
         except Exception:  # the flow must show an error, not a traceback
             LOGGER.exception("Unexpected error while checking %s", data[CONF_URL])
             errors["base"] = "unknown"

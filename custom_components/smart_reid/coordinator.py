@@ -43,6 +43,7 @@ from .const import (
     STATUS_ONLINE,
     UNREACHABLE_GRACE,
 )
+from .devices import find_device, get_or_create_device
 from .models import (
     CameraState,
     Decision,
@@ -298,6 +299,8 @@ class SmartReidCoordinator:
             return
         try:
             person = Person.from_json(data)
+            if person.person_id != person_id:
+                raise PayloadError(f"person: person_id {person.person_id} does not match the topic")
         except PayloadError as err:
             self._bad_payload(msg.topic, err)
             return
@@ -405,16 +408,21 @@ class SmartReidCoordinator:
 
     # --- devices ---------------------------------------------------------------------------
 
+    def device(self, identifier: tuple[str, str]) -> dr.DeviceEntry | None:
+        """This entry's device with the identifier (hub, camera or person identifier)."""
+        return find_device(dr.async_get(self.hass), identifier, self.entry.entry_id)
+
     def _device_id(self, identifier: tuple[str, str]) -> str | None:
-        device = dr.async_get(self.hass).async_get_device(identifiers={identifier})
+        device = self.device(identifier)
         return device.id if device else None
 
     @callback
     def _ensure_hub_device(self) -> None:
         info = self.info
-        dr.async_get(self.hass).async_get_or_create(
-            config_entry_id=self.entry.entry_id,
-            identifiers={self.hub_identifier()},
+        get_or_create_device(
+            dr.async_get(self.hass),
+            self.entry.entry_id,
+            self.hub_identifier(),
             manufacturer=MANUFACTURER,
             model="Smart ReID server",
             name=info.name if info else self.entry.title,
@@ -428,27 +436,29 @@ class SmartReidCoordinator:
         if camera in self.cameras:
             return
         self.cameras[camera] = None
-        dr.async_get(self.hass).async_get_or_create(
-            config_entry_id=self.entry.entry_id,
-            identifiers={self.camera_identifier(camera)},
+        get_or_create_device(
+            dr.async_get(self.hass),
+            self.entry.entry_id,
+            self.camera_identifier(camera),
+            via=self.hub_identifier(),
             manufacturer=MANUFACTURER,
             model="Camera",
             name=camera.replace("_", " ").capitalize(),
-            via_device=self.hub_identifier(),
         )
         for new_camera in list(self._new_camera_callbacks):
             new_camera(camera)
 
     @callback
     def _ensure_person_device(self, person: Person) -> None:
-        dr.async_get(self.hass).async_get_or_create(
-            config_entry_id=self.entry.entry_id,
-            identifiers={self.person_identifier(person.person_id)},
+        get_or_create_device(
+            dr.async_get(self.hass),
+            self.entry.entry_id,
+            self.person_identifier(person.person_id),
+            via=self.hub_identifier(),
             manufacturer=MANUFACTURER,
             model="Identity",
             name=person.label,
             serial_number=person.person_id,
-            via_device=self.hub_identifier(),
         )
 
     @callback
@@ -460,10 +470,9 @@ class SmartReidCoordinator:
 
     @callback
     def _remove_person_device(self, person_id: str) -> None:
-        registry = dr.async_get(self.hass)
-        if device := registry.async_get_device(identifiers={self.person_identifier(person_id)}):
+        if device := self.device(self.person_identifier(person_id)):
             LOGGER.debug("Removing the device of forgotten identity %s", person_id)
-            registry.async_update_device(device.id, remove_config_entry_id=self.entry.entry_id)
+            dr.async_get(self.hass).async_remove_device(device.id)
 
     async def _async_remove_stale_person_devices(self) -> None:
         """Identities forgotten while Home Assistant was not listening left devices behind."""

@@ -31,6 +31,7 @@ from .const import (
     EVENT_VISIT_ENDED,
     EVENT_VISIT_UPDATED,
 )
+from .devices import owner_entry_ids
 
 # trigger type -> (bus event, extra event data to match)
 TRIGGERS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
@@ -52,7 +53,7 @@ def _is_camera_device(hass: HomeAssistant, device: dr.DeviceEntry | None) -> boo
         return False
     prefixes = tuple(
         f"{entry.unique_id}_camera_"
-        for entry_id in device.config_entries
+        for entry_id in owner_entry_ids(device)
         if (entry := hass.config_entries.async_get_entry(entry_id)) and entry.domain == DOMAIN
     )
     return any(

@@ -34,6 +34,9 @@ async def async_get_config_entry_diagnostics(
             name: asdict(state) if state else None for name, state in coordinator.cameras.items()
         },
         "persons": {pid: asdict(person) for pid, person in coordinator.persons.items()},
+        "last_sightings": {
+            camera: asdict(decision) for camera, decision in coordinator.last_decisions.items()
+        },
         "forwarding": runtime.forwarder.diagnostics(),
     }
     return async_redact_data(data, TO_REDACT)

@@ -9,7 +9,7 @@ frames instead of a growing queue.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -119,7 +119,7 @@ class CameraForwarder:
             for route in self._routes
         ]
 
-    def _trigger_changed(self, route: _Route) -> Any:
+    def _trigger_changed(self, route: _Route) -> Callable[[Event[EventStateChangedData]], None]:
         @callback
         def changed(event: Event[EventStateChangedData]) -> None:
             new_state = event.data["new_state"]

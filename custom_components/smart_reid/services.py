@@ -37,6 +37,7 @@ from .const import (
     DOMAIN,
 )
 from .coordinator import SmartReidConfigEntry
+from .devices import owner_entry_ids
 from .models import ID_PATTERN
 
 SERVICE_RENAME_PERSON = "rename_person"
@@ -110,8 +111,9 @@ def _person(
     if device_id := call.data.get(device_field):
         device = dr.async_get(hass).async_get(device_id)
         if device is not None:
+            owners = owner_entry_ids(device)
             for entry in _loaded_entries(hass):
-                if entry.entry_id not in device.config_entries:
+                if entry.entry_id not in owners:
                     continue
                 prefix = f"{entry.runtime_data.coordinator.server_id}_person_"
                 for domain, identifier in device.identifiers:

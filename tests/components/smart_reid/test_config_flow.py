@@ -97,9 +97,19 @@ async def test_user_cannot_connect(hass: HomeAssistant, socket_enabled: None) ->
     assert result["errors"] == {CONF_URL: "cannot_connect"}
 
 
-async def test_user_not_smart_reid(hass: HomeAssistant, socket_enabled: None) -> None:
-    """A web server that is not ours answers 404 on /api/health."""
-    runner = web.AppRunner(web.Application())
+@pytest.mark.parametrize("health", [None, "<html>router login</html>"])
+async def test_user_not_smart_reid(
+    hass: HomeAssistant, socket_enabled: None, health: str | None
+) -> None:
+    """A web server that is not ours: 404 on /api/health, or a page that is not JSON."""
+    app = web.Application()
+    if health is not None:
+
+        async def page(request: web.Request) -> web.Response:
+            return web.Response(text=health, content_type="text/html")
+
+        app.router.add_get("/api/health", page)
+    runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

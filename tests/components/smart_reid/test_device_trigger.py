@@ -12,14 +12,14 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.smart_reid.const import DOMAIN
+from custom_components.smart_reid.coordinator import SmartReidCoordinator
 
 from .conftest import BASE, PERSON_A, decision_payload, publish, visit_event_payload, wait_for
 
 
 def _device(entry: MockConfigEntry, registry: dr.DeviceRegistry, camera: str) -> dr.DeviceEntry:
-    device = registry.async_get_device(
-        identifiers={entry.runtime_data.coordinator.camera_identifier(camera)}
-    )
+    coordinator: SmartReidCoordinator = entry.runtime_data.coordinator
+    device = coordinator.device(coordinator.camera_identifier(camera))
     assert device is not None
     return device
 
@@ -29,8 +29,8 @@ async def test_triggers_listed_for_cameras_only(
 ) -> None:
     front = _device(loaded_entry, device_registry, "front")
     coordinator = loaded_entry.runtime_data.coordinator
-    person = device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
-    hub = device_registry.async_get_device(identifiers={coordinator.hub_identifier()})
+    person = coordinator.device(coordinator.person_identifier(PERSON_A))
+    hub = coordinator.device(coordinator.hub_identifier())
     assert person is not None and hub is not None
     found = await async_get_device_automations(
         hass, DeviceAutomationType.TRIGGER, [front.id, person.id, hub.id]

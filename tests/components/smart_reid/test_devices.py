@@ -7,6 +7,8 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.smart_reid.coordinator import SmartReidCoordinator
+
 from .conftest import (
     BASE,
     PERSON_A,
@@ -22,8 +24,8 @@ from .conftest import (
 def _person_device(
     loaded_entry: MockConfigEntry, registry: dr.DeviceRegistry, person_id: str
 ) -> dr.DeviceEntry | None:
-    coordinator = loaded_entry.runtime_data.coordinator
-    return registry.async_get_device(identifiers={coordinator.person_identifier(person_id)})
+    coordinator: SmartReidCoordinator = loaded_entry.runtime_data.coordinator
+    return coordinator.device(coordinator.person_identifier(person_id))
 
 
 async def test_devices_of_server_and_cameras(
@@ -31,12 +33,12 @@ async def test_devices_of_server_and_cameras(
 ) -> None:
     """The server is a service device; cameras and identities hang below it."""
     coordinator = loaded_entry.runtime_data.coordinator
-    hub = device_registry.async_get_device(identifiers={coordinator.hub_identifier()})
+    hub = coordinator.device(coordinator.hub_identifier())
     assert hub is not None
     assert hub.name == "Smart ReID"
     assert hub.sw_version == "0.1.0"
     assert hub.entry_type is dr.DeviceEntryType.SERVICE
-    front = device_registry.async_get_device(identifiers={coordinator.camera_identifier("front")})
+    front = coordinator.device(coordinator.camera_identifier("front"))
     assert front is not None
     assert front.name == "Front"
     assert front.via_device_id == hub.id

@@ -235,9 +235,7 @@ async def test_two_visits_two_alerts(
 
     # Both identities are devices, and the front camera's event entity saw the last arrival.
     for person_id in (first["person_id"], third["person_id"]):
-        assert device_registry.async_get_device(
-            identifiers={coordinator.person_identifier(person_id)}
-        )
+        assert coordinator.device(coordinator.person_identifier(person_id))
     event_state = hass.states.get("event.front_visit_started")
     assert event_state is not None
     assert event_state.attributes["person_id"] == third["person_id"]

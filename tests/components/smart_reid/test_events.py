@@ -17,7 +17,9 @@ from custom_components.smart_reid.const import (
 from .conftest import (
     BASE,
     PERSON_A,
+    PERSON_B,
     decision_payload,
+    person_payload,
     publish,
     state,
     visit_event_payload,
@@ -38,8 +40,8 @@ async def test_new_person_fires_once_per_visit(
     await wait_for(hass, lambda: len(events) == 2, "two visits")
     first, second = events
     coordinator = loaded_entry.runtime_data.coordinator
-    front = device_registry.async_get_device(identifiers={coordinator.camera_identifier("front")})
-    person = device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
+    front = coordinator.device(coordinator.camera_identifier("front"))
+    person = coordinator.device(coordinator.person_identifier(PERSON_A))
     assert front is not None and person is not None
     assert first.data["visit_id"] == "9c8b7a6d5e4f"
     assert first.data["camera"] == "front"
@@ -140,6 +142,7 @@ async def test_bad_messages_are_logged_and_ignored(
     await publish(hass, f"{BASE}/camera/front/state", [1, 2], retain=True)
     await publish(hass, f"{BASE}/person/{PERSON_A}/state", {"label": "x"}, retain=True)
     await publish(hass, f"{BASE}/info", {"contract": 1}, retain=True)
+    await publish(hass, f"{BASE}/person/{PERSON_B}/state", person_payload(PERSON_A), retain=True)
     await publish(hass, f"{BASE}/events/unknown_kind", "{}")
     await publish(hass, f"{BASE}/events/new_person", decision_payload())
     await wait_for(hass, lambda: len(events) == 1, "the good message after the bad ones")
@@ -148,6 +151,7 @@ async def test_bad_messages_are_logged_and_ignored(
     assert any("smart_reid/events/new_person" in w and "not valid JSON" in w for w in ours)
     assert any("visit: required key not provided" in w for w in ours)
     assert any("people_present" in w for w in ours)
+    assert any("does not match the topic" in w for w in ours)
     # The second bad JSON on the same topic is not repeated as a warning.
     assert sum("events/new_person" in w for w in ours) == 1
     assert state(hass, "sensor.smart_reid_people_present").state == "2"

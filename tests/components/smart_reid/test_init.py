@@ -104,8 +104,8 @@ async def test_remove_stale_devices_only(
     from custom_components.smart_reid import async_remove_config_entry_device
 
     coordinator = loaded_entry.runtime_data.coordinator
-    live = device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
-    hub = device_registry.async_get_device(identifiers={coordinator.hub_identifier()})
+    live = coordinator.device(coordinator.person_identifier(PERSON_A))
+    hub = coordinator.device(coordinator.hub_identifier())
     stale = device_registry.async_get_or_create(
         config_entry_id=loaded_entry.entry_id,
         identifiers={coordinator.person_identifier("ffffffffffff")},

@@ -35,7 +35,7 @@ async def test_rename_by_device(
 ) -> None:
     """Renaming from the UI (by device) renames the identity on the server and here."""
     coordinator = loaded_entry.runtime_data.coordinator
-    device = device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
+    device = coordinator.device(coordinator.person_identifier(PERSON_A))
     assert device is not None
     response = await _call(hass, "rename_person", device_id=device.id, name="Alice")
     assert response is not None and response["label"] == "Alice"
@@ -74,10 +74,7 @@ async def test_forget_person_removes_device(
     assert response == {"forgotten": PERSON_A}
     await wait_for(
         hass,
-        lambda: (
-            device_registry.async_get_device(identifiers={coordinator.person_identifier(PERSON_A)})
-            is None
-        ),
+        lambda: coordinator.device(coordinator.person_identifier(PERSON_A)) is None,
         "the device to go",
     )
     assert hass.states.get("sensor.visitor_3_location") is None
@@ -141,8 +138,8 @@ async def test_invalid_calls_explain_themselves(
 async def test_hub_device_is_not_a_person(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
 ) -> None:
-    hub = device_registry.async_get_device(
-        identifiers={loaded_entry.runtime_data.coordinator.hub_identifier()}
+    hub = loaded_entry.runtime_data.coordinator.device(
+        loaded_entry.runtime_data.coordinator.hub_identifier()
     )
     assert hub is not None
     with pytest.raises(ServiceValidationError) as err:
