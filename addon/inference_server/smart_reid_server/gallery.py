@@ -1,15 +1,22 @@
 """The global cross-camera gallery: every identity's exemplar embeddings, searchable at once.
 
 One gallery serves all cameras, which is what lets a person first seen at the front door be
-recognised in the garden. Exemplars live in one contiguous float32 matrix so a search is a single
-BLAS matrix-vector product; the matrix grows geometrically (doubling) so adding an exemplar is
-amortised O(dim), and removing one moves the last row into the hole, so the matrix never has gaps.
+recognised in the garden. Exemplars live in one contiguous float32 matrix; the matrix grows
+geometrically (doubling) so adding an exemplar is amortised O(dim), and removing one moves the last
+row into the hole, so the matrix never has gaps.
 
 A person's similarity to a query is the maximum over their exemplars. Only the best few persons
 are needed, and a person owns at most ``per_person_bound`` rows, so the first ``top_k`` distinct
 owners in descending similarity order all lie within the best ``top_k * per_person_bound`` rows:
 an ``argpartition`` over the similarities finds them without a per-person reduction over the whole
-gallery (bench/bench_gallery.py measures this against ``np.maximum.at`` and a Python loop).
+gallery.
+
+Large galleries are memory-bound: at 100k exemplars one float32 pass reads 100 MB. So from
+``scan_min_rows`` exemplars on, a search first scans an int8 copy of the matrix (a quarter of the
+bytes, onnxruntime's MatMulInteger kernel), then re-scores the best rows exactly in float32. The
+answer stays exact, not approximate: quantisation error is bounded per row (Cauchy-Schwarz), and
+rows are re-scored until no unscored row could still reach the k-th person's exact score
+(``_certified_top``). bench/bench_gallery.py measures both paths against a naive loop.
 
 Each exemplar carries an integer key so the store can mirror additions, replacements and removals
 row for row. The gallery is not thread-safe: it is owned by the identities worker thread.
@@ -17,9 +24,11 @@ row for row. The gallery is not thread-safe: it is owned by the identities worke
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,9 +36,18 @@ import numpy.typing as npt
 _LOGGER = logging.getLogger(__name__)
 
 type FloatMatrix = npt.NDArray[np.float32]
+type Rows = npt.NDArray[np.intp]
 type Candidates = list[tuple[str, float]]
 
 _MIN_CAPACITY = 64
+# Below this many exemplars the float32 product is already fast (about 0.3 ms at 10k) and the
+# int8 scan's fixed costs are not worth paying; bench/bench_gallery.py shows the crossover.
+SCAN_MIN_ROWS = 4096
+# Rows re-scored beyond top_k * per_person_bound before the first certification attempt.
+_SCAN_SPARE = 32
+# Float32 rounding of scaled int32 dots and of the exact re-score; far below the int8 error.
+_SCAN_SLACK = 1e-4
+_LOAD_CHUNK = 8192
 
 
 class GalleryError(ValueError):
@@ -81,10 +99,102 @@ def _most_redundant(vectors: FloatMatrix) -> int:
     return int(order[-1])
 
 
+# --------------------------------------------------------------------- int8 scan
+@dataclass(frozen=True, slots=True)
+class _Quantised:
+    """Rows as symmetric int8 codes times a per-row scale, and how far that is from the rows.
+
+    ``error[i]`` is the Euclidean norm of row i minus its reconstruction ``codes[i] * scale[i]``;
+    ``norm[i]`` the norm of the reconstruction. For unit vectors q, x the exact similarity then
+    lies within ``error_q + norm_q * error_x`` of the quantised one.
+    """
+
+    codes: npt.NDArray[np.int8]
+    scale: npt.NDArray[np.float32]
+    error: npt.NDArray[np.float64]
+    norm: npt.NDArray[np.float64]
+
+
+def _quantise(units: FloatMatrix) -> _Quantised:
+    scale = (np.abs(units).max(axis=1) / 127.0).astype(np.float32)
+    codes = np.clip(np.rint(units / scale[:, None]), -127, 127).astype(np.int8)
+    rebuilt = codes * scale[:, None].astype(np.float64)
+    error = np.linalg.norm(units - rebuilt, axis=1)
+    return _Quantised(codes, scale, error, np.linalg.norm(rebuilt, axis=1))
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _int(field: int, value: int) -> bytes:
+    return _varint(field << 3) + _varint(value)
+
+
+def _msg(field: int, payload: bytes | str) -> bytes:
+    data = payload.encode() if isinstance(payload, str) else payload
+    return _varint(field << 3 | 2) + _varint(len(data)) + data
+
+
+def _tensor_info(name: str, elem_type: int, dims: Sequence[int | str]) -> bytes:
+    """ONNX ValueInfoProto{name=1, type=2: TypeProto{tensor_type=1: {elem_type=1, shape=2}}}."""
+    shape = b"".join(_msg(1, _int(1, d) if isinstance(d, int) else _msg(2, d)) for d in dims)
+    return _msg(1, name) + _msg(2, _msg(1, _int(1, elem_type) + _msg(2, shape)))
+
+
+def _matmul_integer_model(dim: int) -> bytes:
+    """A one-node ONNX model, ``dots = (gallery - zero) @ queries`` in int32, serialised by hand.
+
+    The product depends on onnxruntime but not on the ``onnx`` package, so the few protobuf fields
+    are written here directly (field numbers from onnx.proto; element types 2 uint8, 3 int8,
+    6 int32). Inputs: gallery uint8 [n, dim] (int8 code + 128), queries int8 [dim, q], zero uint8
+    scalar (128).
+    """
+    node = _msg(1, "gallery") + _msg(1, "queries") + _msg(1, "zero")
+    node += _msg(2, "dots") + _msg(4, "MatMulInteger")
+    graph = _msg(1, node) + _msg(2, "gallery_scan")
+    graph += _msg(11, _tensor_info("gallery", 2, ["n", dim]))
+    graph += _msg(11, _tensor_info("queries", 3, [dim, "q"]))
+    graph += _msg(11, _tensor_info("zero", 2, []))
+    graph += _msg(12, _tensor_info("dots", 6, ["n", "q"]))
+    return _int(1, 7) + _msg(7, graph) + _msg(8, _msg(1, "") + _int(2, 13))
+
+
+@functools.cache
+def _scan_session(dim: int) -> Any:
+    """The onnxruntime session for ``dim``-d scans, one per process; single-threaded so a search
+    never competes with the detector and ReID inference for the other core."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    return ort.InferenceSession(
+        _matmul_integer_model(dim), options, providers=["CPUExecutionProvider"]
+    )
+
+
+_ZERO_POINT = np.array(128, dtype=np.uint8)
+
+
+def _best_rows(scores: FloatMatrix, count: int) -> Rows:
+    n = len(scores)
+    if count >= n:
+        return np.arange(n)
+    return np.argpartition(scores, n - count)[n - count :]
+
+
 class Gallery:
     """Exemplar embeddings of every known identity, with diversity-preserving updates.
 
     ``len(gallery)`` is the number of exemplars (rows); ``person_count`` the number of identities.
+    ``scan_min_rows``: from this many exemplars on, searches scan int8 codes first (same results).
     """
 
     def __init__(
@@ -94,6 +204,7 @@ class Gallery:
         max_exemplars: int = 8,
         exemplar_min_distance: float = 0.08,
         initial_capacity: int = 1024,
+        scan_min_rows: int = SCAN_MIN_ROWS,
     ) -> None:
         if dim < 1:
             raise GalleryError(f"embedding dimension must be positive, got {dim}")
@@ -102,10 +213,18 @@ class Gallery:
         self.dim = dim
         self.max_exemplars = max_exemplars
         self.exemplar_min_distance = float(exemplar_min_distance)
+        self.scan_min_rows = scan_min_rows
         capacity = max(_MIN_CAPACITY, initial_capacity)
         self._vectors: FloatMatrix = np.zeros((capacity, dim), dtype=np.float32)
-        self._owners = np.zeros(capacity, dtype=np.int32)
-        self._keys = np.zeros(capacity, dtype=np.int64)
+        self._owners: npt.NDArray[np.int32] = np.zeros(capacity, dtype=np.int32)
+        self._keys: npt.NDArray[np.int64] = np.zeros(capacity, dtype=np.int64)
+        # int8 codes stored as uint8 (code + 128): the layout MatMulInteger is fastest with.
+        self._codes: npt.NDArray[np.uint8] = np.zeros((capacity, dim), dtype=np.uint8)
+        self._code_scale: npt.NDArray[np.float32] = np.zeros(capacity, dtype=np.float32)
+        # Largest quantisation error of any row since the last load (never lowered in between:
+        # a stale, larger bound only means re-scoring a few more rows).
+        self._code_error = 0.0
+        self._scan_failed = False
         self._size = 0
         self._ids: list[str | None] = []  # owner index -> person id
         self._index: dict[str, int] = {}  # person id -> owner index
@@ -132,8 +251,13 @@ class Gallery:
 
     @property
     def nbytes(self) -> int:
-        """Memory held by the matrix and its parallel arrays (allocated capacity)."""
-        return int(self._vectors.nbytes + self._owners.nbytes + self._keys.nbytes)
+        """Memory held by the matrix, its int8 copy and the parallel arrays (allocated capacity)."""
+        return sum(array.nbytes for array in self._row_arrays())
+
+    @property
+    def scanning(self) -> bool:
+        """Whether searches currently take the int8 scan path."""
+        return self._size >= self.scan_min_rows and not self._scan_failed
 
     def person_ids(self) -> list[str]:
         return list(self._index)
@@ -167,13 +291,25 @@ class Gallery:
     # ----------------------------------------------------------------- search
     def search(self, vector: npt.ArrayLike, top_k: int = 5) -> Candidates:
         """The ``top_k`` most similar persons, best first, as (person_id, cosine similarity)."""
-        return self.search_many(unit_rows(vector, self.dim), top_k)[0]
+        return self._search(unit_rows(vector, self.dim), top_k)[0]
 
     def search_many(self, vectors: npt.ArrayLike, top_k: int = 5) -> list[Candidates]:
-        """``search`` for several queries (one frame's crops) with one matrix product."""
-        queries = unit_rows(vectors, self.dim)
+        """``search`` for several queries (one frame's crops) with one pass over the gallery."""
+        return self._search(unit_rows(vectors, self.dim), top_k)
+
+    def _search(self, queries: FloatMatrix, top_k: int) -> list[Candidates]:
         if self._size == 0 or top_k < 1:
             return [[] for _ in range(len(queries))]
+        if self.scanning:
+            try:
+                return self._scan_search(queries, top_k)
+            except Exception as err:  # onnxruntime missing or refusing: exact search still works
+                self._scan_failed = True
+                _LOGGER.warning(
+                    "int8 gallery scan unavailable (%s); searching the float32 matrix instead, "
+                    "which is exact but slower with many exemplars",
+                    err,
+                )
         active = self._vectors[: self._size]
         # One query: a matrix-vector product (gemv) is faster than a one-column gemm.
         single = len(queries) == 1
@@ -181,27 +317,78 @@ class Gallery:
         return [self._top_persons(scores[:, column], top_k) for column in range(len(queries))]
 
     def _top_persons(self, scores: FloatMatrix, top_k: int) -> Candidates:
-        n = len(scores)
-        wanted = min(n, top_k * self.per_person_bound)
-        if wanted < n:
-            rows = np.argpartition(scores, n - wanted)[n - wanted :]
-            rows = rows[np.argsort(-scores[rows], kind="stable")]
-        else:
-            rows = np.argsort(-scores, kind="stable")
+        """Exact path: every row has its exact score."""
+        rows = _best_rows(scores, top_k * self.per_person_bound)
+        return self._first_persons(rows, scores[rows], top_k)
+
+    def _first_persons(self, rows: Rows, scores: FloatMatrix, top_k: int) -> Candidates:
+        """The first ``top_k`` distinct owners of ``rows`` by descending exact ``scores``."""
         result: Candidates = []
         seen: set[int] = set()
         owners = self._owners
-        for row in rows:
-            owner = int(owners[row])
+        for i in np.argsort(-scores, kind="stable"):
+            owner = int(owners[rows[i]])
             if owner in seen:
                 continue
             seen.add(owner)
             person_id = self._ids[owner]
             assert person_id is not None
-            result.append((person_id, float(scores[row])))
+            result.append((person_id, float(scores[i])))
             if len(result) == top_k:
                 break
         return result
+
+    def _scan_search(self, queries: FloatMatrix, top_k: int) -> list[Candidates]:
+        n = self._size
+        quantised = _quantise(queries)
+        dots = _scan_session(self.dim).run(
+            None,
+            {
+                "gallery": self._codes[:n],
+                "queries": np.ascontiguousarray(quantised.codes.T),
+                "zero": _ZERO_POINT,
+            },
+        )[0]
+        approx = np.array(dots.T, dtype=np.float32, order="C")
+        approx *= self._code_scale[:n]
+        approx *= quantised.scale[:, None]
+        bounds = quantised.error + quantised.norm * self._code_error + _SCAN_SLACK
+        first = top_k * self.per_person_bound + _SCAN_SPARE
+        return [
+            self._certified_top(approx[j], float(bounds[j]), queries[j], top_k, first)
+            for j in range(len(queries))
+        ]
+
+    def _certified_top(
+        self, approx: FloatMatrix, bound: float, query: FloatMatrix, top_k: int, first: int
+    ) -> Candidates:
+        """Exact top persons from approximate scores that are each within ``bound`` of the truth.
+
+        Re-scores the best rows exactly. Every row left out has an approximate score at most
+        ``ceiling``, so an exact one below ``ceiling + bound``; once that cannot reach the k-th
+        person's exact score, no left-out row could enter the answer or raise a listed person's
+        maximum. Otherwise all rows that still could are re-scored (then the ceiling is below
+        the old k-th score by ``bound`` and the check holds), or more rows when fewer than
+        ``top_k`` persons turned up.
+        """
+        n = len(approx)
+        count = first
+        rows = _best_rows(approx, count)
+        ceiling = float(approx[rows].min())
+        while 4 * len(rows) <= n:
+            found = self._first_persons(rows, self._vectors[rows] @ query, top_k)
+            if len(found) == top_k:
+                kth = found[-1][1]
+                if ceiling + bound <= kth:
+                    return found
+                rows = np.flatnonzero(approx >= kth - bound)
+                ceiling = kth - bound
+            else:
+                count *= 4
+                rows = _best_rows(approx, count)
+                ceiling = float(approx[rows].min())
+        # Most of the gallery is in doubt (tiny gallery or adversarial data): score it all.
+        return self._top_persons(self._vectors[:n] @ query, top_k)
 
     # ----------------------------------------------------------------- updates
     def add_exemplar(
@@ -228,7 +415,7 @@ class Gallery:
                 row = rows[victim]
                 replaced = int(self._keys[row])
                 new_key = self._take_key(key)
-                self._vectors[row] = unit
+                self._write_vectors(row, unit[None, :])
                 self._keys[row] = new_key
                 return ExemplarChange(True, new_key, replaced)
         new_key = self._take_key(key)
@@ -295,10 +482,12 @@ class Gallery:
             )
         self._ids, self._index, self._rows, self._free_owners = [], {}, {}, []
         self._size = 0
+        self._code_error = 0.0
         self._ensure_capacity(len(matrix))
         owner_list = [self._owner_for(pid) for pid in person_ids]
         n = len(matrix)
-        self._vectors[:n] = matrix
+        for start in range(0, n, _LOAD_CHUNK):
+            self._write_vectors(start, matrix[start : start + _LOAD_CHUNK])
         self._owners[:n] = np.asarray(owner_list, dtype=np.int32)
         if keys is None:
             self._keys[:n] = np.arange(self._next_key, self._next_key + n, dtype=np.int64)
@@ -313,6 +502,10 @@ class Gallery:
         self.per_person_bound = max(self.max_exemplars, largest)
 
     # ----------------------------------------------------------------- internals
+    def _row_arrays(self) -> tuple[npt.NDArray[Any], ...]:
+        """Every per-row array; a row is moved or grown in all of them together."""
+        return (self._vectors, self._owners, self._keys, self._codes, self._code_scale)
+
     def _take_key(self, key: int | None) -> int:
         if key is None:
             key = self._next_key
@@ -339,19 +532,31 @@ class Gallery:
             return
         while capacity < needed:
             capacity *= 2
-        vectors = np.zeros((capacity, self.dim), dtype=np.float32)
-        vectors[: self._size] = self._vectors[: self._size]
-        owners = np.zeros(capacity, dtype=np.int32)
-        owners[: self._size] = self._owners[: self._size]
-        keys = np.zeros(capacity, dtype=np.int64)
-        keys[: self._size] = self._keys[: self._size]
-        self._vectors, self._owners, self._keys = vectors, owners, keys
+        self._vectors = self._grown(self._vectors, capacity)
+        self._owners = self._grown(self._owners, capacity)
+        self._keys = self._grown(self._keys, capacity)
+        self._codes = self._grown(self._codes, capacity)
+        self._code_scale = self._grown(self._code_scale, capacity)
         _LOGGER.debug("gallery grown to %d rows", capacity)
+
+    def _grown[T: np.generic](self, array: npt.NDArray[T], capacity: int) -> npt.NDArray[T]:
+        bigger = np.zeros((capacity, *array.shape[1:]), dtype=array.dtype)
+        bigger[: self._size] = array[: self._size]
+        return bigger
+
+    def _write_vectors(self, start: int, units: FloatMatrix) -> None:
+        """Store unit rows at ``start`` together with their int8 codes."""
+        end = start + len(units)
+        self._vectors[start:end] = units
+        quantised = _quantise(units)
+        self._codes[start:end] = quantised.codes.view(np.uint8) ^ np.uint8(0x80)  # code + 128
+        self._code_scale[start:end] = quantised.scale
+        self._code_error = max(self._code_error, float(quantised.error.max()))
 
     def _append(self, owner: int, unit: FloatMatrix, key: int) -> None:
         self._ensure_capacity(self._size + 1)
         row = self._size
-        self._vectors[row] = unit
+        self._write_vectors(row, unit[None, :])
         self._owners[row] = owner
         self._keys[row] = key
         self._rows[owner].append(row)
@@ -369,9 +574,8 @@ class Gallery:
             last = self._size - 1
             if row != last:
                 moved_owner = int(self._owners[last])
-                self._vectors[row] = self._vectors[last]
-                self._owners[row] = moved_owner
-                self._keys[row] = self._keys[last]
+                for array in self._row_arrays():
+                    array[row] = array[last]
                 owner_rows = self._rows[moved_owner]
                 owner_rows[owner_rows.index(last)] = row
             self._size -= 1
