@@ -106,7 +106,7 @@ async def test_one_notification_per_visit_updated_in_place(
     data = phone[0].data
     assert data["title"] == "Visitor 3 (seen before) at front"
     assert data["message"] == "Visit started at front (match 81%)."
-    assert data["data"]["tag"] == "smart_reid_9c8b7a6d5e4f"
+    assert data["data"]["tag"] == "9c8b7a6d5e4f"
     assert data["data"]["image"].startswith(f"/api/smart_reid/{loaded_entry.entry_id}/visits/")
     assert [b["title"] for b in data["data"]["actions"]] == ["Mark known", "Silence 30 min"]
 
@@ -126,7 +126,7 @@ async def test_known_people_and_someone_home_stay_quiet(
     hass.states.async_set("person.alice", "not_home")
     await _new_visit(hass, visit_id="000000000003", is_new_identity=True)
     await wait_for(hass, lambda: len(phone) == 1, "the one notification that should be sent")
-    assert phone[0].data["data"]["tag"] == "smart_reid_000000000003"
+    assert phone[0].data["data"]["tag"] == "000000000003"
     assert phone[0].data["title"] == "Someone new at front"
 
 
