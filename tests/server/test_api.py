@@ -407,12 +407,13 @@ async def test_reset_by_camera_then_everyone(
     settings = settings_for(tmp_path, models_dir)
     async with running_app(settings) as app, aiohttp.ClientSession() as session:
         base = app.http_url()
+        picker = CuhkPicker(cuhk03_dir, app.embedder)
+        view_a, view_b = picker.same_person(app.threshold + 0.02)
+        other = picker.stranger([view_a, view_b], below=app.uncertain_threshold - 0.02)
         now = time.time()
-        both = await upload(session, base, "front", cuhk(cuhk03_dir, "0030_00"), timestamp=now)
-        await upload(session, base, "back", cuhk(cuhk03_dir, "0030_05"), timestamp=now + 1)
-        back_only = await upload(
-            session, base, "back", cuhk(cuhk03_dir, "0031_05"), timestamp=now + 2
-        )
+        both = await upload(session, base, "front", cuhk(cuhk03_dir, view_a), timestamp=now)
+        await upload(session, base, "back", cuhk(cuhk03_dir, view_b), timestamp=now + 1)
+        back_only = await upload(session, base, "back", cuhk(cuhk03_dir, other), timestamp=now + 2)
         both_id = both[1]["decisions"][0]["person_id"]
         back_id = back_only[1]["decisions"][0]["person_id"]
         async with session.post(f"{base}/api/reset", json={"camera": "back"}) as response:
@@ -429,5 +430,5 @@ async def test_reset_by_camera_then_everyone(
         _, listed = await _get(session, f"{base}/api/persons")
         assert listed["persons"] == []
         # The gallery is empty too: the same person comes back as a new identity.
-        again = await upload(session, base, "front", cuhk(cuhk03_dir, "0030_00"))
+        again = await upload(session, base, "front", cuhk(cuhk03_dir, view_a))
         assert again[1]["decisions"][0]["is_new_identity"] is True
