@@ -291,6 +291,11 @@ def mosquitto() -> Iterator[int]:
             process.wait(10)
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -315,7 +320,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             app.latency = fresh
             assert app.pipeline is not None
             app.pipeline.latency = fresh
+            cpu = cpu_seconds()
             results["fps"] = await product_throughput(app, jpegs)
+            results["cpu_ms"] = (cpu_seconds() - cpu) * 1000 / len(jpegs)
             results["stages"] = app.latency.summary()
             threshold = app.threshold
             threads = (
@@ -342,7 +349,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         naive = Naive(settings(Path(tmp) / "c", models_dir), threshold)
         naive.throughput(jpegs[:8])
         naive.exemplars.clear()
+        cpu = cpu_seconds()
         results["naive_fps"] = naive.throughput(jpegs)
+        results["naive_cpu_ms"] = (cpu_seconds() - cpu) * 1000 / len(jpegs)
         naive.exemplars.clear()
         results["naive_latency_ms"] = await naive.four_cameras(port, streams, args.seconds)
     return results
@@ -358,6 +367,13 @@ def report(results: dict[str, Any]) -> None:
             f"{results['naive_fps']:.1f}",
             f"{results['fps'] / results['naive_fps']:.2f}x",
             ">= 15",
+        ),
+        (
+            "CPU time per frame, 1 camera (ms)",
+            f"{results['cpu_ms']:.1f}",
+            f"{results['naive_cpu_ms']:.1f}",
+            f"{results['naive_cpu_ms'] / results['cpu_ms']:.2f}x",
+            "",
         ),
         (
             "frame->MQTT p50 @ 4 cams x 1 fps (ms)",
