@@ -147,9 +147,10 @@ class DemoPrinter:
             if not self.verbose and last is not None and d.timestamp - last < SEEN_REPEAT_S:
                 return None
         self._last_line[key] = d.timestamp
+        similarity = "  - " if d.match is MatchStatus.NEW else f"{d.similarity:4.2f}"
         return (
             f"{d.timestamp - self.start:7.1f}s  {d.camera:7s} {d.label:11s} {what:34s} "
-            f"sim {d.similarity:4.2f}  visit cameras [{', '.join(d.visit_cameras)}]"
+            f"sim {similarity}  visit cameras [{', '.join(d.visit_cameras)}]"
         )
 
 
