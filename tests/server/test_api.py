@@ -432,3 +432,27 @@ async def test_reset_by_camera_then_everyone(
         # The gallery is empty too: the same person comes back as a new identity.
         again = await upload(session, base, "front", cuhk(cuhk03_dir, view_a))
         assert again[1]["decisions"][0]["is_new_identity"] is True
+
+
+async def test_a_generic_embedder_runs_but_health_says_why_it_is_degraded(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    custom = {
+        "path": str(models_dir / "reid" / "osnet_x0_25_msmt17.onnx"),
+        "color_order": "rgb",
+        "scale": 1 / 255,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "is_reid": False,
+    }
+    settings = settings_for(
+        tmp_path,
+        models_dir,
+        models={"dir": str(models_dir), "download": False, "custom_reid": custom},
+    )
+    async with running_app(settings) as app, aiohttp.ClientSession() as session:
+        status, body = await _get(session, f"{app.http_url()}/api/health")
+        assert status == 200 and body["status"] == "degraded"
+        assert any(r.startswith("model: reid fallback") for r in body["reasons"])
+        _, info = await _get(session, f"{app.http_url()}/api/info")
+        assert info["models"]["reid"]["is_reid"] is False and info["models"]["reid"]["dim"] == 512
