@@ -92,64 +92,75 @@ def exemplar_index(
     return index
 
 
-def identity_scores(
-    features: Floats, queries: Ints, exemplars: dict[int, Ints], aggregate: Aggregate
+def score_table(
+    similarity: Floats, exemplars: dict[int, Ints], aggregate: Aggregate = "max"
 ) -> tuple[Floats, dict[int, int]]:
-    """Score of every query against every identity: max or mean over its exemplars, or the
-    cosine to the normalised mean of its exemplars (``centroid``)."""
+    """Score of every crop (row of ``similarity``) against every identity: the max or mean
+    similarity to its exemplars. Returns the table and the column of each identity."""
+    if aggregate == "centroid":
+        raise ValueError("centroid scores need the vectors: use centroid_table")
     columns = {pid: c for c, pid in enumerate(exemplars)}
-    unique_q, inverse = np.unique(queries, return_inverse=True)
-    table = np.empty((len(unique_q), len(columns)), dtype=np.float32)
+    table = np.empty((similarity.shape[0], len(columns)), dtype=np.float32)
     for pid, c in columns.items():
-        block = features[exemplars[pid]]
-        if aggregate == "centroid":
-            mean = block.mean(axis=0)
-            table[:, c] = features[unique_q] @ (mean / max(float(np.linalg.norm(mean)), 1e-12))
-        else:
-            sims = features[unique_q] @ block.T
-            table[:, c] = sims.max(axis=1) if aggregate == "max" else sims.mean(axis=1)
-    return table[inverse], columns
+        block = similarity[:, exemplars[pid]]
+        table[:, c] = block.max(axis=1) if aggregate == "max" else block.mean(axis=1)
+    return table, columns
 
 
-def evaluate(
-    features: Floats,
-    episodes: Episodes,
-    exemplars: dict[int, Ints],
-    aggregate: Aggregate = "max",
-    false_match_rate: float = 0.01,
-    scorer: SetScorer | None = None,
+def centroid_table(features: Floats, exemplars: dict[int, Ints]) -> tuple[Floats, dict[int, int]]:
+    """Cosine of every crop to each identity's centroid (normalised mean of its exemplars)."""
+    columns = {pid: c for c, pid in enumerate(exemplars)}
+    centroids = np.stack([features[exemplars[pid]].mean(axis=0) for pid in columns])
+    centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+    return (features @ centroids.T).astype(np.float32), columns
+
+
+def _result(
+    genuine: Floats, impostor: Floats, false_match_rate: float, trials: int
 ) -> ActiveResult:
-    """Match rate at the threshold that lets through ``false_match_rate`` of impostor trials.
-
-    With ``scorer`` each trial is scored on its own (needed for set-wise methods such as
-    re-ranking within the active set); otherwise scores come from one query x identity table.
-    """
-    if scorer is None:
-        table, columns = identity_scores(features, episodes.queries, exemplars, aggregate)
-        col = np.vectorize(columns.__getitem__, otypes=[np.int64])
-        rows = np.arange(len(episodes.queries))[:, None]
-        genuine = table[rows, col(episodes.genuine_sets)]
-        impostor = table[rows, col(episodes.impostor_sets)]
-    else:
-        genuine = np.empty(episodes.genuine_sets.shape, dtype=np.float32)
-        impostor = np.empty(episodes.impostor_sets.shape, dtype=np.float32)
-        for t, q in enumerate(episodes.queries):
-            query = features[q]
-            genuine[t] = scorer(
-                query, [features[exemplars[int(p)]] for p in episodes.genuine_sets[t]]
-            )
-            impostor[t] = scorer(
-                query, [features[exemplars[int(p)]] for p in episodes.impostor_sets[t]]
-            )
     best_impostor = impostor.max(axis=1)
     threshold = threshold_at(best_impostor, false_match_rate)
-    best = genuine.max(axis=1)
     right = genuine.argmax(axis=1) == 0
-    accepted = best >= threshold
+    accepted = genuine.max(axis=1) >= threshold
     return ActiveResult(
         match_rate=float(np.mean(right & accepted)),
         misidentified=float(np.mean(~right & accepted)),
         threshold=threshold,
         false_match_rate=accept_rate(best_impostor, threshold),
-        trials=len(episodes.queries),
+        trials=trials,
     )
+
+
+def evaluate(
+    episodes: Episodes,
+    table: Floats,
+    columns: dict[int, int],
+    false_match_rate: float = 0.01,
+) -> ActiveResult:
+    """Match rate at the threshold that lets through ``false_match_rate`` of impostor trials,
+    with identity scores looked up in a crop x identity ``table``."""
+    column = np.vectorize(columns.__getitem__, otypes=[np.int64])
+    rows = episodes.queries[:, None]
+    genuine = table[rows, column(episodes.genuine_sets)]
+    impostor = table[rows, column(episodes.impostor_sets)]
+    return _result(genuine, impostor, false_match_rate, len(episodes.queries))
+
+
+def evaluate_per_trial(
+    features: Floats,
+    episodes: Episodes,
+    exemplars: dict[int, Ints],
+    scorer: SetScorer,
+    false_match_rate: float = 0.01,
+) -> ActiveResult:
+    """As ``evaluate``, but each trial is scored on its own by ``scorer`` (for set-wise methods
+    such as re-ranking within the active set)."""
+    genuine = np.empty(episodes.genuine_sets.shape, dtype=np.float32)
+    impostor = np.empty(episodes.impostor_sets.shape, dtype=np.float32)
+    for t, q in enumerate(episodes.queries):
+        query = features[q]
+        genuine[t] = scorer(query, [features[exemplars[int(p)]] for p in episodes.genuine_sets[t]])
+        impostor[t] = scorer(
+            query, [features[exemplars[int(p)]] for p in episodes.impostor_sets[t]]
+        )
+    return _result(genuine, impostor, false_match_rate, len(episodes.queries))

@@ -2,9 +2,10 @@
 
 The evaluation must measure what users run, so this module never preprocesses or runs a model
 itself: it reads the crops and hands them to ``smart_reid_server.embed.Embedder``. Results are
-cached under ``eval/results/cache/`` keyed by model, flip option, the file list and the source
-of the product's embedding code, so a change to that code recomputes instead of reusing stale
-vectors.
+cached under ``eval/results/cache/`` keyed by model, flip option, the file list and a
+fingerprint of what the product's code does: the vectors it returns for a few fixed synthetic
+images. A change that alters embeddings (preprocessing, runtime, model file) recomputes; an edit
+that does not (a comment, another function) keeps the cache.
 """
 
 from __future__ import annotations
@@ -27,26 +28,43 @@ from eval.data import REPO, models_dir
 _LOGGER = logging.getLogger(__name__)
 CACHE = REPO / "eval" / "results" / "cache"
 BATCH = 32
-_PRODUCT_SOURCES = (
-    "addon/inference_server/smart_reid_server/embed.py",
-    "addon/inference_server/smart_reid_server/models/registry.py",
-    "addon/inference_server/smart_reid_server/models/runtimes.py",
-)
+_PROBES = 6
 
 type Floats = npt.NDArray[np.float32]
 
+_fingerprints: dict[tuple[str, bool], str] = {}
 
-def _product_fingerprint() -> str:
-    digest = hashlib.sha256()
-    for relative in _PRODUCT_SOURCES:
-        path = REPO / relative
-        digest.update(path.read_bytes() if path.exists() else b"missing")
-    return digest.hexdigest()[:16]
+
+def _probe_images() -> list[npt.NDArray[np.uint8]]:
+    """Deterministic person-sized images with different content per channel, so that a change
+    of resize, colour order, normalisation or flip shows up in the vectors."""
+    rng = np.random.default_rng(20240607)
+    height, width = 300, 110
+    ramp = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    images = []
+    for _ in range(_PROBES):
+        noise = rng.integers(0, 256, size=(height, width, 3)).astype(np.float32)
+        image = noise * 0.5
+        image[..., 0] += 0.5 * ramp
+        image[..., 2] += 0.5 * ramp[::-1]
+        image[: height // 3, : width // 2, 1] = 255.0
+        images.append(image.clip(0, 255).astype(np.uint8))
+    return images
+
+
+def fingerprint(model_name: str, flip: bool, embedder: Embedder | None = None) -> str:
+    """What the product's embedding of ``model_name`` currently returns, as a short hash."""
+    key = (model_name, flip)
+    if key not in _fingerprints:
+        embedder = embedder or make_embedder(model_name, flip)
+        vectors = np.round(embedder.embed(_probe_images()), 4) + 0.0  # -0.0 -> 0.0
+        _fingerprints[key] = hashlib.sha256(vectors.astype(np.float32).tobytes()).hexdigest()[:16]
+    return _fingerprints[key]
 
 
 def cache_key(model_name: str, paths: Sequence[Path], flip: bool) -> str:
     digest = hashlib.sha256()
-    digest.update(f"{model_name}|flip={flip}|{_product_fingerprint()}".encode())
+    digest.update(f"{model_name}|flip={flip}|{fingerprint(model_name, flip)}".encode())
     for path in paths:
         digest.update(f"{path.parent.name}/{path.name}\n".encode())
     return f"{model_name}__{'flip' if flip else 'plain'}__{digest.hexdigest()[:16]}"

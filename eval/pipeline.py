@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from smart_reid_server.rerank import center, k_reciprocal_distance, normalize, query_expansion
+from smart_reid_server.rerank import (
+    center,
+    center_groups,
+    k_reciprocal_distance,
+    normalize,
+    query_expansion,
+)
 
 from eval.data import Split
 from eval.embeddings import embed_images
 
 type Floats = npt.NDArray[np.float32]
+# none; global: minus the mean of all vectors; camera: minus each camera's own mean;
+# camera-heldout: as camera, but each identity's vectors are centred with means computed from the
+# other half of the identities only (what a gallery learns from people seen before).
+type Centering = Literal["none", "global", "camera", "camera-heldout"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +40,7 @@ class Option:
     name: str
     models: tuple[str, ...]
     flip: bool = False
-    center: bool = False
+    center: Centering = "none"
     qe: tuple[int, float] | None = None  # (k neighbours, alpha)
     rerank: tuple[int, int, float] | None = None  # (k1, k2, lambda)
 
@@ -36,8 +48,8 @@ class Option:
         parts = ["+".join(short(m) for m in self.models)]
         if self.flip:
             parts.append("flip")
-        if self.center:
-            parts.append("center")
+        if self.center != "none":
+            parts.append(f"{self.center} centering")
         if self.qe:
             parts.append(f"alpha-QE(k={self.qe[0]}, a={self.qe[1]:g})")
         if self.rerank:
@@ -51,12 +63,31 @@ def short(model: str) -> str:
     return model.rsplit("-", 1)[-1] if model.startswith("person-reidentification") else model
 
 
-def features(option: Option, split: Split) -> Floats:
+def centered(vectors: Floats, split: Split, mode: Centering) -> Floats:
+    """One model's vectors after the centering ``mode`` (labels are only used to split the
+    identities in two halves for ``camera-heldout``, never to pick vectors by person)."""
+    if mode == "none":
+        return vectors
+    if mode == "global":
+        return center(vectors)
+    if mode == "camera":
+        return center_groups(vectors, split.cams)
+    half = np.isin(split.pids, np.unique(split.pids)[::2])
+    out = np.empty_like(vectors)
+    for target in (half, ~half):
+        for cam in np.unique(split.cams):
+            rows = target & (split.cams == cam)
+            source = ~target & (split.cams == cam)
+            out[rows] = vectors[rows] - vectors[source].mean(axis=0)
+    return normalize(out)
+
+
+def features(option: Option, split: Split, cache: Path | None = None) -> Floats:
     """Embeddings of every crop of ``split`` for this option (before QE and re-ranking)."""
-    blocks = []
-    for model in option.models:
-        block = embed_images(model, split.paths, option.flip)
-        blocks.append(center(block) if option.center else block)
+    blocks = [
+        centered(embed_images(model, split.paths, option.flip, cache), split, option.center)
+        for model in option.models
+    ]
     if len(blocks) == 1:
         return blocks[0]
     return normalize(np.concatenate(blocks, axis=1))
@@ -86,8 +117,8 @@ def postprocess_ms(option: Option, vectors: Floats, gallery_size: int, queries: 
     started = time.perf_counter()
     for q in range(queries):
         query = vectors[gallery_size + q : gallery_size + q + 1]
-        if option.center:
-            center(gallery)
+        if option.center != "none":
+            center(np.concatenate([gallery, query]))
         if option.qe is not None:
             query = query_expansion(query, gallery, option.qe[0], option.qe[1])
         if option.rerank is not None:

@@ -4,6 +4,9 @@ the re-ranking/expansion/centering the product can switch on, and one real run o
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -16,6 +19,10 @@ from smart_reid_server.rerank import (
 )
 
 from eval import active, metrics
+from eval.data import REPO, Split, load_split, shared_dir
+from eval.embeddings import embed_images
+from eval.experiments import M0277, identity_scores
+from eval.pipeline import Option, distance, features
 
 type Floats = npt.NDArray[np.float32]
 type Ints = npt.NDArray[np.int64]
@@ -35,7 +42,7 @@ def _clusters(
 
 def test_perfect_ranking_scores_full_marks() -> None:
     vectors, pids, cams = _clusters(ids=10, per_id=4)
-    result = metrics.retrieval(1.0 - vectors @ vectors.T, pids, cams)
+    result = metrics.retrieval((1.0 - vectors @ vectors.T).astype(np.float32), pids, cams)
     assert result.queries == 40
     assert result.rank1 == 1.0
     assert result.mean_ap == pytest.approx(1.0)
@@ -164,12 +171,13 @@ def test_active_visit_match_rate_by_construction() -> None:
     assert not np.any(episodes.impostor_sets == pids[episodes.queries][:, None])
     exemplars = active.exemplar_index(pids, cams)
     assert all(np.all(cams[idx] == 0) for idx in exemplars.values())
-    separable = active.evaluate(vectors, episodes, exemplars, "max")
+    table, columns = active.score_table(vectors @ vectors.T, exemplars, "max")
+    separable = active.evaluate(episodes, table, columns)
     assert separable.match_rate == 1.0
     assert separable.false_match_rate <= 0.01
     # Vectors that carry no identity: at 1% false matches almost nobody is matched.
     noise = normalize(np.random.default_rng(5).normal(size=vectors.shape).astype(np.float32))
-    blind = active.evaluate(noise, episodes, exemplars, "mean")
+    blind = active.evaluate(episodes, *active.centroid_table(noise, exemplars))
     assert blind.match_rate < 0.1
 
 
@@ -184,6 +192,67 @@ def test_active_visit_set_scorer_is_used_per_trial() -> None:
         calls.append(len(blocks))
         return np.array([float((b @ query).max()) for b in blocks], dtype=np.float32)
 
-    result = active.evaluate(vectors, episodes, exemplars, scorer=scorer)
+    result = active.evaluate_per_trial(vectors, episodes, exemplars, scorer)
     assert result.match_rate == 1.0
     assert calls == [3] * (2 * len(episodes.queries))
+
+
+# ---------------------------------------------------------------- real pipeline, small subset
+
+_SHARED = shared_dir()
+_needs_assets = pytest.mark.skipif(
+    not (_SHARED / "data" / "cuhk03" / "labeled" / "val").is_dir()
+    or not (_SHARED / "models" / "reid").is_dir(),
+    reason=f"CUHK03 crops or ReID models not found under {_SHARED} (set SMART_REID_SHARED)",
+)
+
+
+@pytest.fixture(scope="module")
+def small_val(tmp_path_factory: pytest.TempPathFactory) -> tuple[Split, Path]:
+    return load_split("val").subset(20, seed=1), tmp_path_factory.mktemp("eval-cache")
+
+
+@_needs_assets
+def test_real_embeddings_come_from_the_product_and_are_cached(
+    small_val: tuple[Split, Path],
+) -> None:
+    split, cache = small_val
+    vectors = embed_images(M0277, split.paths, False, cache)
+    assert vectors.shape == (len(split), 256)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    files = list(cache.glob("*.npy"))
+    assert len(files) == 1
+    assert np.array_equal(embed_images(M0277, split.paths, False, cache), vectors)
+    assert list(cache.glob("*.npy")) == files
+
+
+@_needs_assets
+def test_real_subset_accuracy_and_what_the_options_buy(small_val: tuple[Split, Path]) -> None:
+    split, cache = small_val
+    plain = Option("0277", (M0277,))
+    best = Option("0277 camcenter rerank", (M0277,), center="camera", rerank=(10, 6, 0.1))
+    base = metrics.retrieval(distance(plain, features(plain, split, cache)), split.pids, split.cams)
+    tuned = metrics.retrieval(distance(best, features(best, split, cache)), split.pids, split.cams)
+    # 20 identities is easier than the full 100 (63% rank-1 there): a sane band, not a number.
+    assert 0.55 <= base.rank1 <= 1.0
+    assert 0.5 <= base.mean_ap <= 1.0
+    assert tuned.mean_ap > base.mean_ap
+    episodes = active.sample_episodes(split.pids, split.cams, repeats=10)
+    exemplars = active.exemplar_index(split.pids, split.cams)
+    vectors = features(plain, split, cache)
+    visit = active.evaluate(episodes, *active.score_table(vectors @ vectors.T, exemplars))
+    assert 0.5 <= visit.match_rate <= 1.0
+
+
+@_needs_assets
+def test_shipped_threshold_keeps_strangers_unknown(small_val: tuple[Split, Path]) -> None:
+    split, cache = small_val
+    shipped = json.loads((REPO / "eval" / "thresholds.json").read_text(encoding="utf-8"))
+    threshold = shipped["models"][M0277]["default_threshold"]
+    assert 0.3 < threshold < 0.9
+    vectors = embed_images(M0277, split.paths, False, cache)
+    scores = identity_scores(vectors, split)
+    assert scores.impostor.size > 1000
+    # At the shipped threshold a crop is rarely taken for a stranger, yet most returns match.
+    assert metrics.accept_rate(scores.impostor, threshold) < 0.01
+    assert metrics.accept_rate(scores.genuine, threshold) > 0.4
