@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import numpy.typing as npt
 import pytest
 from _embeddings import DIM, Sample, clear_plans, require_assets, samples
-from smart_reid_server.gallery import Gallery, GalleryError
+from smart_reid_server.gallery import Gallery, GalleryError, _scan_session
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +180,140 @@ def test_bad_embeddings_are_refused_with_a_reason(
     with pytest.raises(GalleryError, match=message):
         gallery.search(vector)
     assert len(gallery) == 0 and gallery.search(np.ones(DIM)) == []
+
+
+# ----------------------------------------------------------------- int8 scan path
+class Reference:
+    """Per-person maximum over every row, vectorised (these galleries have thousands of rows)."""
+
+    def __init__(self, vectors: npt.NDArray[np.float32], owners: list[str]) -> None:
+        self.vectors = vectors
+        self.names, self.index = np.unique(np.asarray(owners), return_inverse=True)
+
+    def top(self, query: npt.NDArray[np.float32], top_k: int) -> list[tuple[str, float]]:
+        best = np.full(len(self.names), -np.inf)
+        np.maximum.at(best, self.index, self.vectors @ query)
+        top = np.argsort(-best, kind="stable")[:top_k]
+        return [(str(self.names[i]), float(best[i])) for i in top]
+
+
+def assert_same(got: list[tuple[str, float]], want: list[tuple[str, float]]) -> None:
+    assert [p for p, _ in got] == [p for p, _ in want]
+    assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-5)
+
+
+def unit(rows: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    out = np.array(rows, dtype=np.float32)
+    out /= np.linalg.norm(out, axis=-1, keepdims=True)
+    return out
+
+
+def real_and_distractors(
+    people: dict[int, list[Sample]], look_alikes: int, strangers: int
+) -> tuple[npt.NDArray[np.float32], list[str]]:
+    """Persons mixed from two real crops (who resemble real people about as much as real people
+    resemble each other) and random unit vectors, 8 exemplars each, then the real crops last."""
+    rng = np.random.default_rng(7)
+    real = np.stack([s.vector for crops in people.values() for s in crops])
+    a = real[rng.integers(0, len(real), look_alikes)]
+    b = real[rng.integers(0, len(real), look_alikes)]
+    centres = unit(a + 0.6 * b + rng.normal(0, 0.03, a.shape))
+    mixed = unit(np.repeat(centres, 8, axis=0) + rng.normal(0, 0.045, (8 * look_alikes, DIM)))
+    noise = unit(rng.normal(size=(8 * strangers, DIM)))
+    owners = [f"mix{i // 8}" for i in range(len(mixed))]
+    owners += [f"rnd{i // 8}" for i in range(len(noise))]
+    owners += [f"p{identity:04d}" for identity, crops in people.items() for _ in crops]
+    return np.concatenate([mixed, noise, real]), owners
+
+
+def test_int8_scan_answers_exactly_like_brute_force(people: dict[int, list[Sample]]) -> None:
+    vectors, owners = real_and_distractors(people, look_alikes=2000, strangers=1000)
+    gallery = Gallery(DIM, scan_min_rows=0)
+    gallery.load(owners, vectors)
+    reference = Reference(vectors, owners)
+    real = [s.vector for crops in people.values() for s in crops]
+    for query in real[::4]:
+        for top_k in (1, 3, 5):
+            assert_same(gallery.search(query, top_k), reference.top(query, top_k))
+    batch = np.stack(real[1:40:6])
+    for query, got in zip(batch, gallery.search_many(batch, top_k=4), strict=True):
+        assert_same(got, reference.top(query, 4))
+    assert gallery.scanning, "the int8 scan fell back to float32 (see the logged warning)"
+    stats = gallery.scan_stats
+    assert stats.full == 0, "real-ish data should never need the whole gallery re-scored"
+    assert stats.rescored / stats.searches < 200
+
+
+def test_int8_scan_stays_in_step_with_changes(people: dict[int, list[Sample]]) -> None:
+    vectors, owners = real_and_distractors(people, look_alikes=300, strangers=300)
+    gallery = Gallery(DIM, max_exemplars=4, scan_min_rows=0, initial_capacity=64)
+    gallery.load(owners, vectors)
+    for i in range(0, 80, 2):
+        gallery.remove(f"mix{i}")  # the real crops at the end move into the holes
+    gallery.remove("p0003")
+    gallery.merge("p0000", "p0001")
+    rng = np.random.default_rng(11)
+    for i, sample in enumerate(s for crops in people.values() for s in crops[:2]):
+        gallery.add_exemplar(f"new{i % 9}", sample.vector + rng.normal(0, 0.05, DIM))
+    assert gallery.scanning and max(gallery.exemplar_count(f"new{i}") for i in range(9)) == 4
+    current = gallery.person_ids()
+    stored = np.concatenate([gallery.exemplars(pid) for pid in current])
+    reference = Reference(stored, [pid for pid in current for _ in gallery.exemplar_keys(pid)])
+    for crops in people.values():
+        query = crops[-1].vector
+        assert_same(gallery.search(query, 5), reference.top(query, 5))
+
+
+def at_similarity(
+    query: npt.NDArray[np.float32], targets: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float32]:
+    """Unit rows whose cosine similarity to ``query`` is exactly ``targets`` (random directions)."""
+    rng = np.random.default_rng(len(targets))
+    side = rng.normal(size=(len(targets), DIM))
+    side -= np.outer(side @ query, query)
+    side /= np.linalg.norm(side, axis=1, keepdims=True)
+    rows = targets[:, None] * query + np.sqrt(1 - targets**2)[:, None] * side
+    return rows.astype(np.float32)
+
+
+def test_int8_scan_is_exact_when_many_people_score_alike() -> None:
+    """Hundreds of persons closer to each other than the int8 error: the first re-scored rows
+    cannot settle the order, so the scan widens (or scores everything) and stays exact."""
+    rng = np.random.default_rng(5)
+    query = unit(rng.normal(size=DIM))
+    strangers = unit(rng.normal(size=(12_000, DIM)))
+    for crowd, step, widened_only in ((300, 1e-4, True), (1_000, 1e-5, False)):
+        # person p's best exemplar scores 0.8 + p * step, the other seven a little less
+        best = 0.8 + step * np.arange(crowd)
+        alike = at_similarity(query, (best[:, None] - step * 0.1 * np.arange(8)).ravel())
+        vectors = np.concatenate([strangers, alike])
+        owners = [f"s{i // 8}" for i in range(len(strangers))]
+        owners += [f"a{i // 8}" for i in range(len(alike))]
+        gallery = Gallery(DIM, scan_min_rows=0)
+        gallery.load(owners, vectors)
+        got = gallery.search(query, 5)
+        assert [p for p, _ in got] == [f"a{crowd - 1 - i}" for i in range(5)]
+        assert_same(got, Reference(vectors, owners).top(query, 5))
+        stats = gallery.scan_stats
+        assert stats.widened == 1 and stats.full == (0 if widened_only else 1)
+
+
+def test_without_onnxruntime_the_gallery_searches_exactly_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(9)
+    vectors = unit(rng.normal(size=(2_000, DIM)))
+    owners = [f"r{i // 8}" for i in range(len(vectors))]
+    gallery = Gallery(DIM, scan_min_rows=0)
+    gallery.load(owners, vectors)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
+    _scan_session.cache_clear()
+    reference = Reference(vectors, owners)
+    try:
+        for query in vectors[:30:10] + 0.1:
+            assert_same(gallery.search(query, 3), reference.top(unit(query), 3))
+    finally:
+        _scan_session.cache_clear()
+    assert not gallery.scanning
+    warnings = [r for r in caplog.records if "int8 gallery scan unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"

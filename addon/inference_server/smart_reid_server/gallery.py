@@ -42,7 +42,7 @@ type Candidates = list[tuple[str, float]]
 _MIN_CAPACITY = 64
 # Below this many exemplars the float32 product is already fast (about 0.3 ms at 10k) and the
 # int8 scan's fixed costs are not worth paying; bench/bench_gallery.py shows the crossover.
-SCAN_MIN_ROWS = 4096
+SCAN_MIN_ROWS = 8192
 # Rows re-scored beyond top_k * per_person_bound before the first certification attempt.
 _SCAN_SPARE = 32
 # Float32 rounding of scaled int32 dots and of the exact re-score; far below the int8 error.
@@ -100,8 +100,22 @@ def _most_redundant(vectors: FloatMatrix) -> int:
 
 
 # --------------------------------------------------------------------- int8 scan
+@dataclass(slots=True)
+class ScanStats:
+    """What the int8 scan path did since the gallery was made (benchmarks and tests read it).
+
+    ``widened``: searches whose first re-scored rows could not certify the answer on their own;
+    ``full``: searches that ended up scoring every row exactly.
+    """
+
+    searches: int = 0
+    rescored: int = 0
+    widened: int = 0
+    full: int = 0
+
+
 @dataclass(frozen=True, slots=True)
-class _Quantised:
+class Quantised:
     """Rows as symmetric int8 codes times a per-row scale, and how far that is from the rows.
 
     ``error[i]`` is the Euclidean norm of row i minus its reconstruction ``codes[i] * scale[i]``;
@@ -115,12 +129,13 @@ class _Quantised:
     norm: npt.NDArray[np.float64]
 
 
-def _quantise(units: FloatMatrix) -> _Quantised:
+def quantise(units: FloatMatrix) -> Quantised:
+    """Symmetric per-row int8 quantisation of unit rows, with its error bounds."""
     scale = (np.abs(units).max(axis=1) / 127.0).astype(np.float32)
     codes = np.clip(np.rint(units / scale[:, None]), -127, 127).astype(np.int8)
     rebuilt = codes * scale[:, None].astype(np.float64)
     error = np.linalg.norm(units - rebuilt, axis=1)
-    return _Quantised(codes, scale, error, np.linalg.norm(rebuilt, axis=1))
+    return Quantised(codes, scale, error, np.linalg.norm(rebuilt, axis=1))
 
 
 def _varint(value: int) -> bytes:
@@ -225,6 +240,7 @@ class Gallery:
         # a stale, larger bound only means re-scoring a few more rows).
         self._code_error = 0.0
         self._scan_failed = False
+        self.scan_stats = ScanStats()
         self._size = 0
         self._ids: list[str | None] = []  # owner index -> person id
         self._index: dict[str, int] = {}  # person id -> owner index
@@ -340,7 +356,7 @@ class Gallery:
 
     def _scan_search(self, queries: FloatMatrix, top_k: int) -> list[Candidates]:
         n = self._size
-        quantised = _quantise(queries)
+        quantised = quantise(queries)
         dots = _scan_session(self.dim).run(
             None,
             {
@@ -353,6 +369,7 @@ class Gallery:
         approx *= self._code_scale[:n]
         approx *= quantised.scale[:, None]
         bounds = quantised.error + quantised.norm * self._code_error + _SCAN_SLACK
+        top_k = min(top_k, self.person_count)  # so the k-th person always exists
         first = top_k * self.per_person_bound + _SCAN_SPARE
         return [
             self._certified_top(approx[j], float(bounds[j]), queries[j], top_k, first)
@@ -364,30 +381,32 @@ class Gallery:
     ) -> Candidates:
         """Exact top persons from approximate scores that are each within ``bound`` of the truth.
 
-        Re-scores the best rows exactly. Every row left out has an approximate score at most
-        ``ceiling``, so an exact one below ``ceiling + bound``; once that cannot reach the k-th
-        person's exact score, no left-out row could enter the answer or raise a listed person's
-        maximum. Otherwise all rows that still could are re-scored (then the ceiling is below
-        the old k-th score by ``bound`` and the check holds), or more rows when fewer than
-        ``top_k`` persons turned up.
+        Re-scores the best ``first`` rows exactly (at least top_k * per_person_bound, so they hold
+        ``top_k`` persons). Every row left out has an approximate score at most ``ceiling``, so
+        an exact one below ``ceiling + bound``; once that cannot reach the k-th person's exact
+        score, no left-out row could enter the answer or raise a listed person's maximum.
+        Otherwise every row that still could is re-scored: the ceiling is then the old k-th
+        score minus ``bound``, and the k-th score can only have grown, so the check holds.
         """
         n = len(approx)
-        count = first
-        rows = _best_rows(approx, count)
+        stats = self.scan_stats
+        stats.searches += 1
+        rows = _best_rows(approx, first)
         ceiling = float(approx[rows].min())
         while 4 * len(rows) <= n:
             found = self._first_persons(rows, self._vectors[rows] @ query, top_k)
-            if len(found) == top_k:
-                kth = found[-1][1]
-                if ceiling + bound <= kth:
-                    return found
-                rows = np.flatnonzero(approx >= kth - bound)
-                ceiling = kth - bound
-            else:
-                count *= 4
-                rows = _best_rows(approx, count)
-                ceiling = float(approx[rows].min())
-        # Most of the gallery is in doubt (tiny gallery or adversarial data): score it all.
+            stats.rescored += len(rows)
+            if len(found) < top_k:
+                break  # only if per_person_bound were wrong; the full product is always right
+            kth = found[-1][1]
+            if ceiling + bound <= kth:
+                return found
+            stats.widened += 1
+            rows = np.flatnonzero(approx >= kth - bound)
+            ceiling = kth - bound
+        # Most of the gallery is in doubt (small gallery or look-alike data): score it all.
+        stats.full += 1
+        stats.rescored += n
         return self._top_persons(self._vectors[:n] @ query, top_k)
 
     # ----------------------------------------------------------------- updates
@@ -548,7 +567,7 @@ class Gallery:
         """Store unit rows at ``start`` together with their int8 codes."""
         end = start + len(units)
         self._vectors[start:end] = units
-        quantised = _quantise(units)
+        quantised = quantise(units)
         self._codes[start:end] = quantised.codes.view(np.uint8) ^ np.uint8(0x80)  # code + 128
         self._code_scale[start:end] = quantised.scale
         self._code_error = max(self._code_error, float(quantised.error.max()))
