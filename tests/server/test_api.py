@@ -6,6 +6,7 @@ look at, so they do not depend on each other's order. Reset runs on a server of 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -456,3 +457,28 @@ async def test_a_generic_embedder_runs_but_health_says_why_it_is_degraded(
         assert any(r.startswith("model: reid fallback") for r in body["reasons"])
         _, info = await _get(session, f"{app.http_url()}/api/info")
         assert info["models"]["reid"]["is_reid"] is False and info["models"]["reid"]["dim"] == 512
+
+
+async def test_a_server_on_every_interface_announces_an_address_others_can_use(
+    tmp_path: Path, models_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(
+        tmp_path, models_dir, http={"host": "0.0.0.0", "port": 0, "token": TOKEN}
+    )
+    with caplog.at_level(logging.WARNING, logger="smart_reid_server.app"):
+        async with running_app(settings) as app, aiohttp.ClientSession(headers=AUTH) as session:
+            url = app.http_url()
+            assert "0.0.0.0" not in url and url.endswith(f":{app.http_port}")
+            status, info = await _get(session, f"{url}/api/info")  # reachable at that address
+            assert status == 200 and info["http_url"] == url
+    advice = [r for r in caplog.records if "http.public_url" in r.getMessage()]
+    assert len(advice) == 1 and advice[0].levelno == logging.WARNING
+
+
+async def test_public_url_is_announced_as_configured(tmp_path: Path, models_dir: Path) -> None:
+    settings = settings_for(
+        tmp_path,
+        models_dir,
+        http={"host": "0.0.0.0", "token": TOKEN, "public_url": "http://nas.lan:8756/"},
+    )
+    assert SmartReidApp(settings).http_url() == "http://nas.lan:8756"

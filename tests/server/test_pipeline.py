@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 from smart_reid_server.pipeline import FrameDroppedError, FrameResult
-from smart_reid_server.types import Box, Detection, Frame, Image
+from smart_reid_server.types import Box, Detection, Frame, Image, MatchStatus
 
 from tests.server.server_support import CuhkPicker, cuhk, jpeg_image, running_app, settings_for
 
@@ -248,3 +248,34 @@ async def test_people_tracked_across_video_frames_are_not_embedded_every_frame(
             image = _image(cuhk(cuhk03_dir, name))
             await app.pipeline.process(_crop_frame("back", image, name, start + 2 + i / 10))
         assert counters.reused == before
+
+
+async def test_a_reused_track_vector_reports_the_similarity_of_the_look_that_made_it(
+    tmp_path: Path, models_dir: Path, video_dir: Path
+) -> None:
+    capture = cv2.VideoCapture(str(video_dir / "vtest.avi"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 100)
+    frames = [np.asarray(capture.read()[1], dtype=np.uint8) for _ in range(12)]
+    capture.release()
+    async with running_app(settings_for(tmp_path, models_dir)) as app:
+        assert app.pipeline is not None
+        counters = app.pipeline.counters
+        start = time.time()
+        previous: dict[str, float] = {}
+        echoed = 0
+        for i, image in enumerate(frames):
+            embedded = counters.embedded
+            result = await app.pipeline.process(Frame("front", image, start + i / 10))
+            seen = [d for d in result.decisions if d.match is not MatchStatus.NEW]
+            # Comparing a reused vector with itself would say 1.00 for everyone tracked.
+            assert all(d.similarity < 0.999 for d in seen), [d.similarity for d in seen]
+            now = {d.person_id: d.similarity for d in seen}
+            if counters.embedded == embedded and len(now) == len(seen):
+                # Nobody was looked at afresh: each person shows their last measured match.
+                for person_id, similarity in now.items():
+                    if person_id in previous:
+                        assert similarity == previous[person_id]
+                        echoed += 1
+            previous.update(now)
+        assert counters.reused > counters.embedded  # the tracker did reuse vectors
+        assert echoed >= 5

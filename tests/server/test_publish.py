@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from smart_reid_server.app import SmartReidApp
 from smart_reid_server.publish import Publisher
 
 from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
@@ -41,6 +42,7 @@ async def test_status_info_and_states_are_retained_for_late_subscribers(
     early = mqtt_collector(host, port, "sr_test/#")
     pub = _publisher(port)
     pub.set_retained("info", {"contract": 1, "server_id": "abc"})
+    pub.set_ready()
     pub.start(asyncio.get_running_loop())
     await _until(lambda: pub.connected)
     pub.set_retained("person/p1/state", {"person_id": "p1", "label": "Visitor 1"})
@@ -110,6 +112,7 @@ async def test_reconnect_republishes_retained_state_to_a_fresh_broker(
     broker = broker_factory()
     broker.start()
     pub = _publisher(broker.port)
+    pub.set_ready()
     pub.start(asyncio.get_running_loop())
     await _until(lambda: pub.connected)
     pub.set_retained("camera/front/state", {"camera": "front", "sightings_today": 3})
@@ -122,6 +125,33 @@ async def test_reconnect_republishes_retained_state_to_a_fresh_broker(
     assert (await late.await_for("sr_test/camera/front/state"))[0].json()["sightings_today"] == 3
     assert (await late.await_for("sr_test/status"))[0].payload == b"online"
     assert pub.connects == 2
+    await pub.stop()
+
+
+async def test_online_waits_until_the_server_says_it_is_ready(
+    broker_factory: Callable[..., Any], mqtt_collector: Callable[..., Any]
+) -> None:
+    broker = broker_factory()
+    broker.start()
+    watcher = mqtt_collector(broker.host, broker.port, "sr_test/#")
+    pub = _publisher(broker.port)
+    pub.set_retained("camera/front/state", {"camera": "front"})
+    pub.start(asyncio.get_running_loop())
+    await _until(lambda: pub.connected)
+    await watcher.await_for("sr_test/camera/front/state")  # connected and publishing states...
+    await asyncio.sleep(0.3)
+    assert not watcher.on("sr_test/status")  # ...but not claiming to be online yet
+    pub.set_retained("info", {"server_id": "abc", "http_url": "http://192.0.2.2:8756"})
+    pub.set_ready()
+    online = await watcher.await_for("sr_test/status", lambda m: m.payload == b"online")
+    info = watcher.on("sr_test/info")
+    assert info and info[0].at <= online[0].at  # the final info is there when online arrives
+    # After ready, a reconnect announces online again by itself.
+    broker.stop()
+    await _until(lambda: not pub.connected)
+    broker.start()
+    late = mqtt_collector(broker.host, broker.port, "sr_test/#")
+    assert (await late.await_for("sr_test/status", within=20))[0].payload == b"online"
     await pub.stop()
 
 
@@ -319,3 +349,90 @@ async def test_new_person_made_while_the_broker_is_down_arrives_after_it_starts(
                 break
             await asyncio.sleep(0.05)
         assert app.health() == ("ready", [])
+
+
+async def test_a_persons_state_is_published_before_any_event_naming_them(
+    tmp_path: Path,
+    models_dir: Path,
+    cuhk03_dir: Path,
+    mosquitto_broker: tuple[str, int],
+    mqtt_collector: Callable[..., Any],
+) -> None:
+    host, port = mosquitto_broker
+    watcher = mqtt_collector(host, port, "sr_app/#")
+    settings = _app_settings(tmp_path, models_dir, port, visits={"window_s": 1.0})
+    async with running_app(settings) as app:
+        base = app.http_url()
+        online = await watcher.await_for("sr_app/status", lambda m: m.payload == b"online")
+        # Home Assistant reads info (with the real HTTP port) before it sees the server online.
+        info = watcher.on("sr_app/info")
+        assert info and info[-1].json()["http_url"] == base and info[-1].at <= online[0].at
+        decision = (await _post(base, "front", cuhk(cuhk03_dir, "0011_00"), time.time()))[
+            "decisions"
+        ][0]
+        assert decision["is_new_identity"] and decision["new_person"]
+        person_id = decision["person_id"]
+        await watcher.await_for("sr_app/events/new_person")
+        await watcher.await_for("sr_app/events/visit_ended", within=10)
+    topics = [m.topic for m in watcher.messages]
+    state = topics.index(f"sr_app/person/{person_id}/state")
+    for event in ("sighting", "new_person", "visit_ended"):
+        assert state < topics.index(f"sr_app/events/{event}"), (event, topics)
+    # When the visit ends, the person's state says "away" before visit_ended is sent.
+    away = [
+        i
+        for i, m in enumerate(watcher.messages)
+        if m.topic == f"sr_app/person/{person_id}/state" and m.json()["present"] is False
+    ]
+    assert away and away[0] < topics.index("sr_app/events/visit_ended")
+
+
+async def test_identities_deleted_by_retention_disappear_from_mqtt(
+    tmp_path: Path,
+    models_dir: Path,
+    cuhk03_dir: Path,
+    broker_factory: Callable[..., Any],
+    mqtt_collector: Callable[..., Any],
+) -> None:
+    broker = broker_factory()
+    broker.start()
+    watcher = mqtt_collector(broker.host, broker.port, "sr_app/#")
+    settings = _app_settings(tmp_path, models_dir, broker.port, retention_days=1)
+    now = [time.time()]
+    app = SmartReidApp(settings, clock=lambda: now[0])
+    await app.start()
+    try:
+        assert app.pipeline is not None
+        base = app.http_url()
+        kept = (await _post(base, "front", cuhk(cuhk03_dir, "0011_00"), now[0]))["decisions"][0]
+        await app.update_person(kept["person_id"], None, True)  # known people are never purged
+        picker = CuhkPicker(cuhk03_dir, app.embedder)
+        stranger = picker.stranger(["0011_00"], below=app.uncertain_threshold - 0.1)
+        gone = (await _post(base, "back", cuhk(cuhk03_dir, stranger), now[0]))["decisions"][0]
+        gone_id = gone["person_id"]
+        assert gone_id != kept["person_id"]
+        topic = f"sr_app/person/{gone_id}/state"
+        await watcher.await_for(topic)
+        assert app.camera_state("back")["last_person_id"] == gone_id
+
+        now[0] += 2 * 86400  # two days later, nobody seen since
+        await app.pipeline.expire_now()
+        assert await app.pipeline.purge_now() == [gone_id]
+        await watcher.await_for(topic, lambda m: m.payload == b"")
+        assert app.camera_state("back")["last_person_id"] is None
+        assert app.publisher.retained(f"person/{gone_id}/state") is None
+        with pytest.raises(KeyError):
+            await app.person(gone_id)
+
+        # A broker that lost everything gets the full retained state again: without the
+        # deleted person, with the known one.
+        broker.stop()
+        await _until(lambda: not app.publisher.connected)
+        broker.start()
+        late = mqtt_collector(broker.host, broker.port, "sr_app/#")
+        await late.await_for(f"sr_app/person/{kept['person_id']}/state", within=20)
+        await late.await_for("sr_app/status", lambda m: m.payload == b"online")
+        await asyncio.sleep(0.3)
+        assert not late.on(topic)
+    finally:
+        await app.stop()

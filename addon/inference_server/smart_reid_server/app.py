@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import secrets
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -51,6 +53,9 @@ CONTRACT_VERSION = 1
 SERVER_ID_FILE = "server_id"
 STATE_REFRESH_S = 2.0
 OVERLOAD_WINDOW_S = 60.0
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
+# Interfaces of containers and VM bridges: not where Home Assistant reaches the server.
+_VIRTUAL_PREFIXES = ("lo", "docker", "veth", "br-", "virbr", "hassio", "cni", "flannel")
 
 
 class StartupError(RuntimeError):
@@ -81,6 +86,55 @@ def inference_threads(workers: int) -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, cores // max(1, workers))
+
+
+def machine_address() -> str:
+    """An address of this machine that other hosts can reach, for ``info.http_url``.
+
+    The hostname's address first; when that is loopback (common in containers and on Debian,
+    where /etc/hosts maps the hostname to 127.0.1.1), the first non-loopback IPv4 address of a
+    physical-looking interface (Linux); the bare hostname as the last resort. No packet is sent.
+    """
+    hostname = socket.gethostname()
+    with contextlib.suppress(OSError):
+        address = socket.gethostbyname(hostname)
+        if not ipaddress.ip_address(address).is_loopback:
+            return address
+    addresses = _interface_addresses()
+    return addresses[0] if addresses else hostname
+
+
+def _interface_addresses() -> list[str]:
+    """Non-loopback IPv4 addresses of the machine's interfaces (empty where unsupported)."""
+    try:
+        import fcntl
+        import struct
+
+        names = [name for _, name in socket.if_nameindex()]
+    except (ImportError, OSError, AttributeError):
+        return []
+    found: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for name in names:
+            if name.startswith(_VIRTUAL_PREFIXES):
+                continue
+            request = struct.pack("256s", name.encode()[:15])
+            try:
+                reply = fcntl.ioctl(sock.fileno(), 0x8915, request)  # SIOCGIFADDR
+            except OSError:
+                continue  # no IPv4 address on this interface
+            address = socket.inet_ntoa(reply[20:24])
+            if not ipaddress.ip_address(address).is_loopback:
+                found.append(address)
+    return found
+
+
+def url_host(host: str) -> str:
+    """``host`` as it goes into a URL (IPv6 literals in brackets)."""
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]"
+    return host
 
 
 def decision_json(decision: Decision, thumbnails: dict[str, str | None]) -> dict[str, Any]:
@@ -116,6 +170,7 @@ class SmartReidApp:
         self.ingest: MqttIngest | None = None
         self.sources: Any = None
         self.http_port: int | None = None
+        self._announced_host: str | None = None  # http.host, or this machine's for a wildcard
         self._runner: web.AppRunner | None = None
         self._latest: dict[str, tuple[Image, list[Decision], float]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -143,11 +198,13 @@ class SmartReidApp:
         return max(0.0, self.threshold - margin)
 
     def http_url(self) -> str:
+        """``info.http_url``: ``http.public_url``, else an address other machines can use."""
         http = self.settings.section("http")
         if http["public_url"]:
             return str(http["public_url"]).rstrip("/")
         port = self.http_port if self.http_port is not None else http["port"]
-        return f"http://{http['host']}:{port}"
+        host = self._announced_host or str(http["host"])
+        return f"http://{url_host(host)}:{port}"
 
     def info(self) -> dict[str, Any]:
         """The contract's Info object."""
@@ -246,6 +303,7 @@ class SmartReidApp:
             await self._start_http()
         self.publisher.set_retained("info", self.info())  # now that the HTTP port is known
         self.state = "running"
+        self.publisher.set_ready()  # `online` only now, after info and every input is up
         self._refresher = loop.create_task(self._refresh_states(), name="state-refresh")
         _LOGGER.info(
             "ready: %d cameras, threshold %.2f, HTTP %s, MQTT %s",
@@ -322,6 +380,8 @@ class SmartReidApp:
             on_visit_events=self._on_expired,
             after_observe=self._after_observe,
             after_expire=self._after_expire,
+            on_purged=self._on_purged,
+            after_purge=self._after_purge,
             latency=self.latency,
             tracks=Tracks(),
             retention_days=int(self.settings.raw["retention_days"]),
@@ -362,6 +422,17 @@ class SmartReidApp:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.http_port = int(sockets[0].getsockname()[1]) if sockets else int(http["port"])
+        host = str(http["host"])
+        if host in WILDCARD_HOSTS and not http["public_url"]:
+            loop = asyncio.get_running_loop()
+            self._announced_host = await loop.run_in_executor(None, machine_address)
+            _LOGGER.warning(
+                "http.host %s listens on every interface; announcing http://%s:%d in info. "
+                "Set http.public_url to the URL Home Assistant should use if that is wrong",
+                host or "(all)",
+                url_host(self._announced_host),
+                self.http_port,
+            )
 
     # -- shutdown ----------------------------------------------------------------------------
 
@@ -443,14 +514,20 @@ class SmartReidApp:
         ids = {event.visit.person_id for event in events}
         return gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.clock())
 
+    def _after_purge(self, identities: Identities, gone: list[str]) -> StateView:
+        return gather(identities, forgotten=gone, cameras=self.cameras.names, now=self.clock())
+
     # -- results -> MQTT ---------------------------------------------------------------------
+
+    # Order on the wire: a person's retained state always goes out before any event naming
+    # them, so Home Assistant has the person's device before it handles the event.
 
     async def _on_result(self, result: FrameResult) -> None:
         view: StateView = result.extra if isinstance(result.extra, StateView) else StateView()
+        self.states.apply(view)
         for decision in result.decisions:
             self.publisher.sighting(decision_json(decision, view.thumbnails))
         self._publish_visit_events(result.visit_events)
-        self.states.apply(view)
         self._latest[result.frame.camera] = (
             result.frame.image,
             list(result.decisions),
@@ -458,9 +535,15 @@ class SmartReidApp:
         )
 
     async def _on_expired(self, events: list[Any], extra: Any) -> None:
-        self._publish_visit_events(events)
         if isinstance(extra, StateView):
             self.states.apply(extra)
+        self._publish_visit_events(events)
+
+    async def _on_purged(self, gone: list[str], extra: Any) -> None:
+        """Retention deleted ``gone``: clear their retained states like a forget does."""
+        self.cameras.forget(gone)
+        if isinstance(extra, StateView):
+            self.states.apply(extra, force=True)
 
     def _publish_visit_events(self, events: Iterable[VisitEvent]) -> None:
         for event in events:

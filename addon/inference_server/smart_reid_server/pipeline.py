@@ -10,6 +10,11 @@ Why it is shaped like this:
   which also serves the HTTP operations, so no lock is ever needed around identities.
 - Frames of one camera reach the matcher in the order they arrived even when a later frame
   finished embedding first, so visits never see one camera's time run backwards.
+- A person followed by the tracker reuses the vector of the track's last look. Matching a reused
+  vector compares it with itself (it is an exemplar or in the visit's recent crops), so the
+  reused decision reports the match of the look that produced the vector instead of that
+  meaningless 1.00; a look that created an identity, or whose person changed since (merge,
+  forget), is not reused: the track's next crop is embedded afresh.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import numpy.typing as npt
 
 from .stats import CameraBook, LatencyStats
 from .tracker import Tracks
-from .types import Crop, Decision, Detection, Frame, Image
+from .types import Crop, Decision, Detection, Frame, Image, MatchStatus
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -94,8 +99,25 @@ class _Job:
     match_done: asyncio.Future[None] | None = None
 
 
+@dataclass(slots=True)
+class _Look:
+    """One embedding of a track's crop and what the matcher made of it (set on the identity
+    thread when the frame that embedded it is matched)."""
+
+    vector: npt.NDArray[np.float32]
+    person_id: str | None = None
+    match: MatchStatus | None = None
+    similarity: float = 0.0
+    candidate_id: str | None = None
+    candidate_similarity: float = 0.0
+    look_again: bool = False  # do not reuse: embed the track's next crop
+
+
+# Per crop of a tracked frame: its look, and whether the look was taken for this very crop.
+type Looks = list[tuple[_Look, bool]]
 type ResultHandler = Callable[[FrameResult], Awaitable[None]]
 type EventsHandler = Callable[[list[Any], Any], Awaitable[None]]
+type PurgedHandler = Callable[[list[str], Any], Awaitable[None]]
 type ObserveHook = Callable[[Any, Any, Frame], Any]
 
 
@@ -128,6 +150,8 @@ class Pipeline:
         on_visit_events: EventsHandler | None = None,
         after_observe: ObserveHook | None = None,
         after_expire: Callable[[Any, list[Any]], Any] | None = None,
+        on_purged: PurgedHandler | None = None,
+        after_purge: Callable[[Any, list[str]], Any] | None = None,
         latency: LatencyStats | None = None,
         tracks: Tracks | None = None,
         retention_days: int = 90,
@@ -144,9 +168,11 @@ class Pipeline:
         self.on_visit_events = on_visit_events
         self.after_observe = after_observe
         self.after_expire = after_expire
+        self.on_purged = on_purged
+        self.after_purge = after_purge
         self.latency = latency or LatencyStats()
         self.tracks = tracks
-        self._track_vectors: dict[tuple[str, str], npt.NDArray[np.float32]] = {}
+        self._track_looks: dict[tuple[str, str], _Look] = {}
         self._track_lock = threading.Lock()
         self.retention_days = retention_days
         self.counters = PipelineCounters()
@@ -307,14 +333,16 @@ class Pipeline:
         started = time.monotonic()
         latency = {"queue": (started - job.queued_at) * 1000.0}
         try:
-            detections, crops, vectors, timings = await loop.run_in_executor(
+            detections, crops, vectors, looks, timings = await loop.run_in_executor(
                 self._cpu, self._analyse, frame
             )
             latency.update(timings)
             if job.previous_match is not None:
                 await asyncio.shield(job.previous_match)
             t0 = time.monotonic()
-            observed, extra = await self.identity_thread.call(self._observe, frame, crops, vectors)
+            observed, extra = await self.identity_thread.call(
+                self._observe, frame, crops, vectors, looks
+            )
             latency["match"] = (time.monotonic() - t0) * 1000.0
         except Exception as err:
             self.counters.failed += 1
@@ -358,7 +386,9 @@ class Pipeline:
 
     def _analyse(
         self, frame: Frame
-    ) -> tuple[list[Detection], list[Crop], npt.NDArray[np.float32], dict[str, float]]:
+    ) -> tuple[
+        list[Detection], list[Crop], npt.NDArray[np.float32], Looks | None, dict[str, float]
+    ]:
         """Detect (unless boxes came with the frame), crop and embed: one executor hop."""
         t0 = time.monotonic()
         if frame.detections is None:
@@ -372,21 +402,22 @@ class Pipeline:
         # Track only what is known to be video: our own detections, or boxes an upstream tracker
         # already linked. Uploaded boxes without ids may be unrelated stills of anyone.
         trackable = frame.detections is None or all(d.track_id for d in detections)
+        looks: Looks | None = None
         if crops:
-            crops, vectors = self._embed(frame, crops, track=trackable)
+            crops, vectors, looks = self._embed(frame, crops, track=trackable)
         else:
             vectors = np.zeros((0, 0), np.float32)
         embed_ms = (time.monotonic() - t1) * 1000.0
-        return detections, crops, vectors, {"detect": detect_ms, "embed": embed_ms}
+        return detections, crops, vectors, looks, {"detect": detect_ms, "embed": embed_ms}
 
     def _embed(
         self, frame: Frame, crops: list[Crop], *, track: bool
-    ) -> tuple[list[Crop], npt.NDArray[np.float32]]:
+    ) -> tuple[list[Crop], npt.NDArray[np.float32], Looks | None]:
         """Vectors for ``crops``; with a tracker, a tracked person's vector is reused until the
         tracker asks for a fresh look (first sightings, every n-th, a clearly better crop)."""
         if self.tracks is None or not track:
             self.counters.embedded += len(crops)
-            return crops, self.embedder.embed([c.image for c in crops])
+            return crops, self.embedder.embed([c.image for c in crops]), None
         tracked = self.tracks.update(
             frame.camera,
             [c.detection for c in crops],
@@ -396,18 +427,27 @@ class Pipeline:
         crops = [Crop(t.detection, c.image, c.quality) for c, t in zip(crops, tracked, strict=True)]
         keys = [(frame.camera, t.track_id) for t in tracked]
         with self._track_lock:
-            cached = [self._track_vectors.get(key) for key in keys]
-        todo = [i for i, t in enumerate(tracked) if t.embed or cached[i] is None]
+            cached = [self._track_looks.get(key) for key in keys]
+            todo = [
+                i
+                for i, (t, look) in enumerate(zip(tracked, cached, strict=True))
+                if t.embed or look is None or look.look_again
+            ]
         fresh = self.embedder.embed([crops[i].image for i in todo]) if todo else None
-        rows: list[npt.NDArray[np.float32] | None] = list(cached)
+        looks: list[tuple[_Look, bool] | None] = [
+            None if look is None else (look, False) for look in cached
+        ]
         if fresh is not None:
             with self._track_lock:
                 for j, i in enumerate(todo):
-                    rows[i] = fresh[j]
-                    self._track_vectors[keys[i]] = fresh[j]
+                    look = _Look(fresh[j])
+                    looks[i] = (look, True)
+                    self._track_looks[keys[i]] = look
         self.counters.embedded += len(todo)
         self.counters.reused += len(crops) - len(todo)
-        return crops, np.stack([r for r in rows if r is not None]).astype(np.float32, copy=False)
+        done = [item for item in looks if item is not None]
+        vectors = np.stack([look.vector for look, _ in done]).astype(np.float32, copy=False)
+        return crops, vectors, done
 
     def _forget_tracks(self, now: float) -> None:
         if self.tracks is None:
@@ -416,7 +456,7 @@ class Pipeline:
         if ended:
             with self._track_lock:
                 for key in ended:
-                    self._track_vectors.pop(key, None)
+                    self._track_looks.pop(key, None)
 
     def _observe(
         self,
@@ -424,9 +464,15 @@ class Pipeline:
         frame: Frame,
         crops: list[Crop],
         vectors: npt.NDArray[np.float32],
+        looks: Looks | None = None,
     ) -> tuple[Any, Any]:
         """On the identity thread: match and update visits, then let the app read states."""
         observed = identities.observe(frame.camera, frame.timestamp, crops, vectors, frame)
+        decisions: list[Decision] = list(getattr(observed, "decisions", []))
+        if looks is not None and len(looks) == len(decisions):
+            with self._track_lock:
+                for decision, (look, fresh) in zip(decisions, looks, strict=True):
+                    _settle(decision, look, fresh)
         extra = self.after_observe(identities, observed, frame) if self.after_observe else None
         return observed, extra
 
@@ -445,9 +491,19 @@ class Pipeline:
         extra = self.after_expire(identities, events) if self.after_expire and events else None
         return events, extra
 
-    async def purge_now(self) -> Any:
+    async def purge_now(self) -> list[str]:
+        """Retention: forget people unseen for ``retention_days`` and hand their ids over (the
+        app clears their retained states); returns the ids."""
         now = self._clock()
-        return await self.identity_thread.call(_purge, now, self.retention_days)
+        gone, extra = await self.identity_thread.call(self._purge, now)
+        if gone and self.on_purged is not None:
+            await self.on_purged(gone, extra)
+        return gone
+
+    def _purge(self, identities: Any, now: float) -> tuple[list[str], Any]:
+        gone = list(identities.purge_stale(now))
+        extra = self.after_purge(identities, gone) if self.after_purge and gone else None
+        return gone, extra
 
     async def _housekeeping(self) -> None:
         next_purge = time.monotonic() + 60.0
@@ -458,19 +514,36 @@ class Pipeline:
                 await self.expire_now()
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + PURGE_EVERY_S
-                    purged = await self.purge_now()
-                    if purged:
-                        _LOGGER.info(
-                            "deleted %s identities not seen for the retention period", purged
-                        )
+                    await self.purge_now()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 _LOGGER.exception("housekeeping (visit expiry / retention purge) failed")
 
 
-def _purge(identities: Any, now: float, retention_days: int) -> Any:
-    return identities.purge_stale(now)
+def _settle(decision: Decision, look: _Look, fresh: bool) -> None:
+    """Record what a fresh look matched, or report a reused look's match instead of the
+    vector's comparison with itself."""
+    if fresh:
+        look.person_id = decision.person_id
+        look.match = decision.match
+        look.similarity = decision.similarity
+        look.candidate_id = decision.candidate_id
+        look.candidate_similarity = decision.candidate_similarity
+        # A look that created the identity was compared with nobody it now belongs to.
+        created = decision.new_person and decision.is_new_identity
+        look.look_again = created or decision.match is MatchStatus.NEW
+    elif look.person_id == decision.person_id and look.match in _MEASURED:
+        assert look.match is not None
+        decision.match = look.match
+        decision.similarity = look.similarity
+        decision.candidate_id = look.candidate_id
+        decision.candidate_similarity = look.candidate_similarity
+    else:
+        look.look_again = True
+
+
+_MEASURED = (MatchStatus.MATCHED, MatchStatus.UNCERTAIN)
 
 
 def _release(job: _Job) -> None:

@@ -5,8 +5,12 @@ runs its own network thread (with 1..60 s reconnect back-off), ``client.publish`
 and paho's callbacks are moved onto the asyncio loop with ``call_soon_threadsafe`` so all our
 state lives on one thread. While disconnected, events are held in a bounded buffer (sightings
 are given up first, because a later sighting says the same thing) and retained states are kept
-as "latest per topic"; after every (re)connect the status, info and every retained state are
-published again, then the buffered events in their original order.
+as "latest per topic"; after every (re)connect info and every retained state are published
+again, then the status, then the buffered events in their original order.
+
+``online`` means "ready": it is held back until the app calls ``set_ready`` (models loaded,
+inputs and HTTP up, ``info`` final), so Home Assistant never acts on a half-started server. The
+broker keeps the previous ``offline`` (last will or clean stop) until then.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class Publisher:
         self._ever_connected = False
         self._problem: str | None = None
         self._stopping = False
+        self._ready = False
         self.dropped_sightings = 0
         self.dropped_events = 0
         self.published = 0
@@ -142,6 +147,18 @@ class Publisher:
         client.disconnect()
         await loop.run_in_executor(None, client.loop_stop)
 
+    def set_ready(self) -> None:
+        """The server is fully up: publish ``online`` now and after every later (re)connect."""
+        if self._ready:
+            return
+        self._ready = True
+        if self._connected:
+            self._send(self.topic("status"), b"online", retain=True)
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
     # -- publishing --------------------------------------------------------------------------
 
     def set_retained(self, suffix: str, value: Any | None) -> None:
@@ -217,20 +234,22 @@ class Publisher:
         return False
 
     def _flush(self) -> None:
-        """After a (re)connect: status, every retained state, then buffered events in order."""
+        """After a (re)connect: info and every retained state, ``online`` (once ready), then
+        the buffered events; a reader that sees ``online`` already has the full state."""
         client = self._client
         if client is None or not self._connected:
             return
         self._unacked.clear()
         for topic_filter in self._subscriptions:
             self._track(client.subscribe(topic_filter, qos=QOS))
-        self._send(self.topic("status"), b"online", retain=True)
         info_topic = self.topic("info")
         ordered = sorted(self._retained, key=lambda t: (t != info_topic, t))
         for topic in ordered:
             payload = self._retained[topic]
             if self._send(topic, payload, retain=True) and not payload:
                 del self._retained[topic]
+        if self._ready:
+            self._send(self.topic("status"), b"online", retain=True)
         self._drain_pending()
 
     def _track(self, result: tuple[int, int | None]) -> None:
