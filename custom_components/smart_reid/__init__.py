@@ -71,6 +71,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartReidConfigEntry) ->
             )
         coordinator.info = info
 
+    # From here on every 401 (an action, a picture, a forwarded frame, the periodic check)
+    # means the token changed while running: ask the user for the new one.
+    api.on_auth_error = coordinator.async_auth_failed
     forwarder = CameraForwarder(hass, entry, api, list(entry.options.get(CONF_FORWARD, [])))
     entry.runtime_data = SmartReidRuntimeData(
         api=api, coordinator=coordinator, forwarder=forwarder, options=dict(entry.options)

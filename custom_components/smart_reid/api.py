@@ -3,11 +3,13 @@
 One small async client on Home Assistant's shared aiohttp session: the config flow validates
 with it, services call it, the image view and image entities fetch pictures through it, and the
 camera forwarder posts frames with it. Errors become three exception types so every caller can
-map them to the right user-facing message.
+map them to the right user-facing message. A rejected token is also reported to `on_auth_error`
+(the loaded entry starts re-authentication from there), so no caller can forget to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,11 +70,13 @@ class SmartReidApi:
         token: str | None = None,
         *,
         timeout_s: float = HTTP_TIMEOUT_S,
+        on_auth_error: Callable[[], None] | None = None,
     ) -> None:
         self._session = session
         self.url = url.rstrip("/")
         self._token = token
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.on_auth_error = on_auth_error
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = dict(extra or {})
@@ -110,6 +114,8 @@ class SmartReidApi:
                 f"cannot reach {self.url}: {err or type(err).__name__}"
             ) from err
         if status == 401:
+            if self.on_auth_error is not None:
+                self.on_auth_error()
             raise SmartReidAuthError(f"{self.url} rejected the token (401)")
         if status >= 400 and not (accept_503 and status == 503):
             code, message = "http_error", body[:200].decode(errors="replace")

@@ -117,7 +117,8 @@ class SmartReidConfigFlow(ConfigFlow, domain=DOMAIN):
             data.pop(CONF_TOKEN, None)
         api = SmartReidApi(async_get_clientsession(self.hass), data[CONF_URL], data.get(CONF_TOKEN))
         try:
-            await api.health()
+            if (await api.health()).status == "starting":
+                return None, {"base": "server_starting"}
             info = await api.info()
         except SmartReidAuthError:
             errors[CONF_TOKEN] = "invalid_auth"
@@ -126,9 +127,14 @@ class SmartReidConfigFlow(ConfigFlow, domain=DOMAIN):
             errors[CONF_URL] = "cannot_connect"
         except SmartReidApiError as err:
             LOGGER.debug("%s does not answer like a Smart ReID server: %s", data[CONF_URL], err)
-            # 404 or a body that is not JSON: some other web server answers at this URL.
-            not_ours = err.status == 404 or err.code == "bad_json"
-            errors["base"] = "not_smart_reid" if not_ours else "unknown"
+            if err.status == 503:
+                # Between the health check and /api/info the server may still be loading models.
+                errors["base"] = "server_starting"
+            elif err.status == 404 or err.code == "bad_json":
+                # Some other web server answers at this URL.
+                errors["base"] = "not_smart_reid"
+            else:
+                errors["base"] = "unknown"
         except Exception:  # the flow must show an error, not a traceback
             LOGGER.exception("Unexpected error while checking %s", data[CONF_URL])
             errors["base"] = "unknown"
@@ -218,12 +224,15 @@ class SmartReidConfigFlow(ConfigFlow, domain=DOMAIN):
         if config.get(CONF_TOKEN):
             data[CONF_TOKEN] = config[CONF_TOKEN]
         info, errors = await self._async_check_server(data)
-        if info is None:
+        # The add-on announces itself as soon as it listens, usually while its models still
+        # load: ask anyway, and check again when the user confirms.
+        if info is None and errors != {"base": "server_starting"}:
             return self.async_abort(reason=next(iter(errors.values())))
-        await self.async_set_unique_id(info.server_id)
-        self._abort_if_unique_id_configured(updates=data)
+        if info is not None:
+            await self.async_set_unique_id(info.server_id)
+            self._abort_if_unique_id_configured(updates=data)
         self._discovered = data
-        self._discovered_name = discovery_info.name or info.name
+        self._discovered_name = discovery_info.name or (info.name if info else "Smart ReID")
         self._hassio_info = info
         self.context["title_placeholders"] = {"name": self._discovered_name}
         return await self.async_step_hassio_confirm()
@@ -232,15 +241,23 @@ class SmartReidConfigFlow(ConfigFlow, domain=DOMAIN):
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
         """Ask before adding the add-on's server."""
-        assert self._hassio_info is not None
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(
-                title=_title(self._hassio_info, self._discovered[CONF_BASE_TOPIC]),
-                data=self._discovered,
-            )
+            info = self._hassio_info
+            if info is None:
+                info, errors = await self._async_check_server(dict(self._discovered))
+                if info is not None:
+                    await self.async_set_unique_id(info.server_id)
+                    self._abort_if_unique_id_configured(updates=self._discovered)
+            if info is not None:
+                return self.async_create_entry(
+                    title=_title(info, self._discovered[CONF_BASE_TOPIC]),
+                    data=self._discovered,
+                )
         return self.async_show_form(
             step_id="hassio_confirm",
             description_placeholders={"addon": self._discovered_name},
+            errors=errors,
         )
 
     # --- changing an entry -------------------------------------------------------------------

@@ -54,8 +54,8 @@ IMAGE_VIEW_PREFIX: Final = "/api/smart_reid"
 
 # Offline this long before a repair issue appears: restarts and updates should not nag.
 UNREACHABLE_GRACE: Final = timedelta(minutes=3)
-# While the HTTP API is unreachable, check it again this often.
-HEALTH_RECHECK: Final = timedelta(minutes=1)
+# How often the HTTP API is asked (with the token) whether it still answers.
+HTTP_CHECK_INTERVAL: Final = timedelta(minutes=1)
 
 HTTP_TIMEOUT_S: Final = 10.0
 # How many visit ids are remembered to fire smart_reid.new_person at most once per visit.
@@ -63,6 +63,7 @@ SEEN_VISITS_MEMORY: Final = 2048
 
 ISSUE_UNREACHABLE: Final = "server_unreachable"
 ISSUE_NOT_REID: Final = "non_reid_model"
+ISSUE_UNSUPPORTED_CONTRACT: Final = "unsupported_contract"
 
 ATTR_CONFIG_ENTRY_ID: Final = "config_entry_id"
 ATTR_PERSON_ID: Final = "person_id"

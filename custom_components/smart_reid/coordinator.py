@@ -22,9 +22,9 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
 
-from .api import SmartReidApi, SmartReidError
+from .api import SmartReidApi, SmartReidAuthError, SmartReidError
 from .const import (
     ATTR_CONFIG_ENTRY_ID,
     CONF_BASE_TOPIC,
@@ -33,14 +33,16 @@ from .const import (
     EVENT_PERSON_SEEN,
     EVENT_VISIT_ENDED,
     EVENT_VISIT_UPDATED,
-    HEALTH_RECHECK,
+    HTTP_CHECK_INTERVAL,
     IMAGE_VIEW_PREFIX,
     ISSUE_NOT_REID,
     ISSUE_UNREACHABLE,
+    ISSUE_UNSUPPORTED_CONTRACT,
     LOGGER,
     SEEN_VISITS_MEMORY,
     SIGNED_URL_TTL,
     STATUS_ONLINE,
+    SUPPORTED_CONTRACT,
     UNREACHABLE_GRACE,
 )
 from .devices import find_device, get_or_create_device
@@ -119,11 +121,14 @@ class SmartReidCoordinator:
         self._new_camera_callbacks: list[Callable[[str], None]] = []
         self._new_person_callbacks: list[Callable[[str], None]] = []
         self._fired_visits: OrderedDict[str, None] = OrderedDict()
+        self._forgotten: OrderedDict[str, None] = OrderedDict()
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._was_available: bool | None = None
         self._logged_unavailable = False
         self._grace_timer: CALLBACK_TYPE | None = None
-        self._recheck_timer: CALLBACK_TYPE | None = None
+        self._checking_http = False
+        self._reauth_requested = False
+        self._contract_reported: int | None = None
         self._bad_topics: set[str] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -134,6 +139,7 @@ class SmartReidCoordinator:
         self._ensure_hub_device()
         if self.info is not None:
             self._update_model_issue()
+            self._update_contract_issue()
             for camera in self.info.cameras:
                 self._ensure_camera(camera)
 
@@ -154,6 +160,14 @@ class SmartReidCoordinator:
         }
         for topic, handler in handlers.items():
             self._unsubscribe.append(await mqtt.async_subscribe(self.hass, topic, handler, qos=1))
+        self._unsubscribe.append(
+            async_track_time_interval(
+                self.hass,
+                self._periodic_http_check,
+                HTTP_CHECK_INTERVAL,
+                name=f"{DOMAIN} HTTP check",
+            )
+        )
         self._update_availability()
 
     @callback
@@ -163,10 +177,7 @@ class SmartReidCoordinator:
             unsubscribe()
         self._unsubscribe.clear()
         self._cancel_grace_timer()
-        if self._recheck_timer:
-            self._recheck_timer()
-            self._recheck_timer = None
-        for issue in (ISSUE_UNREACHABLE, ISSUE_NOT_REID):
+        for issue in (ISSUE_UNREACHABLE, ISSUE_NOT_REID, ISSUE_UNSUPPORTED_CONTRACT):
             ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(issue))
 
     # --- what entities use -----------------------------------------------------------------
@@ -261,6 +272,7 @@ class SmartReidCoordinator:
         self.info = info
         self._ensure_hub_device()
         self._update_model_issue()
+        self._update_contract_issue()
         for camera in info.cameras:
             self._ensure_camera(camera)
         self._notify(HUB)
@@ -306,14 +318,15 @@ class SmartReidCoordinator:
             return
         previous = self.persons.get(person.person_id)
         self.persons[person.person_id] = person
+        self._forgotten.pop(person.person_id, None)
         if person.camera:
             self._ensure_camera(person.camera)
         if previous is None:
-            self._ensure_person_device(person)
+            self._ensure_person_device(person.person_id, person.label)
             for new_person in list(self._new_person_callbacks):
                 new_person(person.person_id)
         elif previous.label != person.label:
-            self._ensure_person_device(person)
+            self._ensure_person_device(person.person_id, person.label)
         self._notify(person_key(person.person_id))
 
     @callback
@@ -336,6 +349,7 @@ class SmartReidCoordinator:
     @callback
     def _handle_decision(self, kind: str, decision: Decision) -> None:
         self._ensure_camera(decision.camera)
+        self._ensure_event_person(decision.person_id, decision.label)
         if kind == "sighting":
             self.last_decisions[decision.camera] = decision
             self.hass.bus.async_fire(EVENT_PERSON_SEEN, self._decision_data(decision))
@@ -356,6 +370,7 @@ class SmartReidCoordinator:
         camera = event.camera or visit.last_camera
         if camera:
             self._ensure_camera(camera)
+        self._ensure_event_person(visit.person_id, visit.label)
         data: dict[str, Any] = {
             ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
             "device_id": self._device_id(self.camera_identifier(camera)) if camera else None,
@@ -381,6 +396,19 @@ class SmartReidCoordinator:
         self.hass.bus.async_fire(
             EVENT_VISIT_ENDED if kind == "visit_ended" else EVENT_VISIT_UPDATED, data
         )
+
+    @callback
+    def _ensure_event_person(self, person_id: str, label: str) -> None:
+        """Give an event's person a device even if the event beat its retained state.
+
+        The contract promises no order across topics, so a first-time visitor's new_person
+        event can arrive before `person/<id>/state`; automations still need `person_device_id`.
+        The entities follow when the state arrives. Identities forgotten a moment ago are left
+        alone: a late event must not bring their device back.
+        """
+        if person_id in self.persons or person_id in self._forgotten:
+            return
+        self._ensure_person_device(person_id, label)
 
     def _decision_data(self, decision: Decision) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -449,22 +477,25 @@ class SmartReidCoordinator:
             new_camera(camera)
 
     @callback
-    def _ensure_person_device(self, person: Person) -> None:
+    def _ensure_person_device(self, person_id: str, label: str) -> None:
         get_or_create_device(
             dr.async_get(self.hass),
             self.entry.entry_id,
-            self.person_identifier(person.person_id),
+            self.person_identifier(person_id),
             via=self.hub_identifier(),
             manufacturer=MANUFACTURER,
             model="Identity",
-            name=person.label,
-            serial_number=person.person_id,
+            name=label,
+            serial_number=person_id,
         )
 
     @callback
     def _forget_person(self, person_id: str) -> None:
         """An empty retained person message: the identity is gone, and so is its device."""
         self.persons.pop(person_id, None)
+        self._forgotten[person_id] = None
+        while len(self._forgotten) > SEEN_VISITS_MEMORY:
+            self._forgotten.popitem(last=False)
         self._remove_person_device(person_id)
         self._notify(HUB)
 
@@ -573,9 +604,16 @@ class SmartReidCoordinator:
         )
 
     async def async_check_http(self) -> bool:
-        """Ask the server's health route; keep asking while it fails."""
+        """Ask the server who it is with the token: that proves both reachability and auth.
+
+        `/api/health` needs no token, so it would call a server that refuses every picture and
+        action "fine". A rejected token is not an outage: the server answers, and the
+        re-authentication flow (not the "unreachable" repair) tells the user what to do.
+        """
         try:
-            await self.api.health()
+            await self.api.info()
+        except SmartReidAuthError:
+            self.async_set_http_state(True)
         except SmartReidError as err:
             self.async_set_http_state(False, str(err))
         else:
@@ -584,25 +622,40 @@ class SmartReidCoordinator:
 
     @callback
     def async_set_http_state(self, reachable: bool, error: str | None = None) -> None:
-        """Record whether the HTTP API answers; while it does not, check again regularly."""
-        if self._recheck_timer:
-            self._recheck_timer()
-            self._recheck_timer = None
+        """Record whether the HTTP API answers; the periodic check keeps this current."""
         if reachable and not self.http_ok:
             LOGGER.info("Smart ReID HTTP API at %s answers again", self.api.url)
-        elif not reachable:
-            if self.http_ok:
-                LOGGER.info("Smart ReID HTTP API at %s is unreachable: %s", self.api.url, error)
-            self._recheck_timer = async_call_later(self.hass, HEALTH_RECHECK, self._recheck_http)
+        elif not reachable and self.http_ok:
+            LOGGER.info("Smart ReID HTTP API at %s is unreachable: %s", self.api.url, error)
         self.http_ok = reachable
         self._update_reachability()
 
     @callback
-    def _recheck_http(self, _now: datetime) -> None:
-        self._recheck_timer = None
+    def _periodic_http_check(self, _now: datetime) -> None:
+        """Every minute: MQTT alone cannot tell that pictures and actions stopped working."""
+        if self._checking_http:
+            return
+        self._checking_http = True
         self.entry.async_create_background_task(
-            self.hass, self.async_check_http(), f"{DOMAIN} health check"
+            self.hass, self._async_periodic_http_check(), f"{DOMAIN} HTTP check"
         )
+
+    async def _async_periodic_http_check(self) -> None:
+        try:
+            await self.async_check_http()
+        finally:
+            self._checking_http = False
+
+    @callback
+    def async_auth_failed(self) -> None:
+        """The server rejected the token after set-up: ask the user for the new one, once."""
+        if self._reauth_requested:
+            return
+        self._reauth_requested = True
+        LOGGER.warning(
+            "Smart ReID server at %s rejected the token; asking for the current one", self.api.url
+        )
+        self.entry.async_start_reauth(self.hass)
 
     async def _async_back_online(self) -> None:
         if await self.async_check_http():
@@ -623,6 +676,36 @@ class SmartReidCoordinator:
             )
         else:
             ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_NOT_REID))
+
+    @callback
+    def _update_contract_issue(self) -> None:
+        """A server on another contract version may publish what this integration misreads."""
+        if self.info is not None and self.info.contract != SUPPORTED_CONTRACT:
+            if self._contract_reported != self.info.contract:
+                self._contract_reported = self.info.contract
+                LOGGER.warning(
+                    "Smart ReID server on %s speaks contract version %s, this integration "
+                    "understands %s; update the older of the two",
+                    self.base_topic,
+                    self.info.contract,
+                    SUPPORTED_CONTRACT,
+                )
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                self._issue_id(ISSUE_UNSUPPORTED_CONTRACT),
+                is_fixable=False,
+                severity=ir.IssueSeverity.ERROR,
+                translation_key=ISSUE_UNSUPPORTED_CONTRACT,
+                translation_placeholders={
+                    "name": self.entry.title,
+                    "contract": str(self.info.contract),
+                    "supported": str(SUPPORTED_CONTRACT),
+                },
+            )
+        else:
+            self._contract_reported = None
+            ir.async_delete_issue(self.hass, DOMAIN, self._issue_id(ISSUE_UNSUPPORTED_CONTRACT))
 
     def _issue_id(self, issue: str) -> str:
         return f"{issue}_{self.entry.entry_id}"

@@ -53,8 +53,15 @@ PERSON_SCHEMA = vol.Schema(
         vol.Optional(ATTR_DEVICE_ID): cv.string,
     }
 )
+# The server trims a label and refuses an empty one or one over 64 characters; checking the
+# same here names the field in the UI instead of relaying the server's refusal.
+MAX_LABEL_LENGTH = 64
 RENAME_SCHEMA = PERSON_SCHEMA.extend(
-    {vol.Required(ATTR_NAME): vol.All(cv.string, vol.Length(min=1, max=100))}
+    {
+        vol.Required(ATTR_NAME): vol.All(
+            cv.string, vol.Strip, vol.Length(min=1, max=MAX_LABEL_LENGTH)
+        )
+    }
 )
 MARK_KNOWN_SCHEMA = PERSON_SCHEMA.extend({vol.Optional(ATTR_KNOWN, default=True): cv.boolean})
 MERGE_SCHEMA = PERSON_SCHEMA.extend(
@@ -143,9 +150,12 @@ def _person(
 async def _call_server(
     entry: SmartReidConfigEntry,
     action: Callable[[], Awaitable[dict[str, Any]]],
-    person_id: str | None = None,
+    *person_ids: str,
 ) -> ServiceResponse:
-    """Run one API call and turn its failure into a message the user can act on."""
+    """Run one API call and turn its failure into a message the user can act on.
+
+    A 404 means one of `person_ids` is unknown; the server's message names which one.
+    """
     try:
         return await action()
     except SmartReidAuthError as err:
@@ -155,11 +165,12 @@ async def _call_server(
             translation_placeholders={"name": entry.title},
         ) from err
     except SmartReidApiError as err:
-        if err.status == 404 and person_id:
+        if err.status == 404 and person_ids:
+            unknown = next((p for p in person_ids if p in err.message), " / ".join(person_ids))
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="unknown_person",
-                translation_placeholders={"person_id": person_id},
+                translation_placeholders={"person_id": unknown},
             ) from err
         raise HomeAssistantError(
             translation_domain=DOMAIN,
@@ -198,7 +209,9 @@ async def _merge_persons(call: ServiceCall) -> ServiceResponse:
     if from_person_id == person_id:
         raise ServiceValidationError(translation_domain=DOMAIN, translation_key="merge_self")
     api = entry.runtime_data.api
-    return await _call_server(entry, lambda: api.merge_persons(person_id, from_person_id))
+    return await _call_server(
+        entry, lambda: api.merge_persons(person_id, from_person_id), person_id, from_person_id
+    )
 
 
 async def _forget_person(call: ServiceCall) -> ServiceResponse:

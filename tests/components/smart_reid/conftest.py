@@ -325,7 +325,10 @@ class FakeServer:
     token: str | None = TOKEN
     info: dict[str, Any] = field(default_factory=info_payload)
     persons: dict[str, dict[str, Any]] = field(default_factory=dict)
-    health_status: int = 200
+    # Loading models: health says "starting" (503) and every other route answers 503.
+    starting: bool = False
+    # The moment a server finishes starting: health already says ready, /api/info still 503.
+    health_ahead: bool = False
     frames: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     frame_status: int = 200
@@ -366,13 +369,16 @@ class FakeServer:
             and request.headers.get("Authorization") != f"Bearer {self.token}"
         ):
             return _error(401, "unauthorized", "send Authorization: Bearer <http.token>")
+        if self.starting and request.path != "/api/health":
+            return _error(503, "not_ready", "server is starting; try again in a moment")
         response: web.StreamResponse = await handler(request)
         return response
 
     async def _health(self, request: web.Request) -> web.Response:
-        status = "ready" if self.health_status == 200 else "starting"
+        starting = self.starting and not self.health_ahead
         return web.json_response(
-            {"status": status, "reasons": [], "version": "0.1.0"}, status=self.health_status
+            {"status": "starting" if starting else "ready", "reasons": [], "version": "0.1.0"},
+            status=503 if starting else 200,
         )
 
     async def _info(self, request: web.Request) -> web.Response:
@@ -412,8 +418,9 @@ class FakeServer:
     async def _merge(self, request: web.Request) -> web.Response:
         person_id = request.match_info["person_id"]
         other = (await request.json()).get("from")
-        if person_id not in self.persons or other not in self.persons:
-            return _error(404, "unknown_person", "both persons must exist")
+        for unknown in (person_id, other):
+            if unknown not in self.persons:
+                return _error(404, "not_found", f"unknown person {unknown!r} (never seen)")
         absorbed = self.persons.pop(other)
         self.persons[person_id]["visit_count"] += absorbed["visit_count"]
         await self.publish_forgotten(other)

@@ -176,3 +176,78 @@ async def test_issues_go_with_the_entry(
     assert _issues(issue_registry)
     assert await hass.config_entries.async_unload(loaded_entry.entry_id)
     assert _issues(issue_registry) == {}
+
+
+async def test_http_checked_every_minute(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: FakeServer,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The HTTP API dying while MQTT still says "online" is found by the minutely check:
+    after the grace time a repair says so, and it goes once the API answers again."""
+    coordinator = loaded_entry.runtime_data.coordinator
+    port = int(server.url.rsplit(":", 1)[1])
+    await server.stop()
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=61))
+    await wait_for(hass, lambda: not coordinator.http_ok, "the check to notice the outage")
+    assert coordinator.available
+    assert _issues(issue_registry) == {}
+    async_fire_time_changed(hass, dt_util.utcnow() + GRACE)
+    await wait_for(
+        hass,
+        lambda: (
+            _issues(issue_registry)
+            == {f"server_unreachable_{loaded_entry.entry_id}": "server_unreachable_http"}
+        ),
+        "the unreachable repair",
+    )
+
+    await server.start(port)
+    async_fire_time_changed(hass, dt_util.utcnow() + GRACE + timedelta(minutes=2))
+    await wait_for(hass, lambda: coordinator.http_ok, "the check to succeed again")
+    assert _issues(issue_registry) == {}
+
+
+async def test_http_check_stops_with_the_entry(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, server: FakeServer
+) -> None:
+    """An unloaded entry asks the server nothing any more."""
+    await hass.async_block_till_done(wait_background_tasks=True)
+    checks = server.requests.count(("GET", "/api/info"))
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=61))
+    await wait_for(
+        hass,
+        lambda: server.requests.count(("GET", "/api/info")) == checks + 1,
+        "the periodic check",
+    )
+    assert await hass.config_entries.async_unload(loaded_entry.entry_id)
+    before = len(server.requests)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(minutes=10))
+    await hass.async_block_till_done()
+    assert server.requests[before:] == []
+
+
+async def test_newer_contract_is_a_repair(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server updated to a contract this integration does not know is flagged until fixed."""
+    info = info_payload(http_url=loaded_entry.runtime_data.api.url, contract=2)
+    await publish(hass, f"{BASE}/info", info, retain=True)
+    issue_id = f"unsupported_contract_{loaded_entry.entry_id}"
+    await wait_for(hass, lambda: issue_id in _issues(issue_registry), "the contract issue")
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.translation_placeholders == {
+        "name": "Smart ReID",
+        "contract": "2",
+        "supported": "1",
+    }
+    assert "speaks contract version 2" in caplog.text
+
+    await publish(hass, f"{BASE}/info", {**info, "contract": 1}, retain=True)
+    await wait_for(hass, lambda: issue_id not in _issues(issue_registry), "the issue to go")

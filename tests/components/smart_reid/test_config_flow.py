@@ -139,6 +139,25 @@ async def test_user_other_contract(hass: HomeAssistant, server: FakeServer) -> N
     assert result["errors"] == {"base": "unsupported_contract"}
 
 
+@pytest.mark.parametrize("health_ahead", [False, True])
+async def test_user_server_starting(
+    hass: HomeAssistant, server: FakeServer, health_ahead: bool
+) -> None:
+    """A server still loading its models says so (not "unknown error"); later it works.
+
+    Also the moment in between: health already ready while /api/info still answers 503.
+    """
+    server.starting = True
+    server.health_ahead = health_ahead
+    good = {CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN}
+    result = await _user_flow(hass, good)
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "server_starting"}
+    server.starting = False
+    result = dict(await hass.config_entries.flow.async_configure(result["flow_id"], good))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
 async def test_user_already_configured(hass: HomeAssistant, server: FakeServer) -> None:
     """The same server under another URL is still the same server."""
     entry_for(server, **{CONF_URL: "http://192.0.2.1:8756"}).add_to_hass(hass)
@@ -278,6 +297,25 @@ async def test_hassio_discovery_unreachable(hass: HomeAssistant, server: FakeSer
     assert result["reason"] == "invalid_auth"
 
 
+async def test_hassio_discovery_while_starting(hass: HomeAssistant, server: FakeServer) -> None:
+    """The add-on announces itself before its models are loaded: ask anyway, check on "yes"."""
+    server.starting = True
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_HASSIO}, data=_hassio(server)
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "hassio_confirm"
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "server_starting"}
+    server.starting = False
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Smart ReID"
+    assert result["result"].unique_id == SERVER_ID
+    assert result["data"] == {CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN}
+
+
 async def test_reconfigure(hass: HomeAssistant, server: FakeServer) -> None:
     """The same server at a corrected address; another server is refused."""
     entry = entry_for(server, **{CONF_URL: "http://127.0.0.1:1"})
@@ -298,6 +336,18 @@ async def test_reconfigure(hass: HomeAssistant, server: FakeServer) -> None:
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "wrong_server"
+
+
+async def test_reconfigure_while_starting(hass: HomeAssistant, server: FakeServer) -> None:
+    entry = entry_for(server)
+    entry.add_to_hass(hass)
+    server.starting = True
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "server_starting"}
 
 
 async def test_reconfigure_shows_errors(hass: HomeAssistant, server: FakeServer) -> None:

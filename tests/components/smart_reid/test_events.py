@@ -171,3 +171,77 @@ async def test_info_from_another_server_is_ignored(
         "the warning about a second server",
     )
     assert loaded_entry.runtime_data.coordinator.info.server_id == "3f9a1c2e7b10"
+
+
+async def test_first_time_visitor_event_before_its_state(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    """The contract promises no order across topics: an event that beats the person's retained
+    state still names the person's device, and the state then fills in that same device."""
+    new = async_capture_events(hass, EVENT_NEW_PERSON)
+    seen = async_capture_events(hass, EVENT_PERSON_SEEN)
+    updated = async_capture_events(hass, EVENT_VISIT_UPDATED)
+    first_visit = decision_payload(
+        person_id=PERSON_B,
+        label="Visitor 9",
+        is_new_identity=True,
+        match="new",
+        visit_id="5555eeee6666",
+        thumbnail_url=f"/api/persons/{PERSON_B}/thumbnail.jpg",
+    )
+    await publish(hass, f"{BASE}/events/new_person", first_visit)
+    await publish(hass, f"{BASE}/events/sighting", {**first_visit, "new_person": False})
+    await publish(
+        hass,
+        f"{BASE}/events/visit_updated",
+        visit_event_payload(
+            "camera_added", person_id=PERSON_B, label="Visitor 9", visit_id="5555eeee6666"
+        ),
+    )
+    await wait_for(hass, lambda: bool(new and seen and updated), "the three events")
+    coordinator = loaded_entry.runtime_data.coordinator
+    device = coordinator.device(coordinator.person_identifier(PERSON_B))
+    assert device is not None
+    assert device.name == "Visitor 9"
+    assert device.serial_number == PERSON_B
+    assert new[0].data["person_device_id"] == device.id
+    assert new[0].data["is_new_identity"] is True
+    assert seen[0].data["person_device_id"] == device.id
+    assert updated[0].data["person_device_id"] == device.id
+    assert hass.states.get("sensor.visitor_9_location") is None
+
+    await publish(
+        hass,
+        f"{BASE}/person/{PERSON_B}/state",
+        person_payload(PERSON_B, label="Visitor 9", visit_id="5555eeee6666"),
+        retain=True,
+    )
+    await wait_for(
+        hass, lambda: hass.states.get("sensor.visitor_9_location") is not None, "its entities"
+    )
+    assert state(hass, "sensor.visitor_9_location").state == "front"
+    devices = [
+        d
+        for d in dr.async_entries_for_config_entry(device_registry, loaded_entry.entry_id)
+        if d.serial_number == PERSON_B
+    ]
+    assert [d.id for d in devices] == [device.id]
+
+
+async def test_late_event_of_a_forgotten_person_brings_no_device_back(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """An event still in flight when the identity was forgotten must not recreate its device."""
+    coordinator = loaded_entry.runtime_data.coordinator
+    ended = async_capture_events(hass, EVENT_VISIT_ENDED)
+    await publish(hass, f"{BASE}/person/{PERSON_A}/state", "", retain=True)
+    await wait_for(
+        hass,
+        lambda: coordinator.device(coordinator.person_identifier(PERSON_A)) is None,
+        "the forgotten identity's device to go",
+    )
+    await publish(hass, f"{BASE}/events/visit_ended", visit_event_payload("ended"))
+    await wait_for(hass, lambda: bool(ended), "the late visit_ended event")
+    assert ended[0].data["person_id"] == PERSON_A
+    assert ended[0].data["person_device_id"] is None
+    assert coordinator.device(coordinator.person_identifier(PERSON_A)) is None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from homeassistant.components.camera import Camera
+from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
@@ -20,6 +21,7 @@ from custom_components.smart_reid.const import (
     CONF_FORWARD,
     CONF_INTERVAL_S,
     CONF_TRIGGER_ENTITY,
+    DOMAIN,
 )
 
 from .conftest import FakeServer, cuhk03_image, entry_for, wait_for
@@ -185,3 +187,25 @@ async def test_server_unreachable_while_forwarding(
         "the failure to be noticed",
     )
     assert "cannot reach" in entry.runtime_data.forwarder.diagnostics()[0]["failure"]
+
+
+@pytest.mark.usefixtures("mqtt_entry")
+async def test_rejected_token_while_forwarding_starts_reauth(
+    hass: HomeAssistant, server: FakeServer, front_door: bytes
+) -> None:
+    """Frames refused for the token: the user is asked for the new one (once, not per frame)."""
+    hass.states.async_set(MOTION, STATE_ON)
+    entry = await _setup(hass, server)
+    await wait_for(hass, lambda: len(server.frames) >= 1, "a forwarded frame")
+    server.token = "rotated"
+    await wait_for(
+        hass,
+        lambda: (
+            "rejected the token" in str(entry.runtime_data.forwarder.diagnostics()[0]["failure"])
+        ),
+        "the refused frame",
+    )
+    await asyncio.sleep(0.5)
+    await hass.async_block_till_done()
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert [f["context"]["source"] for f in flows] == [SOURCE_REAUTH]

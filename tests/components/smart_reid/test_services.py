@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import voluptuous as vol
 from homeassistant.core import HomeAssistant, ServiceResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
@@ -94,6 +95,39 @@ async def test_merge_persons(
     await wait_for(
         hass, lambda: state(hass, "sensor.visitor_3_visits").state == "6", "the sum of visits"
     )
+
+
+@pytest.mark.parametrize(
+    ("person_id", "from_person_id", "unknown"),
+    [(PERSON_A, "ffffffffffff", "ffffffffffff"), ("eeeeeeeeeeee", PERSON_A, "eeeeeeeeeeee")],
+)
+async def test_merge_unknown_person_is_named(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: FakeServer,
+    person_id: str,
+    from_person_id: str,
+    unknown: str,
+) -> None:
+    """Merging with an identity the server does not know names that identity."""
+    with pytest.raises(ServiceValidationError) as err:
+        await _call(hass, "merge_persons", person_id=person_id, from_person_id=from_person_id)
+    assert err.value.translation_key == "unknown_person"
+    assert err.value.translation_placeholders == {"person_id": unknown}
+    assert PERSON_A in server.persons
+
+
+async def test_rename_label_limits(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, server: FakeServer
+) -> None:
+    """The server's label rule (trimmed, 1-64 characters) is checked before calling it."""
+    before = len(server.requests)
+    for name in ("x" * 65, "   "):
+        with pytest.raises(vol.Invalid):
+            await _call(hass, "rename_person", person_id=PERSON_A, name=name)
+    assert server.requests[before:] == []
+    await _call(hass, "rename_person", person_id=PERSON_A, name="  " + "y" * 64 + " ")
+    assert server.persons[PERSON_A]["label"] == "y" * 64
 
 
 async def test_reset_gallery(

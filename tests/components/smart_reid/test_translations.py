@@ -86,7 +86,12 @@ def test_code_keys_are_translated() -> None:
     )
     for key in re.findall(r'translation_key="(\w+)"', code):
         assert f"exceptions.{key}.message" in STRINGS or f"issues.{key}.title" in STRINGS, key
-    for issue in ("server_unreachable_offline", "server_unreachable_mqtt", "non_reid_model"):
+    for issue in (
+        "server_unreachable_offline",
+        "server_unreachable_mqtt",
+        "non_reid_model",
+        "unsupported_contract",
+    ):
         assert f"issues.{issue}.title" in STRINGS
     assert "issues.server_unreachable_http.title" in STRINGS
     for error in re.findall(r'errors\[[^\]]+\] = "(\w+)"', code):
