@@ -253,7 +253,7 @@ async def _new_person(server: Server, session: aiohttp.ClientSession, image: str
     status, body = await upload(session, server.base, "front", server.image(image))
     assert status == 200, body
     decision = dict(body["decisions"][0])
-    assert decision["is_new_identity"], f"{image} was taken for someone else: pick another image"
+    assert decision["match"] == "new", f"{image} was taken for someone else: {decision}"
     return decision
 
 
@@ -294,6 +294,7 @@ async def test_rename_and_mark_known(server: Server, session: aiohttp.ClientSess
         ({"label": 5}, "label must be a string"),
         ({"known": "yes"}, "known must be true or false"),
         ({"label": "   "}, "must not be empty"),
+        ({"label": "x" * 65}, "at most 64 characters"),  # the limit docs/contract.md states
     ]:
         async with session.patch(url, json=body) as response:
             assert response.status == 400, body

@@ -279,3 +279,17 @@ async def test_a_reused_track_vector_reports_the_similarity_of_the_look_that_mad
             previous.update(now)
         assert counters.reused > counters.embedded  # the tracker did reuse vectors
         assert echoed >= 5
+
+
+async def test_match_settings_reach_the_active_tier(tmp_path: Path, models_dir: Path) -> None:
+    settings = settings_for(
+        tmp_path, models_dir, match={"active_threshold": 0.4, "adjacency": {"front": ["back"]}}
+    )
+    async with running_app(settings) as app:
+        assert app.identity_thread is not None
+        tier = app.identity_thread.identities.active_tier
+        assert tier is not None and tier.threshold == pytest.approx(0.4)
+    off = settings_for(tmp_path / "off", models_dir, match={"active_tier": False})
+    async with running_app(off) as app:
+        assert app.identity_thread is not None
+        assert app.identity_thread.identities.active_tier is None

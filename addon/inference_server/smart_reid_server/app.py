@@ -32,7 +32,13 @@ from .config import Settings
 from .crops import extract_crops
 from .detect import Detector
 from .embed import Embedder
-from .identities import Identities, ObserveResult, VisitEvent, VisitEventReason
+from .identities import (
+    ActiveTierConfig,
+    Identities,
+    ObserveResult,
+    VisitEvent,
+    VisitEventReason,
+)
 from .ingest.mqtt import MqttIngest
 from .models.download import ModelManager
 from .models.errors import ModelError
@@ -352,6 +358,7 @@ class SmartReidApp:
                 exemplar_min_distance=float(match_cfg["exemplar_min_distance"]),
                 window_s=float(settings.section("visits")["window_s"]),
                 retention_days=int(settings.raw["retention_days"]),
+                active=ActiveTierConfig.from_config(match_cfg),
             )
             identities.load()
             return identities
