@@ -17,9 +17,11 @@ from _embeddings import (
     samples,
     uncertain_plan,
 )
+from smart_reid_server.config import ConfigError, load
 from smart_reid_server.gallery import Gallery
-from smart_reid_server.match import Matcher, UncertainPolicy
+from smart_reid_server.match import ActiveTier, ActiveTierConfig, Matcher, UncertainPolicy
 from smart_reid_server.types import MatchStatus
+from smart_reid_server.visits import Visit, VisitTracker
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +135,91 @@ def test_crop_whose_best_person_is_taken_falls_back_to_its_next_candidate(
 def test_nonsense_thresholds_are_refused(threshold: float, margin: float) -> None:
     with pytest.raises(ValueError, match=r"threshold|margin"):
         Matcher(Gallery(DIM), threshold, margin)
+
+
+# -- two tiers ---------------------------------------------------------------------------------
+
+T0 = 1_763_740_000.0
+
+
+def _on_visit(person_id: str, camera: str, at: float) -> Visit:
+    return VisitTracker(60.0).observe(person_id, camera, at).visit
+
+
+def _faint_view_b(people: dict[int, list[Sample]], active: float) -> tuple[list[Sample], Sample]:
+    """View-A crops of someone and a view-B crop of theirs below the uncertain band but above
+    the active threshold."""
+    for crops in people.values():
+        view_a = [s for s in crops if s.view == "A"]
+        for b in (s for s in crops if s.view == "B"):
+            best = max((float(b.vector @ a.vector) for a in view_a), default=0.0)
+            if active + 0.03 <= best <= UNCERTAIN - 0.02:
+                return view_a, b
+    pytest.skip("no faint cross-view resemblance among the embedded identities")
+
+
+def test_config_defaults_are_the_tier_defaults() -> None:
+    assert ActiveTierConfig.from_config(load(None, environ={}).section("match")) == (
+        ActiveTierConfig()
+    )
+
+
+def test_adjacency_is_accepted_in_every_documented_form() -> None:
+    raw = {"front": ["drive"], "drive": {"back": [5, 40], "garden": 30, "shed": None}}
+    match_cfg = load(None, environ={}, overrides={"match": {"adjacency": raw}}).section("match")
+    assert ActiveTierConfig.from_config(match_cfg).adjacency == {
+        "front": {"drive": None},
+        "drive": {"back": (5.0, 40.0), "garden": (None, 30.0), "shed": None},
+    }
+    with pytest.raises(ConfigError, match=r"match\.adjacency\.front.*fastest <= slowest"):
+        load(None, environ={}, overrides={"match": {"adjacency": {"front": {"drive": [40, 5]}}}})
+    with pytest.raises(ConfigError, match="camera name"):
+        load(None, environ={}, overrides={"match": {"adjacency": {"Front Door": ["drive"]}}})
+
+
+def test_tier_one_attributes_a_faint_crop_to_the_person_on_a_visit(
+    people: dict[int, list[Sample]],
+) -> None:
+    tier_cfg = ActiveTierConfig()
+    active = tier_cfg.threshold_for(THRESHOLD)
+    view_a, faint = _faint_view_b(people, active)
+    gallery = gallery_of(("p", view_a))
+    matcher = Matcher(gallery, THRESHOLD, MARGIN)
+    tier = ActiveTier(tier_cfg, gallery, THRESHOLD, 60.0)
+    visit = _on_visit("p", "front", T0)
+    found = tier.candidates(faint.vector[None, :], "back", T0 + 15, [visit])
+    (result,) = matcher.match_two_tier(faint.vector[None, :], found, tier.threshold)
+    assert result.person_id == "p" and result.status is MatchStatus.UNCERTAIN
+    assert result.candidate_id == "p" and not Matcher.teaches(result)
+    assert matcher.match(faint.vector).person_id is None, "the gallery alone would not take it"
+    (nobody,) = matcher.match_two_tier(faint.vector[None, :], [[]], tier.threshold)
+    assert nobody.status is MatchStatus.NEW and nobody.person_id is None
+
+
+def test_returning_people_are_found_in_tier_two_beside_a_visit(
+    people: dict[int, list[Sample]],
+) -> None:
+    p, q = clear_plans()[:2]
+    gallery = gallery_of(("p", p.view_a), ("q", q.view_a))
+    matcher = Matcher(gallery, THRESHOLD, MARGIN)
+    tier = ActiveTier(ActiveTierConfig(), gallery, THRESHOLD, 60.0)
+    queries = np.stack([q.view_b.vector, p.view_b.vector])
+    found = tier.candidates(queries, "back", T0 + 20, [_on_visit("p", "front", T0)])
+    back_again, still_here = matcher.match_two_tier(queries, found, tier.threshold)
+    assert still_here.person_id == "p" and still_here.status is MatchStatus.MATCHED
+    assert back_again.person_id == "q" and back_again.status is MatchStatus.MATCHED
+
+
+def test_a_person_on_a_visit_is_never_given_to_a_second_crop_by_the_gallery(
+    people: dict[int, list[Sample]],
+) -> None:
+    a, b, c, _ = _consistent_quadruple(people)
+    gallery = gallery_of(("p", [a]))
+    matcher = Matcher(gallery, THRESHOLD, MARGIN)
+    tier = ActiveTier(ActiveTierConfig(), gallery, THRESHOLD, 60.0)
+    queries = np.stack([b.vector, c.vector])
+    found = tier.candidates(queries, "front", T0 + 1, [_on_visit("p", "front", T0)])
+    results = matcher.match_two_tier(queries, found, tier.threshold)
+    assert [r.person_id for r in results].count("p") == 1, "two crops in one frame: two people"
+    other = next(r for r in results if r.person_id != "p")
+    assert other.status is MatchStatus.NEW and other.person_id is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from smart_reid_server.visits import VisitTracker
+from smart_reid_server.visits import PairKind, TransitTimes, VisitTracker
 
 WINDOW = 60.0
 T0 = 1_763_740_000.0
@@ -142,3 +142,68 @@ def test_visit_ids_are_unique() -> None:
 def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         VisitTracker(0)
+
+
+# -- walking times between cameras (the active tier's sense of place) -------------------------
+
+
+def test_unknown_cameras_only_rule_out_walks_faster_than_the_minimum() -> None:
+    transit = TransitTimes(min_transit_s=2.0, window_s=WINDOW)
+    assert transit.plausibility("front", "garden", 1.0) == -1.0, "still in view elsewhere"
+    assert transit.plausibility("front", "garden", -1.0) == -1.0, "frames slightly out of order"
+    assert transit.plausibility("front", "garden", 20.0) == 0.0
+    assert transit.plausibility("front", "front", 0.5) == 0.0, "staying in view says nothing"
+    assert transit.window("front", "garden").kind is PairKind.UNKNOWN
+
+
+def test_configured_neighbours_are_plausible_and_others_are_not() -> None:
+    transit = TransitTimes(
+        {"front": {"drive": None, "porch": (0.0, 8.0)}, "drive": {"back": (5.0, 40.0)}},
+        min_transit_s=2.0,
+        window_s=WINDOW,
+    )
+    assert transit.plausibility("drive", "front", 15.0) == 1.0, "pairs work both ways"
+    assert transit.plausibility("front", "porch", 0.5) == 1.0, "overlapping views: no minimum"
+    assert transit.plausibility("front", "porch", 20.0) == 0.0, "slower than configured"
+    assert transit.plausibility("back", "drive", 3.0) == -1.0, "faster than configured"
+    assert transit.plausibility("front", "back", 30.0) == -0.5, "not neighbours"
+    assert transit.plausibility("front", "shed", 30.0) == 0.0, "a camera nobody configured"
+
+
+def test_observed_hand_overs_teach_the_walking_time() -> None:
+    transit = TransitTimes({"front": ["drive"], "drive": ["back"]}, window_s=WINDOW)
+    assert transit.plausibility("front", "back", 12.0) == -0.5
+    for seconds in (10.0, 12.0, 14.0):
+        transit.observe("back", "front", seconds)
+    window = transit.window("front", "back")
+    assert window.kind is PairKind.KNOWN, "what people do beats the configuration"
+    assert (window.fastest, window.slowest) == (5.0, 22.0)
+    assert transit.plausibility("front", "back", 12.0) == 1.0
+    assert transit.plausibility("front", "back", 4.0) == -1.0
+    assert transit.learned() == {"back|front": [10.0, 12.0, 14.0]}
+
+
+def test_cameras_that_overlap_learn_that_no_walk_is_needed() -> None:
+    transit = TransitTimes(min_transit_s=2.0, window_s=WINDOW)
+    assert transit.plausibility("drive", "porch", 0.4) == -1.0
+    for seconds in (0.3, 0.6, 0.2):
+        transit.observe("drive", "porch", seconds)
+    assert transit.plausibility("drive", "porch", 0.4) == 1.0
+
+
+def test_transit_learning_ignores_what_is_not_a_walk() -> None:
+    transit = TransitTimes(window_s=WINDOW, min_observations=1)
+    transit.observe("front", "front", 5.0)
+    transit.observe("front", "back", WINDOW + 1.0)
+    transit.observe("front", "back", -3.0)
+    assert transit.learned() == {}
+    off = TransitTimes(window_s=WINDOW, learn=False, min_observations=1)
+    off.observe("front", "back", 5.0)
+    assert off.learned() == {} and off.window("front", "back").kind is PairKind.UNKNOWN
+
+
+def test_nonsense_transit_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match=r"front -> back: transit \[9.0, 3.0\]"):
+        TransitTimes({"front": {"back": (9.0, 3.0)}})
+    with pytest.raises(ValueError, match="min_transit_s"):
+        TransitTimes(min_transit_s=-1.0)

@@ -44,6 +44,31 @@ def _probability(value: Any) -> float:
     return float(vol.All(vol.Coerce(float), vol.Range(min=0.0, max=1.0))(value))
 
 
+def _transit(value: Any) -> Any:
+    """A neighbour's walking time: null (unknown), at most N seconds, or [fastest, slowest]."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        if len(value) != 2:
+            raise vol.Invalid("transit must be [fastest, slowest] seconds")
+        low, high = (float(vol.Coerce(float)(v)) for v in value)
+        if not 0.0 <= low <= high:
+            raise vol.Invalid(f"transit {list(value)} must satisfy 0 <= fastest <= slowest")
+        return [low, high]
+    seconds = float(vol.Coerce(float)(value))
+    if seconds < 0:
+        raise vol.Invalid(f"transit {value} must be positive seconds")
+    return seconds
+
+
+def _neighbours(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_camera_name(v) for v in value]
+    if isinstance(value, dict):
+        return {_camera_name(k): _transit(v) for k, v in value.items()}
+    raise vol.Invalid("neighbours must be a list of cameras or a mapping camera: transit seconds")
+
+
 _CUSTOM_REID = vol.Schema(
     {
         vol.Required("path"): str,
@@ -96,6 +121,21 @@ SCHEMA = vol.Schema(
             vol.Optional("max_exemplars", default=8): vol.All(int, vol.Range(min=1, max=64)),
             # A new exemplar is stored only when it differs from all stored ones by this much.
             vol.Optional("exemplar_min_distance", default=0.08): _probability,
+            # Two-tier matching (match.py): first the people on an active visit, with time and
+            # place; then the gallery. Measured gains: docs/quality.md "Dedup scenarios".
+            vol.Optional("active_tier", default=True): bool,
+            # Tier-1 threshold: the match threshold minus this, unless active_threshold is set.
+            vol.Optional("active_margin", default=0.2): _probability,
+            vol.Optional("active_threshold", default=None): vol.Any(None, _probability),
+            vol.Optional("visit_bank", default=12): vol.All(int, vol.Range(min=0, max=256)),
+            vol.Optional("time_weight", default=0.05): _probability,
+            vol.Optional("place_weight", default=0.05): _probability,
+            vol.Optional("min_transit_s", default=2.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0)
+            ),
+            vol.Optional("learn_transit", default=True): bool,
+            # {front: [drive, garden]} or {front: {drive: [5, 40], garden: null}} (seconds).
+            vol.Optional("adjacency", default={}): {_camera_name: _neighbours},
         },
         vol.Optional("visits", default={}): {
             vol.Optional("window_s", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),

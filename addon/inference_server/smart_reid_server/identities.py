@@ -10,8 +10,14 @@ none of these objects locks anything.
 
 Choices worth knowing:
 
-- UNCERTAIN matches follow ``match.UncertainPolicy`` (default: count for the candidate only while
-  the candidate is on a visit; otherwise a new identity, reported with ``candidate_id``).
+- Two-tier matching (``match.ActiveTier``, on unless ``active`` is disabled): each crop is first
+  weighed against the people on an active visit, with their recent crops, where and when they were
+  last seen; only if none of them takes it does the gallery decide (strict threshold), else a new
+  identity. Sure hand-overs between cameras teach the tier the walking times between them.
+- UNCERTAIN gallery matches follow ``match.UncertainPolicy``; with the active tier the people on a
+  visit are decided by tier 1 instead, so the policy applies to the others (default: a new
+  identity, reported with ``candidate_id``). Without the active tier the default policy counts an
+  UNCERTAIN crop for the candidate only while the candidate is on a visit.
 - A new identity is always seeded with the crop that created it, even one that failed the quality
   gates: an identity without an exemplar could never be recognised again. Later exemplars are
   learned only from MATCHED, quality-ok crops.
@@ -45,12 +51,13 @@ import numpy as np
 import numpy.typing as npt
 
 from .gallery import Gallery, unit_rows
-from .match import Matcher, UncertainPolicy
+from .match import ActiveTier, ActiveTierConfig, Matcher, UncertainPolicy
 from .store import PersonRecord, Store, UnknownPersonError, check_label
-from .types import Crop, Decision, Frame, Image, MatchResult, QualityReport
+from .types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
 from .visits import Visit, VisitObservation, VisitTracker
 
 __all__ = [
+    "ActiveTierConfig",
     "Identities",
     "ObserveResult",
     "PersonView",
@@ -69,6 +76,7 @@ THUMBNAIL_JPEG_QUALITY = 90
 SNAPSHOT_ANNOUNCE_GAIN = 1.25
 SNAPSHOT_ANNOUNCE_INTERVAL_S = 5.0
 _ENDED_SNAPSHOTS_KEPT = 16
+DEFAULT_ACTIVE_TIER = ActiveTierConfig()  # what an Identities built without ``active`` uses
 
 
 def thumbnail_url(person_id: str) -> str:
@@ -186,6 +194,7 @@ class Identities:
         window_s: float,
         retention_days: int,
         uncertain_policy: UncertainPolicy = UncertainPolicy.ATTRIBUTE_IF_ACTIVE,
+        active: ActiveTierConfig | None = DEFAULT_ACTIVE_TIER,
     ) -> None:
         self.store = store
         self.model_name = model_name
@@ -197,6 +206,11 @@ class Identities:
         self.gallery.reserve_keys(store.max_exemplar_key())
         self.matcher = Matcher(self.gallery, threshold, uncertain_margin, policy=uncertain_policy)
         self.visits = VisitTracker(window_s)
+        self.active_tier = (
+            ActiveTier(active, self.gallery, threshold, window_s)
+            if active is not None and active.enabled
+            else None
+        )
         self._snapshots: dict[str, _SnapshotState] = {}
         self._ended_snapshots: OrderedDict[str, VisitSnapshot] = OrderedDict()
 
@@ -237,9 +251,16 @@ class Identities:
         queries = unit_rows(vectors, self.dim)
         if len(queries) != len(crops):
             raise ValueError(f"{len(crops)} crops but {len(queries)} embeddings; they must pair up")
-        results = self.matcher.match_many(
-            queries, lambda person_id: self.visits.is_active(person_id, timestamp)
-        )
+        if self.active_tier is not None:
+            live = self.visits.active()
+            self.active_tier.keep_only(v.visit_id for v in live)
+            on_visit = [v for v in live if self.visits.is_active(v.person_id, timestamp)]
+            found = self.active_tier.candidates(queries, camera, timestamp, on_visit)
+            results = self.matcher.match_two_tier(queries, found, self.active_tier.threshold)
+        else:
+            results = self.matcher.match_many(
+                queries, lambda person_id: self.visits.is_active(person_id, timestamp)
+            )
         out = ObserveResult([])
         observations: list[VisitObservation] = []
         try:
@@ -292,8 +313,18 @@ class Identities:
             person_id = result.person_id
         before = self.visits.active_for(person_id)
         last_camera = before.last_camera if before is not None else None
+        last_seen = before.last_seen if before is not None else timestamp
         observation = self.visits.observe(person_id, camera, timestamp, is_new_identity=created)
         visit = observation.visit
+        if self.active_tier is not None:
+            if (
+                result.status is MatchStatus.MATCHED
+                and not observation.is_new_visit
+                and last_camera
+                and last_camera != camera
+            ):
+                self.active_tier.transit.observe(last_camera, camera, timestamp - last_seen)
+            self.active_tier.remember(visit.visit_id, vector)
         if observation.ended is not None:
             out.visit_events.append(self._finish(observation.ended))
         if observation.is_new_visit:
@@ -426,6 +457,8 @@ class Identities:
 
     def _finish(self, visit: Visit) -> VisitEvent:
         self._save_visit(visit)
+        if self.active_tier is not None:
+            self.active_tier.forget(visit.visit_id)
         state = self._snapshots.pop(visit.visit_id, None)
         snapshot = state.best if state is not None else None
         if snapshot is not None:
@@ -590,6 +623,8 @@ class Identities:
         if absorbed is not None:
             gone = self._snapshots.pop(absorbed.visit_id, None)
             live = self.visits.active_for(keep)
+            if self.active_tier is not None and live is not None:
+                self.active_tier.move(absorbed.visit_id, live.visit_id)
             kept = self._snapshots.get(live.visit_id) if live is not None else None
             if gone is not None and kept is not None and gone.best.rank > kept.best.rank:
                 kept.best = gone.best
@@ -633,6 +668,8 @@ class Identities:
         visit = self.visits.forget(person_id)
         if visit is not None:
             self._snapshots.pop(visit.visit_id, None)
+            if self.active_tier is not None:
+                self.active_tier.forget(visit.visit_id)
         for visit_id, snapshot in list(self._ended_snapshots.items()):
             if snapshot.person_id == person_id:
                 del self._ended_snapshots[visit_id]

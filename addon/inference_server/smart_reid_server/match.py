@@ -22,17 +22,37 @@ Several crops of one frame are resolved together: two people in the same picture
 same person, so pairs (crop, identity) are taken greedily from the most similar down, each
 identity at most once; a crop whose best identity was taken falls back to its next candidate, or
 becomes new.
+
+Two tiers (``ActiveTier``, on by default). Deciding whether a crop continues a visit does not
+need to pick one person out of the whole gallery, only out of the few people on a visit right
+now, and for those more is known than their looks: where and when they were last seen. Tier 1
+scores each crop against every active visit with a fused score, appearance (best cosine to the
+person's exemplars and to the visit's own recent crops, which show today's clothes from today's
+cameras) plus ``place_weight`` times the plausibility of walking from the visit's last camera to
+this one in the time since (``visits.TransitTimes``) minus ``time_weight`` times the share of the
+visit window that has passed. A crop is attributed to an active visit when its fused score
+reaches the active threshold (looser than the gallery threshold: the candidate set is tiny), or
+its appearance alone reaches the gallery threshold; it is MATCHED when appearance reaches the
+gallery threshold and UNCERTAIN otherwise (``candidate_id`` names the person; it teaches no
+exemplar). Only crops that tier 1 leaves alone go to tier 2: the gallery without the active
+people (tier 1 has decided about them), with the strict threshold and the uncertain band as
+above, for returning and known people; else a new identity.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
+import numpy as np
 import numpy.typing as npt
 
 from .gallery import Candidates, Gallery, unit_rows
 from .types import MatchResult, MatchStatus
+from .visits import Adjacency, TransitRange, TransitTimes, Visit
 
 
 class UncertainPolicy(StrEnum):
@@ -107,6 +127,57 @@ class Matcher:
         top_k = len(queries) + 2  # enough for every crop to fall back past the others' picks
         return self.assign(self.gallery.search_many(queries, top_k=top_k), is_active)
 
+    def match_two_tier(
+        self,
+        vectors: npt.ArrayLike,
+        active: Sequence[Sequence[ActiveCandidate]],
+        active_threshold: float,
+    ) -> list[MatchResult]:
+        """Tier 1 against the active visits' candidates, then tier 2 against the rest of the
+        gallery for the crops tier 1 did not attribute (see the module docstring)."""
+        queries = unit_rows(vectors, self.gallery.dim)
+        if len(active) != len(queries):
+            raise ValueError(f"{len(queries)} crops but active candidates for {len(active)}")
+        pairs = sorted(
+            (
+                (c.score, c.appearance, crop, c.person_id)
+                for crop, found in enumerate(active)
+                for c in found
+                if c.appearance >= self.threshold or c.score >= active_threshold
+            ),
+            key=lambda pair: (-pair[0], -pair[1], pair[2]),
+        )
+        results: list[MatchResult | None] = [None] * len(queries)
+        taken: set[str] = set()
+        for _, appearance, crop, person_id in pairs:
+            if results[crop] is not None or person_id in taken:
+                continue
+            taken.add(person_id)
+            if appearance >= self.threshold:
+                runner = max(
+                    (
+                        (c.appearance, c.person_id)
+                        for c in active[crop]
+                        if c.person_id not in taken and c.appearance >= self.uncertain_threshold
+                    ),
+                    default=(0.0, None),
+                )
+                results[crop] = MatchResult(
+                    person_id, appearance, MatchStatus.MATCHED, runner[1], runner[0]
+                )
+            else:
+                results[crop] = MatchResult(
+                    person_id, appearance, MatchStatus.UNCERTAIN, person_id, appearance
+                )
+        rest = [crop for crop, result in enumerate(results) if result is None]
+        if rest:
+            decided = taken | {c.person_id for found in active for c in found}
+            ranked = self.gallery.search_many(queries[rest], top_k=len(rest) + 2 + len(decided))
+            others = [[(pid, sim) for pid, sim in r if pid not in decided] for r in ranked]
+            for crop, result in zip(rest, self.assign(others), strict=True):
+                results[crop] = result
+        return [result for result in results if result is not None]
+
     def assign(
         self, candidates: Sequence[Candidates], is_active: Callable[[str], bool] = _never_active
     ) -> list[MatchResult]:
@@ -159,3 +230,152 @@ class Matcher:
             if rank != chosen_rank and person_id not in taken:
                 return person_id, similarity
         return None, 0.0
+
+
+def parse_adjacency(raw: Mapping[str, Any] | None) -> dict[str, dict[str, TransitRange]]:
+    """``match.adjacency`` as validated by the config schema -> camera -> neighbour -> range.
+
+    Each camera lists its neighbours either as a list of names, or as a mapping of name to
+    ``null`` (time unknown), ``seconds`` (at most that long; the fastest is ``min_transit_s``) or
+    ``[fastest, slowest]`` seconds.
+    """
+    out: dict[str, dict[str, TransitRange]] = {}
+    for camera, others in (raw or {}).items():
+        entries: dict[str, TransitRange] = {}
+        if isinstance(others, Mapping):
+            for other, transit in others.items():
+                if transit is None:
+                    entries[str(other)] = None
+                elif isinstance(transit, int | float):
+                    entries[str(other)] = (None, float(transit))
+                else:
+                    low, high = (float(v) for v in transit)
+                    entries[str(other)] = (low, high)
+        else:
+            entries = {str(other): None for other in others}
+        out[str(camera)] = entries
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveTierConfig:
+    """Settings of tier 1 (config ``match:``); ``enabled=False`` is the single-tier matcher."""
+
+    enabled: bool = True
+    margin: float = 0.2  # active threshold = gallery threshold - margin ...
+    threshold: float | None = None  # ... unless set explicitly
+    visit_bank: int = 12  # recent crops kept per active visit (0: exemplars only)
+    time_weight: float = 0.05
+    place_weight: float = 0.05
+    min_transit_s: float = 2.0
+    learn_transit: bool = True
+    adjacency: Adjacency = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, match_cfg: Mapping[str, Any]) -> ActiveTierConfig:
+        """From the validated ``match`` section (keys missing there keep the defaults)."""
+        defaults = cls()
+        return cls(
+            enabled=bool(match_cfg.get("active_tier", defaults.enabled)),
+            margin=float(match_cfg.get("active_margin", defaults.margin)),
+            threshold=match_cfg.get("active_threshold", defaults.threshold),
+            visit_bank=int(match_cfg.get("visit_bank", defaults.visit_bank)),
+            time_weight=float(match_cfg.get("time_weight", defaults.time_weight)),
+            place_weight=float(match_cfg.get("place_weight", defaults.place_weight)),
+            min_transit_s=float(match_cfg.get("min_transit_s", defaults.min_transit_s)),
+            learn_transit=bool(match_cfg.get("learn_transit", defaults.learn_transit)),
+            adjacency=parse_adjacency(match_cfg.get("adjacency")),
+        )
+
+    def threshold_for(self, gallery_threshold: float) -> float:
+        if self.threshold is not None:
+            return float(self.threshold)
+        return max(0.0, gallery_threshold - self.margin)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveCandidate:
+    """One active visit's person as a candidate for one crop."""
+
+    person_id: str
+    appearance: float  # best cosine to the person's exemplars and the visit's recent crops
+    score: float  # appearance fused with time and place
+
+
+class ActiveTier:
+    """Tier 1: the active visits' recent appearance, transit times, and the fused score.
+
+    Owned by ``Identities`` on its thread: it tells the tier which crop joined which visit
+    (``remember``), which hand-overs were sure (``transit.observe``) and which visits are gone.
+    """
+
+    def __init__(
+        self, config: ActiveTierConfig, gallery: Gallery, gallery_threshold: float, window_s: float
+    ) -> None:
+        self.config = config
+        self.gallery = gallery
+        self.threshold = config.threshold_for(gallery_threshold)
+        self.window_s = float(window_s)
+        self.transit = TransitTimes(
+            config.adjacency,
+            min_transit_s=config.min_transit_s,
+            window_s=window_s,
+            learn=config.learn_transit,
+        )
+        self._banks: dict[str, deque[npt.NDArray[np.float32]]] = {}
+
+    def remember(self, visit_id: str, vector: npt.NDArray[np.float32]) -> None:
+        """A crop that was attributed to ``visit_id`` (kept while the visit is active)."""
+        if self.config.visit_bank <= 0:
+            return
+        bank = self._banks.get(visit_id)
+        if bank is None:
+            bank = self._banks[visit_id] = deque(maxlen=self.config.visit_bank)
+        bank.append(vector)
+
+    def move(self, from_visit: str, to_visit: str) -> None:
+        """Two visits became one (identities merged): keep the absorbed visit's crops."""
+        moved = self._banks.pop(from_visit, None)
+        if moved is not None:
+            for vector in moved:
+                self.remember(to_visit, vector)
+
+    def forget(self, visit_id: str) -> None:
+        self._banks.pop(visit_id, None)
+
+    def keep_only(self, visit_ids: Iterable[str]) -> None:
+        """Drop the crops of every visit not in ``visit_ids`` (ended or forgotten ones)."""
+        keep = set(visit_ids)
+        for visit_id in [v for v in self._banks if v not in keep]:
+            del self._banks[visit_id]
+
+    def candidates(
+        self,
+        queries: npt.NDArray[np.float32],
+        camera: str,
+        timestamp: float,
+        visits: Sequence[Visit],
+    ) -> list[list[ActiveCandidate]]:
+        """For each query row, every active visit's person with appearance and fused score."""
+        out: list[list[ActiveCandidate]] = [[] for _ in range(len(queries))]
+        for visit in visits:
+            bank = self.gallery.exemplars(visit.person_id)
+            recent = self._banks.get(visit.visit_id)
+            if recent:
+                bank = (
+                    np.concatenate([bank, np.stack(list(recent))])
+                    if len(bank)
+                    else np.stack(list(recent))
+                )
+            if len(bank) == 0:
+                continue
+            appearance = (queries @ bank.T).max(axis=1)
+            elapsed = timestamp - visit.last_seen
+            prior = self.config.place_weight * self.transit.plausibility(
+                visit.last_camera, camera, elapsed
+            ) - self.config.time_weight * min(1.0, abs(elapsed) / self.window_s)
+            for row, similarity in enumerate(appearance):
+                out[row].append(
+                    ActiveCandidate(visit.person_id, float(similarity), float(similarity) + prior)
+                )
+        return out

@@ -9,6 +9,10 @@ A sighting older than the visit's ``last_seen`` simply joins the visit (it never
 and never ends anything); only ``expire(now)`` or a sighting at least ``window_s`` after
 ``last_seen`` ends a visit. ``now`` must be on the same clock as the frame timestamps.
 
+``TransitTimes`` learns how long people take to walk from one camera to another, from the
+hand-overs the matcher was sure about, so that a crop on a second camera can be weighed by
+whether anyone on a visit could have got there in the time (the active tier in ``match``).
+
 Not thread-safe: owned by the identities worker thread.
 """
 
@@ -16,8 +20,10 @@ from __future__ import annotations
 
 import bisect
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 _RECENTLY_ENDED = 256  # ended visits kept for look-ups by id (the API links to them)
@@ -258,3 +264,113 @@ class VisitTracker:
             visit_id = new_visit_id()
             if visit_id not in self._by_id and visit_id not in self._ended:
                 return visit_id
+
+
+# Configured transit: ``None`` (adjacent, time unknown) or (fastest, slowest) seconds; a
+# fastest of ``None`` means ``min_transit_s``.
+type TransitRange = tuple[float | None, float] | None
+# camera -> its neighbours: names (time unknown) or name -> TransitRange.
+type Adjacency = Mapping[str, Mapping[str, TransitRange] | Sequence[str]]
+
+
+class PairKind(StrEnum):
+    """What is known about walking between two cameras."""
+
+    KNOWN = "known"  # configured as adjacent, or hand-overs were observed
+    UNKNOWN = "unknown"  # nothing configured or learned
+    NOT_ADJACENT = "not_adjacent"  # adjacency is configured for both and omits this pair
+
+
+@dataclass(frozen=True, slots=True)
+class TransitWindow:
+    fastest: float  # quicker than this is implausible (the person is still elsewhere)
+    slowest: float  # a known pair is plausible up to this
+    kind: PairKind
+
+
+def _pair(a: str, b: str) -> tuple[str, str]:
+    return (a, b) if a <= b else (b, a)
+
+
+class TransitTimes:
+    """Walking times between cameras, configured (``match.adjacency``) and learned online.
+
+    Pairs are symmetric. A pair with at least ``min_observations`` learned hand-overs uses the
+    observed range, widened (half the fastest, 1.5 times the slowest), which also covers cameras
+    that overlap (observed times near zero). Without observations the configured range applies,
+    or ``min_transit_s`` up to the visit window.
+    """
+
+    def __init__(
+        self,
+        adjacency: Adjacency | None = None,
+        *,
+        min_transit_s: float = 2.0,
+        window_s: float = 60.0,
+        learn: bool = True,
+        keep: int = 32,
+        min_observations: int = 3,
+    ) -> None:
+        if min_transit_s < 0:
+            raise ValueError(f"min_transit_s must be >= 0 seconds, got {min_transit_s}")
+        self.min_transit_s = float(min_transit_s)
+        self.window_s = float(window_s)
+        self.learn = learn
+        self.min_observations = max(1, min_observations)
+        self._keep = max(1, keep)
+        self._configured: dict[tuple[str, str], TransitRange] = {}
+        self._listed: set[str] = set()
+        for camera, others in (adjacency or {}).items():
+            self._listed.add(camera)
+            pairs = others.items() if isinstance(others, Mapping) else ((o, None) for o in others)
+            for other, transit in pairs:
+                self._listed.add(other)
+                if transit is not None and not 0 <= (transit[0] or 0.0) <= transit[1]:
+                    raise ValueError(
+                        f"adjacency {camera} -> {other}: transit {list(transit)} must be "
+                        "[fastest, slowest] seconds with 0 <= fastest <= slowest"
+                    )
+                self._configured[_pair(camera, other)] = transit
+        self._seen: dict[tuple[str, str], deque[float]] = {}
+
+    def observe(self, a: str, b: str, seconds: float) -> None:
+        """A person the matcher was sure about walked from ``a`` to ``b`` in ``seconds``."""
+        if not self.learn or a == b or not 0 <= seconds < self.window_s:
+            return
+        self._seen.setdefault(_pair(a, b), deque(maxlen=self._keep)).append(float(seconds))
+
+    def window(self, a: str, b: str) -> TransitWindow:
+        pair = _pair(a, b)
+        seen = self._seen.get(pair)
+        if seen is not None and len(seen) >= self.min_observations:
+            return TransitWindow(0.5 * min(seen), 1.5 * max(seen) + 1.0, PairKind.KNOWN)
+        if pair in self._configured:
+            transit = self._configured[pair]
+            if transit is None:
+                return TransitWindow(self.min_transit_s, self.window_s, PairKind.KNOWN)
+            fastest = self.min_transit_s if transit[0] is None else transit[0]
+            return TransitWindow(fastest, transit[1], PairKind.KNOWN)
+        if a in self._listed and b in self._listed:
+            return TransitWindow(self.min_transit_s, self.window_s, PairKind.NOT_ADJACENT)
+        return TransitWindow(self.min_transit_s, self.window_s, PairKind.UNKNOWN)
+
+    def plausibility(self, a: str, b: str, seconds: float) -> float:
+        """-1 (could not have walked from ``a`` to ``b`` in ``seconds``) .. +1 (a usual walk).
+
+        The same camera is 0: staying in view says nothing either way.
+        """
+        if a == b:
+            return 0.0
+        seconds = abs(seconds)
+        window = self.window(a, b)
+        if seconds < window.fastest:
+            return -1.0
+        if window.kind is PairKind.KNOWN:
+            return 1.0 if seconds <= window.slowest else 0.0
+        if window.kind is PairKind.NOT_ADJACENT:
+            return -0.5
+        return 0.0
+
+    def learned(self) -> dict[str, list[float]]:
+        """Observed transit seconds per pair ("a|b"), for diagnostics."""
+        return {f"{a}|{b}": list(times) for (a, b), times in sorted(self._seen.items())}
