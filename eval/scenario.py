@@ -44,22 +44,24 @@ from eval.scenario_world import Day, Params, adjacency, build_day
 _LOGGER = logging.getLogger("eval.scenario")
 COOLDOWNS_S = (60.0, 300.0)
 
-# (name, dotted overrides): each row changes one thing against the product defaults.
-VARIANTS: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("single tier (matching before two tiers)", {"match.active_tier": False}),
-    (
-        "single tier at threshold 0.524 (0.1% false matches per comparison)",
-        {"match.active_tier": False, "match.threshold": 0.524},
-    ),
-    (
-        "two tiers, appearance vs exemplars only",
-        {"match.visit_bank": 0, "match.time_weight": 0.0, "match.place_weight": 0.0},
-    ),
-    ("two tiers + visit bank", {"match.time_weight": 0.0, "match.place_weight": 0.0}),
-    ("two tiers + bank + time + learned transit (default)", {}),
-    ("default without transit learning", {"match.learn_transit": False}),
-    ("default + configured adjacency (the ring)", {"match.adjacency": adjacency()}),
-)
+
+def variants(cameras: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, dotted overrides): each row changes one thing against the product defaults."""
+    return [
+        ("single tier (matching before two tiers)", {"match.active_tier": False}),
+        (
+            "single tier at threshold 0.524 (0.1% false matches per comparison)",
+            {"match.active_tier": False, "match.threshold": 0.524},
+        ),
+        (
+            "two tiers, appearance vs exemplars only",
+            {"match.visit_bank": 0, "match.time_weight": 0.0, "match.place_weight": 0.0},
+        ),
+        ("two tiers + visit bank", {"match.time_weight": 0.0, "match.place_weight": 0.0}),
+        ("two tiers + bank + time + learned transit (default)", {}),
+        ("default without transit learning", {"match.learn_transit": False}),
+        ("default + configured adjacency (the ring)", {"match.adjacency": adjacency(cameras)}),
+    ]
 
 
 def _threshold(config: Settings, model: str) -> float:
@@ -142,7 +144,7 @@ def run_day(day: Day, *, model: str, with_server: bool, with_options: bool) -> d
     oks = quality_of(day)
     if with_options:
         out["options"] = []
-        for name, overrides in VARIANTS:
+        for name, overrides in variants(day.params.cameras):
             config = settings(overrides)
             answers = replay(
                 day, vectors, config, model=model, threshold=_threshold(config, model), crops_ok=oks
@@ -313,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_options:
         total["options"] = [
             {"option": name, **combine([d["options"][i] for d in per_day])}
-            for i, (name, _) in enumerate(VARIANTS)
+            for i, (name, _) in enumerate(variants(days[0].params.cameras))
         ]
     results = {
         "generated": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -157,7 +157,7 @@ def describe_day(day: Day) -> dict[str, Any]:
     return {
         "split": day.split,
         "seed": day.seed,
-        "cameras": 4,
+        "cameras": len(day.params.cameras),
         "identities": len(day.persons),
         "roles": dict(roles),
         "true_visits": len(day.visits),

@@ -36,7 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from eval.data import models_dir
 from eval.scenario_metrics import Answers, Said
 from eval.scenario_replay import QUALITY
-from eval.scenario_world import CAMERAS, Day
+from eval.scenario_world import Day
 
 _LOGGER = logging.getLogger(__name__)
 BASE_TOPIC = "scenario"
@@ -135,13 +135,13 @@ class NewPersonListener:
 
 
 def server_config(
-    workdir: Path, broker_port: int, http_port: int, match: Mapping[str, Any]
+    day: Day, workdir: Path, broker_port: int, http_port: int, match: Mapping[str, Any]
 ) -> Path:
     """The YAML the server runs with: real models, its own data dir, the scenario's cameras."""
     tree: dict[str, Any] = {
         "data_dir": str(workdir / "data"),
         "log_level": "warning",
-        "cameras": list(CAMERAS),
+        "cameras": list(day.params.cameras),
         "models": {"dir": str(models_dir()), "download": False},
         "quality": dict(QUALITY),
         "match": dict(match),
@@ -216,7 +216,7 @@ async def run_on_server(
         try:
             listener = NewPersonListener(broker.port)
             http_port = free_port()
-            config = server_config(folder, broker.port, http_port, match or {})
+            config = server_config(day, folder, broker.port, http_port, match or {})
             server = _Server(config, http_port, folder / "server.log")
             async with aiohttp.ClientSession() as session:
                 await _ready(session, server)

@@ -2,10 +2,10 @@
 
 No multi-camera video of the same people exists here, so the day is assembled from CUHK03
 labeled identities (see ``../shared/data/README.md``): every identity was filmed by two camera
-views, A and B. Four simulated cameras sit on a ring ``front - drive - back - garden - front`` and
-alternate views (front and back show view-A crops, drive and garden view-B crops), so every walk
-from one camera to its neighbour is a hand-over between the two real views, the hard case for
-appearance. Crops are pasted at their own size onto a 1280x720 background per camera, with a
+views, A and B. Four simulated cameras (by default) sit on a ring ``front - drive - back - garden -
+front`` and alternate views (front and back show view-A crops, drive and garden view-B crops), so
+every walk from one camera to its neighbour is a hand-over between the two real views, the hard
+case for appearance. Crops are pasted at their own size onto a 1280x720 background per camera, with a
 little jitter (scale, brightness) so repeated crops are not identical pixels, and uploaded with
 one supplied detection box per person covering exactly the pasted crop (the server does not run
 its detector; this measures identity, not detection).
@@ -34,20 +34,21 @@ import numpy.typing as npt
 from eval.data import Split
 
 CAMERAS: tuple[str, ...] = ("front", "drive", "back", "garden")
-VIEW_OF_CAMERA: dict[str, int] = {"front": 0, "drive": 1, "back": 0, "garden": 1}
-ENTRANCES: tuple[str, ...] = ("front", "drive")
 CANVAS_W, CANVAS_H = 1280, 720
 JPEG_QUALITY = 90
 
 
-def ring_neighbours(camera: str) -> tuple[str, str]:
-    i = CAMERAS.index(camera)
-    return CAMERAS[(i - 1) % len(CAMERAS)], CAMERAS[(i + 1) % len(CAMERAS)]
+def view_of(cameras: tuple[str, ...], camera: str) -> int:
+    """Cameras alternate CUHK03 views around the ring: A (0), B (1), A, B."""
+    return cameras.index(camera) % 2
 
 
-def adjacency() -> dict[str, list[str]]:
+def adjacency(cameras: tuple[str, ...] = CAMERAS) -> dict[str, list[str]]:
     """The ring as the product's ``match.adjacency`` setting."""
-    return {camera: list(ring_neighbours(camera)) for camera in CAMERAS}
+    n = len(cameras)
+    return {
+        c: sorted({cameras[(i - 1) % n], cameras[(i + 1) % n]} - {c}) for i, c in enumerate(cameras)
+    }
 
 
 class Role(StrEnum):
@@ -61,6 +62,7 @@ class Params:
     """Shape of the day. The defaults are the reported scenario (4 cameras, 60 identities)."""
 
     identities: int = 60
+    cameras: tuple[str, ...] = CAMERAS  # a ring; the first two are where visits come in
     household: int = 4
     household_visits: int = 4
     returning: int = 12
@@ -78,6 +80,8 @@ class Params:
         multi = self.household + self.returning
         if multi > self.identities:
             raise ValueError(f"{multi} household/returning people but {self.identities} identities")
+        if len(self.cameras) < 2:
+            raise ValueError("the scenario needs at least two cameras")
         if self.transit_s[0] <= 0 or self.dwell_s[0] <= 0:
             raise ValueError("dwell and transit times must be positive")
 
@@ -179,7 +183,7 @@ class Day:
 
     def _background(self, camera: str) -> npt.NDArray[np.uint8]:
         if camera not in self._backgrounds:
-            rng = np.random.default_rng([self.seed, CAMERAS.index(camera)])
+            rng = np.random.default_rng([self.seed, self.params.cameras.index(camera)])
             base = rng.integers(70, 150, size=3)
             small = rng.normal(0.0, 18.0, size=(CANVAS_H // 40, CANVAS_W // 40, 3))
             texture = cv2.resize(small, (CANVAS_W, CANVAS_H), interpolation=cv2.INTER_CUBIC)
@@ -224,11 +228,12 @@ def _people(split: Split, params: Params, rng: np.random.Generator) -> dict[int,
 
 def _path(rng: np.random.Generator, params: Params) -> list[str]:
     length = int(rng.choice([1, 2, 3], p=list(params.path_lengths)))
-    camera = str(rng.choice(ENTRANCES))
+    ring = params.cameras
+    camera = str(rng.choice(ring[:2]))
     step = int(rng.choice([-1, 1]))
     path = [camera]
     for _ in range(length - 1):
-        camera = CAMERAS[(CAMERAS.index(camera) + step) % len(CAMERAS)]
+        camera = ring[(ring.index(camera) + step) % len(ring)]
         path.append(camera)
     return path
 
@@ -273,7 +278,7 @@ def _arrivals(
     free = list(times)
     for pid, count in repeat.items():
         gap = params.household_gap_s if persons[pid].role is Role.HOUSEHOLD else params.return_gap_s
-        for _ in range(1000):
+        for _ in range(20000):
             picks = sorted(rng.choice(len(free), size=count, replace=False))
             chosen = [free[i] for i in picks]
             if all(b - a >= gap for a, b in itertools.pairwise(chosen)):
@@ -322,7 +327,8 @@ def _frames(
     rng: np.random.Generator,
 ) -> Iterator[SimFrame]:
     period = 1.0 / params.fps
-    phase = {camera: i * period / len(CAMERAS) for i, camera in enumerate(CAMERAS)}
+    ring = params.cameras
+    phase = {camera: i * period / len(ring) for i, camera in enumerate(ring)}
     ticks: dict[tuple[str, float], list[TrueVisit]] = {}
     for visit in visits:
         for seg in visit.segments:
@@ -333,7 +339,7 @@ def _frames(
                 ticks.setdefault((seg.camera, t), []).append(visit)
     cursor: dict[tuple[int, int], int] = {}
     for index, ((camera, t), present) in enumerate(sorted(ticks.items(), key=lambda kv: kv[0][1])):
-        view = VIEW_OF_CAMERA[camera]
+        view = view_of(ring, camera)
         people: list[Appearance] = []
         x = int(rng.integers(20, 120))
         for visit in sorted(present, key=lambda v: v.index):

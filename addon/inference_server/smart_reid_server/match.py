@@ -30,7 +30,8 @@ scores each crop against every active visit with a fused score, appearance (best
 person's exemplars and to the visit's own recent crops, which show today's clothes from today's
 cameras) plus ``place_weight`` times the plausibility of walking from the visit's last camera to
 this one in the time since (``visits.TransitTimes``) minus ``time_weight`` times the share of the
-visit window that has passed. A crop is attributed to an active visit when its fused score
+visit window that has passed; a crop on the camera the person was last seen on is no hand-over and
+must reach the uncertain band as in single-tier matching. A crop is attributed to an active visit when its fused score
 reaches the active threshold (looser than the gallery threshold: the candidate set is tiny), or
 its appearance alone reaches the gallery threshold; it is MATCHED when appearance reaches the
 gallery threshold and UNCERTAIN otherwise (``candidate_id`` names the person; it teaches no
@@ -310,11 +311,21 @@ class ActiveTier:
     """
 
     def __init__(
-        self, config: ActiveTierConfig, gallery: Gallery, gallery_threshold: float, window_s: float
+        self,
+        config: ActiveTierConfig,
+        gallery: Gallery,
+        gallery_threshold: float,
+        window_s: float,
+        *,
+        uncertain_margin: float = 0.1,
     ) -> None:
         self.config = config
         self.gallery = gallery
         self.threshold = config.threshold_for(gallery_threshold)
+        # Staying on the camera a person was last seen on is no hand-over: their crops from
+        # there look like them, so a faint resemblance is someone else (the uncertain band of
+        # single-tier matching applies instead of the looser active threshold).
+        self.stay_penalty = max(0.0, gallery_threshold - uncertain_margin - self.threshold)
         self.window_s = float(window_s)
         self.transit = TransitTimes(
             config.adjacency,
@@ -374,6 +385,8 @@ class ActiveTier:
             prior = self.config.place_weight * self.transit.plausibility(
                 visit.last_camera, camera, elapsed
             ) - self.config.time_weight * min(1.0, abs(elapsed) / self.window_s)
+            if visit.last_camera == camera:
+                prior -= self.stay_penalty
             for row, similarity in enumerate(appearance):
                 out[row].append(
                     ActiveCandidate(visit.person_id, float(similarity), float(similarity) + prior)
