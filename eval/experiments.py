@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from smart_reid_server.rerank import GalleryReranker, k_reciprocal_distance, rerank, s_norm
+from smart_reid_server.rerank import (
+    GalleryReranker,
+    k_reciprocal_distance,
+    normalize,
+    rerank,
+    s_norm,
+)
 
 from eval import active, metrics
 from eval.data import Split
@@ -355,6 +361,7 @@ class ActiveExperiment:
     aggregate: active.Aggregate = "max"
     exemplars: int | None = None  # None: all view-A crops (up to 5)
     extra: str = ""  # "snorm", "batch-rerank", "online-rerank", "set-rerank"
+    track: int = 1  # crops of the arriving person averaged into the query (a tracker's track)
 
 
 def active_experiments() -> list[ActiveExperiment]:
@@ -363,6 +370,7 @@ def active_experiments() -> list[ActiveExperiment]:
     cam = Option("0277 flip camcenter", (M0277,), flip=True, center="camera")
     fused = Option("0277+0286 flip", (M0277, M0286), flip=True)
     fused_cam = replace(fused, name="0277+0286 flip camcenter", center="camera")
+    cam0 = Option("0277 camcenter", (M0277,), center="camera")
     return [
         ActiveExperiment("0277 (product today)", o277),
         ActiveExperiment("0277 flip", f277),
@@ -396,6 +404,21 @@ def active_experiments() -> list[ActiveExperiment]:
             fused_cam,
             extra="online-rerank",
         ),
+        ActiveExperiment("0277 camcenter, track of 3 crops", cam0, track=3),
+        ActiveExperiment(
+            "0277 camcenter + online re-ranking, track of 2", cam0, "max", None, "online-rerank", 2
+        ),
+        ActiveExperiment(
+            "0277 camcenter + online re-ranking, track of 3", cam0, "max", None, "online-rerank", 3
+        ),
+        ActiveExperiment(
+            "0277 flip camcenter + online re-ranking, track of 3",
+            cam,
+            "max",
+            None,
+            "online-rerank",
+            3,
+        ),
         ActiveExperiment(
             "0277 flip camcenter + re-ranking all crops at once", cam, extra="batch-rerank"
         ),
@@ -428,7 +451,8 @@ def _table(
 ) -> tuple[Floats, dict[int, int]] | None:
     if experiment.aggregate == "centroid":
         return active.centroid_table(vectors, exemplars)
-    similarity = vectors @ vectors.T
+    queries = track_vectors(vectors, split, experiment.track)
+    similarity = queries @ vectors.T
     if experiment.extra == "snorm":
         if cohort is None:
             return None
@@ -438,19 +462,34 @@ def _table(
     elif experiment.extra == "batch-rerank":
         similarity = 1.0 - k_reciprocal_distance(similarity, *RERANK_TUNED)
     elif experiment.extra == "online-rerank":
-        similarity = _online_similarity(vectors, split)
+        similarity = _online_similarity(vectors, queries, split)
     return active.score_table(similarity, exemplars, experiment.aggregate)
 
 
-def _online_similarity(vectors: Floats, split: Split) -> Floats:
-    """Each view-B crop re-ranked on its own against a gallery of all view-A crops (what a live
+def _online_similarity(vectors: Floats, queries: Floats, split: Split) -> Floats:
+    """Each view-B query re-ranked on its own against a gallery of all view-A crops (what a live
     matcher can do: the gallery is known, other queries are not). Other entries are -inf."""
     gallery = np.flatnonzero(split.cams == 0)
     reranker = GalleryReranker(vectors[gallery], *RERANK_ONLINE)
     similarity = np.full((len(vectors), len(vectors)), -np.inf, dtype=np.float32)
     for query in np.flatnonzero(split.cams == 1):
-        similarity[query, gallery] = 1.0 - reranker.distances(vectors[query])
+        similarity[query, gallery] = 1.0 - reranker.distances(queries[query])
     return similarity
+
+
+def track_vectors(vectors: Floats, split: Split, crops: int, seed: int = 0) -> Floats:
+    """Each view-B vector averaged with up to ``crops - 1`` other view-B crops of the same
+    person, standing in for the several frames a tracker collects of someone at one camera
+    (CUHK03 has up to 5 crops a person per camera). Other rows are unchanged."""
+    if crops <= 1:
+        return vectors
+    rng = np.random.default_rng(seed)
+    out = vectors.copy()
+    for i in np.flatnonzero(split.cams == 1):
+        mates = np.flatnonzero((split.pids == split.pids[i]) & (split.cams == 1))
+        others = rng.permutation(mates[mates != i])[: crops - 1]
+        out[i] = vectors[np.r_[i, others]].mean(axis=0)
+    return normalize(out)
 
 
 def run_active(ctx: Context, repeats: dict[str, int]) -> dict[str, list[dict[str, Any]]]:

@@ -107,23 +107,29 @@ def distance(option: Option, vectors: Floats) -> Floats:
     return (1.0 - similarity).astype(np.float32)
 
 
-def postprocess_ms(option: Option, vectors: Floats, gallery_size: int, queries: int = 5) -> float:
+def postprocess_ms(
+    option: Option, vectors: Floats, gallery_size: int, queries: int = 5, rounds: int = 3
+) -> float:
     """Cost of the option's post-processing for one query against a gallery of ``gallery_size``.
 
-    Measured the naive way the product would first do it (everything recomputed per query), so
-    it is an upper bound; embedding time is measured separately.
+    Measured the naive way (everything recomputed per query), so for re-ranking it is an upper
+    bound (``GalleryReranker`` is the fast form); embedding time is measured separately. Best
+    of ``rounds``, as other processes only ever add time.
     """
     gallery = vectors[:gallery_size]
-    started = time.perf_counter()
-    for q in range(queries):
-        query = vectors[gallery_size + q : gallery_size + q + 1]
-        if option.center != "none":
-            center(np.concatenate([gallery, query]))
-        if option.qe is not None:
-            query = query_expansion(query, gallery, option.qe[0], option.qe[1])
-        if option.rerank is not None:
-            everything = np.concatenate([query, gallery])
-            k_reciprocal_distance(everything @ everything.T, *option.rerank)
-        else:
-            _ = query @ gallery.T
-    return (time.perf_counter() - started) * 1000.0 / queries
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for q in range(queries):
+            query = vectors[gallery_size + q : gallery_size + q + 1]
+            if option.center != "none":
+                center(np.concatenate([gallery, query]))
+            if option.qe is not None:
+                query = query_expansion(query, gallery, option.qe[0], option.qe[1])
+            if option.rerank is not None:
+                everything = np.concatenate([query, gallery])
+                k_reciprocal_distance(everything @ everything.T, *option.rerank)
+            else:
+                _ = query @ gallery.T
+        best = min(best, time.perf_counter() - started)
+    return best * 1000.0 / queries

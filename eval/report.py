@@ -212,6 +212,18 @@ def markdown(results: dict[str, Any], images: list[str]) -> str:
                 f"| {r['experiment']} | {_pct(r['match_rate'])} | {_pct(r['misidentified'])} | "
                 f"{r['threshold']:.3f} | {r['trials']} | {_ms(r['embed_ms_per_crop'])} |"
             )
+    timings = results.get("embedding_ms_per_crop", {})
+    if timings:
+        lines += [
+            "",
+            "## Embedding cost (product Embedder, 8 crops a call, best of 3)",
+            "",
+            "| model | ms/crop | with flip |",
+            "|---|---|---|",
+        ]
+        for model in dict.fromkeys(key.split("|")[0] for key in timings):
+            plain, flip = timings.get(f"{model}|plain"), timings.get(f"{model}|flip")
+            lines.append(f"| {model} | {_ms(plain)} | {_ms(flip)} |")
     if not images:
         lines += ["", "(No plots: matplotlib is not installed in this environment.)"]
     return "\n".join(lines) + "\n"

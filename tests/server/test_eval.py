@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from smart_reid_server.rerank import (
+    GalleryReranker,
     center,
     k_reciprocal_distance,
     normalize,
@@ -138,6 +139,50 @@ def test_rerank_prefers_the_match_that_shares_the_query_s_neighbours() -> None:
     assert similarity[0, 4] > similarity[0, 3]
     reranked = k_reciprocal_distance(similarity, k1=3, k2=1, lambda_value=0.3)
     assert reranked[0, 3] < reranked[0, 4]
+
+
+def _lookalike_scene() -> Floats:
+    """Shots 0-3 are one person: 0 the query, 1-2 close to it, 3 the same person seen by another
+    camera (less like the query than the stranger 4). The stranger's own neighbours are his
+    shots 5-7, none of the query's."""
+    axes = np.eye(10, dtype=np.float32)
+    rows = [
+        axes[0] + 0.5 * axes[1] + 0.3 * axes[2],
+        axes[0] + 0.3 * axes[3],
+        axes[0] + 0.3 * axes[4],
+        axes[0] + 0.9 * axes[5],
+        axes[1] + 0.5 * axes[0] + 0.2 * axes[6],
+        axes[1] + 0.3 * axes[7],
+        axes[1] + 0.3 * axes[8],
+        axes[1] + 0.3 * axes[9],
+    ]
+    return normalize(np.stack(rows).astype(np.float32))
+
+
+def test_online_rerank_prefers_the_match_that_shares_the_query_s_neighbours() -> None:
+    scene = _lookalike_scene()
+    similarity = scene @ scene.T
+    assert similarity[0, 4] > similarity[0, 3] + 0.05  # cosine: the stranger wins
+    joint = k_reciprocal_distance(similarity, k1=3, k2=1, lambda_value=0.3)[0]
+    assert joint[3] < joint[4]
+    online = GalleryReranker(scene[1:], k1=3, k2=1, lambda_value=0.3).distances(scene[0])
+    assert online.shape == (7,)
+    assert online[2] < online[3]  # gallery index = shot - 1
+    assert np.allclose(online, joint[1:], atol=0.15)
+
+
+def test_online_rerank_keeps_a_perfect_ranking_perfect() -> None:
+    vectors, pids, cams = _clusters(ids=10, per_id=6)
+    queries = np.arange(0, 60, 6)
+    gallery = np.setdiff1d(np.arange(60), queries)
+    reranker = GalleryReranker(vectors[gallery], k1=5, k2=3, lambda_value=0.3)
+    assert len(reranker) == 50
+    distance = np.stack([reranker.distances(vectors[q]) for q in queries])
+    result = metrics.retrieval(distance, pids[queries], cams[queries], pids[gallery], cams[gallery])
+    assert result.rank1 == 1.0
+    assert result.mean_ap == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        GalleryReranker(vectors[:1])
 
 
 def test_query_expansion_moves_a_query_towards_its_neighbours() -> None:
