@@ -61,6 +61,10 @@ def variants(cameras: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
         ("two tiers + bank + time + learned transit (default)", {}),
         ("default without transit learning", {"match.learn_transit": False}),
         ("default + configured adjacency (the ring)", {"match.adjacency": adjacency(cameras)}),
+        (
+            "default + flip TTA (models.flip_tta: twice the embedding work)",
+            {"models.flip_tta": True},
+        ),
     ]
 
 
@@ -140,12 +144,13 @@ def run_day(day: Day, *, model: str, with_server: bool, with_options: bool) -> d
         started = time.monotonic()
         out["server"] = _server(day)
         _LOGGER.info("seed %d: server run took %.0f s", day.seed, time.monotonic() - started)
-    vectors = embed_day(day, model)
     oks = quality_of(day)
+    embeddings = {flip: embed_day(day, model, flip) for flip in (False, True)}
     if with_options:
         out["options"] = []
         for name, overrides in variants(day.params.cameras):
             config = settings(overrides)
+            vectors = embeddings[bool(config.section("models")["flip_tta"])]
             answers = replay(
                 day, vectors, config, model=model, threshold=_threshold(config, model), crops_ok=oks
             )
@@ -153,19 +158,30 @@ def run_day(day: Day, *, model: str, with_server: bool, with_options: bool) -> d
             row["option"] = name
             row["overrides"] = {k: v for k, v in overrides.items() if k != "match.adjacency"}
             out["options"].append(row)
-    config = settings()
-    trials, _ = scenario_active.collect(
-        day, vectors, config, model=model, threshold=_threshold(config, model), crops_ok=oks
-    )
-    match_cfg = config.section("match")
-    out["active_trials"] = trials
-    out["active"] = {
-        "appearance only": scenario_active.match_rate(trials, 0.0, 0.0),
-        "fused (defaults)": scenario_active.match_rate(
-            trials, float(match_cfg["place_weight"]), float(match_cfg["time_weight"])
-        ),
-    }
+    out["active_trials"] = {}
+    for flip in (False, True):
+        config = settings({"models.flip_tta": flip})
+        trials, _ = scenario_active.collect(
+            day,
+            embeddings[flip],
+            config,
+            model=model,
+            threshold=_threshold(config, model),
+            crops_ok=oks,
+        )
+        out["active_trials"][flip] = trials
     return out
+
+
+def active_table(trials: dict[bool, list[scenario_active.Trial]]) -> dict[str, Any]:
+    """Hand-overs matched at 1% false matches: appearance alone, fused, fused with flip TTA."""
+    match_cfg = settings().section("match")
+    place, elapsed = float(match_cfg["place_weight"]), float(match_cfg["time_weight"])
+    return {
+        "appearance only": scenario_active.match_rate(trials[False], 0.0, 0.0),
+        "fused (defaults)": scenario_active.match_rate(trials[False], place, elapsed),
+        "fused, flip TTA": scenario_active.match_rate(trials[True], place, elapsed),
+    }
 
 
 def _table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -181,7 +197,7 @@ def _table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
             f"| {name} | {r['notifications_per_visit']:.3f} | {r['missed_new_visits']} "
             f"({100 * r['missed_share']:.1f}%) | "
             f"{'-' if handover is None else f'{100 * handover:.1f}%'} | "
-            f"{r.get('split_people', '-')} of {r.get('people', '-')} | "
+            f"{f'{r["split_people"]} of {r["people"]}' if r.get('people') else '-'} | "
             f"{'-' if purity is None else f'{purity:.3f}'} |"
         )
     return lines
@@ -290,24 +306,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         for day in days
     ]
-    trials = [t for d in per_day for t in d.pop("active_trials")]
+    trials: dict[bool, list[scenario_active.Trial]] = {False: [], True: []}
+    for d in per_day:
+        for flip, found in d.pop("active_trials").items():
+            trials[flip].extend(found)
     total: dict[str, Any] = {
         "cooldown": [
-            {
-                "cooldown_s": seconds,
-                **combine([d["cooldown"][i] for d in per_day]),
-            }
+            {"cooldown_s": seconds, **combine([d["cooldown"][i] for d in per_day])}
             for i, seconds in enumerate(COOLDOWNS_S)
         ],
+        "active": active_table(trials),
+        "fitted_weights": scenario_active.fitted_weights(trials[False]),
     }
-    match_cfg = settings().section("match")
-    total["active"] = {
-        "appearance only": scenario_active.match_rate(trials, 0.0, 0.0),
-        "fused (defaults)": scenario_active.match_rate(
-            trials, float(match_cfg["place_weight"]), float(match_cfg["time_weight"])
-        ),
-    }
-    total["fitted_weights"] = scenario_active.fitted_weights(trials)
     if not args.no_server:
         total["server"] = combine([d["server"] for d in per_day])
         for d in per_day:

@@ -29,6 +29,13 @@ SMALL = Params(
 )
 
 
+@pytest.fixture
+def mosquitto() -> str:
+    if not Path(MOSQUITTO).exists():
+        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
+    return MOSQUITTO
+
+
 @pytest.fixture(scope="module")
 def day(cuhk03_dir: Path) -> Day:
     return build_day(load_split("val", cuhk03_dir), seed=0, params=SMALL)
@@ -56,10 +63,8 @@ def test_the_day_is_reproducible_and_every_walk_crosses_camera_views(
 
 
 async def test_the_real_server_alerts_about_once_per_visit_and_misses_nobody(
-    day: Day, models_dir: Path
+    day: Day, models_dir: Path, mosquitto: str
 ) -> None:
-    if not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed (apt-get install mosquitto)")
     run = await run_on_server(day)
     result = score(day, run.answers, run.latencies_ms)
 

@@ -26,18 +26,18 @@ becomes new.
 Two tiers (``ActiveTier``, on by default). Deciding whether a crop continues a visit does not
 need to pick one person out of the whole gallery, only out of the few people on a visit right
 now, and for those more is known than their looks: where and when they were last seen. Tier 1
-scores each crop against every active visit with a fused score, appearance (best cosine to the
+scores each crop against every active visit with a fused score: appearance (best cosine to the
 person's exemplars and to the visit's own recent crops, which show today's clothes from today's
-cameras) plus ``place_weight`` times the plausibility of walking from the visit's last camera to
-this one in the time since (``visits.TransitTimes``) minus ``time_weight`` times the share of the
-visit window that has passed; a crop on the camera the person was last seen on is no hand-over and
-must reach the uncertain band as in single-tier matching. A crop is attributed to an active visit when its fused score
-reaches the active threshold (looser than the gallery threshold: the candidate set is tiny), or
-its appearance alone reaches the gallery threshold; it is MATCHED when appearance reaches the
-gallery threshold and UNCERTAIN otherwise (``candidate_id`` names the person; it teaches no
-exemplar). Only crops that tier 1 leaves alone go to tier 2: the gallery without the active
-people (tier 1 has decided about them), with the strict threshold and the uncertain band as
-above, for returning and known people; else a new identity.
+cameras), plus ``place_weight`` times the plausibility of walking from the visit's last camera to
+this one in the time since (``visits.TransitTimes``), minus ``time_weight`` times the share of the
+visit window that has passed. A crop on the camera the person was last seen on is no hand-over:
+it must reach the uncertain band, as in single-tier matching. A crop is attributed to an active
+visit when its fused score reaches the active threshold (looser than the gallery threshold: the
+candidate set is tiny), or its appearance alone reaches the gallery threshold; it is MATCHED when
+appearance reaches the gallery threshold and UNCERTAIN otherwise (``candidate_id`` names the
+person; it teaches no exemplar). Only crops that tier 1 leaves alone go to tier 2: the gallery
+without the active people (tier 1 has decided about them), with the strict threshold and the
+uncertain band as above, for returning and known people; else a new identity.
 """
 
 from __future__ import annotations
