@@ -24,7 +24,7 @@ from smart_reid_server.crops import extract_crops
 from smart_reid_server.decode import decode_image, parse_detections
 from smart_reid_server.identities import ActiveTierConfig, Identities
 from smart_reid_server.store import Store
-from smart_reid_server.types import Crop, Frame
+from smart_reid_server.types import Box, Crop, Detection, Frame, QualityReport
 
 from eval.embeddings import CACHE, fingerprint, make_embedder
 from eval.scenario_metrics import Answers, Said
@@ -102,9 +102,11 @@ def replay(
     crops_ok: list[list[bool]] | None = None,
     before_observe: Callable[[SimFrame, Identities, Floats], None] | None = None,
 ) -> Answers:
-    """Every frame through a fresh ``Identities`` built from ``config`` as the app builds it."""
-    from smart_reid_server.types import Box, Detection, QualityReport
+    """Every frame through a fresh ``Identities`` built from ``config`` as the app builds it.
 
+    Decisions depend only on the vectors, boxes, quality verdicts and times, so the crops carry a
+    1-pixel stand-in image (thumbnails and snapshots are not scored here).
+    """
     answers: Answers = {}
     with tempfile.TemporaryDirectory(prefix="scenario-") as tmp:
         identities = build_identities(config, Path(tmp), model, int(vectors[0].shape[1]), threshold)
