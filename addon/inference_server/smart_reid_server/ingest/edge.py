@@ -29,6 +29,7 @@ from ..config import CAMERA_NAME
 from ..decode import MAX_SIDE_PX, BadFrameError, decode_image
 from ..types import Box, Detection, Frame, Image
 from .sources import (
+    BackgroundTasks,
     FetchError,
     FrameSink,
     MessageSubscriber,
@@ -103,7 +104,9 @@ ENVELOPE_SCHEMA = vol.Schema(
     {
         vol.Required("version"): vol.All(
             _integer,
-            vol.In([ENVELOPE_VERSION], msg=f"unsupported version; this server reads {ENVELOPE_VERSION}"),
+            vol.In(
+                [ENVELOPE_VERSION], msg=f"unsupported version; this server reads {ENVELOPE_VERSION}"
+            ),
         ),
         vol.Required("source"): {
             vol.Required("device"): _device,
@@ -247,35 +250,27 @@ class EdgeSource:
         self._session = session
         self._max_bytes = int(config.get("max_frame_mb", 10)) * 1024 * 1024
         self._timeout_s = float(config.get("fetch_timeout_s", 5.0))
-        self._tasks: set[asyncio.Task[Frame | None]] = set()
+        self._work = BackgroundTasks()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
-        self._stopped = False
 
     def attach(self, subscriber: MessageSubscriber) -> None:
         subscriber.subscribe(self.topic, self.on_message)
         self.stats.state = "listening"
 
     async def stop(self) -> None:
-        self._stopped = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._work.stop()
         self.stats.state = "stopped"
 
     async def drain(self) -> None:
         """Wait until every envelope received so far has been handled (tests, shut-down)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._work.drain()
 
     def on_message(self, topic: str, payload: bytes) -> None:
         """MQTT handler (event loop): parsing, fetching and decoding happen in a task."""
-        if self._stopped:
+        if self._work.stopped:
             return
         self.stats.received += 1
-        task = asyncio.get_running_loop().create_task(self.handle(topic, payload))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._work.spawn(self.handle(topic, payload))
 
     async def handle(self, topic: str, payload: bytes) -> Frame | None:
         """Check one envelope, get its picture, offer the frame; the frame, or None if dropped."""
@@ -296,8 +291,10 @@ class EdgeSource:
             async with self._slots:
                 try:
                     data = await fetch_bytes(
-                        self._session, envelope.url,
-                        max_bytes=self._max_bytes, timeout_s=self._timeout_s,
+                        self._session,
+                        envelope.url,
+                        max_bytes=self._max_bytes,
+                        timeout_s=self._timeout_s,
                     )
                 except FetchError as err:
                     self._reject(topic, f"frame from {envelope.device}: {err}")
@@ -311,7 +308,7 @@ class EdgeSource:
         except BadFrameError as err:
             self._reject(topic, f"frame from {envelope.device}: {err.message}")
             return None
-        if self._stopped:
+        if self._work.stopped:
             return None
         number = envelope.number
         track_ids = [d.track_id for d in envelope.persons if d.track_id is not None]

@@ -38,6 +38,7 @@ from ..config import CAMERA_NAME
 from ..decode import BadFrameError, decode_image
 from ..types import Box, Detection, Frame
 from .sources import (
+    BackgroundTasks,
     FetchError,
     FrameSink,
     MessageSubscriber,
@@ -66,6 +67,7 @@ def _box(value: Any) -> list[float] | None:
     if not isinstance(value, list) or len(value) != 4:
         raise vol.Invalid(f"box must be [x1, y1, x2, y2], got {value!r}")
     return [_finite(v) for v in value]
+
 
 # Only the fields we use are checked; Frigate adds fields between versions.
 _OBJECT = vol.Schema(
@@ -154,13 +156,12 @@ class FrigateSource:
         self._max_bytes = int(config.get("max_snapshot_mb", 20)) * 1024 * 1024
         self._timeout_s = float(config.get("fetch_timeout_s", 10.0))
         self._events: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._work = BackgroundTasks()
         self._fetching: set[str] = set()
         self._waiting: dict[str, SnapshotRequest] = {}
         self._fetch_slots = asyncio.Semaphore(MAX_CONCURRENT_FETCHES)
         self._warned_cameras: set[str] = set()
         self._frigate_down = False
-        self._stopped = False
 
     def attach(self, subscriber: MessageSubscriber) -> None:
         """Subscribe to Frigate's events topic on the given MQTT connection."""
@@ -168,21 +169,16 @@ class FrigateSource:
         self.stats.state = "listening"
 
     async def stop(self) -> None:
-        self._stopped = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._work.stop()
         self.stats.state = "stopped"
 
     async def drain(self) -> None:
         """Wait until every snapshot download started so far has finished (tests, shut-down)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._work.drain()
 
     def on_message(self, topic: str, payload: bytes) -> None:
         """MQTT handler (event loop): decide at once, download in the background."""
-        if self._stopped:
+        if self._work.stopped:
             return
         self.stats.received += 1
         request = self.consider(topic, payload)
@@ -193,15 +189,13 @@ class FrigateSource:
             self._waiting[request.event_id] = request
             return
         self._fetching.add(request.event_id)
-        task = asyncio.get_running_loop().create_task(self._fetch_event(request))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._work.spawn(self._fetch_event(request))
 
     async def _fetch_event(self, request: SnapshotRequest) -> None:
         """One event's downloads, one at a time, so each box meets the snapshot it belongs to."""
         try:
             current: SnapshotRequest | None = request
-            while current is not None and not self._stopped:
+            while current is not None and not self._work.stopped:
                 await self._fetch_and_offer(current)
                 current = self._waiting.pop(request.event_id, None)
         finally:
@@ -284,23 +278,34 @@ class FrigateSource:
             _LOGGER.warning(
                 "Frigate camera %r is not a valid camera name here and has no entry in "
                 "sources.frigate.camera_map; its events are ignored (add e.g. %r: %s)",
-                frigate_camera, frigate_camera,
+                frigate_camera,
+                frigate_camera,
                 re.sub(r"[^a-z0-9_]", "_", frigate_camera.lower())[:64] or "camera",
             )
         return None
 
     def _reject(self, topic: str, reason: str) -> None:
         self.stats.rejected += 1
-        _QUIET.warning(f"reject:{topic}:{reason}", "ignored a Frigate message on %s: %s", topic, reason)
+        _QUIET.warning(
+            f"reject:{topic}:{reason}", "ignored a Frigate message on %s: %s", topic, reason
+        )
 
     async def _fetch_and_offer(self, request: SnapshotRequest) -> None:
         url = f"{self._url}/api/events/{request.event_id}/snapshot.jpg"
-        params = {"bbox": "0", "timestamp": "0", "crop": "1" if self._crop else "0", "quality": "95"}
+        params = {
+            "bbox": "0",
+            "timestamp": "0",
+            "crop": "1" if self._crop else "0",
+            "quality": "95",
+        }
         async with self._fetch_slots:
             try:
                 data = await fetch_bytes(
-                    self._session, url, params=params,
-                    max_bytes=self._max_bytes, timeout_s=self._timeout_s,
+                    self._session,
+                    url,
+                    params=params,
+                    max_bytes=self._max_bytes,
+                    timeout_s=self._timeout_s,
                 )
             except FetchError as err:
                 self._forget(request.event_id)
@@ -330,7 +335,12 @@ class FrigateSource:
         if not self._crop:
             box = request.box
             height, width = image.shape[:2]
-            if box.x1 >= width or box.y1 >= height or box.x2 > width * 1.05 or box.y2 > height * 1.05:
+            if (
+                box.x1 >= width
+                or box.y1 >= height
+                or box.x2 > width * 1.05
+                or box.y2 > height * 1.05
+            ):
                 self._reject(
                     url,
                     f"Frigate's box {box.as_list()} for event {request.event_id} does not fit "
@@ -346,7 +356,7 @@ class FrigateSource:
                     track_id=f"frigate-{request.event_id}",
                 )
             ]
-        if self._stopped:
+        if self._work.stopped:
             return
         offer(self._sink, frame, self.stats)
 

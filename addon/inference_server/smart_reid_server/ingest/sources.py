@@ -18,7 +18,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -227,6 +227,36 @@ class SourceStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+class BackgroundTasks:
+    """The work a message source has started on the event loop (downloads, decodes).
+
+    MQTT handlers must return at once, so each message's work runs as a task; this keeps
+    them referenced until done, and lets the source stop (cancel) or drain (wait) them.
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.stopped = False
+
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """Refuse new work and cancel what is running."""
+        self.stopped = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def drain(self) -> None:
+        """Wait until everything started so far has finished (tests, shut-down)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
 def offer(sink: FrameSink, frame: Frame, stats: SourceStats) -> bool:
     """Hand a frame to the sink (event loop thread), stamping its arrival time."""
     frame.received_monotonic = time.monotonic()
@@ -386,7 +416,10 @@ class MqttSubscriber:
         if failed:
             _LOGGER.warning(
                 "%s: MQTT broker %s:%d refused the connection (%s); check the credentials",
-                self.name, self.host, self.port, reason,
+                self.name,
+                self.host,
+                self.port,
+                reason,
             )
             return
         self.connected = True
@@ -403,7 +436,10 @@ class MqttSubscriber:
             self._warned = True
             _LOGGER.warning(
                 "%s: MQTT broker %s:%d unreachable (%s); retrying with back-off",
-                self.name, self.host, self.port, reason,
+                self.name,
+                self.host,
+                self.port,
+                reason,
             )
 
     def _on_subscribed(self, mid: int) -> None:
@@ -497,7 +533,8 @@ def _subscriber_for(
     if override is None and not app_mqtt.get("enabled", True):
         _LOGGER.error(
             "%s needs MQTT but mqtt.enabled is false; enable mqtt or give sources.%s.mqtt",
-            name, name,
+            name,
+            name,
         )
         return None
     subscriber = MqttSubscriber(
@@ -563,7 +600,8 @@ async def start_sources(
         except OSError as err:
             _LOGGER.error(
                 "watched folder %s cannot be used (%s); fix sources.folders.root",
-                folder_cfg["root"], err,
+                folder_cfg["root"],
+                err,
             )
             continue
         running.sources.append(folder)
