@@ -50,7 +50,7 @@ RERANK_TUNED = (10, 6, 0.1)  # chosen on val: CUHK03 has ~10 crops a person, gal
 # One crop at a time against a gallery (GalleryReranker): smaller sets work better, chosen on val.
 RERANK_ONLINE = (5, 3, 0.3)
 QE = (2, 3.0)
-FALSE_MATCH_RATES = (1e-2, 1e-3)
+FALSE_MATCH_RATES = (1e-2, 1e-3, 1e-4)
 # The product's match threshold: at most this share of crop-vs-stranger comparisons may match.
 PRODUCT_FALSE_MATCH_RATE = 1e-3
 TIMING_CROPS = 96
