@@ -446,7 +446,7 @@ def test_a_broken_thumbnail_folder_does_not_stop_identification(
 
 # -- two tiers: people on a visit first, with time and place; then the gallery -----------------
 
-ACTIVE = THRESHOLD - ActiveTierConfig().margin  # tier-1 threshold with the default margin
+ACTIVE = ActiveTierConfig().threshold_for(THRESHOLD, MODEL_NAME)  # the model's tier-1 threshold
 
 
 def _kept(plan_view_a: list[Sample]) -> list[Sample]:

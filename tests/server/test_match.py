@@ -9,6 +9,7 @@ import pytest
 from _embeddings import (
     DIM,
     MARGIN,
+    MODEL_NAME,
     THRESHOLD,
     UNCERTAIN,
     Sample,
@@ -164,6 +165,13 @@ def test_config_defaults_are_the_tier_defaults() -> None:
     )
 
 
+def test_the_active_threshold_is_per_model_and_does_not_follow_the_gallery() -> None:
+    tier = ActiveTierConfig()
+    assert tier.threshold_for(0.62, MODEL_NAME) == tier.threshold_for(0.5, MODEL_NAME) < 0.5
+    assert tier.threshold_for(0.62, "custom:mine") == pytest.approx(0.62 - tier.margin)
+    assert ActiveTierConfig(threshold=0.45).threshold_for(0.62, MODEL_NAME) == 0.45
+
+
 def test_adjacency_is_accepted_in_every_documented_form() -> None:
     raw = {"front": ["drive"], "drive": {"back": [5, 40], "garden": 30, "shed": None}}
     match_cfg = load(None, environ={}, overrides={"match": {"adjacency": raw}}).section("match")
@@ -181,11 +189,11 @@ def test_tier_one_attributes_a_faint_crop_to_the_person_on_a_visit(
     people: dict[int, list[Sample]],
 ) -> None:
     tier_cfg = ActiveTierConfig()
-    active = tier_cfg.threshold_for(THRESHOLD)
+    active = tier_cfg.threshold_for(THRESHOLD, MODEL_NAME)
     view_a, faint = _faint_view_b(people, active)
     gallery = gallery_of(("p", view_a))
     matcher = Matcher(gallery, THRESHOLD, MARGIN)
-    tier = ActiveTier(tier_cfg, gallery, THRESHOLD, 60.0)
+    tier = ActiveTier(tier_cfg, gallery, THRESHOLD, 60.0, model=MODEL_NAME)
     visit = _on_visit("p", "front", T0)
     found = tier.candidates(faint.vector[None, :], "back", T0 + 15, [visit])
     (result,) = matcher.match_two_tier(faint.vector[None, :], found, tier.threshold)
@@ -202,7 +210,7 @@ def test_returning_people_are_found_in_tier_two_beside_a_visit(
     p, q = clear_plans()[:2]
     gallery = gallery_of(("p", p.view_a), ("q", q.view_a))
     matcher = Matcher(gallery, THRESHOLD, MARGIN)
-    tier = ActiveTier(ActiveTierConfig(), gallery, THRESHOLD, 60.0)
+    tier = ActiveTier(ActiveTierConfig(), gallery, THRESHOLD, 60.0, model=MODEL_NAME)
     queries = np.stack([q.view_b.vector, p.view_b.vector])
     found = tier.candidates(queries, "back", T0 + 20, [_on_visit("p", "front", T0)])
     back_again, still_here = matcher.match_two_tier(queries, found, tier.threshold)
@@ -216,7 +224,7 @@ def test_a_person_on_a_visit_is_never_given_to_a_second_crop_by_the_gallery(
     a, b, c, _ = _consistent_quadruple(people)
     gallery = gallery_of(("p", [a]))
     matcher = Matcher(gallery, THRESHOLD, MARGIN)
-    tier = ActiveTier(ActiveTierConfig(), gallery, THRESHOLD, 60.0)
+    tier = ActiveTier(ActiveTierConfig(), gallery, THRESHOLD, 60.0, model=MODEL_NAME)
     queries = np.stack([b.vector, c.vector])
     found = tier.candidates(queries, "front", T0 + 1, [_on_visit("p", "front", T0)])
     results = matcher.match_two_tier(queries, found, tier.threshold)

@@ -124,9 +124,10 @@ SCHEMA = vol.Schema(
             # Two-tier matching (match.py): first the people on an active visit, with time and
             # place; then the gallery. Measured gains: docs/quality.md "Dedup scenarios".
             vol.Optional("active_tier", default=True): bool,
-            # Tier-1 threshold: the match threshold minus this, unless active_threshold is set.
-            vol.Optional("active_margin", default=0.2): _probability,
+            # Tier-1 threshold; None: per model (match.DEFAULT_ACTIVE_THRESHOLDS), for models
+            # without an entry the match threshold minus active_margin.
             vol.Optional("active_threshold", default=None): vol.Any(None, _probability),
+            vol.Optional("active_margin", default=0.2): _probability,
             vol.Optional("visit_bank", default=12): vol.All(int, vol.Range(min=0, max=256)),
             vol.Optional("time_weight", default=0.05): _probability,
             vol.Optional("place_weight", default=0.05): _probability,

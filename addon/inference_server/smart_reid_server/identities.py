@@ -207,7 +207,14 @@ class Identities:
         self.matcher = Matcher(self.gallery, threshold, uncertain_margin, policy=uncertain_policy)
         self.visits = VisitTracker(window_s)
         self.active_tier = (
-            ActiveTier(active, self.gallery, threshold, window_s, uncertain_margin=uncertain_margin)
+            ActiveTier(
+                active,
+                self.gallery,
+                threshold,
+                window_s,
+                uncertain_margin=uncertain_margin,
+                model=model_name,
+            )
             if active is not None and active.enabled
             else None
         )

@@ -31,11 +31,11 @@ person's exemplars and to the visit's own recent crops, which show today's cloth
 cameras), plus ``place_weight`` times the plausibility of walking from the visit's last camera to
 this one in the time since (``visits.TransitTimes``), minus ``time_weight`` times the share of the
 visit window that has passed. A crop on the camera the person was last seen on is no hand-over:
-it must reach the uncertain band, as in single-tier matching. A crop is attributed to an active
-visit when its fused score reaches the active threshold (looser than the gallery threshold: the
-candidate set is tiny), or its appearance alone reaches the gallery threshold; it is MATCHED when
-appearance reaches the gallery threshold and UNCERTAIN otherwise (``candidate_id`` names the
-person; it teaches no exemplar). Only crops that tier 1 leaves alone go to tier 2: the gallery
+it must score ``uncertain_margin`` above the active threshold. A crop is attributed to an active
+visit when its fused score reaches the active threshold (per model, ``DEFAULT_ACTIVE_THRESHOLDS``;
+looser than the gallery threshold because the candidate set is tiny), or its appearance alone
+reaches the gallery threshold; it is MATCHED when appearance reaches the gallery threshold and
+UNCERTAIN otherwise (``candidate_id`` names the person; it teaches no exemplar). Only crops that tier 1 leaves alone go to tier 2: the gallery
 without the active people (tier 1 has decided about them), with the strict threshold and the
 uncertain band as above, for returning and known people; else a new identity.
 """
@@ -258,13 +258,27 @@ def parse_adjacency(raw: Mapping[str, Any] | None) -> dict[str, dict[str, Transi
     return out
 
 
+# Tier-1 threshold per ReID model when ``match.active_threshold`` is not set: the cosine at which
+# 1% of crop-vs-stranger identity comparisons match (eval/thresholds.json "identity_far_0.01",
+# calibrated on CUHK03 train; the dedup scenario tuned 0.42 for retail-0277 independently). It
+# does not follow the gallery threshold: loosening the gallery must not loosen the active tier.
+DEFAULT_ACTIVE_THRESHOLDS: dict[str, float] = {
+    "person-reidentification-retail-0277": 0.416,
+    "person-reidentification-retail-0286": 0.366,
+    "person-reidentification-retail-0287": 0.349,
+    "person-reidentification-retail-0288": 0.410,
+    "person-reidentification-retail-0267": 0.448,
+    "osnet_x0_25_msmt17": 0.674,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveTierConfig:
     """Settings of tier 1 (config ``match:``); ``enabled=False`` is the single-tier matcher."""
 
     enabled: bool = True
-    margin: float = 0.2  # active threshold = gallery threshold - margin ...
-    threshold: float | None = None  # ... unless set explicitly
+    threshold: float | None = None  # None: the model's DEFAULT_ACTIVE_THRESHOLDS entry, or ...
+    margin: float = 0.2  # ... for models without one (custom), the gallery threshold - margin
     visit_bank: int = 12  # recent crops kept per active visit (0: exemplars only)
     time_weight: float = 0.05
     place_weight: float = 0.05
@@ -278,8 +292,8 @@ class ActiveTierConfig:
         defaults = cls()
         return cls(
             enabled=bool(match_cfg.get("active_tier", defaults.enabled)),
-            margin=float(match_cfg.get("active_margin", defaults.margin)),
             threshold=match_cfg.get("active_threshold", defaults.threshold),
+            margin=float(match_cfg.get("active_margin", defaults.margin)),
             visit_bank=int(match_cfg.get("visit_bank", defaults.visit_bank)),
             time_weight=float(match_cfg.get("time_weight", defaults.time_weight)),
             place_weight=float(match_cfg.get("place_weight", defaults.place_weight)),
@@ -288,9 +302,11 @@ class ActiveTierConfig:
             adjacency=parse_adjacency(match_cfg.get("adjacency")),
         )
 
-    def threshold_for(self, gallery_threshold: float) -> float:
+    def threshold_for(self, gallery_threshold: float, model: str | None = None) -> float:
         if self.threshold is not None:
             return float(self.threshold)
+        if model in DEFAULT_ACTIVE_THRESHOLDS:
+            return DEFAULT_ACTIVE_THRESHOLDS[model]
         return max(0.0, gallery_threshold - self.margin)
 
 
@@ -318,14 +334,15 @@ class ActiveTier:
         window_s: float,
         *,
         uncertain_margin: float = 0.1,
+        model: str | None = None,
     ) -> None:
         self.config = config
         self.gallery = gallery
-        self.threshold = config.threshold_for(gallery_threshold)
+        self.threshold = config.threshold_for(gallery_threshold, model)
         # Staying on the camera a person was last seen on is no hand-over: their crops from
-        # there look like them, so a faint resemblance is someone else (the uncertain band of
-        # single-tier matching applies instead of the looser active threshold).
-        self.stay_penalty = max(0.0, gallery_threshold - uncertain_margin - self.threshold)
+        # there look like them, so a faint resemblance is someone else. Such a crop must score
+        # the width of the uncertain band above the active threshold.
+        self.stay_penalty = float(uncertain_margin)
         self.window_s = float(window_s)
         self.transit = TransitTimes(
             config.adjacency,
