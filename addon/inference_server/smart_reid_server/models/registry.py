@@ -221,7 +221,7 @@ _SPECS: tuple[ModelSpec, ...] = (
             ),
         ),
         runtime="onnxruntime",
-        input=InputSpec(256, 128, "bgr"),
+        input=InputSpec(256, 128, "rgb"),  # measured: BGR input costs 17 rank-1 points
         output_dim=256,
         default_threshold=DEFAULT_MATCH_THRESHOLDS["person-reidentification-retail-0267"],
         fixed_batch=True,
