@@ -76,11 +76,13 @@ def annotate(image: Image, markers: Iterable[Marker]) -> Image:
         text = _caption(marker)
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         top = p1[1] - th - base - 2 if p1[1] - th - base - 2 >= 0 else p1[1]
-        cv2.rectangle(canvas, (p1[0], top), (p1[0] + tw + 2, top + th + base + 2), colour, -1)
+        # Keep the caption inside the picture for people at its right edge.
+        left = max(0, min(p1[0], width - tw - 3))
+        cv2.rectangle(canvas, (left, top), (left + tw + 2, top + th + base + 2), colour, -1)
         cv2.putText(
             canvas,
             text,
-            (p1[0] + 1, top + th + 1),
+            (left + 1, top + th + 1),
             cv2.FONT_HERSHEY_SIMPLEX,
             scale,
             (0, 0, 0),
