@@ -68,8 +68,12 @@ def test_models_verify_checks_local_files_and_names_missing_ones(
     assert "models list" in capsys.readouterr().err
 
 
-def _run(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], cwd: Path, timeout: float = 120, tmpdir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_REID_")}
+    if tmpdir is not None:
+        env["TMPDIR"] = str(tmpdir)
     return subprocess.run(
         [sys.executable, "-m", "smart_reid_server", *args],
         cwd=cwd,
@@ -129,6 +133,8 @@ def test_demo_runs_real_video_and_prints_decisions_and_a_summary(
     tmp_path: Path, models_dir: Path, video_dir: Path
 ) -> None:
     out = tmp_path / "snapshots"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     result = _run(
         [
             "demo",
@@ -143,8 +149,11 @@ def test_demo_runs_real_video_and_prints_decisions_and_a_summary(
             str(out),
         ],
         cwd=tmp_path,
+        tmpdir=scratch,
     )
     assert result.returncode == 0, result.stderr
+    # Its throwaway identity store is gone afterwards; only the snapshots asked for remain.
+    assert [p.name for p in scratch.iterdir() if p.name.startswith("smart-reid-demo")] == []
     text = result.stdout
     assert "cut into 2 side-by-side camera(s): left, right" in text
     assert "MQTT: off (--no-mqtt)" in text

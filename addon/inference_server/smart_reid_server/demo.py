@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -275,6 +276,10 @@ def run_demo(base: Settings, args: argparse.Namespace) -> int:
     except (ModelError, StartupError) as err:
         print(f"smart-reid demo: cannot start: {err}")
         return 2
+    finally:
+        if data_dir is not None:
+            # The demo's identities live only as long as the demo (--data-dir keeps them).
+            shutil.rmtree(data_dir, ignore_errors=True)
     elapsed = time.monotonic() - started
     _summary(tally, app, elapsed, len(cameras))
     return 0
