@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from smart_reid_server.config import Settings
+from smart_reid_server.match import gallery_threshold
 from smart_reid_server.models.registry import DEFAULT_MATCH_THRESHOLDS, DEFAULT_REID
 
 from eval import scenario_active
@@ -69,12 +70,21 @@ def variants(cameras: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
             {"models.flip_tta": True},
         ),
         (f"default with gallery threshold {LOOSE_GALLERY}", {"match.threshold": LOOSE_GALLERY}),
+        (
+            "default + per-camera centering (match.camera_centering, centred thresholds)",
+            {"match.camera_centering": True},
+        ),
     ]
 
 
 def _threshold(config: Settings, model: str) -> float:
-    configured = config.section("match")["threshold"]
-    return float(configured if configured is not None else DEFAULT_MATCH_THRESHOLDS[model])
+    match_cfg = config.section("match")
+    return gallery_threshold(
+        match_cfg["threshold"],
+        model,
+        DEFAULT_MATCH_THRESHOLDS[model],
+        centered=bool(match_cfg.get("camera_centering", False)),
+    )
 
 
 def _commit() -> str:

@@ -23,6 +23,7 @@ from smart_reid_server.config import Settings, load
 from smart_reid_server.crops import extract_crops
 from smart_reid_server.decode import decode_image, parse_detections
 from smart_reid_server.identities import ActiveTierConfig, Identities
+from smart_reid_server.match import CameraCentering
 from smart_reid_server.store import Store
 from smart_reid_server.types import Box, Crop, Detection, Frame, QualityReport
 
@@ -153,6 +154,7 @@ def build_identities(
         window_s=float(config.section("visits")["window_s"]),
         retention_days=int(config.raw["retention_days"]),
         active=ActiveTierConfig.from_config(match_cfg),
+        centering=CameraCentering() if match_cfg.get("camera_centering") else None,
     )
     identities.load()
     return identities

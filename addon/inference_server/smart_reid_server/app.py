@@ -40,6 +40,7 @@ from .identities import (
     VisitEventReason,
 )
 from .ingest.mqtt import MqttIngest
+from .match import CameraCentering, gallery_threshold
 from .models.download import ModelManager
 from .models.errors import ModelError
 from .pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
@@ -287,8 +288,13 @@ class SmartReidApp:
         manager = ModelManager.from_config(self.settings.section("models"), self.data_dir)
         detector, embedder = await loop.run_in_executor(None, self._load_models, manager)
         self.detector, self.embedder = detector, embedder
-        configured = self.settings.section("match")["threshold"]
-        self.threshold = float(configured if configured is not None else embedder.default_threshold)
+        match_cfg = self.settings.section("match")
+        self.threshold = gallery_threshold(
+            match_cfg["threshold"],
+            embedder.name,
+            embedder.default_threshold,
+            centered=bool(match_cfg.get("camera_centering", False)),
+        )
         await self._open_identities()
         self._seed_states(await self._call(self._gather_all))
         self.publisher.start(loop)
@@ -359,6 +365,7 @@ class SmartReidApp:
                 window_s=float(settings.section("visits")["window_s"]),
                 retention_days=int(settings.raw["retention_days"]),
                 active=ActiveTierConfig.from_config(match_cfg),
+                centering=CameraCentering() if match_cfg.get("camera_centering") else None,
             )
             identities.load()
             return identities

@@ -124,6 +124,9 @@ SCHEMA = vol.Schema(
             # Two-tier matching (match.py): first the people on an active visit, with time and
             # place; then the gallery. Measured gains: docs/quality.md "Dedup scenarios".
             vol.Optional("active_tier", default=True): bool,
+            # Per-camera embedding centring (match.CameraCentering): each camera's running mean
+            # is subtracted before both tiers; thresholds default to match.CENTERED_THRESHOLDS.
+            vol.Optional("camera_centering", default=False): bool,
             # Tier-1 threshold; None: per model (match.DEFAULT_ACTIVE_THRESHOLDS), for models
             # without an entry the match threshold minus active_margin.
             vol.Optional("active_threshold", default=None): vol.Any(None, _probability),

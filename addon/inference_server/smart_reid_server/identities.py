@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .gallery import Gallery, unit_rows
-from .match import ActiveTier, ActiveTierConfig, Matcher, UncertainPolicy
+from .match import ActiveTier, ActiveTierConfig, CameraCentering, Matcher, UncertainPolicy
 from .store import PersonRecord, Store, UnknownPersonError, check_label
 from .types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
 from .visits import Visit, VisitObservation, VisitTracker
@@ -195,8 +195,13 @@ class Identities:
         retention_days: int,
         uncertain_policy: UncertainPolicy = UncertainPolicy.ATTRIBUTE_IF_ACTIVE,
         active: ActiveTierConfig | None = DEFAULT_ACTIVE_TIER,
+        centering: CameraCentering | None = None,
     ) -> None:
         self.store = store
+        # Per-camera centring (``match.camera_centering``): every query is centred with its
+        # camera's running mean before both tiers, and what is learnt from it (exemplars, visit
+        # bank) is stored centred, with the camera's mean at that moment.
+        self.centering = centering
         self.model_name = model_name
         self.dim = dim
         self.retention_days = retention_days
@@ -214,6 +219,7 @@ class Identities:
                 window_s,
                 uncertain_margin=uncertain_margin,
                 model=model_name,
+                centered=centering is not None,
             )
             if active is not None and active.enabled
             else None
@@ -258,6 +264,8 @@ class Identities:
         queries = unit_rows(vectors, self.dim)
         if len(queries) != len(crops):
             raise ValueError(f"{len(crops)} crops but {len(queries)} embeddings; they must pair up")
+        if self.centering is not None:
+            queries = self.centering.apply(camera, queries)
         if self.active_tier is not None:
             live = self.visits.active()
             self.active_tier.keep_only(v.visit_id for v in live)

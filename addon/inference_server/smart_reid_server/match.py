@@ -272,6 +272,81 @@ DEFAULT_ACTIVE_THRESHOLDS: dict[str, float] = {
 }
 
 
+# With ``match.camera_centering`` the scores live in another space (per-camera centred vectors) and
+# need their own thresholds: (gallery, tier 1) per model. For retail-0277 the centred cosines at
+# 1% / 0.1% / 0.01% false matches per identity comparison on CUHK03 train are 0.280 / 0.389 /
+# 0.508 (docs/quality.md); the dedup scenario on train (eval.scenario) chose tier 1 at 0.30 and
+# the gallery at 0.55: at 0.389 the gallery merged strangers (identity purity 0.89). Models
+# without an entry keep their uncentred thresholds.
+CENTERED_THRESHOLDS: dict[str, tuple[float, float]] = {
+    "person-reidentification-retail-0277": (0.55, 0.30),
+}
+
+
+def gallery_threshold(
+    configured: float | None, model: str, default: float, *, centered: bool = False
+) -> float:
+    """The tier-2 threshold: ``match.threshold`` if set, else the model's (centred) default."""
+    if configured is not None:
+        return float(configured)
+    if centered and model in CENTERED_THRESHOLDS:
+        return CENTERED_THRESHOLDS[model][0]
+    return float(default)
+
+
+class CameraCentering:
+    """Per-camera running mean of raw embeddings, subtracted from each camera's crops.
+
+    ``apply(camera, vectors)`` first folds the raw unit vectors into that camera's mean (a
+    cumulative mean for the first ``horizon`` crops, then exponential with weight 1/horizon, so the
+    mean follows slow changes such as day and night), then returns the vectors minus the mean,
+    re-normalised. Until ``warmup`` crops were seen on a camera its vectors pass unchanged. The
+    means live in memory only: after a restart every camera warms up again, while the stored
+    exemplars stay in the centred space of the means they were learnt with.
+    """
+
+    def __init__(self, warmup: int = 50, horizon: int = 2000) -> None:
+        if warmup < 0 or horizon < 1:
+            raise ValueError(f"warmup must be >= 0 and horizon >= 1, got {warmup}, {horizon}")
+        self.warmup = int(warmup)
+        self.horizon = int(horizon)
+        self._sums: dict[str, npt.NDArray[np.float64]] = {}
+        self._counts: dict[str, int] = {}
+
+    def seen(self, camera: str) -> int:
+        return self._counts.get(camera, 0)
+
+    def mean(self, camera: str) -> npt.NDArray[np.float32] | None:
+        """The camera's current mean, or None while it is warming up."""
+        if self.seen(camera) < max(1, self.warmup):
+            return None
+        return self._sums[camera].astype(np.float32)
+
+    def update(self, camera: str, vectors: npt.NDArray[np.float32]) -> None:
+        mean = self._sums.get(camera)
+        count = self._counts.get(camera, 0)
+        for row in vectors.astype(np.float64):
+            count += 1
+            if mean is None:
+                mean = row.copy()
+            else:
+                mean += (row - mean) / min(count, self.horizon)
+        if mean is not None:
+            self._sums[camera] = mean
+            self._counts[camera] = count
+
+    def apply(self, camera: str, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Fold ``vectors`` (unit rows) into the camera's mean and return them centred."""
+        self.update(camera, vectors)
+        mean = self.mean(camera)
+        if mean is None:
+            return vectors
+        centred: npt.NDArray[np.float32] = (vectors - mean).astype(np.float32)
+        norms = np.linalg.norm(centred, axis=1, keepdims=True)
+        out: npt.NDArray[np.float32] = (centred / np.maximum(norms, 1e-12)).astype(np.float32)
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveTierConfig:
     """Settings of tier 1 (config ``match:``); ``enabled=False`` is the single-tier matcher."""
@@ -302,9 +377,13 @@ class ActiveTierConfig:
             adjacency=parse_adjacency(match_cfg.get("adjacency")),
         )
 
-    def threshold_for(self, gallery_threshold: float, model: str | None = None) -> float:
+    def threshold_for(
+        self, gallery_threshold: float, model: str | None = None, *, centered: bool = False
+    ) -> float:
         if self.threshold is not None:
             return float(self.threshold)
+        if centered and model in CENTERED_THRESHOLDS:
+            return CENTERED_THRESHOLDS[model][1]
         if model in DEFAULT_ACTIVE_THRESHOLDS:
             return DEFAULT_ACTIVE_THRESHOLDS[model]
         return max(0.0, gallery_threshold - self.margin)
@@ -335,10 +414,11 @@ class ActiveTier:
         *,
         uncertain_margin: float = 0.1,
         model: str | None = None,
+        centered: bool = False,
     ) -> None:
         self.config = config
         self.gallery = gallery
-        self.threshold = config.threshold_for(gallery_threshold, model)
+        self.threshold = config.threshold_for(gallery_threshold, model, centered=centered)
         # Staying on the camera a person was last seen on is no hand-over: their crops from
         # there look like them, so a faint resemblance is someone else. Such a crop must score
         # the width of the uncertain band above the active threshold.
