@@ -31,7 +31,8 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the key and the problem."""
 
 
-def _camera_name(value: Any) -> str:
+def camera_name(value: Any) -> str:
+    """Voluptuous validator for a camera name (also used by the sources schema)."""
     name = str(value)
     if not CAMERA_NAME.match(name):
         raise vol.Invalid(
@@ -63,9 +64,9 @@ def _transit(value: Any) -> Any:
 
 def _neighbours(value: Any) -> Any:
     if isinstance(value, list):
-        return [_camera_name(v) for v in value]
+        return [camera_name(v) for v in value]
     if isinstance(value, dict):
-        return {_camera_name(k): _transit(v) for k, v in value.items()}
+        return {camera_name(k): _transit(v) for k, v in value.items()}
     raise vol.Invalid("neighbours must be a list of cameras or a mapping camera: transit seconds")
 
 
@@ -139,13 +140,13 @@ SCHEMA = vol.Schema(
             ),
             vol.Optional("learn_transit", default=True): bool,
             # {front: [drive, garden]} or {front: {drive: [5, 40], garden: null}} (seconds).
-            vol.Optional("adjacency", default={}): {_camera_name: _neighbours},
+            vol.Optional("adjacency", default={}): {camera_name: _neighbours},
         },
         vol.Optional("visits", default={}): {
             vol.Optional("window_s", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),
         },
         vol.Optional("retention_days", default=90): vol.All(int, vol.Range(min=1)),
-        vol.Optional("cameras", default=[]): [_camera_name],
+        vol.Optional("cameras", default=[]): [camera_name],
         # Accept frames from cameras not listed above (they are added on first frame).
         vol.Optional("auto_add_cameras", default=False): bool,
         vol.Optional("queue", default={}): {

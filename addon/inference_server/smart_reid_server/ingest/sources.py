@@ -64,14 +64,9 @@ class MessageSubscriber(Protocol):
 
 
 def _camera_name(value: Any) -> str:
-    from ..config import CAMERA_NAME  # config imports this module for its schema
+    from ..config import camera_name  # config imports this module for its schema
 
-    name = str(value)
-    if not CAMERA_NAME.match(name):
-        raise vol.Invalid(
-            f"camera name {name!r} must be 1-64 characters of a-z, 0-9 and _ (e.g. front_door)"
-        )
-    return name
+    return camera_name(value)
 
 
 def _http_url(value: Any) -> str:
