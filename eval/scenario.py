@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from smart_reid_server.config import Settings
-from smart_reid_server.match import gallery_threshold
+from smart_reid_server.match import centering_enabled, gallery_threshold
 from smart_reid_server.models.registry import DEFAULT_MATCH_THRESHOLDS, DEFAULT_REID
 
 from eval import scenario_active
@@ -51,28 +51,32 @@ LOOSE_GALLERY = 0.506
 
 def variants(cameras: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]]:
     """(name, dotted overrides): each row changes one thing against the product defaults."""
+    off = {"match.camera_centering": False}
     return [
-        ("single tier (matching before two tiers)", {"match.active_tier": False}),
+        ("single tier, uncentred (matching before two tiers)", {**off, "match.active_tier": False}),
         (
-            f"single tier at threshold {LOOSE_GALLERY} (eval/thresholds.json)",
-            {"match.active_tier": False, "match.threshold": LOOSE_GALLERY},
+            f"single tier, uncentred, threshold {LOOSE_GALLERY} (eval/thresholds.json)",
+            {**off, "match.active_tier": False, "match.threshold": LOOSE_GALLERY},
         ),
         (
-            "two tiers, appearance vs exemplars only",
-            {"match.visit_bank": 0, "match.time_weight": 0.0, "match.place_weight": 0.0},
+            "two tiers, uncentred, appearance vs exemplars only",
+            {**off, "match.visit_bank": 0, "match.time_weight": 0.0, "match.place_weight": 0.0},
         ),
-        ("two tiers + visit bank", {"match.time_weight": 0.0, "match.place_weight": 0.0}),
-        ("two tiers + bank + time + learned transit (default)", {}),
+        (
+            "two tiers, uncentred, + visit bank",
+            {**off, "match.time_weight": 0.0, "match.place_weight": 0.0},
+        ),
+        ("two tiers, uncentred, + bank + time + learned transit", off),
+        (
+            f"two tiers, uncentred, gallery threshold {LOOSE_GALLERY}",
+            {**off, "match.threshold": LOOSE_GALLERY},
+        ),
+        ("default: two tiers + per-camera centering from the shipped prior", {}),
         ("default without transit learning", {"match.learn_transit": False}),
         ("default + configured adjacency (the ring)", {"match.adjacency": adjacency(cameras)}),
         (
             "default + flip TTA (models.flip_tta: twice the embedding work)",
             {"models.flip_tta": True},
-        ),
-        (f"default with gallery threshold {LOOSE_GALLERY}", {"match.threshold": LOOSE_GALLERY}),
-        (
-            "default + per-camera centering (match.camera_centering, centred thresholds)",
-            {"match.camera_centering": True},
         ),
     ]
 
@@ -83,7 +87,7 @@ def _threshold(config: Settings, model: str) -> float:
         match_cfg["threshold"],
         model,
         DEFAULT_MATCH_THRESHOLDS[model],
-        centered=bool(match_cfg.get("camera_centering", False)),
+        centered=centering_enabled(match_cfg.get("camera_centering"), model),
     )
 
 

@@ -22,8 +22,7 @@ import numpy.typing as npt
 from smart_reid_server.config import Settings, load
 from smart_reid_server.crops import extract_crops
 from smart_reid_server.decode import decode_image, parse_detections
-from smart_reid_server.identities import ActiveTierConfig, Identities
-from smart_reid_server.match import CameraCentering
+from smart_reid_server.identities import Identities
 from smart_reid_server.store import Store
 from smart_reid_server.types import Box, Crop, Detection, Frame, QualityReport
 
@@ -142,19 +141,8 @@ def build_identities(
     config: Settings, data_dir: Path, model: str, dim: int, threshold: float
 ) -> Identities:
     """``Identities`` with every ``match`` and ``visits`` setting, as the server would run it."""
-    match_cfg = config.section("match")
-    identities = Identities(
-        Store(data_dir),
-        model_name=model,
-        dim=dim,
-        threshold=threshold,
-        uncertain_margin=float(match_cfg["uncertain_margin"]),
-        max_exemplars=int(match_cfg["max_exemplars"]),
-        exemplar_min_distance=float(match_cfg["exemplar_min_distance"]),
-        window_s=float(config.section("visits")["window_s"]),
-        retention_days=int(config.raw["retention_days"]),
-        active=ActiveTierConfig.from_config(match_cfg),
-        centering=CameraCentering() if match_cfg.get("camera_centering") else None,
+    identities = Identities.from_settings(
+        Store(data_dir), config, model_name=model, dim=dim, threshold=threshold
     )
     identities.load()
     return identities

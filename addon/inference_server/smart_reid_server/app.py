@@ -33,14 +33,13 @@ from .crops import extract_crops
 from .detect import Detector
 from .embed import Embedder
 from .identities import (
-    ActiveTierConfig,
     Identities,
     ObserveResult,
     VisitEvent,
     VisitEventReason,
 )
 from .ingest.mqtt import MqttIngest
-from .match import CameraCentering, gallery_threshold
+from .match import centering_enabled, gallery_threshold
 from .models.download import ModelManager
 from .models.errors import ModelError
 from .pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
@@ -293,7 +292,7 @@ class SmartReidApp:
             match_cfg["threshold"],
             embedder.name,
             embedder.default_threshold,
-            centered=bool(match_cfg.get("camera_centering", False)),
+            centered=centering_enabled(match_cfg.get("camera_centering"), embedder.name),
         )
         await self._open_identities()
         self._seed_states(await self._call(self._gather_all))
@@ -348,24 +347,16 @@ class SmartReidApp:
 
     async def _open_identities(self) -> None:
         assert self.embedder is not None
-        match_cfg = self.settings.section("match")
         embedder = self.embedder
         settings = self.settings
 
         def build(_: Any) -> Identities:
-            store = Store(settings.data_dir)
-            identities = Identities(
-                store,
+            identities = Identities.from_settings(
+                Store(settings.data_dir),
+                settings,
                 model_name=embedder.name,
                 dim=embedder.dim,
                 threshold=self.threshold,
-                uncertain_margin=float(match_cfg["uncertain_margin"]),
-                max_exemplars=int(match_cfg["max_exemplars"]),
-                exemplar_min_distance=float(match_cfg["exemplar_min_distance"]),
-                window_s=float(settings.section("visits")["window_s"]),
-                retention_days=int(settings.raw["retention_days"]),
-                active=ActiveTierConfig.from_config(match_cfg),
-                centering=CameraCentering() if match_cfg.get("camera_centering") else None,
             )
             identities.load()
             return identities

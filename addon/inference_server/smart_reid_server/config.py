@@ -98,7 +98,9 @@ SCHEMA = vol.Schema(
             vol.Optional("reid", default="person-reidentification-retail-0277"): str,
             vol.Optional("custom_reid", default=None): vol.Any(None, _CUSTOM_REID),
             vol.Optional("runtime", default="auto"): vol.In(["auto", "openvino", "onnxruntime"]),
-            vol.Optional("device", default="cpu"): vol.In(["cpu", "gpu", "cuda", "tensorrt", "auto"]),
+            vol.Optional("device", default="cpu"): vol.In(
+                ["cpu", "gpu", "cuda", "tensorrt", "auto"]
+            ),
             vol.Optional("threads", default=0): vol.All(int, vol.Range(min=0, max=256)),
             vol.Optional("flip_tta", default=False): bool,
         },
@@ -127,7 +129,8 @@ SCHEMA = vol.Schema(
             vol.Optional("active_tier", default=True): bool,
             # Per-camera embedding centring (match.CameraCentering): each camera's running mean
             # is subtracted before both tiers; thresholds default to match.CENTERED_THRESHOLDS.
-            vol.Optional("camera_centering", default=False): bool,
+            # None (auto): on for the models with calibrated centred thresholds.
+            vol.Optional("camera_centering", default=None): vol.Any(None, bool),
             # Tier-1 threshold; None: per model (match.DEFAULT_ACTIVE_THRESHOLDS), for models
             # without an entry the match threshold minus active_margin.
             vol.Optional("active_threshold", default=None): vol.Any(None, _probability),

@@ -50,8 +50,17 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from .config import Settings
 from .gallery import Gallery, unit_rows
-from .match import ActiveTier, ActiveTierConfig, CameraCentering, Matcher, UncertainPolicy
+from .match import (
+    ActiveTier,
+    ActiveTierConfig,
+    CameraCentering,
+    Matcher,
+    UncertainPolicy,
+    camera_centering_for,
+    centering_enabled,
+)
 from .store import PersonRecord, Store, UnknownPersonError, check_label
 from .types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
 from .visits import Visit, VisitObservation, VisitTracker
@@ -227,11 +236,39 @@ class Identities:
         self._snapshots: dict[str, _SnapshotState] = {}
         self._ended_snapshots: OrderedDict[str, VisitSnapshot] = OrderedDict()
 
+    @classmethod
+    def from_settings(
+        cls, store: Store, settings: Settings, *, model_name: str, dim: int, threshold: float
+    ) -> Identities:
+        """As the server runs it: every ``match``/``visits`` setting applied, not yet loaded."""
+        match_cfg = settings.section("match")
+        centred = centering_enabled(match_cfg.get("camera_centering"), model_name)
+        return cls(
+            store,
+            model_name=model_name,
+            dim=dim,
+            threshold=threshold,
+            uncertain_margin=float(match_cfg["uncertain_margin"]),
+            max_exemplars=int(match_cfg["max_exemplars"]),
+            exemplar_min_distance=float(match_cfg["exemplar_min_distance"]),
+            window_s=float(settings.section("visits")["window_s"]),
+            retention_days=int(settings.raw["retention_days"]),
+            active=ActiveTierConfig.from_config(match_cfg),
+            centering=camera_centering_for(model_name, dim) if centred else None,
+        )
+
     # ------------------------------------------------------------- lifecycle
     def load(self) -> None:
         """Fill the gallery from the store (start-up)."""
         stored = self.store.load_exemplars(self.model_name, self.dim)
-        self.gallery.load(stored.person_ids, stored.vectors, stored.keys)
+        vectors = stored.vectors
+        if self.centering is not None:
+            for camera, (crops, mean) in self.store.load_camera_means(
+                self.model_name, self.dim
+            ).items():
+                self.centering.restore(camera, crops, mean)
+            vectors = self._centre_stored(vectors, stored.cameras)
+        self.gallery.load(stored.person_ids, vectors, stored.keys)
         self.gallery.reserve_keys(self.store.max_exemplar_key())
         _LOGGER.info(
             "loaded %d identities with %d exemplars (%s)",
@@ -239,6 +276,18 @@ class Identities:
             len(self.gallery),
             self.model_name,
         )
+
+    def _centre_stored(
+        self, vectors: npt.NDArray[np.float32], cameras: Sequence[str | None]
+    ) -> npt.NDArray[np.float32]:
+        """Stored exemplars are raw model vectors: centre each with its camera's current mean
+        (exemplars from before schema 2 have no camera: the model's prior, if any)."""
+        assert self.centering is not None
+        out = vectors.copy()
+        for camera in set(cameras):
+            rows = [i for i, c in enumerate(cameras) if c == camera]
+            out[rows] = self.centering.centre(camera, out[rows])
+        return out
 
     def close(self) -> None:
         self.store.close()
@@ -264,8 +313,9 @@ class Identities:
         queries = unit_rows(vectors, self.dim)
         if len(queries) != len(crops):
             raise ValueError(f"{len(crops)} crops but {len(queries)} embeddings; they must pair up")
+        raw = queries
         if self.centering is not None:
-            queries = self.centering.apply(camera, queries)
+            queries = self.centering.apply(camera, raw)
         if self.active_tier is not None:
             live = self.visits.active()
             self.active_tier.keep_only(v.visit_id for v in live)
@@ -280,9 +330,11 @@ class Identities:
         observations: list[VisitObservation] = []
         try:
             with self.store.transaction():
-                for crop, vector, result in zip(crops, queries, results, strict=True):
+                for crop, vector, raw_vector, result in zip(
+                    crops, queries, raw, results, strict=True
+                ):
                     decision, observation = self._identify(
-                        camera, timestamp, crop, vector, result, frame, out
+                        camera, timestamp, crop, (vector, raw_vector), result, frame, out
                     )
                     out.decisions.append(decision)
                     observations.append(observation)
@@ -291,6 +343,8 @@ class Identities:
                 ):
                     self._keep_thumbnail(decision.person_id, crop, out)
                     self._keep_snapshot(decision, crop, observation, frame, out)
+                if self.centering is not None:
+                    self.store.save_camera_means(self.model_name, self.centering.take_changed())
         except Exception:
             self._resync()
             raise
@@ -313,16 +367,18 @@ class Identities:
         camera: str,
         timestamp: float,
         crop: Crop,
-        vector: npt.NDArray[np.float32],
+        vectors: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
         result: MatchResult,
         frame: Frame,
         out: ObserveResult,
     ) -> tuple[Decision, VisitObservation]:
+        """``vectors``: the crop's vector in matching space (centred or not) and the raw one."""
+        vector = vectors[0]
         created = result.person_id is None
         if result.person_id is None:
             person_id = self._new_person_id()
             self.store.create_person(person_id, timestamp)
-            self._learn(person_id, vector, timestamp)
+            self._learn(person_id, vectors, camera, timestamp)
             out.changed_person_ids.add(person_id)
         else:
             person_id = result.person_id
@@ -356,7 +412,7 @@ class Identities:
             not created
             and crop.quality.ok
             and Matcher.teaches(result)
-            and self._learn(person_id, vector, timestamp)
+            and self._learn(person_id, vectors, camera, timestamp)
         ):
             out.changed_person_ids.add(person_id)
         person = self.store.require(person_id)
@@ -384,14 +440,24 @@ class Identities:
         )
         return decision, observation
 
-    def _learn(self, person_id: str, vector: npt.NDArray[np.float32], timestamp: float) -> bool:
-        change = self.gallery.add_exemplar(person_id, vector)
+    def _learn(
+        self,
+        person_id: str,
+        vectors: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+        camera: str,
+        timestamp: float,
+    ) -> bool:
+        """Offer the matching-space vector to the gallery; store the raw one with its camera,
+        so a restart (or switching centering) can rebuild the matching space."""
+        change = self.gallery.add_exemplar(person_id, vectors[0])
         if not change:
             return False
         assert change.key is not None
         if change.replaced_key is not None:
             self.store.delete_exemplars([change.replaced_key])
-        self.store.add_exemplar(change.key, person_id, vector, self.model_name, timestamp)
+        self.store.add_exemplar(
+            change.key, person_id, vectors[1], self.model_name, timestamp, camera=camera
+        )
         return True
 
     def _keep_thumbnail(self, person_id: str, crop: Crop, out: ObserveResult) -> None:

@@ -42,6 +42,7 @@ uncertain band as above, for returning and known people; else a new identity.
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -52,8 +53,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .gallery import Candidates, Gallery, unit_rows
+from .models.priors import prior_mean
 from .types import MatchResult, MatchStatus
 from .visits import Adjacency, TransitRange, TransitTimes, Visit
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class UncertainPolicy(StrEnum):
@@ -297,54 +301,132 @@ def gallery_threshold(
 class CameraCentering:
     """Per-camera running mean of raw embeddings, subtracted from each camera's crops.
 
-    ``apply(camera, vectors)`` first folds the raw unit vectors into that camera's mean (a
-    cumulative mean for the first ``horizon`` crops, then exponential with weight 1/horizon, so the
-    mean follows slow changes such as day and night), then returns the vectors minus the mean,
-    re-normalised. Until ``warmup`` crops were seen on a camera its vectors pass unchanged. The
-    means live in memory only: after a restart every camera warms up again, while the stored
-    exemplars stay in the centred space of the means they were learnt with.
+    ``apply(camera, vectors)`` first folds the raw unit vectors into that camera's mean, then
+    returns the vectors minus the mean, re-normalised. With a ``prior`` (the model's mean on
+    ordinary street video, ``models.priors``) every camera starts from it as if it had already
+    seen ``prior_weight`` crops, so centering applies from the first crop and the camera's own
+    people take over gradually; a camera's mean is a cumulative mean up to ``horizon`` crops, then
+    exponential with weight 1/horizon, so it follows slow changes such as day and night. Without a
+    prior a camera's vectors pass unchanged until it has seen ``warmup`` crops.
+
+    ``state()``/``restore()`` give the means to the store, so a restart continues in the same
+    centred space as the stored exemplars.
     """
 
-    def __init__(self, warmup: int = 50, horizon: int = 2000) -> None:
-        if warmup < 0 or horizon < 1:
-            raise ValueError(f"warmup must be >= 0 and horizon >= 1, got {warmup}, {horizon}")
+    def __init__(
+        self,
+        warmup: int = 50,
+        horizon: int = 2000,
+        *,
+        prior: npt.ArrayLike | None = None,
+        prior_weight: int = 5,
+    ) -> None:
+        if warmup < 0 or horizon < 1 or prior_weight < 1:
+            raise ValueError(
+                "warmup must be >= 0, horizon and prior_weight >= 1, got "
+                f"{warmup}, {horizon}, {prior_weight}"
+            )
         self.warmup = int(warmup)
         self.horizon = int(horizon)
-        self._sums: dict[str, npt.NDArray[np.float64]] = {}
+        self.prior = None if prior is None else np.asarray(prior, dtype=np.float64).ravel()
+        self.prior_weight = int(prior_weight)
+        self._means: dict[str, npt.NDArray[np.float64]] = {}
         self._counts: dict[str, int] = {}
+        self._changed: set[str] = set()
 
     def seen(self, camera: str) -> int:
+        """How many crops ``camera`` contributed to its mean."""
         return self._counts.get(camera, 0)
 
     def mean(self, camera: str) -> npt.NDArray[np.float32] | None:
-        """The camera's current mean, or None while it is warming up."""
-        if self.seen(camera) < max(1, self.warmup):
+        """The camera's current mean, or None while it is warming up (no prior)."""
+        mean = self._means.get(camera)
+        if mean is None:
+            return None if self.prior is None else self.prior.astype(np.float32)
+        if self.prior is None and self.seen(camera) < max(1, self.warmup):
             return None
-        return self._sums[camera].astype(np.float32)
+        return mean.astype(np.float32)
 
     def update(self, camera: str, vectors: npt.NDArray[np.float32]) -> None:
-        mean = self._sums.get(camera)
+        mean = self._means.get(camera)
         count = self._counts.get(camera, 0)
+        offset = 0 if self.prior is None else self.prior_weight
+        if mean is None and self.prior is not None:
+            if self.prior.shape != (vectors.shape[1],):
+                raise ValueError(
+                    f"centering prior has {self.prior.size} values, embeddings {vectors.shape[1]}"
+                )
+            mean = self.prior.copy()
         for row in vectors.astype(np.float64):
             count += 1
             if mean is None:
                 mean = row.copy()
             else:
-                mean += (row - mean) / min(count, self.horizon)
-        if mean is not None:
-            self._sums[camera] = mean
+                mean += (row - mean) / min(count + offset, self.horizon)
+        if mean is not None and count:
+            self._means[camera] = mean
             self._counts[camera] = count
+            self._changed.add(camera)
 
     def apply(self, camera: str, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Fold ``vectors`` (unit rows) into the camera's mean and return them centred."""
         self.update(camera, vectors)
-        mean = self.mean(camera)
+        return self.centre(camera, vectors)
+
+    def centre(
+        self, camera: str | None, vectors: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        """``vectors`` centred with the camera's current mean (the prior for ``camera=None``),
+        without learning from them; unchanged while there is no mean."""
+        mean: npt.NDArray[np.float32] | None
+        if camera is None:
+            mean = None if self.prior is None else self.prior.astype(np.float32)
+        else:
+            mean = self.mean(camera)
         if mean is None:
             return vectors
         centred: npt.NDArray[np.float32] = (vectors - mean).astype(np.float32)
         norms = np.linalg.norm(centred, axis=1, keepdims=True)
         out: npt.NDArray[np.float32] = (centred / np.maximum(norms, 1e-12)).astype(np.float32)
         return out
+
+    def take_changed(self) -> dict[str, tuple[int, npt.NDArray[np.float32]]]:
+        """The cameras whose mean moved since the last call: (crops seen, mean), for storing."""
+        out = {c: (self._counts[c], self._means[c].astype(np.float32)) for c in self._changed}
+        self._changed.clear()
+        return out
+
+    def restore(self, camera: str, count: int, mean: npt.ArrayLike) -> None:
+        """Continue ``camera`` from a stored state (after a restart)."""
+        values = np.asarray(mean, dtype=np.float64).ravel()
+        if count < 1 or not np.all(np.isfinite(values)):
+            raise ValueError(f"stored centering state for {camera} is unusable")
+        self._means[camera] = values
+        self._counts[camera] = int(count)
+
+    def forget(self, camera: str) -> None:
+        """Start ``camera`` over (it was removed or moved)."""
+        self._means.pop(camera, None)
+        self._counts.pop(camera, None)
+        self._changed.discard(camera)
+
+
+def camera_centering_for(model: str, dim: int) -> CameraCentering:
+    """Centering for ``model``: cameras start from its shipped prior mean when there is one."""
+    prior = prior_mean(model, dim)
+    if prior is None:
+        _LOGGER.info(
+            "no centering prior for %s: each camera is centred once it has seen 50 people", model
+        )
+    return CameraCentering(prior=prior)
+
+
+def centering_enabled(setting: bool | None, model: str) -> bool:
+    """``match.camera_centering``: true/false as set; unset (auto) is on for the models whose
+    centred thresholds were calibrated (``CENTERED_THRESHOLDS``) and off for the rest."""
+    if setting is not None:
+        return bool(setting)
+    return model in CENTERED_THRESHOLDS
 
 
 @dataclass(frozen=True, slots=True)

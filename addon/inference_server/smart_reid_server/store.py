@@ -28,7 +28,7 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +40,7 @@ _LOGGER = logging.getLogger(__name__)
 DB_NAME = "identities.sqlite3"
 THUMBNAILS = "thumbnails"
 SNAPSHOTS = "snapshots"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 MAX_LABEL_LENGTH = 64
 
 
@@ -108,6 +108,7 @@ class StoredExemplars:
     vectors: npt.NDArray[np.float32]
     skipped_other_model: int = 0
     skipped_corrupt: int = 0
+    cameras: list[str | None] = field(default_factory=list)  # None: stored before schema 2
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
@@ -167,9 +168,27 @@ def _create_v1(db: sqlite3.Connection) -> None:
     )
 
 
+def _to_v2(db: sqlite3.Connection) -> None:
+    """Per-camera centering: each exemplar remembers its camera (NULL for older ones) and every
+    camera's running mean is kept, so the matching space survives restarts and toggling."""
+    _run_script(
+        db,
+        """
+        ALTER TABLE exemplars ADD COLUMN camera TEXT;
+        CREATE TABLE camera_means (
+            model TEXT NOT NULL,
+            camera TEXT NOT NULL,
+            crops INTEGER NOT NULL,
+            mean BLOB NOT NULL,
+            PRIMARY KEY (model, camera)
+        ) WITHOUT ROWID;
+        """,
+    )
+
+
 # Migration hook: MIGRATIONS[v] upgrades a database at version v to v + 1. All steps run in one
 # transaction, so an interrupted upgrade leaves the old version intact.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1, 1: _to_v2}
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -528,13 +547,16 @@ class Store:
         vector: npt.NDArray[np.float32],
         model: str,
         created_at: float | None = None,
+        camera: str | None = None,
     ) -> None:
+        """Store one exemplar: the model's raw unit vector and the camera it came from."""
         blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        when = time.time() if created_at is None else created_at
         with self.transaction() as db:
             db.execute(
-                "INSERT INTO exemplars (id, person_id, model, vector, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (key, person_id, model, blob, time.time() if created_at is None else created_at),
+                "INSERT INTO exemplars (id, person_id, model, vector, created_at, camera)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, person_id, model, blob, when, camera),
             )
 
     def delete_exemplars(self, keys: Iterable[int]) -> None:
@@ -557,11 +579,14 @@ class Store:
         """Exemplars of ``model`` with ``dim`` finite values; others are skipped and counted."""
         person_ids: list[str] = []
         keys: list[int] = []
+        cameras: list[str | None] = []
         vectors: list[npt.NDArray[np.float32]] = []
         other_model = corrupt = 0
         expected = dim * 4
-        rows = self._db.execute("SELECT id, person_id, model, vector FROM exemplars ORDER BY id")
-        for key, pid, row_model, blob in rows:
+        rows = self._db.execute(
+            "SELECT id, person_id, model, vector, camera FROM exemplars ORDER BY id"
+        )
+        for key, pid, row_model, blob, camera in rows:
             if row_model != model:
                 other_model += 1
                 continue
@@ -575,6 +600,7 @@ class Store:
                 continue
             person_ids.append(pid)
             keys.append(int(key))
+            cameras.append(camera)
             vectors.append(vector)
         if other_model:
             _LOGGER.warning(
@@ -591,7 +617,44 @@ class Store:
                 self.path,
             )
         matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
-        return StoredExemplars(person_ids, keys, matrix, other_model, corrupt)
+        return StoredExemplars(person_ids, keys, matrix, other_model, corrupt, cameras)
+
+    # ------------------------------------------------------------- camera means (centering)
+    def save_camera_means(
+        self, model: str, means: Mapping[str, tuple[int, npt.NDArray[np.float32]]]
+    ) -> None:
+        """Store each camera's running mean embedding (``match.CameraCentering``)."""
+        if not means:
+            return
+        rows = [
+            (model, camera, int(crops), np.ascontiguousarray(mean, dtype="<f4").tobytes())
+            for camera, (crops, mean) in means.items()
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO camera_means (model, camera, crops, mean)"
+                " VALUES (?, ?, ?, ?)",
+                rows,
+            )
+
+    def load_camera_means(
+        self, model: str, dim: int
+    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]:
+        """The stored means of ``model``; damaged rows are skipped with a warning."""
+        out: dict[str, tuple[int, npt.NDArray[np.float32]]] = {}
+        rows = self._db.execute(
+            "SELECT camera, crops, mean FROM camera_means WHERE model = ?", (model,)
+        )
+        for camera, crops, blob in rows:
+            if not isinstance(blob, bytes) or len(blob) != dim * 4 or int(crops) < 1:
+                _LOGGER.warning("skipped a damaged centering mean for camera %s", camera)
+                continue
+            mean = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+            if not np.all(np.isfinite(mean)):
+                _LOGGER.warning("skipped a damaged centering mean for camera %s", camera)
+                continue
+            out[str(camera)] = (int(crops), mean)
+        return out
 
     # ------------------------------------------------------------- visits
     def start_visit(

@@ -250,7 +250,9 @@ class FolderSource:
                 f"top:{key.relpath}",
                 "watched folder %s: %s is not inside a camera folder; put pictures in "
                 "<root>/<camera>/ (e.g. %s/front_door/)",
-                self.root, key.relpath, self.root,
+                self.root,
+                key.relpath,
+                self.root,
             )
             return "skipped"
         if not CAMERA_NAME.match(camera):
@@ -258,7 +260,8 @@ class FolderSource:
                 f"camera:{camera}",
                 "watched folder %s: sub-folder %r is not a valid camera name (a-z, 0-9 and _, "
                 "up to 64 characters); rename it to use its pictures",
-                self.root, camera,
+                self.root,
+                camera,
             )
             return "skipped"
         if self.max_age_s is not None and time.time() - mtime > self.max_age_s:
@@ -291,7 +294,8 @@ class FolderSource:
                 f"dropped:{camera}",
                 "camera %s: the pipeline refused pictures from the watched folder (first: %s); "
                 "is the camera listed in `cameras` (or auto_add_cameras: true)?",
-                camera, key.relpath,
+                camera,
+                key.relpath,
             )
             return "dropped"
         return "offered"
@@ -328,7 +332,9 @@ class FolderSource:
             self._warn_once(
                 f"delete:{key.relpath}",
                 "watched folder %s: could not delete %s after processing (%s)",
-                self.root, key.relpath, err,
+                self.root,
+                key.relpath,
+                err,
             )
 
     async def _maybe_prune(self, present: set[str]) -> None:
@@ -336,9 +342,7 @@ class FolderSource:
         if self._store is None or now - self._last_prune < 60.0:
             return
         self._last_prune = now
-        removed = await asyncio.to_thread(
-            self._store.prune, present, time.time() - PRUNE_GRACE_S
-        )
+        removed = await asyncio.to_thread(self._store.prune, present, time.time() - PRUNE_GRACE_S)
         if removed:
             self._done = {k for k in self._done if k.relpath in present}
 

@@ -137,9 +137,7 @@ class StreamSource:
         )
         self.backoff_min_s = backoff_min_s
         self.backoff_max_s = backoff_max_s
-        self.stats = SourceStats(
-            extra={"decoded": 0, "sampled": 0, "motionless": 0, "connects": 0}
-        )
+        self.stats = SourceStats(extra={"decoded": 0, "sampled": 0, "motionless": 0, "connects": 0})
         self.finished = asyncio.Event()
         self._sink = sink
         self._loop = loop
@@ -321,7 +319,10 @@ class StreamSource:
         if self._reported_problem is None:
             _LOGGER.warning(
                 "camera %s: %s (%s); reconnecting with back-off up to %.0f s",
-                self.camera, problem, self._redacted(), self.backoff_max_s,
+                self.camera,
+                problem,
+                self._redacted(),
+                self.backoff_max_s,
             )
         else:
             _LOGGER.debug("camera %s: %s; next try in %.1f s", self.camera, problem, retry_in_s)
