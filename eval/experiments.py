@@ -53,6 +53,8 @@ QE = (2, 3.0)
 FALSE_MATCH_RATES = (1e-2, 1e-3, 1e-4)
 # The product's match threshold: at most this share of crop-vs-stranger comparisons may match.
 PRODUCT_FALSE_MATCH_RATE = 1e-3
+# The server's default (match.camera_centering auto): streaming per-camera means from the prior.
+PRODUCT = "0277 product centering"
 TIMING_CROPS = 96
 TIMING_BATCH = 8  # a frame with 8 people in it
 
@@ -71,6 +73,8 @@ def retrieval_options() -> list[Option]:
         cam,
         replace(f277, name="0277 flip camcenter-heldout", center="camera-heldout"),
         Option("0277 camcenter", (M0277,), center="camera"),
+        Option(PRODUCT, (M0277,), center="product"),
+        Option(f"{PRODUCT} rerank", (M0277,), center="product", rerank=RERANK_TUNED),
         replace(fused, name="0277+0286 flip camcenter", center="camera"),
         replace(f277, name="0277 flip QE", qe=QE),
         replace(cam, name="0277 flip camcenter QE", qe=QE),
@@ -151,6 +155,7 @@ def run_retrieval(ctx: Context) -> dict[str, list[dict[str, Any]]]:
 
 def online_options() -> list[Option]:
     return [
+        Option(PRODUCT, (M0277,), center="product"),
         Option("0277 camcenter", (M0277,), center="camera"),
         Option("0277 flip camcenter", (M0277,), flip=True, center="camera"),
     ]
@@ -256,6 +261,7 @@ def calibration_options() -> list[Option]:
     out.append(Option("0277+0286 flip", (M0277, M0286), flip=True))
     out.append(Option("0277 camcenter", (M0277,), center="camera"))
     out.append(Option("0277 flip camcenter", (M0277,), flip=True, center="camera"))
+    out.append(Option(PRODUCT, (M0277,), center="product"))
     return out
 
 
@@ -371,6 +377,7 @@ def active_experiments() -> list[ActiveExperiment]:
     fused = Option("0277+0286 flip", (M0277, M0286), flip=True)
     fused_cam = replace(fused, name="0277+0286 flip camcenter", center="camera")
     cam0 = Option("0277 camcenter", (M0277,), center="camera")
+    prod = Option(PRODUCT, (M0277,), center="product")
     return [
         ActiveExperiment("0277 (product today)", o277),
         ActiveExperiment("0277 flip", f277),
@@ -383,6 +390,9 @@ def active_experiments() -> list[ActiveExperiment]:
         ActiveExperiment("0277+0286 flip, centroid", fused, "centroid"),
         ActiveExperiment("0277 flip, global centering", replace(f277, center="global")),
         ActiveExperiment("0277 camcenter", Option("0277 camcenter", (M0277,), center="camera")),
+        ActiveExperiment(PRODUCT, prod),
+        ActiveExperiment(f"{PRODUCT} + online gallery re-ranking", prod, extra="online-rerank"),
+        ActiveExperiment(f"{PRODUCT}, track of 3 crops", prod, track=3),
         ActiveExperiment("0277 flip camcenter", cam),
         ActiveExperiment("0277 flip camcenter, centroid", cam, "centroid"),
         ActiveExperiment(

@@ -15,6 +15,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+from smart_reid_server.match import CameraCentering
+from smart_reid_server.models.priors import prior_mean
 from smart_reid_server.rerank import (
     center,
     center_groups,
@@ -30,7 +32,7 @@ type Floats = npt.NDArray[np.float32]
 # none; global: minus the mean of all vectors; camera: minus each camera's own mean;
 # camera-heldout: as camera, but each identity's vectors are centred with means computed from the
 # other half of the identities only (what a gallery learns from people seen before).
-type Centering = Literal["none", "global", "camera", "camera-heldout"]
+type Centering = Literal["none", "global", "camera", "camera-heldout", "product"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +65,24 @@ def short(model: str) -> str:
     return model.rsplit("-", 1)[-1] if model.startswith("person-reidentification") else model
 
 
-def centered(vectors: Floats, split: Split, mode: Centering) -> Floats:
+def streamed(vectors: Floats, split: Split, model: str, seed: int = 0) -> Floats:
+    """What the server does (``match.CameraCentering`` from the shipped prior): the crops arrive
+    one at a time in a random order, and each is centred with its camera's mean *at that moment*
+    (the first ones mostly with the prior). No crop sees the means of crops after it."""
+    centering = CameraCentering(prior=prior_mean(model, vectors.shape[1]))
+    out = np.empty_like(vectors)
+    for i in np.random.default_rng(seed).permutation(len(vectors)):
+        out[i] = centering.apply(f"view{split.cams[i]}", vectors[i : i + 1])[0]
+    return out
+
+
+def centered(vectors: Floats, split: Split, mode: Centering, model: str = "") -> Floats:
     """One model's vectors after the centering ``mode`` (labels are only used to split the
     identities in two halves for ``camera-heldout``, never to pick vectors by person)."""
     if mode == "none":
         return vectors
+    if mode == "product":
+        return streamed(vectors, split, model)
     if mode == "global":
         return center(vectors)
     if mode == "camera":
@@ -85,7 +100,9 @@ def centered(vectors: Floats, split: Split, mode: Centering) -> Floats:
 def features(option: Option, split: Split, cache: Path | None = None) -> Floats:
     """Embeddings of every crop of ``split`` for this option (before QE and re-ranking)."""
     blocks = [
-        centered(embed_images(model, split.paths, option.flip, cache), split, option.center)
+        centered(
+            embed_images(model, split.paths, option.flip, cache), split, option.center, model
+        )
         for model in option.models
     ]
     if len(blocks) == 1:

@@ -83,6 +83,15 @@ def prior_mean(model: str, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArra
     return mean
 
 
+def dump(data: dict[str, object]) -> str:
+    """JSON with one line per model (a 256-512 value vector is one line, not hundreds)."""
+    models = data["models"]
+    assert isinstance(models, dict)
+    lines = [f'{json.dumps(k)}: {json.dumps(v, separators=(",", ":"))}' for k, v in models.items()]
+    head = json.dumps({k: v for k, v in data.items() if k != "models"}, indent=1)[:-2]
+    return head + ',\n "models": {\n  ' + ",\n  ".join(lines) + "\n }\n}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m eval.priors", description=__doc__.split("\n")[0]
@@ -109,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         models[model] = {"crops": len(crops), "mean": [round(float(x), 4) for x in mean]}
         _LOGGER.info("%s: prior norm %.3f from %d crops", model, np.linalg.norm(mean), len(crops))
     out["models"] = models
-    args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    args.out.write_text(dump(out), encoding="utf-8")
     print(f"wrote {args.out} ({len(models)} models, {len(crops)} crops, "
           f"{time.perf_counter() - started:.0f} s)")  # fmt: skip
     return 0
