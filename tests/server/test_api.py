@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from smart_reid_server.app import SmartReidApp
+from smart_reid_server.match import CENTERED_THRESHOLDS
 
 from tests.server.server_support import (
     CuhkPicker,
@@ -112,7 +113,9 @@ async def test_info_describes_models_cameras_and_thresholds(
     assert reid["name"] == "person-reidentification-retail-0277"
     assert reid["is_reid"] is True and reid["dim"] == 256
     assert server.app.embedder is not None
-    expected = server.app.embedder.default_threshold
+    # retail-0277 matches per-camera centred embeddings by default, with its centred thresholds.
+    expected = CENTERED_THRESHOLDS[reid["name"]][0]
+    assert info["settings"]["camera_centering"] is True
     assert info["settings"]["match_threshold"] == pytest.approx(expected)
     assert info["settings"]["uncertain_threshold"] == pytest.approx(expected - 0.1)
     assert info["settings"]["auth_required"] is True

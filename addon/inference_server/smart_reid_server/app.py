@@ -171,6 +171,7 @@ class SmartReidApp:
         self.detector: Detector | None = None
         self.embedder: Embedder | None = None
         self.threshold = 0.0
+        self.centering_on = False
         self.identity_thread: IdentityThread | None = None
         self.pipeline: Pipeline | None = None
         self.ingest: MqttIngest | None = None
@@ -243,6 +244,7 @@ class SmartReidApp:
                 "visit_window_s": float(self.settings.section("visits")["window_s"]),
                 "match_threshold": round(self.threshold, 4),
                 "uncertain_threshold": round(self.uncertain_threshold, 4),
+                "camera_centering": self.centering_on,
                 "retention_days": int(self.settings.raw["retention_days"]),
                 "auth_required": self.token is not None,
             },
@@ -288,11 +290,12 @@ class SmartReidApp:
         detector, embedder = await loop.run_in_executor(None, self._load_models, manager)
         self.detector, self.embedder = detector, embedder
         match_cfg = self.settings.section("match")
+        self.centering_on = centering_enabled(match_cfg.get("camera_centering"), embedder.name)
         self.threshold = gallery_threshold(
             match_cfg["threshold"],
             embedder.name,
             embedder.default_threshold,
-            centered=centering_enabled(match_cfg.get("camera_centering"), embedder.name),
+            centered=self.centering_on,
         )
         await self._open_identities()
         self._seed_states(await self._call(self._gather_all))
