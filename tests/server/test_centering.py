@@ -15,9 +15,11 @@ from smart_reid_server.match import (
     CENTERED_THRESHOLDS,
     ActiveTierConfig,
     CameraCentering,
+    camera_centering_for,
     centering_enabled,
     gallery_threshold,
 )
+from smart_reid_server.models import priors
 from smart_reid_server.models.priors import _table, prior_mean
 from smart_reid_server.models.registry import names
 from smart_reid_server.store import DB_NAME, MIGRATIONS, Store
@@ -208,3 +210,42 @@ def test_exemplars_from_before_schema_2_are_centred_with_the_prior(
     (decision,) = identities.observe("front", T0 + DAY, crops, vectors, frame).decisions
     assert decision.person_id == "old" and not decision.is_new_identity
     identities.close()
+
+
+def test_a_missing_or_damaged_priors_file_means_no_prior_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "priors.json"
+    broken.write_text("{not json", encoding="utf-8")
+    monkeypatch.setattr(priors, "PRIORS_FILE", broken)
+    _table.cache_clear()
+    try:
+        with caplog.at_level("WARNING"):
+            assert prior_mean(MODEL_NAME, DIM) is None
+        assert "cameras start uncentred" in caplog.text
+        # Without a prior a camera waits for its own 50 crops.
+        assert camera_centering_for(MODEL_NAME, DIM).prior is None
+    finally:
+        monkeypatch.undo()
+        _table.cache_clear()
+    assert prior_mean(MODEL_NAME, DIM) is not None
+
+
+def test_a_damaged_stored_mean_is_refused_and_a_camera_can_start_over(
+    people: dict[int, list[Sample]],
+) -> None:
+    vectors = np.stack([s.vector for crops in people.values() for s in crops])
+    centering = CameraCentering(prior=prior_mean(MODEL_NAME, DIM))
+    with pytest.raises(ValueError, match="unusable"):
+        centering.restore("front", 10, np.full(DIM, np.nan))
+    with pytest.raises(ValueError, match="unusable"):
+        centering.restore("front", 0, vectors[0])
+    with pytest.raises(ValueError, match="embeddings 128"):
+        centering.apply("front", vectors[:1, :128])
+    centering.apply("front", vectors[:20])
+    assert set(centering.take_changed()) == {"front"} and centering.take_changed() == {}
+    centering.forget("front")
+    assert centering.seen("front") == 0
+    np.testing.assert_allclose(centering.mean("front"), centering.prior, atol=1e-6)
+    with pytest.raises(ValueError, match="prior_weight"):
+        CameraCentering(prior_weight=0)
