@@ -271,7 +271,7 @@ DEFAULT_ACTIVE_THRESHOLDS: dict[str, float] = {
     "person-reidentification-retail-0286": 0.366,
     "person-reidentification-retail-0287": 0.349,
     "person-reidentification-retail-0288": 0.410,
-    "person-reidentification-retail-0267": 0.448,  # measured with BGR input: re-measure
+    "person-reidentification-retail-0267": 0.365,
     "osnet_x0_25_msmt17": 0.674,
 }
 
