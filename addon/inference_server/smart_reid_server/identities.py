@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,7 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
+MEANS_SAVE_S = 10.0  # how often the per-camera centering means are written to the store
 
 DAY_S = 86400.0
 THUMBNAIL_JPEG_QUALITY = 90
@@ -211,6 +213,7 @@ class Identities:
         # camera's running mean before both tiers, and what is learnt from it (exemplars, visit
         # bank) is stored centred, with the camera's mean at that moment.
         self.centering = centering
+        self._next_means_save = 0.0
         self.model_name = model_name
         self.dim = dim
         self.retention_days = retention_days
@@ -289,7 +292,19 @@ class Identities:
             out[rows] = self.centering.centre(camera, out[rows])
         return out
 
+    def _save_means(self) -> None:
+        """Store the cameras' centering means (every ``MEANS_SAVE_S`` and at close: a mean moves
+        slowly, and exemplars are stored raw, so a few lost updates after a crash do no harm)."""
+        assert self.centering is not None
+        self.store.save_camera_means(self.model_name, self.centering.take_changed())
+        self._next_means_save = time.monotonic() + MEANS_SAVE_S
+
     def close(self) -> None:
+        if self.centering is not None:
+            try:
+                self._save_means()
+            except Exception as err:  # a closing store must not hide the original problem
+                _LOGGER.warning("could not store the cameras' centering means: %s", err)
         self.store.close()
 
     # ------------------------------------------------------------- the pipeline step
@@ -343,8 +358,8 @@ class Identities:
                 ):
                     self._keep_thumbnail(decision.person_id, crop, out)
                     self._keep_snapshot(decision, crop, observation, frame, out)
-                if self.centering is not None:
-                    self.store.save_camera_means(self.model_name, self.centering.take_changed())
+                if self.centering is not None and time.monotonic() >= self._next_means_save:
+                    self._save_means()
         except Exception:
             self._resync()
             raise
