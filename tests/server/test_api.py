@@ -6,6 +6,7 @@ look at, so they do not depend on each other's order. Reset runs on a server of 
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from smart_reid_server.match import CENTERED_THRESHOLDS
 from tests.server.server_support import (
     CuhkPicker,
     cuhk,
+    full_box,
     jpeg_image,
     running_app,
     settings_for,
@@ -170,6 +172,94 @@ async def test_one_person_on_two_cameras_is_one_new_person_then_matched(
     assert c["person_id"] != a["person_id"] and c["new_person"] is True
     assert c["match"] == "new" and c["is_new_identity"] is True
     assert second["latency_ms"] > 0
+
+
+async def _search(
+    session: aiohttp.ClientSession, base: str, jpeg: bytes, **fields: str
+) -> tuple[int, dict[str, Any]]:
+    form = aiohttp.FormData()
+    form.add_field("image", jpeg, filename="who.jpg", content_type="image/jpeg")
+    for key, value in fields.items():
+        form.add_field(key, value)
+    async with session.post(f"{base}/api/search", data=form) as response:
+        return response.status, await response.json()
+
+
+async def test_search_names_the_person_in_a_picture_without_learning_anything(
+    server: Server, session: aiohttp.ClientSession
+) -> None:
+    app = server.app
+    picker = CuhkPicker(server.cuhk03_dir, app.embedder)
+    view_a, view_b = picker.same_person(0.6, skip=set(range(0, 12)))
+    others = [picker.stranger([view_a, view_b], below=0.3, skip={int(view_a[:4])})]
+    others.append(picker.stranger([view_a, view_b, *others], below=0.3, skip={int(view_a[:4])}))
+    now = time.time() - 20
+    ids = []
+    for i, name in enumerate([view_a, *others]):
+        status, body = await upload(
+            session, server.base, "front", server.image(name), timestamp=now + 90 * i
+        )
+        assert status == 200, body
+        ids.append(body["decisions"][0]["person_id"])
+    before = {
+        p["person_id"]: p for p in (await _get(session, f"{server.base}/api/persons"))[1]["persons"]
+    }
+
+    box = json.dumps(full_box(server.image(view_b)))
+    status, found = await _search(
+        session, server.base, server.image(view_b), camera="back", detections=box, limit="3"
+    )
+    assert status == 200, found
+    assert found["camera"] == "back" and found["quality_ok"] is True
+    assert 1 <= len(found["results"]) <= 3
+    best = found["results"][0]
+    assert best["person_id"] == ids[0]
+    assert (
+        best["match"] in ("matched", "uncertain") and best["similarity"] >= app.uncertain_threshold
+    )
+    scores = [hit["score"] for hit in found["results"]]
+    assert scores == sorted(scores, reverse=True)
+    # One or two exemplars a person: ordered by the cosine (re-ranking needs more views).
+    assert found["ranking"] == "cosine" and best["score"] == best["similarity"]
+    assert {"label", "known", "exemplars", "thumbnail_url"} <= set(best)
+
+    # Without a box the detector finds the person: the crop pasted into a larger picture.
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    person = jpeg_image(server.image(view_b))
+    h, w = person.shape[:2]
+    canvas[100 : 100 + h, 300 : 300 + w] = person
+    picture = cv2.imencode(".jpg", canvas)[1].tobytes()
+    status, again = await _search(session, server.base, picture)
+    assert status == 200, again
+    assert again["camera"] is None and again["results"][0]["person_id"] == ids[0]
+    x1, y1, x2, y2 = again["box"]
+    assert 280 <= x1 < x2 <= 320 + w and 80 <= y1 < y2 <= 120 + h
+
+    # Searching stored nothing: same people, same exemplars, no new visit.
+    after = {
+        p["person_id"]: p for p in (await _get(session, f"{server.base}/api/persons"))[1]["persons"]
+    }
+    assert after.keys() == before.keys()
+    for person_id, person in after.items():
+        assert person["exemplars"] == before[person_id]["exemplars"]
+        assert person["visit_count"] == before[person_id]["visit_count"]
+
+
+async def test_search_errors_say_what_to_do(server: Server, session: aiohttp.ClientSession) -> None:
+    jpeg = server.image("0004_00")
+    grey = cv2.imencode(".jpg", np.full((480, 640, 3), 128, np.uint8))[1].tobytes()
+    cases: list[tuple[bytes, dict[str, str], int, str, str]] = [
+        (grey, {}, 422, "no_person", "no person found"),
+        (jpeg, {"limit": "0"}, 400, "bad_request", "limit"),
+        (jpeg, {"limit": "many"}, 400, "bad_request", "limit"),
+        (jpeg, {"camera": "garage"}, 404, "not_found", "unknown camera"),
+        (jpeg[: len(jpeg) // 2], {}, 400, "bad_request", "truncated"),
+        (b"hello", {}, 415, "unsupported_media_type", "not an image"),
+    ]
+    for data, fields, code, error, words in cases:
+        status, body = await _search(session, server.base, data, **fields)
+        assert status == code, (fields, body)
+        assert body["error"] == error and words in body["message"], (fields, body)
 
 
 async def test_raw_jpeg_body_with_query_camera_runs_the_detector(

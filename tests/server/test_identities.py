@@ -595,3 +595,60 @@ def test_sure_hand_overs_teach_walking_times_and_faint_ones_do_not(
     (joined,) = see(ids, "back", T0 + 9000 + len(faint.view_a) + 10, [faint.view_b]).decisions
     assert joined.match is MatchStatus.UNCERTAIN and not joined.new_person
     assert "back|front" not in tier.transit.learned(), "an unsure hand-over is no evidence"
+
+
+def _search_rank1(
+    identities: Identities, owner: dict[str, int], queries: list[tuple[int, Sample]]
+) -> tuple[float, bool]:
+    right, modes = 0, set()
+    for identity, sample in queries:
+        hits, reranked = identities.search(sample.vector, "back", limit=3)
+        modes.add(reranked)
+        assert 1 <= len(hits) <= 3
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        assert (hits[0].match is MatchStatus.MATCHED) == (hits[0].similarity >= THRESHOLD)
+        if not reranked:
+            assert all(h.score == h.similarity for h in hits)
+        right += owner.get(hits[0].person.person_id) == identity
+    assert len(modes) == 1
+    return right / len(queries), modes.pop()
+
+
+def test_search_finds_people_and_re_ranks_only_with_enough_exemplars(tmp_path: Path) -> None:
+    """View A of 30 real people is the gallery; each person's view-B crop is searched for."""
+    require_assets()
+    people = samples()
+    view_a = {i: [s for s in c if s.view == "A"] for i, c in people.items()}
+    queries = [(i, next(s for s in c if s.view == "B")) for i, c in people.items()
+               if view_a[i] and any(s.view == "B" for s in c)]  # fmt: skip
+
+    def gallery(folder: str, per_person: int) -> tuple[Identities, dict[str, int]]:
+        identities = open_identities(tmp_path / folder, exemplar_min_distance=0.0)
+        owner: dict[str, int] = {}
+        for n, (identity, _) in enumerate(queries):
+            t = T0 + 10 * WINDOW * n
+            for k, sample in enumerate(view_a[identity][:per_person]):
+                (decision,) = see(identities, "front", t + k, [sample]).decisions
+                owner.setdefault(decision.person_id, identity)
+        return identities, owner
+
+    one, owner_one = gallery("one", 1)
+    exemplars = {pid: one.gallery.exemplar_count(pid) for pid in owner_one}
+    rank1_one, reranked_one = _search_rank1(one, owner_one, queries)
+    # One exemplar a person: the cosine orders (re-ranking would lose ~15 points here).
+    assert not reranked_one and rank1_one >= 0.7
+    # Searching learns nothing.
+    assert {pid: one.gallery.exemplar_count(pid) for pid in owner_one} == exemplars
+    with pytest.raises(ValueError, match="limit"):
+        one.search(queries[0][1].vector, limit=0)
+    one.close()
+
+    many, owner_many = gallery("many", 5)
+    assert np.median([many.gallery.exemplar_count(p) for p in owner_many]) >= 4
+    rank1_many, reranked_many = _search_rank1(many, owner_many, queries)
+    assert reranked_many and rank1_many >= 0.7
+    many.close()
+
+    empty = open_identities(tmp_path / "empty")
+    assert empty.search(queries[0][1].vector) == ([], False)
+    empty.close()

@@ -44,6 +44,7 @@ _STATUS_CODES = {
     409: "conflict",
     413: "too_large",
     415: "unsupported_media_type",
+    422: "unprocessable",
     500: "internal_error",
     503: "not_ready",
 }
@@ -119,6 +120,7 @@ def create_api(app: SmartReidApp) -> web.Application:
     r.add_get("/api/settings", settings)
     r.add_get("/api/stats", stats)
     r.add_post("/api/frames", upload_frame)
+    r.add_post("/api/search", search_person)
     r.add_get("/api/persons", list_persons)
     r.add_get("/api/persons/{person_id}", get_person)
     r.add_patch("/api/persons/{person_id}", patch_person)
@@ -229,6 +231,42 @@ async def upload_frame(request: web.Request) -> web.Response:
     )
 
 
+async def search_person(request: web.Request) -> web.Response:
+    """Who is this? The largest person in an uploaded picture, ranked against the gallery."""
+    app = _running(request)
+    fields, data = await _read_upload(request, app.max_upload_bytes)
+    camera = str(fields.get("camera") or "") or None
+    if camera is not None and camera not in app.cameras:
+        raise ApiError(404, f"unknown camera {camera!r}; leave camera out or use a configured one")
+    try:
+        limit = int(fields.get("limit") or 5)
+    except ValueError:
+        raise ApiError(400, "limit must be a whole number from 1 to 50") from None
+    if not 1 <= limit <= 50:
+        raise ApiError(400, "limit must be a whole number from 1 to 50")
+    loop = asyncio.get_running_loop()
+    try:
+        image, detections = await loop.run_in_executor(
+            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes
+        )
+    except BadFrameError as err:
+        raise ApiError(err.code, err.message, err.error) from None
+    try:
+        detection, quality_ok, hits, reranked = await app.search(image, detections, camera, limit)
+    except LookupError as err:
+        raise ApiError(422, str(err), "no_person") from None
+    box = detection.box
+    return web.json_response(
+        {
+            "camera": camera,
+            "box": [round(v, 1) for v in (box.x1, box.y1, box.x2, box.y2)],
+            "quality_ok": quality_ok,
+            "ranking": "reranked" if reranked else "cosine",
+            "results": [hit.to_json() for hit in hits],
+        }
+    )
+
+
 def _decode_upload(
     data: bytes, raw_detections: Any, max_bytes: int
 ) -> tuple[Image, list[Detection] | None]:
@@ -270,7 +308,7 @@ async def _read_multipart(request: web.Request, max_bytes: int) -> tuple[dict[st
         name = part.name or ""
         if name == "image":
             data = await _read_part(part, max_bytes)
-        elif name in ("camera", "timestamp", "frame_id", "detections"):
+        elif name in ("camera", "timestamp", "frame_id", "detections", "limit"):
             fields[name] = (await _read_part(part, 1 << 20)).decode("utf-8", "replace").strip()
         else:
             await part.release()

@@ -35,6 +35,7 @@ from .embed import Embedder
 from .identities import (
     Identities,
     ObserveResult,
+    SearchHit,
     VisitEvent,
     VisitEventReason,
 )
@@ -49,7 +50,7 @@ from .states import StatePublisher, StateView, gather
 from .stats import CameraBook, LatencyStats
 from .store import Store, StoreError
 from .tracker import Tracks
-from .types import Decision, Frame, Image
+from .types import Decision, Detection, Frame, Image
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -490,6 +491,38 @@ class SmartReidApp:
     def request_stop(self) -> None:
         if self._stop_event is not None:
             self._stop_event.set()
+
+    # -- search ------------------------------------------------------------------------------
+
+    async def search(
+        self,
+        image: Image,
+        detections: list[Detection] | None,
+        camera: str | None,
+        limit: int,
+    ) -> tuple[Detection, bool, list[SearchHit], bool]:
+        """The largest person in ``image`` (or in ``detections``) against the gallery: their
+        box, whether the crop passes the quality gates, the people most like them and whether
+        they were re-ranked.
+        Raises LookupError when the picture shows nobody."""
+        if self.detector is None or self.embedder is None:
+            raise RuntimeError("the models are not loaded yet")
+        detector, embedder = self.detector, self.embedder
+        quality = self.settings.section("quality")
+
+        def look() -> tuple[Detection, bool, np.ndarray[Any, Any]]:
+            found = detections if detections is not None else detector.detect(image)
+            frame = Frame(camera or "search", image, self.clock(), source="search")
+            crops = extract_crops(frame, found, quality)
+            if not crops:
+                raise LookupError("no person found in the picture; send a picture of one person")
+            crop = max(crops, key=lambda c: c.detection.box.area)
+            return crop.detection, crop.quality.ok, embedder.embed([crop.image])
+
+        loop = asyncio.get_running_loop()
+        detection, quality_ok, vectors = await loop.run_in_executor(None, look)
+        hits, reranked = await self._call(lambda ids: ids.search(vectors[0], camera, limit))
+        return detection, quality_ok, hits, reranked
 
     # -- identity-thread helpers -------------------------------------------------------------
 

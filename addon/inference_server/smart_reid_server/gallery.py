@@ -292,6 +292,25 @@ class Gallery:
             return np.zeros((0, self.dim), dtype=np.float32)
         return self._vectors[self._rows[owner]].copy()
 
+    def nearest_exemplars(
+        self, vector: npt.ArrayLike, count: int
+    ) -> tuple[list[str], FloatMatrix, FloatMatrix]:
+        """The ``count`` exemplars closest to ``vector`` (exact float32 scan), best first: their
+        owners, cosine similarities and vectors. For on-demand search, not per-crop matching."""
+        query = unit_rows(vector, self.dim)[0]
+        if self._size == 0 or count < 1:
+            empty = np.zeros((0, self.dim), dtype=np.float32)
+            return [], np.zeros(0, dtype=np.float32), empty
+        scores = self._vectors[: self._size] @ query
+        rows = _best_rows(scores, count)
+        rows = rows[np.argsort(-scores[rows], kind="stable")]
+        owners = [self._ids[int(self._owners[r])] for r in rows]
+        return (
+            [o for o in owners if o is not None],
+            scores[rows].astype(np.float32),
+            self._vectors[rows].copy(),
+        )
+
     def exemplar_keys(self, person_id: str) -> list[int]:
         owner = self._index.get(person_id)
         return [] if owner is None else [int(self._keys[r]) for r in self._rows[owner]]

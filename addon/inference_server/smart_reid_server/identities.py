@@ -62,6 +62,7 @@ from .match import (
     camera_centering_for,
     centering_enabled,
 )
+from .rerank import rerank_candidates
 from .store import PersonRecord, Store, UnknownPersonError, check_label
 from .types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
 from .visits import Visit, VisitObservation, VisitTracker
@@ -71,6 +72,7 @@ __all__ = [
     "Identities",
     "ObserveResult",
     "PersonView",
+    "SearchHit",
     "UncertainPolicy",
     "UnknownPersonError",
     "VisitEvent",
@@ -187,6 +189,38 @@ class _SnapshotState:
     best: VisitSnapshot
     announced_rank: float
     announced_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One identity found by ``Identities.search``, best first.
+
+    ``similarity``: the best cosine to the person's exemplars, in the matching space (centred
+    when centering is on), judged with the gallery threshold into ``match`` ("matched",
+    "uncertain" or "new"), exactly as a crop on a camera would be in tier 2. ``score`` orders
+    the list (higher is closer): 1 - the re-ranked distance when the search re-ranked, else the
+    similarity; it has no threshold.
+    """
+
+    person: PersonView
+    similarity: float
+    score: float
+    match: MatchStatus
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.person.to_json(),
+            "similarity": round(self.similarity, 4),
+            "score": round(self.score, 4),
+            "match": self.match.value,
+        }
+
+
+SEARCH_CANDIDATES = 100  # nearest exemplars re-ranked per search
+# Re-ranking needs several views of each person to find mutual neighbours: with 1 exemplar a
+# person it lost 12-18 rank-1 points against the cosine on CUHK03, with 3 it was even, with 5 it
+# gained up to 5 (docs/quality.md). Below this median exemplar count the cosine orders the list.
+SEARCH_RERANK_MIN_EXEMPLARS = 4
 
 
 class Identities:
@@ -364,6 +398,50 @@ class Identities:
             self._resync()
             raise
         return out
+
+    def search(
+        self, vector: npt.ArrayLike, camera: str | None = None, limit: int = 5
+    ) -> tuple[list[SearchHit], bool]:
+        """Who in the gallery looks most like ``vector`` (a raw embedding of one person crop)?
+
+        The vector is centred like a crop from ``camera`` (its current mean, without learning
+        from it; no camera: the model's prior), its ``SEARCH_CANDIDATES`` nearest exemplars are
+        re-ranked by k-reciprocal neighbourhoods (``rerank.rerank_candidates``) when the people
+        among them have enough exemplars for that to help, and each person is ranked by their
+        best exemplar. Returns (hits, whether it re-ranked). Nothing is stored or learnt.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        query = unit_rows(vector, self.dim)
+        if self.centering is not None:
+            query = self.centering.centre(camera, query)
+        owners, similarities, vectors = self.gallery.nearest_exemplars(query, SEARCH_CANDIDATES)
+        if not owners:
+            return [], False
+        counts = [self.gallery.exemplar_count(owner) for owner in set(owners)]
+        reranked = float(np.median(counts)) >= SEARCH_RERANK_MIN_EXEMPLARS
+        scores = 1.0 - rerank_candidates(query[0], vectors) if reranked else similarities
+        best: dict[str, tuple[float, float]] = {}
+        for owner, similarity, value in zip(owners, similarities, scores, strict=True):
+            score, cosine = best.get(owner, (-np.inf, -np.inf))
+            best[owner] = (max(score, float(value)), max(cosine, float(similarity)))
+        ranked = sorted(best.items(), key=lambda item: (-item[1][0], -item[1][1]))[:limit]
+        threshold = self.matcher.threshold
+        uncertain = threshold - self.matcher.uncertain_margin
+        hits = []
+        for person_id, (score, similarity) in ranked:
+            record = self.store.person(person_id)
+            if record is None:
+                continue
+            status = (
+                MatchStatus.MATCHED
+                if similarity >= threshold
+                else MatchStatus.UNCERTAIN
+                if similarity >= uncertain
+                else MatchStatus.NEW
+            )
+            hits.append(SearchHit(self._view(record), similarity, score, status))
+        return hits, reranked
 
     def _resync(self) -> None:
         """After a failed (rolled back) frame: make memory agree with the store again, so no

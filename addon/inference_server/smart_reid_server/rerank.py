@@ -190,6 +190,19 @@ def k_reciprocal_distance(
     return ((1.0 - lambda_value) * jaccard + lambda_value * hood.original).astype(np.float32)
 
 
+def rerank_candidates(
+    query: Matrix, candidates: Matrix, k1: int = 8, k2: int = 3, lambda_value: float = 0.2
+) -> Matrix:
+    """Re-ranked distances from ``query`` to each of ``candidates`` (its nearest gallery vectors),
+    by k-reciprocal re-ranking inside that set alone. Independent of the gallery's size, so a
+    search over any gallery costs the same (about 10 ms for 100 candidates on one core).
+    Measured one query at a time with the top 100 exemplars: docs/quality.md."""
+    stacked = np.vstack([query.reshape(1, -1), candidates]).astype(np.float32)
+    distances = k_reciprocal_distance(stacked @ stacked.T, k1, k2, lambda_value)
+    row: Matrix = distances[0, 1:]
+    return row
+
+
 class GalleryReranker:
     """k-reciprocal re-ranking of one query at a time against a fixed gallery.
 
