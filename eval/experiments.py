@@ -176,7 +176,7 @@ def search_distances(
     cosine order behind them."""
     out = (2.0 + cosine).astype(np.float32)
     ids, counts = np.unique(owners, return_counts=True)
-    per_person = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    per_person = {int(i): int(c) for i, c in zip(ids, counts, strict=True)}
     for row, query in enumerate(queries):
         nearest = np.argsort(cosine[row], kind="stable")[:SEARCH_CANDIDATES]
         found = {int(o) for o in owners[nearest]}
