@@ -408,6 +408,8 @@ async def test_identities_deleted_by_retention_disappear_from_mqtt(
         await app.update_person(kept["person_id"], None, True)  # known people are never purged
         picker = CuhkPicker(cuhk03_dir, app.embedder)
         stranger = picker.stranger(["0011_00"], below=app.uncertain_threshold - 0.1)
+        # Two minutes later: the known person's visit is over, so only the gallery decides.
+        now[0] += 120.0
         gone = (await _post(base, "back", cuhk(cuhk03_dir, stranger), now[0]))["decisions"][0]
         gone_id = gone["person_id"]
         assert gone_id != kept["person_id"]
