@@ -191,6 +191,17 @@ class SmartReidApi:
             content_type=content_type,
         )
 
+    async def search(
+        self, image: bytes, content_type: str, camera: str | None, limit: int
+    ) -> dict[str, Any]:
+        """Who is the largest person in ``image``? (``POST /api/search``; nothing is stored)."""
+        params = {"limit": str(limit)}
+        if camera:
+            params["camera"] = camera
+        return await self._json(
+            "POST", "/api/search", data=image, params=params, content_type=content_type
+        )
+
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:

@@ -1,4 +1,5 @@
-"""Actions that change the server's gallery: rename, mark known, merge, forget, reset.
+"""Actions on the server's gallery: rename, mark known, merge, forget, reset, and identify (who
+is in a camera's picture right now?).
 
 Each one is a call of the server's HTTP API; the server then republishes the retained person
 states over MQTT, and the entities follow from there. An identity can be named by its id (what
@@ -8,9 +9,10 @@ the bus events and the notification buttons carry) or by its device (what the UI
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import voluptuous as vol
+from homeassistant.components.camera import async_get_image
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     HomeAssistant,
@@ -26,11 +28,13 @@ from homeassistant.helpers import device_registry as dr
 from .api import SmartReidApiError, SmartReidAuthError, SmartReidError
 from .const import (
     ATTR_CAMERA,
+    ATTR_CAMERA_ENTITY_ID,
     ATTR_CONFIG_ENTRY_ID,
     ATTR_DEVICE_ID,
     ATTR_FROM_DEVICE_ID,
     ATTR_FROM_PERSON_ID,
     ATTR_KNOWN,
+    ATTR_LIMIT,
     ATTR_NAME,
     ATTR_PERSON_ID,
     CAMERA_NAME,
@@ -38,6 +42,7 @@ from .const import (
 )
 from .coordinator import SmartReidConfigEntry
 from .devices import owner_entry_ids
+from .forwarder import camera_slug
 from .models import ID_PATTERN
 
 SERVICE_RENAME_PERSON = "rename_person"
@@ -45,6 +50,7 @@ SERVICE_MARK_KNOWN = "mark_known"
 SERVICE_MERGE_PERSONS = "merge_persons"
 SERVICE_FORGET_PERSON = "forget_person"
 SERVICE_RESET_GALLERY = "reset_gallery"
+SERVICE_IDENTIFY = "identify"
 
 PERSON_SCHEMA = vol.Schema(
     {
@@ -72,6 +78,14 @@ MERGE_SCHEMA = PERSON_SCHEMA.extend(
 )
 RESET_SCHEMA = vol.Schema(
     {vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string, vol.Optional(ATTR_CAMERA): cv.string}
+)
+IDENTIFY_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Required(ATTR_CAMERA_ENTITY_ID): cv.entity_domain("camera"),
+        vol.Optional(ATTR_CAMERA): cv.string,
+        vol.Optional(ATTR_LIMIT, default=3): vol.All(vol.Coerce(int), vol.Range(min=1, max=50)),
+    }
 )
 
 
@@ -233,6 +247,51 @@ async def _reset_gallery(call: ServiceCall) -> ServiceResponse:
     return await _call_server(entry, lambda: api.reset(camera))
 
 
+async def _identify(call: ServiceCall) -> ServiceResponse:
+    """Send the camera's current picture to the server's search and answer who is in it."""
+    entry = _entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    entity_id: str = call.data[ATTR_CAMERA_ENTITY_ID]
+    camera: str | None = call.data.get(ATTR_CAMERA)
+    if camera is not None and not CAMERA_NAME.match(camera):
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="invalid_camera",
+            translation_placeholders={"camera": camera},
+        )
+    if camera is None:
+        # A camera the server knows under the entity's name (as the forwarder sends it) is
+        # matched in that camera's space; any other picture is searched without one.
+        slug = camera_slug(entity_id)
+        known = (
+            entry.runtime_data.coordinator.info.cameras
+            if entry.runtime_data.coordinator.info
+            else []
+        )
+        camera = slug if slug in known else None
+    try:
+        image = await async_get_image(call.hass, entity_id)
+    except HomeAssistantError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN,
+            translation_key="camera_image_failed",
+            translation_placeholders={"entity_id": entity_id, "error": str(err)},
+        ) from err
+    api = entry.runtime_data.api
+    found = cast(
+        dict[str, Any],
+        await _call_server(
+            entry,
+            lambda: api.search(image.content, image.content_type, camera, call.data[ATTR_LIMIT]),
+        ),
+    )
+    fields = ("person_id", "label", "known", "present", "similarity", "score", "match")
+    return {
+        "camera": found.get("camera"),
+        "ranking": found.get("ranking"),
+        "results": [{k: hit.get(k) for k in fields} for hit in found.get("results", [])],
+    }
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions once for all entries (they pick the entry per call)."""
@@ -249,3 +308,10 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN, name, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL
         )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_IDENTIFY,
+        _identify,
+        schema=IDENTIFY_SCHEMA,
+        supports_response=SupportsResponse.ONLY,
+    )

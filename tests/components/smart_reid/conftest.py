@@ -330,6 +330,7 @@ class FakeServer:
     # The moment a server finishes starting: health already says ready, /api/info still 503.
     health_ahead: bool = False
     frames: list[dict[str, Any]] = field(default_factory=list)
+    searches: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     frame_status: int = 200
     url: str = ""
@@ -347,6 +348,7 @@ class FakeServer:
         app.router.add_get("/api/persons/{person_id}/thumbnail.jpg", self._thumbnail)
         app.router.add_get("/api/visits/{visit_id}/snapshot.jpg", self._snapshot)
         app.router.add_post("/api/frames", self._frames)
+        app.router.add_post("/api/search", self._search)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", port)
@@ -455,6 +457,27 @@ class FakeServer:
         self.frames.append({"camera": camera, "content_type": request.content_type, "bytes": body})
         return web.json_response(
             {"camera": camera, "frame_id": f"{camera}-{len(self.frames)}", "decisions": []}
+        )
+
+    async def _search(self, request: web.Request) -> web.Response:
+        """Every known person as a hit, in insertion order (the real ranking is server-side)."""
+        body = await request.read()
+        query = dict(request.query)
+        self.searches.append({**query, "content_type": request.content_type, "bytes": body})
+        if not body.startswith(b"\xff\xd8"):
+            return _error(422, "no_person", "no person found in the picture")
+        hits = [
+            {**person, "similarity": 0.6 - 0.1 * i, "score": 0.5 - 0.1 * i, "match": "matched"}
+            for i, person in enumerate(self.persons.values())
+        ][: int(query.get("limit", 5))]
+        return web.json_response(
+            {
+                "camera": query.get("camera"),
+                "box": [0, 0, 10, 20],
+                "quality_ok": True,
+                "ranking": "cosine",
+                "results": hits,
+            }
         )
 
     async def publish_basics(self, status: str = "online") -> None:

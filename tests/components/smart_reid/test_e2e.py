@@ -26,11 +26,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from homeassistant.components.camera import Camera
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_capture_events,
+    setup_test_component_platform,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.smart_reid.const import (
@@ -217,6 +223,15 @@ async def test_two_visits_two_alerts(
         second = (await _upload(session, inference_server, "back", view_b))["decisions"][0]
         third = (await _upload(session, inference_server, "front", stranger))["decisions"][0]
 
+    # A snapshot camera showing the first person's other view in a larger scene (set up before
+    # Home Assistant's HTTP server starts serving, below).
+    await hass.async_add_executor_job(_still_camera_picture, view_b, tmp_path / "door.jpg")
+    setup_test_component_platform(
+        hass, "camera", [_FileCamera("Front door", tmp_path / "door.jpg")]
+    )
+    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
+    await hass.async_block_till_done()
+
     assert second["person_id"] == first["person_id"], "the same person must be recognised"
     assert third["person_id"] != first["person_id"]
     await wait_for(hass, lambda: len(events) >= 2, "two smart_reid.new_person events", 30)
@@ -245,3 +260,43 @@ async def test_two_visits_two_alerts(
     response = await client.get(events[0].data["snapshot_url"])
     assert response.status == 200
     assert (await response.read())[:2] == b"\xff\xd8"  # a JPEG
+
+    # "Who is at the front door?": the identify action sends the camera's picture to the
+    # server's search, which names the person.
+    answer = await hass.services.async_call(
+        DOMAIN,
+        "identify",
+        {"camera_entity_id": "camera.front_door", "camera": "back"},
+        blocking=True,
+        return_response=True,
+    )
+    assert answer is not None and answer["camera"] == "back"
+    results = answer["results"]
+    assert isinstance(results, list) and results
+    assert results[0]["person_id"] == first["person_id"]
+    assert results[0]["match"] in ("matched", "uncertain")
+
+
+def _still_camera_picture(name: str, out: Path) -> None:
+    import cv2
+    import numpy as np
+
+    person = cv2.imread(str(CUHK03 / "val" / f"{name}.jpg"))
+    scene = np.full((480, 640, 3), 90, np.uint8)
+    height, width = person.shape[:2]
+    scene[100 : 100 + height, 300 : 300 + width] = person
+    out.write_bytes(cv2.imencode(".jpg", scene)[1].tobytes())
+
+
+class _FileCamera(Camera):
+    """A snapshot camera serving one picture file."""
+
+    def __init__(self, name: str, path: Path) -> None:
+        super().__init__()
+        self._attr_name = name
+        self._path = path
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes:
+        return self._path.read_bytes()

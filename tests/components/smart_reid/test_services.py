@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 import voluptuous as vol
+from homeassistant.components.camera import Camera
 from homeassistant.core import HomeAssistant, ServiceResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import device_registry as dr
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    setup_test_component_platform,
+)
 
 from custom_components.smart_reid.const import DOMAIN
 
@@ -15,6 +20,7 @@ from .conftest import (
     PERSON_A,
     PERSON_B,
     FakeServer,
+    cuhk03_image,
     entry_for,
     person_payload,
     state,
@@ -239,3 +245,80 @@ async def test_two_loaded_entries_need_a_choice(
     finally:
         await hass.config_entries.async_unload(other.entry_id)
         await second.stop()
+
+
+class _Still(Camera):
+    """A snapshot camera whose picture is fixed bytes (a real CUHK03 JPEG, or not a picture)."""
+
+    def __init__(self, name: str, image: bytes) -> None:
+        super().__init__()
+        self._attr_name = name
+        self._image = image
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes:
+        return self._image
+
+
+@pytest.fixture
+async def cameras(hass: HomeAssistant) -> bytes:
+    photo = cuhk03_image(3, 5).read_bytes()
+    setup_test_component_platform(
+        hass,
+        "camera",
+        [_Still("Front", photo), _Still("Porch", photo), _Still("Blank", b"not a picture")],
+    )
+    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
+    await hass.async_block_till_done()
+    return photo
+
+
+async def test_identify_sends_the_cameras_picture_and_answers_who_it_is(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, server: FakeServer, cameras: bytes
+) -> None:
+    server.persons[PERSON_B] = person_payload(PERSON_B, label="Visitor 4")
+    answer = await _call(hass, "identify", camera_entity_id="camera.front", limit=1)
+    assert answer == {
+        "camera": "front",
+        "ranking": "cosine",
+        "results": [
+            {
+                "person_id": PERSON_A,
+                "label": server.persons[PERSON_A]["label"],
+                "known": server.persons[PERSON_A]["known"],
+                "present": server.persons[PERSON_A]["present"],
+                "similarity": 0.6,
+                "score": 0.5,
+                "match": "matched",
+            }
+        ],
+    }
+    sent = server.searches[-1]
+    assert sent["bytes"] == cameras and sent["camera"] == "front" and sent["limit"] == "1"
+    # A camera the server does not know is searched without a camera; one can be named.
+    await _call(hass, "identify", camera_entity_id="camera.porch")
+    assert "camera" not in server.searches[-1] and server.searches[-1]["limit"] == "3"
+    await _call(hass, "identify", camera_entity_id="camera.porch", camera="back")
+    assert server.searches[-1]["camera"] == "back"
+
+
+async def test_identify_failures_say_what_went_wrong(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, server: FakeServer, cameras: bytes
+) -> None:
+    with pytest.raises(ServiceValidationError) as invalid:
+        await _call(hass, "identify", camera_entity_id="camera.front", camera="Front Door")
+    assert invalid.value.translation_key == "invalid_camera"
+    with pytest.raises(HomeAssistantError) as missing:
+        await _call(hass, "identify", camera_entity_id="camera.gone")
+    assert missing.value.translation_key == "camera_image_failed"
+    assert missing.value.translation_placeholders["entity_id"] == "camera.gone"
+    with pytest.raises(HomeAssistantError) as nobody:
+        await _call(hass, "identify", camera_entity_id="camera.blank")
+    assert nobody.value.translation_key == "server_error"
+    assert nobody.value.translation_placeholders == {
+        "message": "no person found in the picture",
+        "code": "no_person",
+    }
+    with pytest.raises(vol.Invalid):
+        await _call(hass, "identify", camera_entity_id="sensor.front")
