@@ -146,6 +146,10 @@ async def test_listing_failure_removes_nothing(
 ) -> None:
     """If the server cannot list identities, no device is touched."""
     coordinator = loaded_entry.runtime_data.coordinator
+    # Let the start-up tidy-up (a successful listing) finish first: it would rightly remove a
+    # device the server does not list.
+    await wait_for(hass, lambda: ("GET", "/api/persons") in server.requests, "the start-up listing")
+    await hass.async_block_till_done()
     device_registry.async_get_or_create(
         config_entry_id=loaded_entry.entry_id,
         identifiers={coordinator.person_identifier("0000beef0000")},
