@@ -234,8 +234,8 @@ async def _forget_person(call: ServiceCall) -> ServiceResponse:
     return await _call_server(entry, lambda: api.forget_person(person_id), person_id)
 
 
-async def _reset_gallery(call: ServiceCall) -> ServiceResponse:
-    entry = _entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+def _server_camera(call: ServiceCall) -> str | None:
+    """The call's optional server camera name, checked against the contract's pattern."""
     camera: str | None = call.data.get(ATTR_CAMERA)
     if camera is not None and not CAMERA_NAME.match(camera):
         raise ServiceValidationError(
@@ -243,6 +243,12 @@ async def _reset_gallery(call: ServiceCall) -> ServiceResponse:
             translation_key="invalid_camera",
             translation_placeholders={"camera": camera},
         )
+    return camera
+
+
+async def _reset_gallery(call: ServiceCall) -> ServiceResponse:
+    entry = _entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    camera = _server_camera(call)
     api = entry.runtime_data.api
     return await _call_server(entry, lambda: api.reset(camera))
 
@@ -251,13 +257,7 @@ async def _identify(call: ServiceCall) -> ServiceResponse:
     """Send the camera's current picture to the server's search and answer who is in it."""
     entry = _entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
     entity_id: str = call.data[ATTR_CAMERA_ENTITY_ID]
-    camera: str | None = call.data.get(ATTR_CAMERA)
-    if camera is not None and not CAMERA_NAME.match(camera):
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="invalid_camera",
-            translation_placeholders={"camera": camera},
-        )
+    camera = _server_camera(call)
     if camera is None:
         # A camera the server knows under the entity's name (as the forwarder sends it) is
         # matched in that camera's space; any other picture is searched without one.

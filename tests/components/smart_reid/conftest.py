@@ -24,9 +24,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 from homeassistant.components import mqtt
+from homeassistant.components.camera import Camera
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, State
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    setup_test_component_platform,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 if str(REPO) not in sys.path:  # custom_components/ must be importable as a package
@@ -315,6 +320,29 @@ async def publish(hass: HomeAssistant, topic: str, payload: Any, *, retain: bool
 
 
 # --- the server -------------------------------------------------------------------------------
+
+
+class StillCamera(Camera):
+    """A snapshot camera whose every still is the same bytes (a real photo, or not a picture)."""
+
+    def __init__(self, name: str, image: bytes) -> None:
+        super().__init__()
+        self._attr_name = name
+        self._image = image
+
+    async def async_camera_image(
+        self, width: int | None = None, height: int | None = None
+    ) -> bytes:
+        return self._image
+
+
+async def setup_still_cameras(hass: HomeAssistant, cameras: dict[str, bytes]) -> None:
+    """Camera entities ``camera.<name>`` showing fixed pictures (before HA's HTTP starts)."""
+    setup_test_component_platform(
+        hass, "camera", [StillCamera(name, image) for name, image in cameras.items()]
+    )
+    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
+    await hass.async_block_till_done()
 
 
 @dataclass

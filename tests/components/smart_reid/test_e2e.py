@@ -26,17 +26,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from homeassistant.components.camera import Camera
 from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
-from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import (
-    MockConfigEntry,
-    async_capture_events,
-    setup_test_component_platform,
-)
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.smart_reid.const import (
@@ -47,7 +41,7 @@ from custom_components.smart_reid.const import (
     EVENT_NEW_PERSON,
 )
 
-from .conftest import CUHK03, REPO, SHARED, Broker, free_port, wait_for
+from .conftest import CUHK03, REPO, SHARED, Broker, free_port, setup_still_cameras, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -225,12 +219,8 @@ async def test_two_visits_two_alerts(
 
     # A snapshot camera showing the first person's other view in a larger scene (set up before
     # Home Assistant's HTTP server starts serving, below).
-    await hass.async_add_executor_job(_still_camera_picture, view_b, tmp_path / "door.jpg")
-    setup_test_component_platform(
-        hass, "camera", [_FileCamera("Front door", tmp_path / "door.jpg")]
-    )
-    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
-    await hass.async_block_till_done()
+    door = await hass.async_add_executor_job(_still_camera_picture, view_b)
+    await setup_still_cameras(hass, {"Front door": door})
 
     assert second["person_id"] == first["person_id"], "the same person must be recognised"
     assert third["person_id"] != first["person_id"]
@@ -277,7 +267,7 @@ async def test_two_visits_two_alerts(
     assert results[0]["match"] in ("matched", "uncertain")
 
 
-def _still_camera_picture(name: str, out: Path) -> None:
+def _still_camera_picture(name: str) -> bytes:
     import cv2
     import numpy as np
 
@@ -285,18 +275,4 @@ def _still_camera_picture(name: str, out: Path) -> None:
     scene = np.full((480, 640, 3), 90, np.uint8)
     height, width = person.shape[:2]
     scene[100 : 100 + height, 300 : 300 + width] = person
-    out.write_bytes(cv2.imencode(".jpg", scene)[1].tobytes())
-
-
-class _FileCamera(Camera):
-    """A snapshot camera serving one picture file."""
-
-    def __init__(self, name: str, path: Path) -> None:
-        super().__init__()
-        self._attr_name = name
-        self._path = path
-
-    async def async_camera_image(
-        self, width: int | None = None, height: int | None = None
-    ) -> bytes:
-        return self._path.read_bytes()
+    return bytes(cv2.imencode(".jpg", scene)[1].tobytes())

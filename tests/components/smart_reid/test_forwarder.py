@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-from homeassistant.components.camera import Camera
 from homeassistant.config_entries import SOURCE_REAUTH
 from homeassistant.const import STATE_OFF, STATE_ON
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
-    setup_test_component_platform,
 )
 
 from custom_components.smart_reid.const import (
@@ -24,33 +21,17 @@ from custom_components.smart_reid.const import (
     DOMAIN,
 )
 
-from .conftest import FakeServer, cuhk03_image, entry_for, wait_for
+from .conftest import FakeServer, cuhk03_image, entry_for, setup_still_cameras, wait_for
 
 MOTION = "binary_sensor.front_motion"
 
 
-class StillCamera(Camera):
-    """A camera whose every still is one real CUHK03 photo, as a snapshot-only camera would."""
-
-    def __init__(self, name: str, image: Path) -> None:
-        super().__init__()
-        self._attr_name = name
-        self._image = image.read_bytes()
-
-    async def async_camera_image(
-        self, width: int | None = None, height: int | None = None
-    ) -> bytes:
-        return self._image
-
-
 @pytest.fixture
 async def front_door(hass: HomeAssistant) -> bytes:
-    image = cuhk03_image(3, 0)
-    setup_test_component_platform(hass, "camera", [StillCamera("Front door", image)])
-    assert await async_setup_component(hass, "camera", {"camera": {"platform": "test"}})
-    await hass.async_block_till_done()
+    image = cuhk03_image(3, 0).read_bytes()
+    await setup_still_cameras(hass, {"Front door": image})
     assert hass.states.get("camera.front_door") is not None
-    return image.read_bytes()
+    return image
 
 
 async def _setup(
