@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -375,6 +376,12 @@ async def test_reauth(hass: HomeAssistant, server: FakeServer) -> None:
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert entry.data[CONF_TOKEN] == TOKEN
+    # The abort reloads the entry in the background; let that and MQTT's subscription batching
+    # (0.01 s in tests) finish, so nothing is left running when the test ends.
+    await hass.async_block_till_done(wait_background_tasks=True)
+    await hass.config_entries.async_unload(entry.entry_id)
+    await asyncio.sleep(0.05)
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 async def test_options_choose_cameras(hass: HomeAssistant, server: FakeServer) -> None:
