@@ -15,7 +15,6 @@ import base64
 import binascii
 import json
 import logging
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -36,6 +35,7 @@ from .sources import (
     QuietLog,
     SourceStats,
     fetch_bytes,
+    finite_number,
     offer,
 )
 
@@ -45,12 +45,6 @@ _QUIET = QuietLog(_LOGGER)
 ENVELOPE_VERSION = 1
 MAX_CONCURRENT_FETCHES = 4
 DEVICE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-
-def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise vol.Invalid(f"expected a finite number, got {value!r}")
-    return float(value)
 
 
 def _integer(value: Any) -> int:
@@ -86,7 +80,7 @@ def _http_url(value: Any) -> str:
 def _box(value: Any) -> list[float]:
     if not isinstance(value, list) or len(value) != 4:
         raise vol.Invalid(f"box must be [x1, y1, x2, y2], got {value!r}")
-    x1, y1, x2, y2 = (_number(v) for v in value)
+    x1, y1, x2, y2 = (finite_number(v) for v in value)
     if x2 <= x1 or y2 <= y1:
         raise vol.Invalid(f"box {value} must have x2 > x1 and y2 > y1 (pixel corners)")
     return [x1, y1, x2, y2]
@@ -111,7 +105,9 @@ ENVELOPE_SCHEMA = vol.Schema(
         vol.Required("source"): {
             vol.Required("device"): _device,
             vol.Required("camera"): _camera,
-            vol.Optional("timestamp"): vol.All(_number, vol.Range(min=0.0, min_included=False)),
+            vol.Optional("timestamp"): vol.All(
+                finite_number, vol.Range(min=0.0, min_included=False)
+            ),
         },
         vol.Required("frame"): vol.All(
             {
@@ -127,7 +123,7 @@ ENVELOPE_SCHEMA = vol.Schema(
             {
                 vol.Optional("track_id"): _track_id,
                 vol.Required("class"): str,
-                vol.Required("confidence"): vol.All(_number, vol.Range(min=0.0, max=1.0)),
+                vol.Required("confidence"): vol.All(finite_number, vol.Range(min=0.0, max=1.0)),
                 vol.Required("box"): _box,
             }
         ],

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import re
 import time
 from collections import OrderedDict
@@ -45,6 +44,7 @@ from .sources import (
     QuietLog,
     SourceStats,
     fetch_bytes,
+    finite_number,
     offer,
 )
 
@@ -55,18 +55,12 @@ MAX_TRACKED_EVENTS = 1024
 MAX_CONCURRENT_FETCHES = 4
 
 
-def _finite(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise vol.Invalid(f"expected a finite number, got {value!r}")
-    return float(value)
-
-
 def _box(value: Any) -> list[float] | None:
     if value is None:
         return None
     if not isinstance(value, list) or len(value) != 4:
         raise vol.Invalid(f"box must be [x1, y1, x2, y2], got {value!r}")
-    return [_finite(v) for v in value]
+    return [finite_number(v) for v in value]
 
 
 # Only the fields we use are checked; Frigate adds fields between versions.
@@ -76,22 +70,22 @@ _OBJECT = vol.Schema(
         vol.Required("camera"): str,
         vol.Required("label"): str,
         vol.Optional("sub_label", default=None): object,
-        vol.Optional("score", default=0.0): vol.Any(None, _finite),
-        vol.Optional("top_score", default=None): vol.Any(None, _finite),
+        vol.Optional("score", default=0.0): vol.Any(None, finite_number),
+        vol.Optional("top_score", default=None): vol.Any(None, finite_number),
         vol.Optional("box", default=None): _box,
         vol.Optional("false_positive", default=False): vol.Any(None, bool),
         vol.Optional("current_zones", default=[]): vol.Any(None, [str]),
         vol.Optional("has_snapshot", default=False): vol.Any(None, bool),
-        vol.Optional("frame_time", default=None): vol.Any(None, _finite),
-        vol.Optional("start_time", default=None): vol.Any(None, _finite),
-        vol.Optional("snapshot_time", default=None): vol.Any(None, _finite),
+        vol.Optional("frame_time", default=None): vol.Any(None, finite_number),
+        vol.Optional("start_time", default=None): vol.Any(None, finite_number),
+        vol.Optional("snapshot_time", default=None): vol.Any(None, finite_number),
         vol.Optional("snapshot", default=None): vol.Any(
             None,
             vol.Schema(
                 {
-                    vol.Optional("frame_time", default=None): vol.Any(None, _finite),
+                    vol.Optional("frame_time", default=None): vol.Any(None, finite_number),
                     vol.Optional("box", default=None): _box,
-                    vol.Optional("score", default=None): vol.Any(None, _finite),
+                    vol.Optional("score", default=None): vol.Any(None, finite_number),
                 },
                 extra=vol.ALLOW_EXTRA,
             ),

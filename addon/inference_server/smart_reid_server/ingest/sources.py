@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 import uuid
@@ -61,6 +62,13 @@ class MessageSubscriber(Protocol):
 
 
 # -- configuration ---------------------------------------------------------------------------
+
+
+def finite_number(value: Any) -> float:
+    """Voluptuous validator for payload numbers: a real int or float, finite (not bool)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise vol.Invalid(f"expected a finite number, got {value!r}")
+    return float(value)
 
 
 def _camera_name(value: Any) -> str:
