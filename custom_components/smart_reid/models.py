@@ -8,7 +8,7 @@ tells a user which message was bad instead of an entity silently showing nonsens
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import voluptuous as vol
@@ -228,6 +228,23 @@ class Info:
         )
 
 
+def _build[T](cls: type[T], raw: dict[str, Any], **given: Any) -> T:
+    """``cls`` from a validated payload: each field from the key of its name (lists become
+    tuples, objects are copied), except those ``given``. Every display label falls back to the
+    person id."""
+    values: dict[str, Any] = {}
+    for item in fields(cls):  # type: ignore[arg-type]
+        value = given[item.name] if item.name in given else raw[item.name]
+        if isinstance(value, list):
+            value = tuple(value)
+        elif isinstance(value, dict):
+            value = dict(value)
+        values[item.name] = value
+    if "label" in values and not values["label"]:
+        values["label"] = values["person_id"]
+    return cls(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class HubState:
     """Counts over all cameras (retained `B/state`)."""
@@ -243,15 +260,7 @@ class HubState:
     @classmethod
     def from_json(cls, data: Any) -> HubState:
         raw = _validate(_HUB_STATE, data, "state")
-        return cls(
-            people_present=raw["people_present"],
-            person_ids_present=tuple(raw["person_ids_present"]),
-            distinct_people_today=raw["distinct_people_today"],
-            visits_today=raw["visits_today"],
-            frames_processed=raw["frames_processed"],
-            frames_dropped=raw["frames_dropped"],
-            updated_at=raw["updated_at"],
-        )
+        return _build(cls, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,20 +283,7 @@ class CameraState:
     @classmethod
     def from_json(cls, data: Any) -> CameraState:
         raw = _validate(_CAMERA_STATE, data, "camera state")
-        return cls(
-            camera=raw["camera"],
-            people_present=raw["people_present"],
-            person_ids_present=tuple(raw["person_ids_present"]),
-            unknown_present=raw["unknown_present"],
-            last_person_id=raw["last_person_id"],
-            last_label=raw["last_label"],
-            last_seen=raw["last_seen"],
-            sightings_today=raw["sightings_today"],
-            distinct_people_today=raw["distinct_people_today"],
-            frames_processed=raw["frames_processed"],
-            frames_dropped=raw["frames_dropped"],
-            updated_at=raw["updated_at"],
-        )
+        return _build(cls, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,20 +306,7 @@ class Person:
     @classmethod
     def from_json(cls, data: Any) -> Person:
         raw = _validate(_PERSON, data, "person")
-        return cls(
-            person_id=raw["person_id"],
-            label=raw["label"] or raw["person_id"],
-            known=raw["known"],
-            first_seen=raw["first_seen"],
-            last_seen=raw["last_seen"],
-            visit_count=raw["visit_count"],
-            cameras=tuple(raw["cameras"]),
-            present=raw["present"],
-            camera=raw["camera"],
-            visit_id=raw["visit_id"],
-            exemplars=raw["exemplars"],
-            thumbnail_url=raw["thumbnail_url"],
-        )
+        return _build(cls, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,24 +333,7 @@ class Decision:
     @classmethod
     def from_json(cls, data: Any) -> Decision:
         raw = _validate(_DECISION, data, "decision")
-        return cls(
-            camera=raw["camera"],
-            timestamp=raw["timestamp"],
-            person_id=raw["person_id"],
-            label=raw["label"] or raw["person_id"],
-            known=raw["known"],
-            new_person=raw["new_person"],
-            is_new_identity=raw["is_new_identity"],
-            match=raw["match"],
-            similarity=raw["similarity"],
-            candidate_id=raw["candidate_id"],
-            visit_id=raw["visit_id"],
-            visit_cameras=tuple(raw["visit_cameras"]),
-            first_camera=raw["first_camera"],
-            extra=dict(raw["extra"]),
-            snapshot_url=raw["snapshot_url"],
-            thumbnail_url=raw["thumbnail_url"],
-        )
+        return _build(cls, raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,24 +367,8 @@ class VisitEvent:
     @classmethod
     def from_json(cls, data: Any) -> VisitEvent:
         raw = _validate(_VISIT_EVENT, data, "visit event")
-        visit = raw["visit"]
         return cls(
             reason=raw["reason"],
             camera=raw["camera"],
-            visit=Visit(
-                visit_id=visit["visit_id"],
-                person_id=visit["person_id"],
-                label=visit["label"] or visit["person_id"],
-                known=visit["known"],
-                is_new_identity=visit["is_new_identity"],
-                started_at=visit["started_at"],
-                last_seen=visit["last_seen"],
-                ended_at=visit["ended_at"],
-                cameras=tuple(visit["cameras"]),
-                first_camera=visit["first_camera"],
-                last_camera=visit["last_camera"],
-                sightings=visit["sightings"],
-                snapshot_url=visit["snapshot_url"],
-                thumbnail_url=visit["thumbnail_url"],
-            ),
+            visit=_build(Visit, raw["visit"]),
         )
