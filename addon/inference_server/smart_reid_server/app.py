@@ -159,6 +159,8 @@ class SmartReidApp:
         self.settings = settings
         # Frame-time clock for visit expiry and presence (the demo replays video time).
         self.clock = clock
+        # Told (frame time, kept id, dropped id) of every automatic merge (evaluations).
+        self.on_merged: Callable[[float, str, str], None] | None = None
         self.state = "starting"
         self.started_at = time.time()
         self.server_id = ""
@@ -392,11 +394,22 @@ class SmartReidApp:
             on_purged=self._on_purged,
             after_purge=self._after_purge,
             latency=self.latency,
-            tracks=Tracks(),
+            tracks=self._make_tracks(),
             retention_days=int(self.settings.raw["retention_days"]),
             clock=self.clock,
         )
         self.pipeline.start()
+
+    def tracker_settings(self) -> dict[str, Any]:
+        """The per-camera tracker's settings (its defaults; evaluations override them)."""
+        return {}
+
+    def _make_tracks(self) -> Tracks:
+        return Tracks(**self.tracker_settings())
+
+    async def presence_of(self, camera: str, now: float | None = None) -> list[str]:
+        """Person ids the server counts as present on ``camera`` (as its camera state does)."""
+        return await self._call(_presence, camera, self.clock() if now is None else now)
 
     async def _start_sources(self) -> None:
         if not self.settings.raw.get("sources"):
@@ -540,7 +553,15 @@ class SmartReidApp:
 
     def _after_observe(self, identities: Identities, observed: ObserveResult, frame: Frame) -> Any:
         changed = set(observed.changed_person_ids)
-        view = gather(identities, person_ids=changed, cameras=[frame.camera], now=self.clock())
+        merges = list(getattr(observed, "merges", []))
+        view = gather(
+            identities,
+            person_ids=changed | {m.kept for m in merges},
+            forgotten=[m.dropped for m in merges],
+            cameras=[frame.camera],
+            now=self.clock(),
+        )
+        view.merges = [m.to_json(_view_or_none(identities, m.kept)) for m in merges]
         for decision in observed.decisions:
             if decision.person_id not in view.thumbnails:
                 with contextlib.suppress(KeyError):
@@ -565,7 +586,14 @@ class SmartReidApp:
 
     async def _on_result(self, result: FrameResult) -> None:
         view: StateView = result.extra if isinstance(result.extra, StateView) else StateView()
-        self.states.apply(view)
+        if view.merges:
+            # The dropped identities' retained states are cleared in this same apply.
+            self.cameras.forget([m["merged_person_id"] for m in view.merges])
+        self.states.apply(view, force=bool(view.merges))
+        for merge in view.merges:
+            self.publisher.event("merged", merge)
+            if self.on_merged is not None:
+                self.on_merged(merge["timestamp"], merge["person_id"], merge["merged_person_id"])
         for decision in result.decisions:
             self.publisher.sighting(decision_json(decision, view.thumbnails))
         self._publish_visit_events(result.visit_events)
@@ -775,6 +803,17 @@ def _reset(
 ) -> tuple[list[str], StateView]:
     gone = identities.reset(camera)
     return gone, gather(identities, forgotten=gone, cameras=cameras)
+
+
+def _view_or_none(identities: Identities, person_id: str) -> Any:
+    try:
+        return identities.person(person_id)
+    except KeyError:
+        return None
+
+
+def _presence(identities: Identities, camera: str, now: float) -> list[str]:
+    return identities.camera_presence(camera, now)
 
 
 def _persons(

@@ -145,8 +145,32 @@ SCHEMA = vol.Schema(
             # {front: [drive, garden]} or {front: {drive: [5, 40], garden: null}} (seconds).
             vol.Optional("adjacency", default={}): {camera_name: _neighbours},
         },
+        # Per-track decisions on video (tracklets.py, docs/server.md "Tracks").
+        vol.Optional("tracks", default={}): {
+            vol.Optional("identity", default=True): bool,
+            vol.Optional("decide_looks", default=3): vol.All(int, vol.Range(min=1, max=8)),
+            vol.Optional("decide_after_s", default=1.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0, max=30.0)
+            ),
+            vol.Optional("poor_create_after_s", default=4.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0, max=600.0)
+            ),
+            vol.Optional("continuous_gap_s", default=2.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0, max=60.0)
+            ),
+            vol.Optional("split_threshold", default=0.25): vol.All(
+                vol.Coerce(float), vol.Range(min=-1.0, max=1.0)
+            ),
+            vol.Optional("merge_threshold", default=None): vol.Any(None, _probability),
+            vol.Optional("reacquire_s", default=3.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0, max=60.0)
+            ),
+        },
         vol.Optional("visits", default={}): {
             vol.Optional("window_s", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),
+            vol.Optional("presence_s", default=5.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.5, max=3600.0)
+            ),
         },
         vol.Optional("retention_days", default=90): vol.All(int, vol.Range(min=1)),
         vol.Optional("cameras", default=[]): [camera_name],

@@ -64,12 +64,22 @@ from .match import (
 )
 from .rerank import rerank_candidates
 from .store import PersonRecord, Store, UnknownPersonError, check_label
+from .tracklets import (
+    Look,
+    TrackBook,
+    TrackSettings,
+    TrackState,
+    at_edge,
+    look_weight,
+    overlapped,
+)
 from .types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
 from .visits import Visit, VisitObservation, VisitTracker
 
 __all__ = [
     "ActiveTierConfig",
     "Identities",
+    "MergeEvent",
     "ObserveResult",
     "PersonView",
     "SearchHit",
@@ -143,11 +153,78 @@ class VisitEvent:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class MergeEvent:
+    """Two identities found to be one person while on a visit, merged by the server
+    (contract "Merged"): ``dropped`` was folded into ``kept``."""
+
+    kept: str
+    dropped: str
+    visit_id: str  # the kept person's visit, which now holds both
+    dropped_visit_id: str  # the visit announced for ``dropped`` (its notification is stale)
+    similarity: float
+    camera: str
+    timestamp: float
+
+    def to_json(self, kept: PersonView | None = None) -> dict[str, Any]:
+        return {
+            "person_id": self.kept,
+            "merged_person_id": self.dropped,
+            "visit_id": self.visit_id,
+            "merged_visit_id": self.dropped_visit_id,
+            "similarity": round(self.similarity, 4),
+            "camera": self.camera,
+            "timestamp": round(self.timestamp, 3),
+            "reason": "same_person",
+            **({"label": kept.label, "known": kept.known} if kept is not None else {}),
+        }
+
+
 @dataclass(slots=True)
 class ObserveResult:
     decisions: list[Decision]
     visit_events: list[VisitEvent] = field(default_factory=list)
     changed_person_ids: set[str] = field(default_factory=set)
+    merges: list[MergeEvent] = field(default_factory=list)
+    look_again: set[str] = field(default_factory=set)  # track ids whose next crop to embed
+
+
+@dataclass(slots=True)
+class _FramePlan:
+    """One frame's crops on their way to decisions (``Identities.observe``)."""
+
+    crops: Sequence[Crop]
+    raw: npt.NDArray[np.float32]
+    queries: npt.NDArray[np.float32]  # centred when centering is on
+    fresh: list[bool]
+    good: list[bool]
+    over: list[bool]
+    states: list[TrackState | None]
+    video: bool
+    split: set[int] = field(default_factory=set)
+    settled_rows: set[int] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ask:
+    """A query for the matcher: a crop (``state`` None) or a pending track's aggregate."""
+
+    index: int | None  # the crop's row in the frame; None: the track is out of sight
+    state: TrackState | None
+    query: npt.NDArray[np.float32]
+    ripe: bool
+    may_create: bool
+
+
+def _track_result(state: TrackState) -> MatchResult:
+    """A decided track's decision, repeated for each of its sightings."""
+    return MatchResult(
+        state.person_id,
+        state.similarity,
+        state.status,
+        state.candidate_id,
+        state.candidate_similarity,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +318,14 @@ class Identities:
         uncertain_policy: UncertainPolicy = UncertainPolicy.ATTRIBUTE_IF_ACTIVE,
         active: ActiveTierConfig | None = DEFAULT_ACTIVE_TIER,
         centering: CameraCentering | None = None,
+        tracks: TrackSettings | None = None,
+        presence_s: float | None = None,
     ) -> None:
         self.store = store
+        # Per-track decisions (``tracklets``): None decides every crop on its own.
+        self.tracks = TrackBook(tracks) if tracks is not None and tracks.enabled else None
+        # People seen in one frame of one camera together (never one person), by person.
+        self._together: dict[str, set[str]] = {}
         # Per-camera centring (``match.camera_centering``): every query is centred with its
         # camera's running mean before both tiers, and what is learnt from it (exemplars, visit
         # bank) is stored centred, with the camera's mean at that moment.
@@ -256,7 +339,7 @@ class Identities:
         )
         self.gallery.reserve_keys(store.max_exemplar_key())
         self.matcher = Matcher(self.gallery, threshold, uncertain_margin, policy=uncertain_policy)
-        self.visits = VisitTracker(window_s)
+        self.visits = VisitTracker(window_s, presence_s)
         self.active_tier = (
             ActiveTier(
                 active,
@@ -292,6 +375,8 @@ class Identities:
             retention_days=int(settings.raw["retention_days"]),
             active=ActiveTierConfig.from_config(match_cfg),
             centering=camera_centering_for(model_name, dim) if centred else None,
+            tracks=TrackSettings.from_config(settings.raw.get("tracks")),
+            presence_s=float(settings.section("visits")["presence_s"]),
         )
 
     # ------------------------------------------------------------- lifecycle
@@ -349,55 +434,370 @@ class Identities:
         crops: Sequence[Crop],
         vectors: npt.ArrayLike,
         frame: Frame,
+        fresh: Sequence[bool] | None = None,
     ) -> ObserveResult:
-        """Identify every crop of one frame, update visits, learn, persist; one transaction.
+        """Identify the people of one frame, update visits, learn, persist; one transaction.
 
-        Raises ValueError (naming the problem) for embeddings that do not fit the crops or the
-        model; nothing is changed then.
+        ``fresh[i]`` says whether ``vectors[i]`` was embedded from crop ``i`` (False: the
+        pipeline reused the track's earlier vector); default all fresh. Crops that carry a
+        ``track_id`` on a camera sending video are decided per track (``tracklets``): a pending
+        track's crops get no decision yet, and a decision may be made for a track that is out
+        of sight in this frame. Raises ValueError (naming the problem) for embeddings that do
+        not fit the crops or the model; nothing is changed then.
         """
         if not math.isfinite(timestamp):
             raise ValueError(f"frame timestamp must be a finite number, got {timestamp}")
-        if len(crops) == 0:
+        raw = unit_rows(vectors, self.dim) if len(crops) else np.zeros((0, self.dim), np.float32)
+        if len(raw) != len(crops):
+            raise ValueError(f"{len(crops)} crops but {len(raw)} embeddings; they must pair up")
+        is_fresh = [True] * len(crops) if fresh is None else [bool(f) for f in fresh]
+        if len(is_fresh) != len(crops):
+            raise ValueError(f"{len(crops)} crops but {len(is_fresh)} fresh flags")
+        book = self.tracks
+        video = book.continuous(camera, timestamp) if book is not None else False
+        if not len(crops) and not video:
             return ObserveResult([])
-        queries = unit_rows(vectors, self.dim)
-        if len(queries) != len(crops):
-            raise ValueError(f"{len(crops)} crops but {len(queries)} embeddings; they must pair up")
-        raw = queries
-        if self.centering is not None:
-            queries = self.centering.apply(camera, raw)
-        if self.active_tier is not None:
-            live = self.visits.active()
-            self.active_tier.keep_only(v.visit_id for v in live)
-            on_visit = [v for v in live if self.visits.is_active(v.person_id, timestamp)]
-            found = self.active_tier.candidates(queries, camera, timestamp, on_visit)
-            results = self.matcher.match_two_tier(queries, found, self.active_tier.threshold)
-        else:
-            results = self.matcher.match_many(
-                queries, lambda person_id: self.visits.is_active(person_id, timestamp)
-            )
+        plan = self._plan(camera, timestamp, crops, raw, is_fresh, frame, video)
         out = ObserveResult([])
-        observations: list[VisitObservation] = []
         try:
+            self._repair(camera, timestamp, plan, out)
             with self.store.transaction():
-                for crop, vector, raw_vector, result in zip(
-                    crops, queries, raw, results, strict=True
-                ):
-                    decision, observation = self._identify(
-                        camera, timestamp, crop, (vector, raw_vector), result, frame, out
-                    )
-                    out.decisions.append(decision)
-                    observations.append(observation)
-                for crop, decision, observation in zip(
-                    crops, out.decisions, observations, strict=True
-                ):
-                    self._keep_thumbnail(decision.person_id, crop, out)
-                    self._keep_snapshot(decision, crop, observation, frame, out)
+                self._decide(camera, timestamp, plan, frame, out)
                 if self.centering is not None and time.monotonic() >= self._next_means_save:
                     self._save_means()
         except Exception:
             self._resync()
             raise
+        if book is not None:
+            book.drop_stale(timestamp)
+            out.look_again = {
+                s.track_id for s in plan.states if s is not None and (not s.decided or s.check)
+            }
         return out
+
+    # ------------------------------------------------------------- per-frame steps
+    def _plan(
+        self,
+        camera: str,
+        timestamp: float,
+        crops: Sequence[Crop],
+        raw: npt.NDArray[np.float32],
+        fresh: list[bool],
+        frame: Frame,
+        video: bool,
+    ) -> _FramePlan:
+        """Sort the frame's crops into tracks, record their looks, centre the vectors."""
+        book = self.tracks
+        boxes = [c.detection.box for c in crops]
+        over = overlapped(boxes)
+        good = [
+            c.quality.ok and not over[i] and not at_edge(boxes[i], frame.width, frame.height)
+            for i, c in enumerate(crops)
+        ]
+        states: list[TrackState | None] = []
+        learn_rows: list[int] = []
+        for i, crop in enumerate(crops):
+            track_id = crop.detection.track_id
+            state = None
+            if book is not None and track_id is not None:
+                state = book.open(camera, track_id, timestamp)
+                state.last_seen = max(state.last_seen, timestamp)
+                state.last_crop = crop
+                if good[i]:
+                    state.last_good_crop = crop
+                if fresh[i] and not state.counted:
+                    state.counted = True
+                    learn_rows.append(i)
+            elif fresh[i]:
+                learn_rows.append(i)
+            states.append(state)
+        if self.centering is not None:
+            if learn_rows:
+                self.centering.update(camera, raw[learn_rows])
+            queries = self.centering.centre(camera, raw) if len(raw) else raw
+        else:
+            queries = raw
+        plan = _FramePlan(crops, raw, queries, fresh, good, over, states, video)
+        for i, state in enumerate(states):
+            if state is None:
+                continue
+            if fresh[i]:
+                look = Look(raw[i], look_weight(crops[i]))
+                if state.decided and good[i] and state.check:
+                    agreement = self._agreement(camera, state, queries[i])
+                    if agreement is not None and agreement < book.settings.split_threshold:  # type: ignore[union-attr]
+                        _LOGGER.debug(
+                            "camera %s track %s: a fresh look disagrees with the track "
+                            "(%.2f); it starts over as a new track",
+                            camera,
+                            state.track_id,
+                            agreement,
+                        )
+                        state.restart(timestamp)
+                        plan.split.add(i)
+                    state.check = False
+                state.add(look, good[i])
+                if state.decided and state.created and i not in plan.split:
+                    self._measure_created(state, queries[i])
+            if over[i] and state.decided:
+                state.check = True
+        return plan
+
+    def _measure_created(self, state: TrackState, query: npt.NDArray[np.float32]) -> None:
+        """A later look of the track that created its identity: report it as matched to that
+        identity, with its best similarity to the exemplars other looks gave."""
+        assert state.person_id is not None
+        exemplars = self.gallery.exemplars(state.person_id)
+        if not len(exemplars):
+            return
+        similarities = exemplars @ query
+        others = similarities[similarities < 0.9999]  # not the look itself
+        if len(others):
+            state.status = MatchStatus.MATCHED
+            state.similarity = float(others.max())
+            state.candidate_id = None
+            state.candidate_similarity = 0.0
+
+    def _agreement(
+        self, camera: str, state: TrackState, query: npt.NDArray[np.float32]
+    ) -> float | None:
+        """Cosine between a centred look and the track's centred good-look aggregate."""
+        aggregate = state.aggregate(good_only=True)
+        if aggregate is None:
+            return None
+        centred = self._centred(camera, aggregate)
+        return float(centred @ query)
+
+    def _centred(self, camera: str, vector: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        row: npt.NDArray[np.float32] = vector.reshape(1, -1).astype(np.float32)
+        if self.centering is not None:
+            row = self.centering.centre(camera, row)
+        out: npt.NDArray[np.float32] = row[0]
+        return out
+
+    def _decide(
+        self, camera: str, timestamp: float, plan: _FramePlan, frame: Frame, out: ObserveResult
+    ) -> None:
+        """Match what needs a decision, then give every decided person in the frame theirs."""
+        book = self.tracks
+        # Tracks already decided hold their person in this frame: nobody else here can be them.
+        holders: dict[str, int] = {}
+        for i, state in enumerate(plan.states):
+            if state is None or not state.decided:
+                continue
+            assert state.person_id is not None
+            other = holders.get(state.person_id)
+            if other is None:
+                holders[state.person_id] = i
+                continue
+            # Two boxes of one frame hold one person: the younger track has to prove itself.
+            older = plan.states[other]
+            assert older is not None
+            young = i if state.first_seen >= older.first_seen else other
+            young_state = plan.states[young]
+            assert young_state is not None
+            young_state.restart(timestamp)
+            if young == other:
+                holders[state.person_id] = i
+        # Who needs deciding: crops without a track (or on a camera that sends no video), and
+        # pending tracks, in sight or (ripe) out of sight.
+        asks: list[_Ask] = []
+        for i, state in enumerate(plan.states):
+            if state is None:
+                asks.append(_Ask(i, None, plan.queries[i], ripe=True, may_create=True))
+            elif not state.decided:
+                aggregate = state.aggregate()
+                if aggregate is None:
+                    continue
+                immediate = not plan.video
+                asks.append(
+                    _Ask(
+                        i,
+                        state,
+                        self._centred(camera, aggregate),
+                        ripe=immediate or (book is not None and book.ripe(state, timestamp)),
+                        may_create=immediate
+                        or (book is not None and book.may_create(state, timestamp)),
+                    )
+                )
+        in_frame = {id(s) for s in plan.states if s is not None}
+        if book is not None and plan.video:
+            for state in book.on_camera(camera):
+                if (
+                    id(state) in in_frame
+                    or state.decided
+                    or state.last_crop is None
+                    or not book.ripe(state, timestamp)
+                ):
+                    continue
+                aggregate = state.aggregate()
+                if aggregate is None:
+                    continue
+                asks.append(
+                    _Ask(
+                        None,
+                        state,
+                        self._centred(camera, aggregate),
+                        ripe=True,
+                        may_create=book.may_create(state, timestamp),
+                    )
+                )
+        settled: dict[int, MatchResult] = {}
+        absent: list[tuple[TrackState, MatchResult]] = []
+        if asks:
+            results = self._match(
+                camera, timestamp, np.stack([a.query for a in asks]), set(holders)
+            )
+            for ask, result in zip(asks, results, strict=True):
+                if result.person_id is not None:
+                    on_visit = self.visits.is_active(result.person_id, timestamp)
+                    if not ask.ripe and not (result.status is MatchStatus.MATCHED and on_visit):
+                        continue
+                elif not (ask.ripe and ask.may_create):
+                    continue
+                if ask.state is not None:
+                    self._settle_track(ask.state, result)
+                if ask.index is None:
+                    assert ask.state is not None
+                    absent.append((ask.state, result))
+                else:
+                    settled[ask.index] = result
+                    plan.settled_rows.add(ask.index)
+        observations: list[tuple[Crop, Decision, VisitObservation, bool]] = []
+        for i, crop in enumerate(plan.crops):
+            state = plan.states[i]
+            if i in settled:
+                result = settled[i]
+            elif state is None or state.person_id is None:
+                continue  # pending: no decision yet
+            else:
+                result = _track_result(state)
+            decision, observation = self._identify(
+                camera, timestamp, crop, plan, i, state, result, frame, out
+            )
+            observations.append((crop, decision, observation, True))
+        for state, result in absent:
+            assert state.last_crop is not None
+            decision, observation = self._identify(
+                camera, state.last_seen, state.last_crop, plan, None, state, result, frame, out
+            )
+            observations.append((state.last_crop, decision, observation, False))
+        out.decisions.extend(decision for _, decision, _, _ in observations)
+        for crop, decision, observation, in_sight in observations:
+            self._keep_thumbnail(decision.person_id, crop, out)
+            if in_sight:
+                self._keep_snapshot(decision, crop, observation, frame, out)
+        people = [d.person_id for d in out.decisions if d.camera == camera]
+        for person_id in people:
+            self._together.setdefault(person_id, set()).update(p for p in people if p != person_id)
+
+    def _match(
+        self,
+        camera: str,
+        timestamp: float,
+        queries: npt.NDArray[np.float32],
+        held: set[str],
+    ) -> list[MatchResult]:
+        """Two-tier (or gallery-only) matching of ``queries``; ``held``: people already in this
+        frame, whom none of them can be."""
+        if self.active_tier is not None:
+            live = self.visits.active()
+            self.active_tier.keep_only(v.visit_id for v in live)
+            on_visit = [
+                v
+                for v in live
+                if self.visits.is_active(v.person_id, timestamp) and v.person_id not in held
+            ]
+            reacquire = self.tracks.settings.reacquire_s if self.tracks is not None else 0.0
+            found = self.active_tier.candidates(
+                queries, camera, timestamp, on_visit, reacquire_s=reacquire
+            )
+            return self.matcher.match_two_tier(
+                queries, found, self.active_tier.threshold, exclude=held
+            )
+        return self.matcher.match_many(
+            queries, lambda person_id: self.visits.is_active(person_id, timestamp), exclude=held
+        )
+
+    @staticmethod
+    def _settle_track(state: TrackState, result: MatchResult) -> None:
+        state.person_id = result.person_id  # None: _identify creates the identity
+        state.status = result.status
+        state.similarity = result.similarity
+        state.candidate_id = result.candidate_id
+        state.candidate_similarity = result.candidate_similarity
+        state.created = result.person_id is None
+
+    def _repair(self, camera: str, timestamp: float, plan: _FramePlan, out: ObserveResult) -> None:
+        """Merge an identity a track created into someone on a visit it clearly is."""
+        book = self.tracks
+        if book is None or self.active_tier is None:
+            return
+        threshold = (
+            book.settings.merge_threshold
+            if book.settings.merge_threshold is not None
+            else self.matcher.threshold
+        )
+        for state in plan.states:
+            if (
+                state is None
+                or not state.created
+                or state.person_id is None
+                or len(state.good) <= state.merge_checked_looks
+            ):
+                continue
+            state.merge_checked_looks = len(state.good)
+            aggregate = state.aggregate(good_only=True)
+            if aggregate is None:
+                continue
+            mine = state.person_id
+            visit = self.visits.active_for(mine)
+            if visit is None or not visit.is_new_identity:
+                continue
+            apart = self._together.get(mine, set())
+            others = [
+                v
+                for v in self.visits.active()
+                if v.person_id != mine
+                and v.person_id not in apart
+                and v.started_at <= visit.started_at
+            ]
+            if not others:
+                continue
+            query = self._centred(camera, aggregate).reshape(1, -1)
+            found = self.active_tier.candidates(query, camera, timestamp, others)[0]
+            best = max(found, key=lambda c: c.appearance, default=None)
+            if best is None or best.appearance < threshold:
+                continue
+            if any(s.person_id == best.person_id for s in plan.states if s is not None):
+                continue  # both are in this very frame: two people
+            _LOGGER.info(
+                "camera %s: %s is %s (similarity %.2f over %d looks); merged",
+                camera,
+                mine,
+                best.person_id,
+                best.appearance,
+                len(state.good),
+            )
+            kept_visit = self.visits.active_for(best.person_id)
+            dropped_visit_id = visit.visit_id
+            self.merge(best.person_id, mine)
+            book.rename_person(mine, best.person_id)
+            state.created = False
+            state.status = MatchStatus.MATCHED
+            state.similarity = best.appearance
+            out.merges.append(
+                MergeEvent(
+                    kept=best.person_id,
+                    dropped=mine,
+                    visit_id=kept_visit.visit_id if kept_visit is not None else "",
+                    dropped_visit_id=dropped_visit_id,
+                    similarity=best.appearance,
+                    camera=camera,
+                    timestamp=timestamp,
+                )
+            )
+            out.changed_person_ids.add(best.person_id)
 
     def search(
         self, vector: npt.ArrayLike, camera: str | None = None, limit: int = 5
@@ -460,19 +860,26 @@ class Identities:
         camera: str,
         timestamp: float,
         crop: Crop,
-        vectors: tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]],
+        plan: _FramePlan,
+        index: int | None,
+        state: TrackState | None,
         result: MatchResult,
         frame: Frame,
         out: ObserveResult,
     ) -> tuple[Decision, VisitObservation]:
-        """``vectors``: the crop's vector in matching space (centred or not) and the raw one."""
-        vector = vectors[0]
+        """One decision: ``index`` is the crop's row in ``plan`` (None: a track out of sight),
+        ``state`` its track (None: a crop decided on its own)."""
+        fresh_row = index is not None and plan.fresh[index]
         created = result.person_id is None
         if result.person_id is None:
             person_id = self._new_person_id()
             self.store.create_person(person_id, timestamp)
-            self._learn(person_id, vectors, camera, timestamp)
+            for seed in self._seeds(camera, plan, index, state):
+                self._learn(person_id, seed, camera, timestamp)
             out.changed_person_ids.add(person_id)
+            if state is not None:
+                state.person_id = person_id
+                state.created = True
         else:
             person_id = result.person_id
         before = self.visits.active_for(person_id)
@@ -488,7 +895,12 @@ class Identities:
                 and last_camera != camera
             ):
                 self.active_tier.transit.observe(last_camera, camera, timestamp - last_seen)
-            self.active_tier.remember(visit.visit_id, vector)
+            if state is not None and state.decided and (created or index in plan.settled_rows):
+                for look in list(state.good)[-3:] or list(state.poor)[-1:]:
+                    self.active_tier.remember(visit.visit_id, self._centred(camera, look.vector))
+            elif fresh_row:
+                assert index is not None
+                self.active_tier.remember(visit.visit_id, plan.queries[index])
         if observation.ended is not None:
             out.visit_events.append(self._finish(observation.ended))
         if observation.is_new_visit:
@@ -501,11 +913,19 @@ class Identities:
             out.changed_person_ids.add(person_id)
         self._save_visit(visit)
         self.store.record_sighting(person_id, camera, timestamp)
+        teaches = Matcher.teaches(result) or (state is not None and state.created)
         if (
             not created
+            and fresh_row
             and crop.quality.ok
-            and Matcher.teaches(result)
-            and self._learn(person_id, vectors, camera, timestamp)
+            and teaches
+            and (state is None or plan.good[index])  # type: ignore[index]
+            and self._learn(
+                person_id,
+                (plan.queries[index], plan.raw[index]),
+                camera,
+                timestamp,  # type: ignore[index]
+            )
         ):
             out.changed_person_ids.add(person_id)
         person = self.store.require(person_id)
@@ -532,6 +952,19 @@ class Identities:
             extra=dict(frame.extra),
         )
         return decision, observation
+
+    def _seeds(
+        self, camera: str, plan: _FramePlan, index: int | None, state: TrackState | None
+    ) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+        """What a new identity starts from: the track's good looks (else its poor ones), or the
+        crop that created it. Always at least one: an identity without an exemplar could never
+        be recognised again."""
+        if state is not None:
+            looks = list(state.good) or list(state.poor)
+            if looks:
+                return [(self._centred(camera, look.vector), look.vector) for look in looks]
+        assert index is not None
+        return [(plan.queries[index], plan.raw[index])]
 
     def _learn(
         self,
@@ -626,6 +1059,8 @@ class Identities:
         ended = self.visits.expire(now)
         if not ended:
             return []
+        for visit in ended:
+            self._together.pop(visit.person_id, None)
         with self.store.transaction():
             return [self._finish(visit) for visit in ended]
 
@@ -722,8 +1157,12 @@ class Identities:
         )
 
     def camera_presence(self, camera: str, now: float | None = None) -> list[str]:
-        """Person ids seen on ``camera`` within the visit window, most recent first."""
+        """Person ids seen on ``camera`` within ``visits.presence_s``, most recent first."""
         return self.visits.present_on(camera, now)
+
+    def presence(self, now: float | None = None) -> list[str]:
+        """Person ids seen on any camera within ``visits.presence_s``, most recent first."""
+        return self.visits.present(now)
 
     def thumbnail_path(self, person_id: str) -> Path | None:
         self.store.require(person_id)
@@ -784,6 +1223,14 @@ class Identities:
         self.store.require(drop)
         discarded = self.gallery.merge(keep, drop)
         absorbed = self.visits.merge(keep, drop)
+        if self.tracks is not None:
+            self.tracks.rename_person(drop, keep)
+        apart = self._together.pop(drop, set())
+        self._together.setdefault(keep, set()).update(apart - {keep})
+        for others in self._together.values():
+            if drop in others:
+                others.discard(drop)
+                others.add(keep)
         with self.store.transaction():
             record = self.store.merge(
                 keep,
@@ -837,8 +1284,16 @@ class Identities:
             )
         return gone
 
+    def end_tracks(self, keys: Sequence[tuple[str, str]]) -> None:
+        """The tracker lost these (camera, track id) tracks: forget what was gathered."""
+        if self.tracks is not None:
+            self.tracks.end(keys)
+
     def _drop_from_memory(self, person_id: str) -> None:
         self.gallery.remove(person_id)
+        if self.tracks is not None:
+            self.tracks.forget_person(person_id)
+        self._together.pop(person_id, None)
         visit = self.visits.forget(person_id)
         if visit is not None:
             self._snapshots.pop(visit.visit_id, None)

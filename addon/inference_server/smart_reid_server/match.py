@@ -125,24 +125,39 @@ class Matcher:
         return self.match_many(vector, is_active)[0]
 
     def match_many(
-        self, vectors: npt.ArrayLike, is_active: Callable[[str], bool] = _never_active
+        self,
+        vectors: npt.ArrayLike,
+        is_active: Callable[[str], bool] = _never_active,
+        *,
+        exclude: Iterable[str] = (),
     ) -> list[MatchResult]:
-        """Match the crops of one frame together: no two get the same identity."""
+        """Match the crops of one frame together: no two get the same identity, and nobody in
+        ``exclude`` (people another box of the frame already is)."""
         queries = unit_rows(vectors, self.gallery.dim)
-        top_k = len(queries) + 2  # enough for every crop to fall back past the others' picks
-        return self.assign(self.gallery.search_many(queries, top_k=top_k), is_active)
+        skip = set(exclude)
+        top_k = len(queries) + 2 + len(skip)  # enough to fall back past the others' picks
+        ranked = self.gallery.search_many(queries, top_k=top_k)
+        if skip:
+            ranked = [[(pid, sim) for pid, sim in r if pid not in skip] for r in ranked]
+        return self.assign(ranked, is_active)
 
     def match_two_tier(
         self,
         vectors: npt.ArrayLike,
         active: Sequence[Sequence[ActiveCandidate]],
         active_threshold: float,
+        *,
+        exclude: Iterable[str] = (),
     ) -> list[MatchResult]:
         """Tier 1 against the active visits' candidates, then tier 2 against the rest of the
-        gallery for the crops tier 1 did not attribute (see the module docstring)."""
+        gallery for the crops tier 1 did not attribute (see the module docstring). Nobody in
+        ``exclude`` is considered (people another box of the frame already is)."""
         queries = unit_rows(vectors, self.gallery.dim)
         if len(active) != len(queries):
             raise ValueError(f"{len(queries)} crops but active candidates for {len(active)}")
+        skip = set(exclude)
+        if skip:
+            active = [[c for c in found if c.person_id not in skip] for found in active]
         pairs = sorted(
             (
                 (c.score, c.appearance, crop, c.person_id)
@@ -176,7 +191,7 @@ class Matcher:
                 )
         rest = [crop for crop, result in enumerate(results) if result is None]
         if rest:
-            decided = taken | {c.person_id for found in active for c in found}
+            decided = taken | skip | {c.person_id for found in active for c in found}
             ranked = self.gallery.search_many(queries[rest], top_k=len(rest) + 2 + len(decided))
             others = [[(pid, sim) for pid, sim in r if pid not in decided] for r in ranked]
             for crop, result in zip(rest, self.assign(others), strict=True):
@@ -545,8 +560,15 @@ class ActiveTier:
         camera: str,
         timestamp: float,
         visits: Sequence[Visit],
+        *,
+        reacquire_s: float = 0.0,
     ) -> list[list[ActiveCandidate]]:
-        """For each query row, every active visit's person with appearance and fused score."""
+        """For each query row, every active visit's person with appearance and fused score.
+
+        The stay penalty is waived for a person seen on this camera at most ``reacquire_s``
+        ago: with per-track decisions, a new track there so soon is most often the same person
+        picked up again after an occlusion (their old track, if still in the frame, already
+        holds them and is not offered)."""
         out: list[list[ActiveCandidate]] = [[] for _ in range(len(queries))]
         for visit in visits:
             bank = self.gallery.exemplars(visit.person_id)
@@ -564,7 +586,7 @@ class ActiveTier:
             prior = self.config.place_weight * self.transit.plausibility(
                 visit.last_camera, camera, elapsed
             ) - self.config.time_weight * min(1.0, abs(elapsed) / self.window_s)
-            if visit.last_camera == camera:
+            if visit.last_camera == camera and elapsed > reacquire_s:
                 prior -= self.stay_penalty
             for row, similarity in enumerate(appearance):
                 out[row].append(

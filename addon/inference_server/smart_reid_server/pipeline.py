@@ -8,13 +8,13 @@ Why it is shaped like this:
   thread pool (onnxruntime and OpenVINO release the GIL, so two frames really run in parallel);
   the identity gallery is thread-confined and runs in one dedicated thread (``IdentityThread``),
   which also serves the HTTP operations, so no lock is ever needed around identities.
-- Frames of one camera reach the matcher in the order they arrived even when a later frame
-  finished embedding first, so visits never see one camera's time run backwards.
-- A person followed by the tracker reuses the vector of the track's last look. Matching a reused
-  vector compares it with itself (it is an exemplar or in the visit's recent crops), so the
-  reused decision reports the match of the look that produced the vector instead of that
-  meaningless 1.00; a look that created an identity, or whose person changed since (merge,
-  forget), is not reused: the track's next crop is embedded afresh.
+- Frames of one camera are tracked, embedded and matched in the order they arrived (detection
+  of later frames goes on meanwhile), so visits never see one camera's time run backwards and
+  the same input always gives the same tracks and decisions.
+- A person followed by the tracker reuses the vector of the track's last look: decisions are
+  made per track (``tracklets``), and a decided track keeps its person. The matcher says which
+  tracks need a fresh look (``look_again``: still pending, or checked after an overlap); those
+  crops are embedded again whatever the tracker's own cadence.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from .stats import CameraBook, LatencyStats
 from .tracker import Tracks
-from .types import Crop, Decision, Detection, Frame, Image, MatchStatus
+from .types import Crop, Decision, Detection, Frame, Image
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -101,15 +101,10 @@ class _Job:
 
 @dataclass(slots=True)
 class _Look:
-    """One embedding of a track's crop and what the matcher made of it (set on the identity
-    thread when the frame that embedded it is matched)."""
+    """One embedding of a track's crop, reused for its next crops unless the matcher asks for
+    a fresh look (set on the identity thread when the frame is matched)."""
 
     vector: npt.NDArray[np.float32]
-    person_id: str | None = None
-    match: MatchStatus | None = None
-    similarity: float = 0.0
-    candidate_id: str | None = None
-    candidate_similarity: float = 0.0
     look_again: bool = False  # do not reuse: embed the track's next crop
 
 
@@ -324,6 +319,7 @@ class Pipeline:
                 _release(job)
                 if self._match_tail.get(job.frame.camera) is job.match_done:
                     del self._match_tail[job.frame.camera]
+
                 if not self.counters.in_flight and not any(self._queues.values()):
                     self._idle.set()
 
@@ -333,12 +329,20 @@ class Pipeline:
         started = time.monotonic()
         latency = {"queue": (started - job.queued_at) * 1000.0}
         try:
-            detections, crops, vectors, looks, timings = await loop.run_in_executor(
-                self._cpu, self._analyse, frame
-            )
-            latency.update(timings)
+            detections, crops, timings = await loop.run_in_executor(self._cpu, self._detect, frame)
+            # Tracking decides which crops to embed, from what the camera's previous frame
+            # taught (which tracks are still undecided, which need a fresh look), so a camera's
+            # frames are tracked, embedded and matched in arrival order; detection of later
+            # frames goes on meanwhile. The same input always gives the same decisions.
             if job.previous_match is not None:
                 await asyncio.shield(job.previous_match)
+            t0 = time.monotonic()
+            crops, todo, cached = self._track(frame, detections, crops)
+            vectors, looks = await loop.run_in_executor(
+                self._cpu, self._embed_selected, frame, crops, todo, cached
+            )
+            timings["embed"] += (time.monotonic() - t0) * 1000.0
+            latency.update(timings)
             t0 = time.monotonic()
             observed, extra = await self.identity_thread.call(
                 self._observe, frame, crops, vectors, looks
@@ -384,12 +388,8 @@ class Pipeline:
         if not job.future.done():
             job.future.set_result(result)
 
-    def _analyse(
-        self, frame: Frame
-    ) -> tuple[
-        list[Detection], list[Crop], npt.NDArray[np.float32], Looks | None, dict[str, float]
-    ]:
-        """Detect (unless boxes came with the frame), crop and embed: one executor hop."""
+    def _detect(self, frame: Frame) -> tuple[list[Detection], list[Crop], dict[str, float]]:
+        """Detect (unless boxes came with the frame) and crop: in the thread pool."""
         t0 = time.monotonic()
         if frame.detections is None:
             detections = self.detector.detect(frame.image)
@@ -399,25 +399,18 @@ class Pipeline:
             detect_ms = 0.0
         t1 = time.monotonic()
         crops = self._crops(frame, detections) if detections else []
+        return detections, crops, {"detect": detect_ms, "embed": (time.monotonic() - t1) * 1000.0}
+
+    def _track(
+        self, frame: Frame, detections: list[Detection], crops: list[Crop]
+    ) -> tuple[list[Crop], list[int] | None, list[_Look | None]]:
+        """Link the crops to their camera's tracks (frames of one camera in order); which
+        crops to embed (None: all, untracked) and the looks that may be reused."""
         # Track only what is known to be video: our own detections, or boxes an upstream tracker
         # already linked. Uploaded boxes without ids may be unrelated stills of anyone.
         trackable = frame.detections is None or all(d.track_id for d in detections)
-        looks: Looks | None = None
-        if crops:
-            crops, vectors, looks = self._embed(frame, crops, track=trackable)
-        else:
-            vectors = np.zeros((0, 0), np.float32)
-        embed_ms = (time.monotonic() - t1) * 1000.0
-        return detections, crops, vectors, looks, {"detect": detect_ms, "embed": embed_ms}
-
-    def _embed(
-        self, frame: Frame, crops: list[Crop], *, track: bool
-    ) -> tuple[list[Crop], npt.NDArray[np.float32], Looks | None]:
-        """Vectors for ``crops``; with a tracker, a tracked person's vector is reused until the
-        tracker asks for a fresh look (first sightings, every n-th, a clearly better crop)."""
-        if self.tracks is None or not track:
-            self.counters.embedded += len(crops)
-            return crops, self.embedder.embed([c.image for c in crops]), None
+        if self.tracks is None or not trackable or not crops:
+            return crops, None, []
         tracked = self.tracks.update(
             frame.camera,
             [c.detection for c in crops],
@@ -428,11 +421,23 @@ class Pipeline:
         keys = [(frame.camera, t.track_id) for t in tracked]
         with self._track_lock:
             cached = [self._track_looks.get(key) for key in keys]
-            todo = [
-                i
-                for i, (t, look) in enumerate(zip(tracked, cached, strict=True))
-                if t.embed or look is None or look.look_again
-            ]
+        todo = [
+            i
+            for i, (t, look) in enumerate(zip(tracked, cached, strict=True))
+            if t.embed or look is None or look.look_again
+        ]
+        return crops, todo, cached
+
+    def _embed_selected(
+        self, frame: Frame, crops: list[Crop], todo: list[int] | None, cached: list[_Look | None]
+    ) -> tuple[npt.NDArray[np.float32], Looks | None]:
+        """Vectors for ``crops``: every crop (``todo`` None), or those in ``todo`` with the
+        other crops reusing their track's last look."""
+        if not crops:
+            return np.zeros((0, 0), np.float32), None
+        if todo is None:
+            self.counters.embedded += len(crops)
+            return self.embedder.embed([c.image for c in crops]), None
         fresh = self.embedder.embed([crops[i].image for i in todo]) if todo else None
         looks: list[tuple[_Look, bool] | None] = [
             None if look is None else (look, False) for look in cached
@@ -442,14 +447,16 @@ class Pipeline:
                 for j, i in enumerate(todo):
                     look = _Look(fresh[j])
                     looks[i] = (look, True)
-                    self._track_looks[keys[i]] = look
+                    track_id = crops[i].detection.track_id
+                    assert track_id is not None
+                    self._track_looks[(frame.camera, track_id)] = look
         self.counters.embedded += len(todo)
         self.counters.reused += len(crops) - len(todo)
         done = [item for item in looks if item is not None]
         vectors = np.stack([look.vector for look, _ in done]).astype(np.float32, copy=False)
-        return crops, vectors, done
+        return vectors, done
 
-    def _forget_tracks(self, now: float) -> None:
+    async def _forget_tracks(self, now: float) -> None:
         if self.tracks is None:
             return
         ended = self.tracks.expire(now)
@@ -457,6 +464,7 @@ class Pipeline:
             with self._track_lock:
                 for key in ended:
                     self._track_looks.pop(key, None)
+            await self.identity_thread.call(_end_tracks, ended)
 
     def _observe(
         self,
@@ -467,12 +475,13 @@ class Pipeline:
         looks: Looks | None = None,
     ) -> tuple[Any, Any]:
         """On the identity thread: match and update visits, then let the app read states."""
-        observed = identities.observe(frame.camera, frame.timestamp, crops, vectors, frame)
-        decisions: list[Decision] = list(getattr(observed, "decisions", []))
-        if looks is not None and len(looks) == len(decisions):
+        fresh = None if looks is None else [is_fresh for _, is_fresh in looks]
+        observed = identities.observe(frame.camera, frame.timestamp, crops, vectors, frame, fresh)
+        if looks is not None:
+            again: set[str] = getattr(observed, "look_again", set())
             with self._track_lock:
-                for decision, (look, fresh) in zip(decisions, looks, strict=True):
-                    _settle(decision, look, fresh)
+                for crop, (look, _) in zip(crops, looks, strict=True):
+                    look.look_again = crop.detection.track_id in again
         extra = self.after_observe(identities, observed, frame) if self.after_observe else None
         return observed, extra
 
@@ -510,7 +519,7 @@ class Pipeline:
         while True:
             await asyncio.sleep(EXPIRE_EVERY_S)
             try:
-                self._forget_tracks(self._clock())
+                await self._forget_tracks(self._clock())
                 await self.expire_now()
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + PURGE_EVERY_S
@@ -521,29 +530,10 @@ class Pipeline:
                 _LOGGER.exception("housekeeping (visit expiry / retention purge) failed")
 
 
-def _settle(decision: Decision, look: _Look, fresh: bool) -> None:
-    """Record what a fresh look matched, or report a reused look's match instead of the
-    vector's comparison with itself."""
-    if fresh:
-        look.person_id = decision.person_id
-        look.match = decision.match
-        look.similarity = decision.similarity
-        look.candidate_id = decision.candidate_id
-        look.candidate_similarity = decision.candidate_similarity
-        # A look that created the identity was compared with nobody it now belongs to.
-        created = decision.new_person and decision.is_new_identity
-        look.look_again = created or decision.match is MatchStatus.NEW
-    elif look.person_id == decision.person_id and look.match in _MEASURED:
-        assert look.match is not None
-        decision.match = look.match
-        decision.similarity = look.similarity
-        decision.candidate_id = look.candidate_id
-        decision.candidate_similarity = look.candidate_similarity
-    else:
-        look.look_again = True
-
-
-_MEASURED = (MatchStatus.MATCHED, MatchStatus.UNCERTAIN)
+def _end_tracks(identities: Any, keys: list[tuple[str, str]]) -> None:
+    end = getattr(identities, "end_tracks", None)
+    if end is not None:
+        end(keys)
 
 
 def _release(job: _Job) -> None:

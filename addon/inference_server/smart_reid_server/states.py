@@ -41,6 +41,7 @@ class StateView:
     present_ids: list[str] = field(default_factory=list)
     visits_today: int = 0
     distinct_today: int = 0
+    merges: list[dict[str, Any]] = field(default_factory=list)  # automatic merges to announce
 
 
 def gather(
@@ -64,7 +65,6 @@ def gather(
             continue
         view.persons[person_id] = person
         view.thumbnails[person_id] = person.get("thumbnail_url")
-    active = {visit.person_id: visit for visit in identities.visits.active()}
     known_cache: dict[str, bool] = {}
 
     def is_known(person_id: str) -> bool:
@@ -76,7 +76,7 @@ def gather(
     for camera in cameras:
         present = list(identities.camera_presence(camera, now))
         view.presence[camera] = (present, any(not is_known(pid) for pid in present))
-    view.present_ids = sorted(active, key=lambda pid: active[pid].last_seen, reverse=True)
+    view.present_ids = list(identities.presence(now))
     view.visits_today, view.distinct_today = identities.visit_stats(local_midnight(now))
     return view
 

@@ -131,10 +131,15 @@ class VisitObservation:
 class VisitTracker:
     """Active visits by person, with per-camera presence."""
 
-    def __init__(self, window_s: float) -> None:
+    def __init__(self, window_s: float, presence_s: float | None = None) -> None:
         if window_s <= 0:
             raise ValueError(f"visit window must be positive seconds, got {window_s}")
         self.window_s = float(window_s)
+        # "Present" is what the cameras see now: seen within ``presence_s`` (default: the
+        # window, for callers that have no presence setting).
+        self.presence_s = float(window_s if presence_s is None else presence_s)
+        if self.presence_s <= 0:
+            raise ValueError(f"presence must be positive seconds, got {presence_s}")
         self._active: dict[str, Visit] = {}
         self._by_id: dict[str, Visit] = {}
         self._ended: OrderedDict[str, Visit] = OrderedDict()
@@ -192,12 +197,24 @@ class VisitTracker:
         return self._by_id.get(visit_id) or self._ended.get(visit_id)
 
     def present_on(self, camera: str, now: float | None = None) -> list[str]:
-        """Person ids seen on ``camera`` within the window before ``now`` (default: latest frame)."""
+        """Person ids seen on ``camera`` within ``presence_s`` before ``now`` (default: latest
+        frame), most recent first."""
         now = self.latest_timestamp if now is None else now
         present = [
             (seen, v.person_id)
             for v in self._active.values()
-            if (seen := v.camera_last_seen.get(camera)) is not None and now - seen < self.window_s
+            if (seen := v.camera_last_seen.get(camera)) is not None
+            and now - seen < self.presence_s
+        ]
+        return [pid for _, pid in sorted(present, reverse=True)]
+
+    def present(self, now: float | None = None) -> list[str]:
+        """Person ids seen on any camera within ``presence_s`` before ``now``, most recent first."""
+        now = self.latest_timestamp if now is None else now
+        present = [
+            (v.last_seen, v.person_id)
+            for v in self._active.values()
+            if now - v.last_seen < self.presence_s
         ]
         return [pid for _, pid in sorted(present, reverse=True)]
 

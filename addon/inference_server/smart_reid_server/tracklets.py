@@ -1,0 +1,246 @@
+"""Tracks as the unit of identity: what the server knows about each person its tracker follows.
+
+On real video most duplicate alerts came from deciding crop by crop: a person on a continuing
+track was re-decided at every fresh look, and a crop cut by the frame edge, two people in one box,
+or a track that swapped people at a crossing then took (or created) the wrong identity. So:
+
+- A **new track is pending** until it has ``decide_looks`` good looks or has been seen for
+  ``decide_after_s`` (whichever first), then it is matched once, with the mean of its good looks,
+  against the active visits and the gallery. A pending track whose looks already match someone on
+  a visit strongly (the gallery threshold) joins that visit at once: no alert is at stake.
+- A **decided track keeps its identity**. Its fresh looks update its aggregate, teach the
+  person's gallery and never raise a new decision or ``new_person`` on their own.
+- **Good looks** are crops that passed the quality gates, do not touch the frame's border and do
+  not overlap another box. Poor looks never create an identity on their own: a track with only
+  poor looks waits for a better one, or joins an active visit, and may create an identity only
+  after ``poor_create_after_s`` (someone lingering at the edge of the picture is still someone).
+- After its box overlapped another (a crossing, a group), a track's next good look is **checked**
+  against its aggregate; when it disagrees (below ``split_threshold``), the track is split: from
+  that look on it is a new pending track, so a swapped tracker id cannot carry the wrong person.
+- A track that created an identity is compared, as it gathers more looks, with the people on a
+  visit; when it clearly is one of them (``merge_threshold``, never two people seen in one frame),
+  the new identity is merged into theirs: the repair is announced (``merged``), not a second alert.
+
+Cameras whose frames come sparsely (more than ``continuous_gap_s`` apart: snapshots, Frigate
+events) cannot gather a track's evidence over frames: their crops are decided at once, as before.
+
+This module holds the per-track state and the rules above; ``identities.Identities`` applies them
+on its thread (nothing here locks anything).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .types import Box, Crop, MatchStatus
+
+EDGE_MARGIN_PX = 2.0
+OVERLAP_SHARE = 0.3  # a box with this much of its area under another box is "overlapped"
+MAX_LOOKS = 8
+STALE_TRACK_S = 30.0  # a track not seen for this long is forgotten, even if nobody said so
+
+type Floats = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSettings:
+    """Config ``tracks`` (docs/server.md)."""
+
+    enabled: bool = True
+    decide_looks: int = 3
+    decide_after_s: float = 1.0
+    poor_create_after_s: float = 4.0
+    continuous_gap_s: float = 2.0
+    split_threshold: float = 0.25
+    merge_threshold: float | None = None  # None: the gallery threshold
+    reacquire_s: float = 3.0
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> TrackSettings:
+        values = dict(section or {})
+        defaults = cls()
+        return cls(
+            enabled=bool(values.get("identity", defaults.enabled)),
+            decide_looks=int(values.get("decide_looks", defaults.decide_looks)),
+            decide_after_s=float(values.get("decide_after_s", defaults.decide_after_s)),
+            poor_create_after_s=float(
+                values.get("poor_create_after_s", defaults.poor_create_after_s)
+            ),
+            continuous_gap_s=float(values.get("continuous_gap_s", defaults.continuous_gap_s)),
+            split_threshold=float(values.get("split_threshold", defaults.split_threshold)),
+            merge_threshold=values.get("merge_threshold", defaults.merge_threshold),
+            reacquire_s=float(values.get("reacquire_s", defaults.reacquire_s)),
+        )
+
+
+@dataclass(slots=True)
+class Look:
+    """One fresh embedding of a track's crop: the raw unit vector and how much it counts."""
+
+    vector: Floats
+    weight: float
+
+
+@dataclass(slots=True)
+class TrackState:
+    """What is known about one track (one camera's tracker id, or a segment after a split)."""
+
+    camera: str
+    track_id: str
+    first_seen: float
+    last_seen: float
+    good: deque[Look] = field(default_factory=lambda: deque(maxlen=MAX_LOOKS))
+    poor: deque[Look] = field(default_factory=lambda: deque(maxlen=MAX_LOOKS))
+    person_id: str | None = None
+    status: MatchStatus = MatchStatus.NEW
+    similarity: float = 0.0
+    candidate_id: str | None = None
+    candidate_similarity: float = 0.0
+    created: bool = False  # this track created its identity (a repair may merge it)
+    merge_checked_looks: int = 0
+    check: bool = False  # the next good look must agree with the track (after an overlap)
+    counted: bool = False  # contributed to its camera's centering mean
+    last_crop: Crop | None = None  # for a decision made while the track is out of sight
+    last_good_crop: Crop | None = None
+
+    @property
+    def decided(self) -> bool:
+        return self.person_id is not None
+
+    def add(self, look: Look, good: bool) -> None:
+        (self.good if good else self.poor).append(look)
+
+    def aggregate(self, *, good_only: bool = False) -> Floats | None:
+        """Weighted mean of the good looks (of the poor ones when there is no good one)."""
+        looks = list(self.good) or ([] if good_only else list(self.poor))
+        if not looks:
+            return None
+        weights = np.array([look.weight for look in looks], dtype=np.float32)
+        mean = (np.stack([look.vector for look in looks]) * weights[:, None]).sum(axis=0)
+        norm = float(np.linalg.norm(mean))
+        if norm < 1e-9:
+            return None
+        out: Floats = (mean / norm).astype(np.float32)
+        return out
+
+    def restart(self, timestamp: float) -> None:
+        """A split: from now on this is a new, pending track with no looks yet."""
+        self.first_seen = timestamp
+        self.good.clear()
+        self.poor.clear()
+        self.person_id = None
+        self.status = MatchStatus.NEW
+        self.similarity = 0.0
+        self.candidate_id = None
+        self.candidate_similarity = 0.0
+        self.created = False
+        self.merge_checked_looks = 0
+        self.check = False
+
+
+def at_edge(box: Box, width: int, height: int) -> bool:
+    """Whether the box touches the picture's border (the person is probably cut off)."""
+    return (
+        box.x1 <= EDGE_MARGIN_PX
+        or box.y1 <= EDGE_MARGIN_PX
+        or box.x2 >= width - EDGE_MARGIN_PX
+        or box.y2 >= height - EDGE_MARGIN_PX
+    )
+
+
+def overlapped(boxes: Sequence[Box]) -> list[bool]:
+    """For each box, whether another box of the frame covers a good part of it."""
+    out = [False] * len(boxes)
+    for i, a in enumerate(boxes):
+        if a.area <= 0:
+            continue
+        for j, b in enumerate(boxes):
+            if i == j:
+                continue
+            w = min(a.x2, b.x2) - max(a.x1, b.x1)
+            h = min(a.y2, b.y2) - max(a.y1, b.y1)
+            if w > 0 and h > 0 and w * h >= OVERLAP_SHARE * a.area:
+                out[i] = True
+                break
+    return out
+
+
+def look_weight(crop: Crop) -> float:
+    """Taller crops show more of a person: weight by height, saturating at 128 px."""
+    return float(min(1.0, max(crop.detection.box.height, 1.0) / 128.0))
+
+
+class TrackBook:
+    """Every live track's state, by (camera, track id)."""
+
+    def __init__(self, settings: TrackSettings) -> None:
+        self.settings = settings
+        self._tracks: dict[tuple[str, str], TrackState] = {}
+        self._last_frame: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._tracks)
+
+    def continuous(self, camera: str, timestamp: float) -> bool:
+        """Whether ``camera`` sends video (its previous frame came at most the gap before);
+        records this frame's time."""
+        previous = self._last_frame.get(camera)
+        self._last_frame[camera] = max(timestamp, previous or timestamp)
+        return (
+            previous is not None and 0.0 <= timestamp - previous <= self.settings.continuous_gap_s
+        )
+
+    def get(self, camera: str, track_id: str) -> TrackState | None:
+        return self._tracks.get((camera, track_id))
+
+    def open(self, camera: str, track_id: str, timestamp: float) -> TrackState:
+        state = self._tracks.get((camera, track_id))
+        if state is None:
+            state = TrackState(camera, track_id, timestamp, timestamp)
+            self._tracks[(camera, track_id)] = state
+        return state
+
+    def on_camera(self, camera: str) -> list[TrackState]:
+        return [s for (c, _), s in self._tracks.items() if c == camera]
+
+    def holding(self, person_id: str) -> list[TrackState]:
+        return [s for s in self._tracks.values() if s.person_id == person_id]
+
+    def end(self, keys: Sequence[tuple[str, str]]) -> None:
+        for key in keys:
+            self._tracks.pop(key, None)
+
+    def forget_person(self, person_id: str) -> None:
+        """The identity is gone (forgotten, reset): its tracks start over as pending."""
+        for state in self.holding(person_id):
+            state.restart(state.last_seen)
+
+    def rename_person(self, old: str, new: str) -> None:
+        """``old`` was merged into ``new``."""
+        for state in self.holding(old):
+            state.person_id = new
+
+    def drop_stale(self, now: float) -> None:
+        stale = [k for k, s in self._tracks.items() if now - s.last_seen > STALE_TRACK_S]
+        for key in stale:
+            del self._tracks[key]
+
+    def ripe(self, state: TrackState, timestamp: float) -> bool:
+        """Whether a pending track has gathered enough to be decided now."""
+        if len(state.good) >= self.settings.decide_looks:
+            return True
+        return timestamp - state.first_seen >= self.settings.decide_after_s and bool(
+            state.good or state.poor
+        )
+
+    def may_create(self, state: TrackState, timestamp: float) -> bool:
+        """Whether the track may start a new identity (a good look, or lingering long)."""
+        return bool(state.good) or (
+            bool(state.poor) and timestamp - state.first_seen >= self.settings.poor_create_after_s
+        )

@@ -1,0 +1,305 @@
+"""What a household sees, scored against the hand-made labels (``labels/*.json``, LABELS.md).
+
+Each decision the server made is tied to a labelled person by its box (same frame, overlap with
+the person's labelled box); decisions on boxes labelled "ignore" (two people in one box, a bike
+alone, unrecognisable) or on boxes nobody labelled are counted apart. Figures:
+
+- notifications per true person-visit (``new_person`` decisions / labelled people's visits; a
+  person's visit ends after ``window_s`` unseen, as the server's do), and visits never announced;
+- identities per labelled person, and impure identities (mostly one person, but another person
+  holds more than 5 % of their sightings);
+- presence: the server's people-present count per camera after each frame against the labelled
+  people seen on that camera within the last ``presence_s`` (within one of the truth);
+- decision latency: first sighting of a person's visit to the frame that announced it;
+- baselines on the same frames: a camera that alerts then stays quiet for the window ("cooldown"),
+  and a perfect per-camera system (one alert per person per camera per visit);
+- tracker: IDF1, ID switches, MOTA of the server's per-camera tracker (``motmetrics``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.realvideo.replay import Run, Sighting
+
+LABELS = Path(__file__).resolve().parent / "labels"
+Box4 = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    video: str
+    frame_step: int
+    people: dict[str, dict[str, Any]]
+    boxes: dict[int, list[tuple[Box4, str | None]]]  # frame index -> boxes
+
+    @classmethod
+    def load(cls, video: str) -> Labels:
+        raw = json.loads((LABELS / f"{Path(video).stem}.json").read_text())
+        boxes: dict[int, list[tuple[Box4, str | None]]] = defaultdict(list)
+        for frame, x1, y1, x2, y2, person in raw["boxes"]:
+            boxes[int(frame)].append(((float(x1), float(y1), float(x2), float(y2)), person))
+        return cls(raw["video"], int(raw["frame_step"]), dict(raw["people"]), dict(boxes))
+
+    def restricted(self, first: int, last: int) -> Labels:
+        """Only frames ``first`` <= index < ``last`` (tuning / held-out halves)."""
+        return Labels(
+            self.video,
+            self.frame_step,
+            self.people,
+            {i: b for i, b in self.boxes.items() if first <= i < last},
+        )
+
+
+def iou(a: Box4, b: Box4) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    area_a = (a[2] - a[0]) * (a[3] - a[1])
+    area_b = (b[2] - b[0]) * (b[3] - b[1])
+    return inter / (area_a + area_b - inter)
+
+
+def inside_share(a: Box4, b: Box4) -> float:
+    """How much of ``a`` lies inside ``b``."""
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    return w * h / max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)
+
+
+UNLABELLED = "?"  # a box the labels do not have (or the frame was not labelled)
+IGNORED = "-"  # a box labelled "ignore"
+
+
+def who(labels: Labels, frame: int, box: Box4) -> str:
+    """The labelled person a server box shows: a person id, IGNORED or UNLABELLED.
+
+    A box from a camera that sees only part of the picture can be cut by the camera's edge: it
+    then lies inside the labelled box without covering it, so a box mostly inside exactly one
+    labelled box also counts."""
+    best, best_iou = UNLABELLED, 0.0
+    for gt_box, person in labels.boxes.get(frame, []):
+        overlap = iou(box, gt_box)
+        if overlap > best_iou:
+            best, best_iou = (person or IGNORED), overlap
+    if best_iou >= 0.5:
+        return best
+    holders = [
+        (person or IGNORED)
+        for gt_box, person in labels.boxes.get(frame, [])
+        if inside_share(box, gt_box) >= 0.8 and iou(box, gt_box) >= 0.2
+    ]
+    return holders[0] if len(holders) == 1 else UNLABELLED
+
+
+def _on_camera(box: Box4, columns: tuple[int, int]) -> bool:
+    centre = (box[0] + box[2]) / 2.0
+    return columns[0] <= centre < columns[1]
+
+
+def person_visits(times: Sequence[float], window_s: float) -> list[tuple[float, float]]:
+    """Split sorted sighting times into visits: a gap of ``window_s`` or more ends one."""
+    visits: list[tuple[float, float]] = []
+    for t in times:
+        if visits and t - visits[-1][1] < window_s:
+            visits[-1] = (visits[-1][0], t)
+        else:
+            visits.append((t, t))
+    return visits
+
+
+def score(
+    run: Run,
+    labels: Labels,
+    *,
+    window_s: float = 60.0,
+    presence_s: float = 3.0,
+    frames: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """Every figure of the module docstring for one run (optionally only frames [a, b))."""
+    if frames is not None:
+        labels = labels.restricted(*frames)
+    in_range = set(labels.boxes) if frames is not None else set(run.frame_times)
+    times = run.frame_times
+    sightings = [s for s in run.sightings if s.frame_index in in_range]
+    # Truth: when each labelled person is seen, overall and per camera.
+    seen: dict[str, list[float]] = defaultdict(list)
+    seen_on: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for frame in sorted(labels.boxes):
+        if frame not in times:
+            continue
+        for box, person in labels.boxes[frame]:
+            if person is None:
+                continue
+            seen[person].append(times[frame])
+            for camera, columns in run.cameras.items():
+                if _on_camera(box, columns):
+                    seen_on[(person, camera)].append(times[frame])
+    visits = {p: person_visits(sorted(set(ts)), window_s) for p, ts in seen.items()}
+    true_visits = sum(len(v) for v in visits.values())
+
+    owner = [who(labels, s.frame_index, s.box) for s in sightings]
+    alerts = [(s, o) for s, o in zip(sightings, owner, strict=True) if s.new_person]
+    announced: set[tuple[str, int]] = set()
+    latencies: list[float] = []
+    for s, o in alerts:
+        if o in visits:
+            for n, (start, end) in enumerate(visits[o]):
+                if start - 1e-6 <= s.timestamp <= end + window_s and (o, n) not in announced:
+                    announced.add((o, n))
+                    latencies.append(s.issued_at - start)
+                    break
+    identities_of: dict[str, set[str]] = defaultdict(set)
+    people_of: dict[str, Counter[str]] = defaultdict(Counter)
+    for s, o in zip(sightings, owner, strict=True):
+        if o in visits:
+            identities_of[o].add(s.person_id)
+            people_of[s.person_id][o] += 1
+    impure = []
+    for person_id, counts in people_of.items():
+        total = sum(counts.values())
+        ranked = counts.most_common()
+        if len(ranked) > 1 and ranked[1][1] > 0.05 * total:
+            impure.append({"identity": person_id, "people": dict(ranked)})
+    labelled = sum(sum(c.values()) for c in people_of.values())
+    purity = sum(c.most_common(1)[0][1] for c in people_of.values()) / labelled if labelled else 1.0
+
+    presence_ok, presence_total, presence_err = 0, 0, []
+    for (camera, frame), ids in run.presence.items():
+        if frame not in in_range:
+            continue
+        t = times[frame]
+        truth = sum(
+            1
+            for (person, cam), ts in seen_on.items()
+            if cam == camera and any(t - presence_s < x <= t for x in ts)
+        )
+        presence_total += 1
+        presence_ok += abs(len(ids) - truth) <= 1
+        presence_err.append(len(ids) - truth)
+
+    return {
+        "layout": run.layout,
+        "frames": len(in_range),
+        "people": len(visits),
+        "true_visits": true_visits,
+        "notifications": len(alerts),
+        "notifications_labelled": sum(1 for _, o in alerts if o in visits),
+        "notifications_ignored_boxes": sum(1 for _, o in alerts if o == IGNORED),
+        "notifications_unlabelled_boxes": sum(1 for _, o in alerts if o == UNLABELLED),
+        "per_visit": len(alerts) / true_visits if true_visits else 0.0,
+        "missed_visits": true_visits - len(announced),
+        "identities_per_person": (
+            float(np.mean([len(v) for v in identities_of.values()])) if identities_of else 0.0
+        ),
+        "identities": len({s.person_id for s in sightings}),
+        "impure_identities": impure,
+        "purity": purity,
+        "presence_within_one": presence_ok / presence_total if presence_total else 1.0,
+        "presence_mean_error": float(np.mean(presence_err)) if presence_err else 0.0,
+        "latency_p50_s": float(np.percentile(latencies, 50)) if latencies else 0.0,
+        "latency_p95_s": float(np.percentile(latencies, 95)) if latencies else 0.0,
+        "baseline_cooldown": cooldown_baseline(run, labels, window_s),
+        "baseline_per_camera": sum(
+            len(person_visits(sorted(set(ts)), window_s)) for ts in seen_on.values()
+        ),
+        "merges": len(run.merges),
+        "sightings": len(sightings),
+        "sightings_unlabelled": sum(1 for o in owner if o == UNLABELLED),
+    }
+
+
+def cooldown_baseline(run: Run, labels: Labels, window_s: float) -> int:
+    """A camera that alerts on any detected person, then stays quiet for the window."""
+    alerts = 0
+    for columns in run.cameras.values():
+        quiet_until = -np.inf
+        for frame in sorted(labels.boxes):
+            t = run.frame_times.get(frame)
+            if t is None:
+                continue
+            if any(_on_camera(b, columns) for b, _ in labels.boxes[frame]) and t >= quiet_until:
+                alerts += 1
+                quiet_until = t + window_s
+    return alerts
+
+
+def tracker_metrics(run: Run, labels: Labels) -> dict[str, Any]:
+    """IDF1, ID switches, MOTA, fragmentations of the server's tracker, per camera, summed."""
+    import motmetrics as mm  # eval extra; only the tracker figures need it
+
+    accumulators = []
+    names = []
+    by_frame: dict[tuple[str, int], list[tuple[Box4, str]]] = defaultdict(list)
+    for camera, frame, box, track_id in run.tracks:
+        by_frame[(camera, frame)].append((box, track_id))
+    for camera, columns in run.cameras.items():
+        acc = mm.MOTAccumulator(auto_id=True)
+        for frame in sorted(labels.boxes):
+            if frame not in run.frame_times:
+                continue
+            truth = [
+                (b, p) for b, p in labels.boxes[frame] if p is not None and _on_camera(b, columns)
+            ]
+            hyps = [
+                (b, t)
+                for b, t in by_frame.get((camera, frame), [])
+                if who(labels, frame, b) != IGNORED
+            ]
+            distances = mm.distances.iou_matrix(
+                [_xywh(b) for b, _ in truth], [_xywh(b) for b, _ in hyps], max_iou=0.5
+            )
+            acc.update([p for _, p in truth], [t for _, t in hyps], distances)
+        accumulators.append(acc)
+        names.append(camera)
+    host = mm.metrics.create()
+    summary = host.compute_many(
+        accumulators,
+        names=names,
+        metrics=["idf1", "num_switches", "mota", "num_fragmentations", "num_unique_objects"],
+        generate_overall=True,
+    )
+    row = summary.loc["OVERALL"]
+    return {
+        "idf1": float(row["idf1"]),
+        "id_switches": int(row["num_switches"]),
+        "mota": float(row["mota"]),
+        "fragmentations": int(row["num_fragmentations"]),
+        "tracks": len({(c, t) for c, _, _, t in run.tracks}),
+    }
+
+
+def _xywh(box: Box4) -> list[float]:
+    return [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+
+
+def sighting_owner(labels: Labels, sighting: Sighting) -> str:
+    return who(labels, sighting.frame_index, sighting.box)
+
+
+def summary_row(name: str, figures: Mapping[str, Any]) -> str:
+    return (
+        f"| {name} | {figures['people']} / {figures['true_visits']} | "
+        f"{figures['notifications']} ({figures['per_visit']:.2f}) | {figures['missed_visits']} | "
+        f"{figures['identities_per_person']:.2f} | {len(figures['impure_identities'])} | "
+        f"{figures['presence_within_one'] * 100:.1f}% | {figures['latency_p95_s']:.2f} | "
+        f"{figures['baseline_cooldown']} / {figures['baseline_per_camera']} |"
+    )
+
+
+SUMMARY_HEADER = (
+    "| run | people / visits | notifications (per visit) | missed visits | identities per person "
+    "| impure identities | presence within 1 | latency p95 s | cooldown / per-camera baseline |\n"
+    "|---|---|---|---|---|---|---|---|---|"
+)

@@ -1,0 +1,329 @@
+"""Real video through the real server, offline: one camera, or regions of the picture as cameras.
+
+``SmartReidApp`` runs exactly as ``serve`` and the demo run it (Pipeline, tracker, Identities,
+visits; HTTP and MQTT off), with the video's own clock as frame time. Only the two models are
+wrapped in a memo: the detector's boxes for a picture and the embedder's vector for a crop are
+computed once and kept on disk, keyed by a hash of the pixels, so trying a matching or tracking
+setting replays a minute of video in seconds. The vectors are the ones the product computes: the
+memo only answers a question the product already asked once.
+
+Camera layouts (``LAYOUTS``): ``one`` (the whole picture, re-entries), ``split2`` (left and right
+halves, side by side, no overlap), ``overlap2`` (left 60 % and right 60 %: a person in the middle
+is seen by both cameras at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import pickle
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from smart_reid_server.app import SmartReidApp
+from smart_reid_server.config import Settings, load, validate
+from smart_reid_server.detect import Detector
+from smart_reid_server.embed import Embedder
+from smart_reid_server.models.download import ModelManager
+from smart_reid_server.pipeline import FrameResult
+from smart_reid_server.tracker import TrackedDetection, Tracks
+from smart_reid_server.types import Box, Detection, Frame, Image
+
+from eval.data import REPO, models_dir, shared_dir
+
+CACHE = REPO / "eval" / "results" / "cache" / "realvideo"
+START = 1_767_000_000.0  # frame time of the video's first frame (any fixed value: determinism)
+
+# Camera name -> (x from, x to) as fractions of the picture width.
+LAYOUTS: dict[str, dict[str, tuple[float, float]]] = {
+    "one": {"street": (0.0, 1.0)},
+    "split2": {"left": (0.0, 0.5), "right": (0.5, 1.0)},
+    "overlap2": {"left": (0.0, 0.6), "right": (0.4, 1.0)},
+}
+
+
+def video_path(name: str) -> Path:
+    return shared_dir() / "data" / "video" / name
+
+
+def read_frames(path: Path, step: int, limit: int = 0) -> Iterator[tuple[int, float, Image]]:
+    """(frame index, seconds into the video, BGR picture) of every ``step``-th frame."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise FileNotFoundError(f"cannot open {path}")
+    fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
+    index = 0
+    try:
+        while limit <= 0 or index < limit:
+            ok, image = capture.read()
+            if not ok:
+                break
+            if index % step == 0:
+                yield index, index / fps, np.ascontiguousarray(image, dtype=np.uint8)
+            index += 1
+    finally:
+        capture.release()
+
+
+def _digest(image: npt.NDArray[Any]) -> str:
+    return hashlib.blake2b(
+        np.ascontiguousarray(image).tobytes() + repr(image.shape).encode(), digest_size=16
+    ).hexdigest()
+
+
+class Memo:
+    """Detector boxes and crop vectors already computed, by pixel hash (on disk between runs)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.boxes: dict[str, list[Detection]] = {}
+        self.vectors: dict[str, npt.NDArray[np.float32]] = {}
+        self.changed = False
+        if path.is_file():
+            with path.open("rb") as handle:
+                self.boxes, self.vectors = pickle.load(handle)
+
+    def save(self) -> None:
+        if self.changed:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            with tmp.open("wb") as handle:
+                pickle.dump((self.boxes, self.vectors), handle)
+            tmp.replace(self.path)
+            self.changed = False
+
+
+class MemoDetector:
+    """The product's detector, remembered per picture."""
+
+    def __init__(self, inner: Detector, memo: Memo) -> None:
+        self.inner = inner
+        self.memo = memo
+        self.name = inner.name
+        self.runtime = inner.runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def detect(self, image: Image) -> list[Detection]:
+        key = _digest(image)
+        found = self.memo.boxes.get(key)
+        if found is None:
+            found = self.memo.boxes[key] = self.inner.detect(image)
+            self.memo.changed = True
+        return list(found)
+
+
+class MemoEmbedder:
+    """The product's embedder, remembered per crop."""
+
+    def __init__(self, inner: Embedder, memo: Memo) -> None:
+        self.inner = inner
+        self.memo = memo
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def embed(self, crops: Sequence[Image]) -> npt.NDArray[np.float32]:
+        keys = [_digest(c) for c in crops]
+        todo = [i for i, k in enumerate(keys) if k not in self.memo.vectors]
+        if todo:
+            fresh = self.inner.embed([crops[i] for i in todo])
+            for j, i in enumerate(todo):
+                self.memo.vectors[keys[i]] = fresh[j]
+            self.memo.changed = True
+        if not keys:
+            return np.zeros((0, self.inner.dim), np.float32)
+        return np.stack([self.memo.vectors[k] for k in keys]).astype(np.float32)
+
+
+class RecordingTracks(Tracks):
+    """The product's tracker, with every assignment written down (for tracker metrics)."""
+
+    def __init__(self, log: list[tuple[str, float, Box, str]], **settings: Any) -> None:
+        super().__init__(**settings)
+        self.log = log
+
+    def update(
+        self,
+        camera: str,
+        detections: Sequence[Detection],
+        timestamp: float,
+        sharpness: Sequence[float] | None = None,
+    ) -> list[TrackedDetection]:
+        out = super().update(camera, detections, timestamp, sharpness)
+        self.log.extend((camera, timestamp, t.detection.box, t.track_id) for t in out)
+        return out
+
+
+@dataclass(slots=True)
+class Sighting:
+    """One decision, with its box in the whole picture's coordinates."""
+
+    camera: str
+    frame_index: int
+    timestamp: float
+    box: tuple[float, float, float, float]
+    person_id: str
+    new_person: bool
+    match: str
+    similarity: float
+    issued_at: float  # frame time of the frame whose processing made the decision
+
+
+@dataclass(slots=True)
+class Run:
+    layout: str
+    cameras: dict[str, tuple[int, int]]  # camera -> pixel columns [from, to)
+    frame_times: dict[int, float] = field(default_factory=dict)  # frame index -> frame time
+    sightings: list[Sighting] = field(default_factory=list)
+    # (camera, frame index) -> person ids the server counts as present there after that frame
+    presence: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    tracks: list[tuple[str, int, tuple[float, float, float, float], str]] = field(
+        default_factory=list
+    )
+    merges: list[tuple[float, str, str]] = field(default_factory=list)  # time, kept, dropped
+    seconds: float = 0.0
+
+
+class EvalApp(SmartReidApp):
+    """``SmartReidApp`` with memoised models and a recording tracker."""
+
+    memo: Memo
+    track_log: list[tuple[str, float, Box, str]]
+
+    def _load_models(self, manager: ModelManager) -> tuple[Detector, Embedder]:
+        detector, embedder = super()._load_models(manager)
+        return (
+            MemoDetector(detector, self.memo),  # type: ignore[return-value]
+            MemoEmbedder(embedder, self.memo),  # type: ignore[return-value]
+        )
+
+    def _make_tracks(self) -> Tracks:
+        return RecordingTracks(self.track_log, **self.tracker_settings())
+
+
+def eval_settings(
+    cameras: Sequence[str], data_dir: str, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    raw: dict[str, Any] = dict(load(None).raw)
+    raw.update(
+        cameras=list(cameras),
+        data_dir=data_dir,
+        log_level="warning",
+        http={**raw["http"], "enabled": False},
+        mqtt={**raw["mqtt"], "enabled": False},
+        models={**raw["models"], "dir": str(models_dir())},
+    )
+    for section, values in (overrides or {}).items():
+        if isinstance(values, Mapping):
+            raw[section] = {**raw.get(section, {}), **values}
+        else:
+            raw[section] = values
+    return validate(raw)
+
+
+def replay(
+    video: str = "walk_bike_sample.mp4",
+    layout: str = "one",
+    *,
+    step: int = 3,
+    limit: int = 0,
+    overrides: Mapping[str, Any] | None = None,
+) -> Run:
+    """Run the server over the video in ``layout``; every decision and presence, in order."""
+    columns = LAYOUTS[layout]
+    path = video_path(video)
+    memo = Memo(CACHE / f"{Path(video).stem}.pkl")
+    with tempfile.TemporaryDirectory(prefix="realvideo-") as data_dir:
+        settings = eval_settings(list(columns), data_dir, overrides)
+        clock = [START]
+        app = EvalApp(settings, clock=lambda: clock[0])
+        app.memo = memo
+        app.track_log = []
+        started = time.monotonic()
+        try:
+            run = asyncio.run(_drive(app, path, layout, step, limit, clock))
+        finally:
+            memo.save()
+        run.seconds = time.monotonic() - started
+        return run
+
+
+async def _drive(
+    app: EvalApp, path: Path, layout: str, step: int, limit: int, clock: list[float]
+) -> Run:
+    await app.start()
+    pipeline = app.pipeline
+    assert pipeline is not None
+    merges: list[tuple[float, str, str]] = []
+    app.on_merged = lambda when, kept, dropped: merges.append((when, kept, dropped))
+    run: Run | None = None
+    try:
+        for index, offset, image in read_frames(path, step, limit):
+            width = image.shape[1]
+            if run is None:
+                run = Run(
+                    layout,
+                    {
+                        name: (round(a * width), round(b * width))
+                        for name, (a, b) in LAYOUTS[layout].items()
+                    },
+                )
+            timestamp = START + offset
+            clock[0] = timestamp
+            run.frame_times[index] = timestamp
+            futures = []
+            for camera, (x0, x1) in run.cameras.items():
+                frame = Frame(
+                    camera=camera,
+                    image=np.ascontiguousarray(image[:, x0:x1]),
+                    timestamp=timestamp,
+                    source="eval",
+                    frame_id=f"{index:05d}_{camera}",
+                )
+                futures.append(pipeline.submit(frame))
+            for camera, future in zip(run.cameras, futures, strict=True):
+                result: FrameResult = await future
+                _collect(run, camera, index, result)
+            for camera in run.cameras:
+                run.presence[(camera, index)] = await app.presence_of(camera, timestamp)
+        await pipeline.expire_now()
+    finally:
+        await app.stop()
+    assert run is not None
+    offset_of = {name: x0 for name, (x0, _) in run.cameras.items()}
+    index_of = {t: i for i, t in run.frame_times.items()}
+    for camera, timestamp, box, track_id in app.track_log:
+        dx = offset_of[camera]
+        run.tracks.append(
+            (camera, index_of[timestamp], (box.x1 + dx, box.y1, box.x2 + dx, box.y2), track_id)
+        )
+    run.merges = merges
+    return run
+
+
+def _collect(run: Run, camera: str, index: int, result: FrameResult) -> None:
+    dx = run.cameras[camera][0]
+    for d in result.decisions:
+        b = d.box
+        run.sightings.append(
+            Sighting(
+                camera=camera,
+                frame_index=int(d.frame_id.split("_")[0]) if d.frame_id else index,
+                timestamp=d.timestamp,
+                box=(b.x1 + dx, b.y1, b.x2 + dx, b.y2),
+                person_id=d.person_id,
+                new_person=d.new_person,
+                match=d.match.value,
+                similarity=d.similarity,
+                issued_at=run.frame_times[index],
+            )
+        )
