@@ -40,6 +40,7 @@ EVENT_NEW_PERSON: Final = f"{DOMAIN}.new_person"
 EVENT_PERSON_SEEN: Final = f"{DOMAIN}.person_seen"
 EVENT_VISIT_UPDATED: Final = f"{DOMAIN}.visit_updated"
 EVENT_VISIT_ENDED: Final = f"{DOMAIN}.visit_ended"
+EVENT_PERSON_MERGED: Final = f"{DOMAIN}.person_merged"
 
 # Event entity types on each camera: who started a visit there.
 EVENT_TYPE_NEW: Final = "new_person"

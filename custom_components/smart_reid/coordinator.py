@@ -30,6 +30,7 @@ from .const import (
     CONF_BASE_TOPIC,
     DOMAIN,
     EVENT_NEW_PERSON,
+    EVENT_PERSON_MERGED,
     EVENT_PERSON_SEEN,
     EVENT_VISIT_ENDED,
     EVENT_VISIT_UPDATED,
@@ -51,6 +52,7 @@ from .models import (
     Decision,
     HubState,
     Info,
+    Merged,
     PayloadError,
     Person,
     VisitEvent,
@@ -332,13 +334,15 @@ class SmartReidCoordinator:
     @callback
     def _handle_event(self, msg: ReceiveMessage) -> None:
         kind = msg.topic.rsplit("/", 1)[-1]
-        if kind not in ("sighting", "new_person", "visit_updated", "visit_ended"):
+        if kind not in ("sighting", "new_person", "visit_updated", "visit_ended", "merged"):
             return
         if (data := self._decode(msg)) is None:
             return
         try:
             if kind in ("sighting", "new_person"):
                 self._handle_decision(kind, Decision.from_json(data))
+            elif kind == "merged":
+                self._handle_merged(Merged.from_json(data))
             else:
                 self._handle_visit_event(kind, VisitEvent.from_json(data))
         except PayloadError as err:
@@ -395,6 +399,30 @@ class SmartReidCoordinator:
         }
         self.hass.bus.async_fire(
             EVENT_VISIT_ENDED if kind == "visit_ended" else EVENT_VISIT_UPDATED, data
+        )
+
+    @callback
+    def _handle_merged(self, merged: Merged) -> None:
+        """The server merged a duplicate identity into the person it really was: tell
+        automations, so a notification sent for the duplicate's visit can be withdrawn. The
+        duplicate's device goes with its cleared retained state, as after a manual merge."""
+        if merged.camera:
+            self._ensure_camera(merged.camera)
+        self.hass.bus.async_fire(
+            EVENT_PERSON_MERGED,
+            {
+                ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
+                "person_id": merged.person_id,
+                "person_device_id": self._device_id(self.person_identifier(merged.person_id)),
+                "merged_person_id": merged.merged_person_id,
+                "visit_id": merged.visit_id,
+                "merged_visit_id": merged.merged_visit_id,
+                "label": merged.label,
+                "known": merged.known,
+                "camera": merged.camera,
+                "similarity": merged.similarity,
+                "reason": merged.reason,
+            },
         )
 
     @callback

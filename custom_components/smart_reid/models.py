@@ -158,6 +158,22 @@ _VISIT_EVENT = vol.Schema(
     extra=vol.ALLOW_EXTRA,
 )
 
+_MERGED = vol.Schema(
+    {
+        vol.Required("person_id"): str,
+        vol.Required("merged_person_id"): str,
+        vol.Optional("visit_id", default=None): _OPT_STR,
+        vol.Optional("merged_visit_id", default=None): _OPT_STR,
+        vol.Optional("label", default=None): _OPT_STR,
+        vol.Optional("known", default=False): bool,
+        vol.Optional("camera", default=None): _OPT_STR,
+        vol.Optional("similarity", default=0.0): _OPT_NUMBER,
+        vol.Optional("timestamp", default=None): _OPT_NUMBER,
+        vol.Optional("reason", default="same_person"): str,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
 
 def _validate(schema: vol.Schema, data: Any, what: str) -> dict[str, Any]:
     try:
@@ -372,3 +388,24 @@ class VisitEvent:
             camera=raw["camera"],
             visit=_build(Visit, raw["visit"]),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """The server found two identities to be one person during a visit and merged them
+    (`B/events/merged`): `merged_person_id` is gone, its visit's notification is stale."""
+
+    person_id: str
+    merged_person_id: str
+    visit_id: str | None
+    merged_visit_id: str | None
+    label: str
+    known: bool
+    camera: str | None
+    similarity: float | None
+    timestamp: float | None
+    reason: str
+
+    @classmethod
+    def from_json(cls, data: Any) -> Merged:
+        return _build(cls, _validate(_MERGED, data, "merged"))

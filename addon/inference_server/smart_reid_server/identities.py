@@ -645,8 +645,9 @@ class Identities:
         settled: dict[int, MatchResult] = {}
         absent: list[tuple[TrackState, MatchResult]] = []
         if asks:
+            tracked = plan.video and all(a.state is not None for a in asks)
             results = self._match(
-                camera, timestamp, np.stack([a.query for a in asks]), set(holders)
+                camera, timestamp, np.stack([a.query for a in asks]), set(holders), tracked
             )
             for ask, result in zip(asks, results, strict=True):
                 if result.person_id is not None:
@@ -697,9 +698,11 @@ class Identities:
         timestamp: float,
         queries: npt.NDArray[np.float32],
         held: set[str],
+        tracked: bool = False,
     ) -> list[MatchResult]:
         """Two-tier (or gallery-only) matching of ``queries``; ``held``: people already in this
-        frame, whom none of them can be."""
+        frame, whom none of them can be; ``tracked``: the queries are tracks of a camera sending
+        video (a person lost there a moment ago may be picked up again: ``reacquire_s``)."""
         if self.active_tier is not None:
             live = self.visits.active()
             self.active_tier.keep_only(v.visit_id for v in live)
@@ -708,7 +711,9 @@ class Identities:
                 for v in live
                 if self.visits.is_active(v.person_id, timestamp) and v.person_id not in held
             ]
-            reacquire = self.tracks.settings.reacquire_s if self.tracks is not None else 0.0
+            reacquire = (
+                self.tracks.settings.reacquire_s if tracked and self.tracks is not None else 0.0
+            )
             found = self.active_tier.candidates(
                 queries, camera, timestamp, on_visit, reacquire_s=reacquire
             )

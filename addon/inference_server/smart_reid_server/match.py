@@ -586,7 +586,7 @@ class ActiveTier:
             prior = self.config.place_weight * self.transit.plausibility(
                 visit.last_camera, camera, elapsed
             ) - self.config.time_weight * min(1.0, abs(elapsed) / self.window_s)
-            if visit.last_camera == camera and elapsed > reacquire_s:
+            if visit.last_camera == camera and (reacquire_s <= 0 or elapsed > reacquire_s):
                 prior -= self.stay_penalty
             for row, similarity in enumerate(appearance):
                 out[row].append(

@@ -160,3 +160,27 @@ async def test_buttons(
         "the later sighting",
     )
     assert len(phone) == 1
+
+
+async def test_a_merged_duplicate_notification_is_withdrawn(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, phone: list[ServiceCall]
+) -> None:
+    """A second notification went out for someone the server later found to be the first
+    visitor: the blueprint clears the duplicate's notification (by its visit's tag)."""
+    await _new_visit(hass, visit_id="0a1b2c3d4e5f", person_id=PERSON_A)
+    await wait_for(hass, lambda: len(phone) == 1, "the duplicate's notification")
+    await publish(
+        hass,
+        f"{BASE}/events/merged",
+        {
+            "person_id": "3f9a1c2e7b10",
+            "merged_person_id": PERSON_A,
+            "visit_id": "9c8b7a6d5e4f",
+            "merged_visit_id": "0a1b2c3d4e5f",
+            "camera": "front",
+            "similarity": 0.7,
+        },
+    )
+    await wait_for(hass, lambda: len(phone) == 2, "the withdrawal")
+    assert phone[1].data["message"] == "clear_notification"
+    assert phone[1].data["data"] == {"tag": "0a1b2c3d4e5f"}

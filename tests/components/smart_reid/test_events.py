@@ -9,6 +9,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.smart_reid.const import (
     EVENT_NEW_PERSON,
+    EVENT_PERSON_MERGED,
     EVENT_PERSON_SEEN,
     EVENT_VISIT_ENDED,
     EVENT_VISIT_UPDATED,
@@ -245,3 +246,56 @@ async def test_late_event_of_a_forgotten_person_brings_no_device_back(
     assert ended[0].data["person_id"] == PERSON_A
     assert ended[0].data["person_device_id"] is None
     assert coordinator.device(coordinator.person_identifier(PERSON_A)) is None
+
+
+async def test_automatic_merge_fires_person_merged_and_removes_the_duplicate(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """The server found Visitor B to be Visitor A (same visit): automations hear of it, with
+    the duplicate's visit id to withdraw its notification, and B's device goes."""
+    merged = async_capture_events(hass, EVENT_PERSON_MERGED)
+    await publish(hass, f"{BASE}/person/{PERSON_A}/state", person_payload(PERSON_A), retain=True)
+    await publish(
+        hass,
+        f"{BASE}/person/{PERSON_B}/state",
+        person_payload(PERSON_B, label="Visitor 4"),
+        retain=True,
+    )
+    coordinator = loaded_entry.runtime_data.coordinator
+    duplicate = coordinator.person_identifier(PERSON_B)
+    await wait_for(hass, lambda: coordinator.device(duplicate) is not None, "B's device")
+    # What the server sends on a merge: the duplicate's cleared state, then the event.
+    await publish(hass, f"{BASE}/person/{PERSON_B}/state", "", retain=True)
+    await publish(
+        hass,
+        f"{BASE}/events/merged",
+        {
+            "person_id": PERSON_A,
+            "merged_person_id": PERSON_B,
+            "visit_id": "9c8b7a6d5e4f",
+            "merged_visit_id": "0a1b2c3d4e5f",
+            "similarity": 0.71,
+            "camera": "front",
+            "timestamp": 1763740100.0,
+            "reason": "same_person",
+            "label": "Visitor 3",
+            "known": False,
+        },
+    )
+    await wait_for(hass, lambda: len(merged) == 1, "smart_reid.person_merged")
+    data = merged[0].data
+    assert data["person_id"] == PERSON_A
+    assert data["merged_person_id"] == PERSON_B
+    assert data["merged_visit_id"] == "0a1b2c3d4e5f"
+    assert data["label"] == "Visitor 3"
+    assert data["person_device_id"] is not None
+    await wait_for(hass, lambda: coordinator.device(duplicate) is None, "B's device to go")
+
+
+async def test_a_broken_merged_event_is_logged_not_fired(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, caplog: pytest.LogCaptureFixture
+) -> None:
+    merged = async_capture_events(hass, EVENT_PERSON_MERGED)
+    await publish(hass, f"{BASE}/events/merged", {"person_id": PERSON_A})
+    await wait_for(hass, lambda: "merged_person_id" in caplog.text, "the log line")
+    assert merged == []
