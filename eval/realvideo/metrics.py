@@ -124,7 +124,7 @@ def score(
     labels: Labels,
     *,
     window_s: float = 60.0,
-    presence_s: float = 3.0,
+    presence_s: float = 5.0,
     frames: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Every figure of the module docstring for one run (optionally only frames [a, b))."""
@@ -241,6 +241,7 @@ def tracker_metrics(run: Run, labels: Labels) -> dict[str, Any]:
 
     accumulators = []
     names = []
+    number: dict[str, int] = {}  # motmetrics wants numeric ids
     by_frame: dict[tuple[str, int], list[tuple[Box4, str]]] = defaultdict(list)
     for camera, frame, box, track_id in run.tracks:
         by_frame[(camera, frame)].append((box, track_id))
@@ -257,10 +258,18 @@ def tracker_metrics(run: Run, labels: Labels) -> dict[str, Any]:
                 for b, t in by_frame.get((camera, frame), [])
                 if who(labels, frame, b) != IGNORED
             ]
-            distances = mm.distances.iou_matrix(
-                [_xywh(b) for b, _ in truth], [_xywh(b) for b, _ in hyps], max_iou=0.5
+            # 1 - IoU, no pair below IoU 0.5 (motmetrics' iou_matrix needs NumPy < 2).
+            distances = np.full((len(truth), len(hyps)), np.nan)
+            for r, (tb, _) in enumerate(truth):
+                for c, (hb, _) in enumerate(hyps):
+                    overlap = iou(tb, hb)
+                    if overlap >= 0.5:
+                        distances[r, c] = 1.0 - overlap
+            acc.update(
+                [number.setdefault(p, len(number)) for _, p in truth],
+                [number.setdefault(f"track:{t}", len(number)) for _, t in hyps],
+                distances,
             )
-            acc.update([p for _, p in truth], [t for _, t in hyps], distances)
         accumulators.append(acc)
         names.append(camera)
     host = mm.metrics.create()
@@ -278,10 +287,6 @@ def tracker_metrics(run: Run, labels: Labels) -> dict[str, Any]:
         "fragmentations": int(row["num_fragmentations"]),
         "tracks": len({(c, t) for c, _, _, t in run.tracks}),
     }
-
-
-def _xywh(box: Box4) -> list[float]:
-    return [box[0], box[1], box[2] - box[0], box[3] - box[1]]
 
 
 def sighting_owner(labels: Labels, sighting: Sighting) -> str:

@@ -191,10 +191,15 @@ class Run:
     )
     merges: list[tuple[float, str, str]] = field(default_factory=list)  # time, kept, dropped
     seconds: float = 0.0
+    index_of: dict[float, int] = field(default_factory=dict)  # frame time -> frame index
+
+    def frame_index_at(self, timestamp: float, default: int) -> int:
+        """The frame taken at ``timestamp`` (frame times are exact: computed once each)."""
+        return self.index_of.get(timestamp, default)
 
 
 class EvalApp(SmartReidApp):
-    """``SmartReidApp`` with memoised models and a recording tracker."""
+    """``SmartReidApp`` with memoised models (the tracker is swapped for a recording one)."""
 
     memo: Memo
     track_log: list[tuple[str, float, Box, str]]
@@ -205,9 +210,6 @@ class EvalApp(SmartReidApp):
             MemoDetector(detector, self.memo),  # type: ignore[return-value]
             MemoEmbedder(embedder, self.memo),  # type: ignore[return-value]
         )
-
-    def _make_tracks(self) -> Tracks:
-        return RecordingTracks(self.track_log, **self.tracker_settings())
 
 
 def eval_settings(
@@ -263,6 +265,7 @@ async def _drive(
     await app.start()
     pipeline = app.pipeline
     assert pipeline is not None
+    pipeline.tracks = RecordingTracks(app.track_log)
     merges: list[tuple[float, str, str]] = []
     app.on_merged = lambda when, kept, dropped: merges.append((when, kept, dropped))
     run: Run | None = None
@@ -280,6 +283,7 @@ async def _drive(
             timestamp = START + offset
             clock[0] = timestamp
             run.frame_times[index] = timestamp
+            run.index_of[timestamp] = index
             futures = []
             for camera, (x0, x1) in run.cameras.items():
                 frame = Frame(
@@ -294,7 +298,7 @@ async def _drive(
                 result: FrameResult = await future
                 _collect(run, camera, index, result)
             for camera in run.cameras:
-                run.presence[(camera, index)] = await app.presence_of(camera, timestamp)
+                run.presence[(camera, index)] = await app._call(_presence, camera, timestamp)
         await pipeline.expire_now()
     finally:
         await app.stop()
@@ -310,6 +314,10 @@ async def _drive(
     return run
 
 
+def _presence(identities: Any, camera: str, now: float) -> list[str]:
+    return list(identities.camera_presence(camera, now))
+
+
 def _collect(run: Run, camera: str, index: int, result: FrameResult) -> None:
     dx = run.cameras[camera][0]
     for d in result.decisions:
@@ -317,7 +325,8 @@ def _collect(run: Run, camera: str, index: int, result: FrameResult) -> None:
         run.sightings.append(
             Sighting(
                 camera=camera,
-                frame_index=int(d.frame_id.split("_")[0]) if d.frame_id else index,
+                # A track decided while out of sight is reported at its last sighting.
+                frame_index=run.frame_index_at(d.timestamp, index),
                 timestamp=d.timestamp,
                 box=(b.x1 + dx, b.y1, b.x2 + dx, b.y2),
                 person_id=d.person_id,

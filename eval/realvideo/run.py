@@ -121,8 +121,10 @@ def report(results: Mapping[str, Any]) -> str:
         )
     if results["vtest"]:
         lines += ["", "## vtest.avi (not labelled, never tuned on)", ""]
-        lines.append("| layout | notifications | identities | most present at once | merges "
-                     "| deterministic |")
+        lines.append(
+            "| layout | notifications | identities | most present at once | merges "
+            "| deterministic |"
+        )
         lines.append("|---|---|---|---|---|---|")
         for layout, f in results["vtest"].items():
             lines.append(
@@ -135,8 +137,13 @@ def report(results: Mapping[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="a server setting to try, e.g. tracks.decide_looks=2")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="a server setting to try, e.g. tracks.decide_looks=2",
+    )
     parser.add_argument("--no-vtest", action="store_true")
     parser.add_argument("--no-determinism", action="store_true", help="run each layout once")
     parser.add_argument("--out", default=str(RESULTS / "realvideo"), help="file stem")
@@ -146,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.set:
         key, value = item.split("=", 1)
         section, name = key.split(".", 1)
-        overrides.setdefault(section, {})[name] = json.loads(value) if value not in ("", "null") else None
+        overrides.setdefault(section, {})[name] = (
+            json.loads(value) if value not in ("", "null") else None
+        )
     results = evaluate(
         args.layouts.split(","),
         overrides=overrides,

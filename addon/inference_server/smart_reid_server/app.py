@@ -394,22 +394,15 @@ class SmartReidApp:
             on_purged=self._on_purged,
             after_purge=self._after_purge,
             latency=self.latency,
-            tracks=self._make_tracks(),
+            tracks=Tracks(),
             retention_days=int(self.settings.raw["retention_days"]),
             clock=self.clock,
         )
         self.pipeline.start()
 
-    def tracker_settings(self) -> dict[str, Any]:
-        """The per-camera tracker's settings (its defaults; evaluations override them)."""
-        return {}
-
-    def _make_tracks(self) -> Tracks:
-        return Tracks(**self.tracker_settings())
-
-    async def presence_of(self, camera: str, now: float | None = None) -> list[str]:
-        """Person ids the server counts as present on ``camera`` (as its camera state does)."""
-        return await self._call(_presence, camera, self.clock() if now is None else now)
+    def now(self) -> float:
+        """Time for presence and visits: the pipeline's frame clock (``Pipeline.now``)."""
+        return self.pipeline.now() if self.pipeline is not None else self.clock()
 
     async def _start_sources(self) -> None:
         if not self.settings.raw.get("sources"):
@@ -546,7 +539,7 @@ class SmartReidApp:
 
     def _gather_all(self, identities: Identities) -> StateView:
         ids = [p.person_id for p in identities.persons()]
-        return gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.clock())
+        return gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.now())
 
     def _seed_states(self, view: StateView) -> None:
         self.states.apply(view, force=True)
@@ -559,7 +552,7 @@ class SmartReidApp:
             person_ids=changed | {m.kept for m in merges},
             forgotten=[m.dropped for m in merges],
             cameras=[frame.camera],
-            now=self.clock(),
+            now=self.now(),
         )
         view.merges = [m.to_json(_view_or_none(identities, m.kept)) for m in merges]
         for decision in observed.decisions:
@@ -574,10 +567,10 @@ class SmartReidApp:
 
     def _after_expire(self, identities: Identities, events: list[VisitEvent]) -> StateView:
         ids = {event.visit.person_id for event in events}
-        return gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.clock())
+        return gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.now())
 
     def _after_purge(self, identities: Identities, gone: list[str]) -> StateView:
-        return gather(identities, forgotten=gone, cameras=self.cameras.names, now=self.clock())
+        return gather(identities, forgotten=gone, cameras=self.cameras.names, now=self.now())
 
     # -- results -> MQTT ---------------------------------------------------------------------
 
@@ -648,7 +641,7 @@ class SmartReidApp:
             await asyncio.sleep(STATE_REFRESH_S)
             try:
                 self.cameras.rollover()
-                view = await self._call(_gather_cameras, self.cameras.names, self.clock())
+                view = await self._call(_gather_cameras, self.cameras.names, self.now())
                 self.states.apply(view)
             except asyncio.CancelledError:
                 raise
@@ -728,7 +721,7 @@ class SmartReidApp:
 
     async def camera_states(self) -> list[dict[str, Any]]:
         self.cameras.rollover()
-        view = await self._call(_gather_cameras, self.cameras.names, self.clock())
+        view = await self._call(_gather_cameras, self.cameras.names, self.now())
         self.states.apply(view)
         return [self.camera_state(camera) for camera in self.cameras.names]
 
@@ -810,10 +803,6 @@ def _view_or_none(identities: Identities, person_id: str) -> Any:
         return identities.person(person_id)
     except KeyError:
         return None
-
-
-def _presence(identities: Identities, camera: str, now: float) -> list[str]:
-    return identities.camera_presence(camera, now)
 
 
 def _persons(

@@ -42,6 +42,8 @@ _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXPIRE_EVERY_S = 1.0
+# A camera whose latest frame was matched within this long is "streaming": time is its frames'.
+FRAME_CLOCK_IDLE_S = 2.0
 PURGE_EVERY_S = 3600.0
 
 
@@ -175,6 +177,8 @@ class Pipeline:
         self._queues: dict[str, deque[_Job]] = {}
         self._order: deque[str] = deque()
         self._match_tail: dict[str, asyncio.Future[None]] = {}
+        # camera -> (latest frame time matched, time.monotonic() then): the frame clock
+        self._frame_clock: dict[str, tuple[float, float]] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -348,6 +352,8 @@ class Pipeline:
                 self._observe, frame, crops, vectors, looks
             )
             latency["match"] = (time.monotonic() - t0) * 1000.0
+            latest = self._frame_clock.get(frame.camera, (frame.timestamp, 0.0))[0]
+            self._frame_clock[frame.camera] = (max(latest, frame.timestamp), time.monotonic())
         except Exception as err:
             self.counters.failed += 1
             _LOGGER.warning(
@@ -487,9 +493,29 @@ class Pipeline:
 
     # -- housekeeping ------------------------------------------------------------------------
 
+    def now(self) -> float:
+        """The frame clock: what time it is for visits, tracks and presence.
+
+        While cameras stream, it is the frame time the slowest streaming camera has reached, so
+        visits and tracks end by the frames' own time whatever the wall clock says (a recording
+        uploaded with its true timestamps, a file processed faster or slower than real time) and
+        the same frames always end the same visits. Once no frame came for
+        ``FRAME_CLOCK_IDLE_S``, time runs on from the latest frame; before any frame, it is the
+        server's clock.
+        """
+        if not self._frame_clock:
+            return self._clock()
+        mono = time.monotonic()
+        streaming = [ts for ts, at in self._frame_clock.values() if mono - at < FRAME_CLOCK_IDLE_S]
+        if streaming:
+            return min(streaming)
+        ts, at = max(self._frame_clock.values())
+        return ts + (mono - at)
+
+
     async def expire_now(self) -> list[Any]:
         """End visits whose window has passed and hand their events over; returns them."""
-        now = self._clock()
+        now = self.now()
         events, extra = await self.identity_thread.call(self._expire, now)
         if events and self.on_visit_events is not None:
             await self.on_visit_events(events, extra)
@@ -519,7 +545,7 @@ class Pipeline:
         while True:
             await asyncio.sleep(EXPIRE_EVERY_S)
             try:
-                await self._forget_tracks(self._clock())
+                await self._forget_tracks(self.now())
                 await self.expire_now()
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + PURGE_EVERY_S

@@ -1,0 +1,298 @@
+"""Tracks as the unit of identity (``tracklets``), on real embeddings of real people.
+
+A camera "sends video" here when its frames come at most ``continuous_gap_s`` apart, so every
+scenario starts with an empty frame a moment before. Crops carry the tracker's ``track_id`` as
+the pipeline gives them. Identities run without centering (the tests' thresholds are raw
+cosines), so ``split_threshold`` is set between what one person's looks and two clearly
+different people score (``clear_plans``: <= 0.45 apart, >= 0.63 alike).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _embeddings import (
+    DIM,
+    MARGIN,
+    MODEL_NAME,
+    THRESHOLD,
+    Plan,
+    Sample,
+    clear_plans,
+    make_frame,
+    require_assets,
+)
+from smart_reid_server.identities import Identities, ObserveResult
+from smart_reid_server.store import Store
+from smart_reid_server.tracklets import TrackSettings, at_edge, overlapped
+from smart_reid_server.types import Box, Crop, Frame
+
+T0 = 1_763_740_000.0
+STEP = 0.2  # five frames a second
+
+
+def open_identities(data_dir: Path, **tracks: object) -> Identities:
+    settings = TrackSettings(**{"split_threshold": 0.5, **tracks})  # type: ignore[arg-type]
+    identities = Identities(
+        Store(data_dir),
+        model_name=MODEL_NAME,
+        dim=DIM,
+        threshold=THRESHOLD,
+        uncertain_margin=MARGIN,
+        max_exemplars=8,
+        exemplar_min_distance=0.08,
+        window_s=60.0,
+        retention_days=30,
+        tracks=settings,
+        presence_s=3.0,
+    )
+    identities.load()
+    return identities
+
+
+@pytest.fixture(scope="module")
+def plans() -> list[Plan]:
+    require_assets()
+    found = clear_plans()
+    if len(found) < 3:
+        pytest.skip("fewer than three clearly separable identities in the embedded data")
+    return found
+
+
+@pytest.fixture
+def ids(tmp_path: Path) -> Iterator[Identities]:
+    identities = open_identities(tmp_path / "data")
+    yield identities
+    identities.close()
+
+
+def frame_of(
+    camera: str,
+    t: float,
+    people: Sequence[tuple[Sample, str]],
+    *,
+    boxes: Sequence[Box | None] | None = None,
+    fresh: Sequence[bool] | None = None,
+) -> tuple[Frame, list[Crop], np.ndarray, Sequence[bool] | None]:
+    frame, crops, vectors = make_frame(camera, t, [s for s, _ in people], quality_ok=True)
+    tracked = []
+    for i, (crop, (_, track)) in enumerate(zip(crops, people, strict=True)):
+        box = boxes[i] if boxes is not None and boxes[i] is not None else crop.detection.box
+        detection = dataclasses.replace(crop.detection, box=box, track_id=f"{camera}:{track}")
+        tracked.append(Crop(detection, crop.image, crop.quality))
+    return frame, tracked, vectors, fresh
+
+
+def see(
+    ids: Identities,
+    camera: str,
+    t: float,
+    people: Sequence[tuple[Sample, str]],
+    **kwargs: object,
+) -> ObserveResult:
+    frame, crops, vectors, fresh = frame_of(camera, t, people, **kwargs)  # type: ignore[arg-type]
+    return ids.observe(camera, t, crops, vectors, frame, fresh)
+
+
+def start_video(ids: Identities, camera: str, t: float) -> None:
+    """An empty frame just before: the camera sends video."""
+    frame = Frame(camera=camera, image=np.zeros((300, 400, 3), np.uint8), timestamp=t)
+    ids.observe(camera, t, [], np.zeros((0, DIM), np.float32), frame)
+
+
+def alerts(results: Sequence[ObserveResult]) -> int:
+    return sum(d.new_person for r in results for d in r.decisions)
+
+
+def test_a_new_track_waits_for_three_good_looks_then_is_announced_once(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p = plans[0]
+    start_video(ids, "front", T0 - STEP)
+    looks = [p.view_a[i % len(p.view_a)] for i in range(8)]
+    results = [see(ids, "front", T0 + i * STEP, [(s, "1")]) for i, s in enumerate(looks)]
+    assert results[0].decisions == [] and results[1].decisions == [], "pending: no decision yet"
+    assert "front:1" in results[0].look_again, "a pending track asks for fresh looks"
+    (first,) = results[2].decisions
+    assert first.new_person and first.is_new_identity
+    assert alerts(results) == 1
+    assert {d.person_id for r in results[2:] for d in r.decisions} == {first.person_id}
+    assert ids.person(first.person_id).exemplars >= 2, "seeded with the track's good looks"
+
+
+def test_a_pending_track_is_decided_after_a_second_even_with_one_look(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p = plans[0]
+    start_video(ids, "front", T0 - STEP)
+    results = [
+        see(ids, "front", T0 + i * STEP, [(p.view_a[0], "1")], fresh=[i == 0]) for i in range(7)
+    ]
+    decided = [i for i, r in enumerate(results) if r.decisions]
+    assert decided and decided[0] == 5, "decided once seen for decide_after_s (1 s)"
+    assert alerts(results) == 1
+
+
+def test_stills_are_decided_at_once(ids: Identities, plans: list[Plan]) -> None:
+    """A camera that sends a snapshot now and then has no track evidence to wait for."""
+    (decision,) = see(ids, "front", T0, [(plans[0].view_a[0], "1")]).decisions
+    assert decision.new_person
+    (later,) = see(ids, "front", T0 + 30, [(plans[1].view_a[0], "2")]).decisions
+    assert later.new_person and later.person_id != decision.person_id
+
+
+def test_a_truncated_track_at_the_border_does_not_create_an_identity(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p = plans[0]
+    start_video(ids, "front", T0 - STEP)
+    frame, crops, _ = make_frame("front", T0, [p.view_a[0]], quality_ok=True)
+    cut = Box(0.0, crops[0].detection.box.y1, crops[0].detection.box.x2, crops[0].detection.box.y2)
+    assert at_edge(cut, frame.width, frame.height)
+    results = [
+        see(ids, "front", T0 + i * STEP, [(p.view_a[i % len(p.view_a)], "1")], boxes=[cut])
+        for i in range(15)  # 3 s at the edge: less than poor_create_after_s
+    ]
+    assert all(not r.decisions for r in results), "cut-off crops alone never make a person"
+    assert ids.persons() == []
+    # Lingering at the edge for longer than poor_create_after_s: someone is really there.
+    later = [
+        see(ids, "front", T0 + i * STEP, [(p.view_a[0], "1")], boxes=[cut]) for i in range(15, 25)
+    ]
+    assert alerts(later) == 1
+
+
+def test_a_truncated_track_joins_the_visit_of_who_it_clearly_is(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p = plans[0]
+    start_video(ids, "front", T0 - STEP)
+    walk = [see(ids, "front", T0 + i * STEP, [(p.view_a[0], "1")]) for i in range(4)]
+    (person,) = {d.person_id for r in walk for d in r.decisions}
+    # The same person leaves through the edge and is picked up as a new, cut-off track.
+    frame, crops, _ = make_frame("front", T0, [p.view_a[1]], quality_ok=True)
+    box = crops[0].detection.box
+    cut = Box(box.x1, box.y1, float(frame.width), box.y2)
+    (joined,) = see(ids, "front", T0 + 1.0, [(p.view_a[1], "2")], boxes=[cut]).decisions
+    assert joined.person_id == person and not joined.new_person
+
+
+def test_tracks_crossing_keep_their_people_when_the_tracker_swaps(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p, q = plans[:2]
+    start_video(ids, "front", T0 - STEP)
+    t = T0
+    for i in range(4):
+        see(
+            ids,
+            "front",
+            t,
+            [(p.view_a[i % len(p.view_a)], "1"), (q.view_a[i % len(q.view_a)], "2")],
+        )
+        t += STEP
+    persons = {
+        d.person_id
+        for d in see(ids, "front", t, [(p.view_a[0], "1"), (q.view_a[0], "2")]).decisions
+    }
+    assert len(persons) == 2
+    who = {
+        d.person_id: d
+        for d in see(ids, "front", t + STEP, [(p.view_a[0], "1"), (q.view_a[0], "2")]).decisions
+    }
+    p_id = next(pid for pid, d in who.items() if d.box.x1 < 50)
+    q_id = next(pid for pid in who if pid != p_id)
+    # They cross: the boxes overlap, and afterwards the tracker has swapped their ids.
+    frame, crops, _ = make_frame("front", t, [p.view_a[0], q.view_a[0]], quality_ok=True)
+    a, b = (c.detection.box for c in crops)
+    shift = (b.x1 - a.x1) * 0.6
+    crossing = [a, Box(b.x1 - shift, b.y1, b.x2 - shift, b.y2)]
+    assert all(overlapped(crossing))
+    t += 2 * STEP
+    see(ids, "front", t, [(p.view_a[0], "1"), (q.view_a[0], "2")], boxes=crossing)
+    swapped = [
+        see(
+            ids,
+            "front",
+            t + (i + 1) * STEP,
+            [(q.view_a[i % len(q.view_a)], "1"), (p.view_a[i % len(p.view_a)], "2")],
+        )
+        for i in range(6)
+    ]
+    seen = [(d.box.x1 < 50, d.person_id) for r in swapped for d in r.decisions]
+    assert seen, "the people are still decided"
+    # Track 1 now shows q (left) and track 2 shows p: each crop keeps its real person.
+    assert {pid for left, pid in seen if left} == {q_id}
+    assert {pid for left, pid in seen if not left} == {p_id}
+    assert alerts(swapped) == 0, "nobody new arrived"
+
+
+def test_a_duplicate_identity_is_merged_back_with_an_event(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """A track that looked like a stranger at first (view B only) and then clearly shows the
+    person already on a visit: its identity is folded into theirs, and the merge is reported."""
+    p = plans[0]
+    ids = open_identities(tmp_path / "data", merge_threshold=THRESHOLD)
+    try:
+        start_video(ids, "front", T0 - STEP)
+        start_video(ids, "back", T0 - STEP)
+        first = [see(ids, "front", T0 + i * STEP, [(p.view_a[0], "1")]) for i in range(4)]
+        (person,) = {d.person_id for r in first for d in r.decisions}
+        # On "back", the same person's only view B crop scores below the thresholds if the
+        # active tier is strict: force that with an impossible active threshold for a moment.
+        assert ids.active_tier is not None
+        strict = ids.active_tier.threshold
+        ids.active_tier.threshold = 2.0
+        ids.matcher.threshold, loose = 0.99, ids.matcher.threshold
+        ids.matcher.uncertain_margin, margin = 0.0, ids.matcher.uncertain_margin
+        second = [see(ids, "back", T0 + 1 + i * STEP, [(p.view_b, "9")]) for i in range(3)]
+        ids.active_tier.threshold = strict
+        ids.matcher.threshold, ids.matcher.uncertain_margin = loose, margin
+        (duplicate,) = {d.person_id for r in second for d in r.decisions}
+        assert duplicate != person and alerts(second) == 1
+        # More looks of the same track: clearly the person on the visit.
+        repaired = [
+            see(ids, "back", T0 + 2 + i * STEP, [(p.view_a[i % len(p.view_a)], "9")])
+            for i in range(4)
+        ]
+        merges = [m for r in repaired for m in r.merges]
+        assert len(merges) == 1
+        assert (merges[0].kept, merges[0].dropped) == (person, duplicate)
+        assert merges[0].dropped_visit_id == second[-1].decisions[0].visit_id
+        assert {d.person_id for r in repaired for d in r.decisions} == {person}
+        assert duplicate not in {v.person_id for v in ids.persons()}
+        assert alerts(repaired) == 0
+        assert ids.person(person).present
+    finally:
+        ids.close()
+
+
+def test_two_people_seen_together_are_never_merged(tmp_path: Path, plans: list[Plan]) -> None:
+    p, q = plans[:2]
+    ids = open_identities(tmp_path / "data", merge_threshold=-1.0)  # would merge anyone
+    try:
+        start_video(ids, "front", T0 - STEP)
+        results = [
+            see(ids, "front", T0 + i * STEP, [(p.view_a[0], "1"), (q.view_a[0], "2")])
+            for i in range(10)
+        ]
+        assert not [m for r in results for m in r.merges]
+        assert len({d.person_id for r in results for d in r.decisions}) == 2
+    finally:
+        ids.close()
+
+
+def test_presence_is_what_the_cameras_see_now(ids: Identities, plans: list[Plan]) -> None:
+    p = plans[0]
+    (decision,) = see(ids, "front", T0, [(p.view_a[0], "1")]).decisions
+    assert ids.camera_presence("front", T0 + 1) == [decision.person_id]
+    assert ids.presence(T0 + 1) == [decision.person_id]
+    # Gone from view for longer than presence_s (3 s), still on the visit (60 s).
+    assert ids.camera_presence("front", T0 + 3.5) == []
+    assert ids.presence(T0 + 3.5) == []
+    assert ids.visits.is_active(decision.person_id, T0 + 3.5)
