@@ -9,7 +9,9 @@ memo only answers a question the product already asked once.
 
 Camera layouts (``LAYOUTS``): ``one`` (the whole picture, re-entries), ``split2`` (left and right
 halves, side by side, no overlap), ``overlap2`` (left 60 % and right 60 %: a person in the middle
-is seen by both cameras at once).
+is seen by both cameras at once). A strip camera's boxes are the whole picture's detections cut to
+the strip (``_strip_boxes``), so every camera sees the people the labels cover; a person crossing
+a strip's side is cut off there, as by a real camera's frame.
 """
 
 from __future__ import annotations
@@ -284,6 +286,8 @@ async def _drive(
             clock[0] = timestamp
             run.frame_times[index] = timestamp
             run.index_of[timestamp] = index
+            if len(run.cameras) > 1:
+                _strip_boxes(app.memo, app.detector, image, run.cameras)
             futures = []
             for camera, (x0, x1) in run.cameras.items():
                 frame = Frame(
@@ -314,8 +318,31 @@ async def _drive(
     return run
 
 
+def _strip_boxes(
+    memo: Memo, detector: Any, image: Image, cameras: Mapping[str, tuple[int, int]]
+) -> None:
+    """Each strip camera sees the people the whole picture's detector finds (the labelled
+    ones), cut to its strip: a detector run on a narrow strip alone finds smaller, farther
+    people the labels do not cover, which would leave most of its sightings unscored."""
+    whole = detector.detect(image)
+    for x0, x1 in cameras.values():
+        strip = np.ascontiguousarray(image[:, x0:x1])
+        boxes = []
+        for d in whole:
+            b = d.box
+            if b.x2 <= x0 + 1 or b.x1 >= x1 - 1:
+                continue
+            cut = Box(max(b.x1, x0) - x0, b.y1, min(b.x2, x1) - x0, b.y2)
+            if cut.width >= 4:
+                boxes.append(Detection(cut, d.score))
+        memo.boxes[_digest(strip)] = boxes
+
+
 def _presence(identities: Any, camera: str, now: float) -> list[str]:
-    return list(identities.camera_presence(camera, now))
+    """Who the camera state counts: named people, plus one entry per track still being looked
+    at (``pending:<n>``)."""
+    pending = int(getattr(identities, "camera_unidentified", lambda *_: 0)(camera, now))
+    return list(identities.camera_presence(camera, now)) + [f"pending:{n}" for n in range(pending)]
 
 
 def _collect(run: Run, camera: str, index: int, result: FrameResult) -> None:

@@ -152,7 +152,7 @@ SCHEMA = vol.Schema(
             vol.Optional("decide_after_s", default=1.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=30.0)
             ),
-            vol.Optional("poor_create_after_s", default=4.0): vol.All(
+            vol.Optional("poor_create_after_s", default=2.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=600.0)
             ),
             vol.Optional("continuous_gap_s", default=2.0): vol.All(
@@ -162,6 +162,8 @@ SCHEMA = vol.Schema(
                 vol.Coerce(float), vol.Range(min=-1.0, max=1.0)
             ),
             vol.Optional("merge_threshold", default=None): vol.Any(None, _probability),
+            vol.Optional("active_threshold", default=0.5): vol.Any(None, _probability),
+            vol.Optional("overlap_share", default=0.3): _probability,
             vol.Optional("reacquire_s", default=3.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=60.0)
             ),

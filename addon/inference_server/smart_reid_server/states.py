@@ -38,9 +38,11 @@ class StateView:
     persons: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: forgotten
     thumbnails: dict[str, str | None] = field(default_factory=dict)
     presence: dict[str, tuple[list[str], bool]] = field(default_factory=dict)
+    unidentified: dict[str, int] = field(default_factory=dict)  # camera -> pending tracks
     present_ids: list[str] = field(default_factory=list)
     visits_today: int = 0
     distinct_today: int = 0
+    unidentified_total: int = 0
     merges: list[dict[str, Any]] = field(default_factory=list)  # automatic merges to announce
 
 
@@ -75,8 +77,14 @@ def gather(
 
     for camera in cameras:
         present = list(identities.camera_presence(camera, now))
-        view.presence[camera] = (present, any(not is_known(pid) for pid in present))
+        pending = int(getattr(identities, "camera_unidentified", lambda *_: 0)(camera, now))
+        view.unidentified[camera] = pending
+        view.presence[camera] = (
+            present,
+            pending > 0 or any(not is_known(pid) for pid in present),
+        )
     view.present_ids = list(identities.presence(now))
+    view.unidentified_total = int(getattr(identities, "unidentified", lambda *_: 0)(now))
     view.visits_today, view.distinct_today = identities.visit_stats(local_midnight(now))
     return view
 
@@ -97,11 +105,17 @@ class StatePublisher:
         for person_id, person in view.persons.items():
             self.publisher.set_retained(f"person/{person_id}/state", person)
         for camera, (present, unknown) in view.presence.items():
-            state = self.cameras.camera_state(camera, present, unknown, now)
+            state = self.cameras.camera_state(
+                camera, present, unknown, now, unidentified=view.unidentified.get(camera, 0)
+            )
             self.camera_states[camera] = state
             self._maybe_send(f"camera/{camera}/state", state, now, force)
         self.hub = self.cameras.hub_state(
-            view.present_ids, view.visits_today, view.distinct_today, now
+            view.present_ids,
+            view.visits_today,
+            view.distinct_today,
+            now,
+            unidentified=view.unidentified_total,
         )
         self._maybe_send("state", self.hub, now, force)
 

@@ -182,13 +182,20 @@ class CameraBook:
         return sum(c.frames_dropped for c in self._cameras.values())
 
     def camera_state(
-        self, camera: str, present_ids: list[str], unknown_present: bool, now: float | None = None
+        self,
+        camera: str,
+        present_ids: list[str],
+        unknown_present: bool,
+        now: float | None = None,
+        *,
+        unidentified: int = 0,
     ) -> dict[str, Any]:
-        """The contract's Camera state (presence comes from the visit tracker)."""
+        """The contract's Camera state (presence comes from the visit tracker; ``unidentified``:
+        people in view whose track is still being looked at, counted but not yet named)."""
         counters = self._cameras.get(camera) or CameraCounters(camera)
         return {
             "camera": camera,
-            "people_present": len(present_ids),
+            "people_present": len(present_ids) + unidentified,
             "person_ids_present": list(present_ids),
             "unknown_present": unknown_present,
             "last_person_id": counters.last_person_id,
@@ -207,10 +214,12 @@ class CameraBook:
         visits_today: int,
         distinct_today: int,
         now: float | None = None,
+        *,
+        unidentified: int = 0,
     ) -> dict[str, Any]:
         """The contract's Hub state (today's visit counts come from the identity store)."""
         return {
-            "people_present": len(present_ids),
+            "people_present": len(present_ids) + unidentified,
             "person_ids_present": list(present_ids),
             "distinct_people_today": distinct_today,
             "visits_today": visits_today,
