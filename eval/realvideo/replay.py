@@ -288,7 +288,8 @@ async def _drive(
             run.index_of[timestamp] = index
             if len(run.cameras) > 1:
                 _strip_boxes(app.memo, app.detector, image, run.cameras)
-            futures = []
+            # One camera's frame at a time: live, cameras are matched in the order their frames
+            # finish, which varies; offline, a fixed order keeps the whole run deterministic.
             for camera, (x0, x1) in run.cameras.items():
                 frame = Frame(
                     camera=camera,
@@ -297,9 +298,7 @@ async def _drive(
                     source="eval",
                     frame_id=f"{index:05d}_{camera}",
                 )
-                futures.append(pipeline.submit(frame))
-            for camera, future in zip(run.cameras, futures, strict=True):
-                result: FrameResult = await future
+                result: FrameResult = await pipeline.submit(frame)
                 _collect(run, camera, index, result)
             for camera in run.cameras:
                 run.presence[(camera, index)] = await app._call(_presence, camera, timestamp)

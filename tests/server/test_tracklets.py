@@ -153,15 +153,19 @@ def test_a_truncated_track_at_the_border_does_not_create_an_identity(
     frame, crops, _ = make_frame("front", T0, [p.view_a[0]], quality_ok=True)
     cut = Box(0.0, crops[0].detection.box.y1, crops[0].detection.box.x2, crops[0].detection.box.y2)
     assert at_edge(cut, frame.width, frame.height)
+    assert ids.tracks is not None
+    lingering = ids.tracks.settings.poor_create_after_s
+    early = int(lingering / STEP)  # frames seen before lingering that long
     results = [
         see(ids, "front", T0 + i * STEP, [(p.view_a[i % len(p.view_a)], "1")], boxes=[cut])
-        for i in range(15)  # 3 s at the edge: less than poor_create_after_s
+        for i in range(early)
     ]
     assert all(not r.decisions for r in results), "cut-off crops alone never make a person"
     assert ids.persons() == []
     # Lingering at the edge for longer than poor_create_after_s: someone is really there.
     later = [
-        see(ids, "front", T0 + i * STEP, [(p.view_a[0], "1")], boxes=[cut]) for i in range(15, 25)
+        see(ids, "front", T0 + i * STEP, [(p.view_a[0], "1")], boxes=[cut])
+        for i in range(early, early + 5)
     ]
     assert alerts(later) == 1
 
@@ -245,13 +249,13 @@ def test_a_duplicate_identity_is_merged_back_with_an_event(
         (person,) = {d.person_id for r in first for d in r.decisions}
         # On "back", the same person's only view B crop scores below the thresholds if the
         # active tier is strict: force that with an impossible active threshold for a moment.
-        assert ids.active_tier is not None
-        strict = ids.active_tier.threshold
-        ids.active_tier.threshold = 2.0
+        assert ids.tracks is not None
+        settings = ids.tracks.settings
+        ids.tracks.settings = dataclasses.replace(settings, active_threshold=2.0)
         ids.matcher.threshold, loose = 0.99, ids.matcher.threshold
         ids.matcher.uncertain_margin, margin = 0.0, ids.matcher.uncertain_margin
         second = [see(ids, "back", T0 + 1 + i * STEP, [(p.view_b, "9")]) for i in range(3)]
-        ids.active_tier.threshold = strict
+        ids.tracks.settings = settings
         ids.matcher.threshold, ids.matcher.uncertain_margin = loose, margin
         (duplicate,) = {d.person_id for r in second for d in r.decisions}
         assert duplicate != person and alerts(second) == 1

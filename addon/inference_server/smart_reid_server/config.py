@@ -152,7 +152,7 @@ SCHEMA = vol.Schema(
             vol.Optional("decide_after_s", default=1.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=30.0)
             ),
-            vol.Optional("poor_create_after_s", default=2.0): vol.All(
+            vol.Optional("poor_create_after_s", default=1.2): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=600.0)
             ),
             vol.Optional("continuous_gap_s", default=2.0): vol.All(

@@ -177,7 +177,7 @@ class Pipeline:
         self._queues: dict[str, deque[_Job]] = {}
         self._order: deque[str] = deque()
         self._match_tail: dict[str, asyncio.Future[None]] = {}
-        # camera -> (latest frame time matched, time.monotonic() then): the frame clock
+        # camera -> (latest frame time matched, the server's clock then): the frame clock
         self._frame_clock: dict[str, tuple[float, float]] = {}
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
@@ -353,7 +353,7 @@ class Pipeline:
             )
             latency["match"] = (time.monotonic() - t0) * 1000.0
             latest = self._frame_clock.get(frame.camera, (frame.timestamp, 0.0))[0]
-            self._frame_clock[frame.camera] = (max(latest, frame.timestamp), time.monotonic())
+            self._frame_clock[frame.camera] = (max(latest, frame.timestamp), self._clock())
         except Exception as err:
             self.counters.failed += 1
             _LOGGER.warning(
@@ -503,14 +503,14 @@ class Pipeline:
         ``FRAME_CLOCK_IDLE_S``, time runs on from the latest frame; before any frame, it is the
         server's clock.
         """
+        now = self._clock()
         if not self._frame_clock:
-            return self._clock()
-        mono = time.monotonic()
-        streaming = [ts for ts, at in self._frame_clock.values() if mono - at < FRAME_CLOCK_IDLE_S]
+            return now
+        streaming = [ts for ts, at in self._frame_clock.values() if now - at < FRAME_CLOCK_IDLE_S]
         if streaming:
             return min(streaming)
         ts, at = max(self._frame_clock.values())
-        return ts + (mono - at)
+        return ts + (now - at)
 
 
     async def expire_now(self) -> list[Any]:

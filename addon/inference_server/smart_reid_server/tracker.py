@@ -111,7 +111,7 @@ class CameraTracker:
         camera: str,
         *,
         iou_threshold: float = 0.2,
-        max_centre_shift: float = 0.3,
+        max_centre_shift: float = 0.6,
         max_age_s: float = 3.0,
         external_max_age_s: float = 60.0,
         embed_first: int = 3,

@@ -55,7 +55,7 @@ class TrackSettings:
     enabled: bool = True
     decide_looks: int = 3
     decide_after_s: float = 1.0
-    poor_create_after_s: float = 2.0
+    poor_create_after_s: float = 1.2
     continuous_gap_s: float = 2.0
     split_threshold: float = 0.25
     merge_threshold: float | None = None  # None: the gallery threshold
