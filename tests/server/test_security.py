@@ -6,7 +6,10 @@ on loopback, without a token (the case a web page in the user's browser can reac
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,10 +19,20 @@ import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
+from PIL import Image as PILImage
 from smart_reid_server.app import SmartReidApp
+from smart_reid_server.decode import BadFrameError, decode_image
+from smart_reid_server.ingest.edge import EdgeSource
+from smart_reid_server.ingest.frigate import FrigateSource
+from smart_reid_server.ingest.mqtt import MqttIngest
+from smart_reid_server.ingest.sources import (
+    QuietLog,
+)
+from smart_reid_server.stats import CameraBook
 from smart_reid_server.store import Store
 
 from tests.server.server_support import cuhk, full_box, running_app, settings_for
+from tests.server.sources_support import RecordingSink
 
 pytestmark = pytest.mark.timeout(120)
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -57,6 +70,17 @@ async def _persons(client: aiohttp.ClientSession, app: SmartReidApp) -> list[str
         return [p["person_id"] for p in (await response.json())["persons"]]
 
 
+def _png_bomb(side: int = 20000) -> bytes:
+    """A few hundred KiB of PNG that claims side x side pixels (grey, all zeros)."""
+    buffer = io.BytesIO()
+    PILImage.new("L", (side, side)).save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _nested_json(depth: int = 100_000) -> bytes:
+    return b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
+
+
 def test_the_store_refuses_image_names_that_leave_its_folders(tmp_path: Path) -> None:
     store = Store(tmp_path / "data")
     try:
@@ -71,6 +95,95 @@ def test_the_store_refuses_image_names_that_leave_its_folders(tmp_path: Path) ->
         assert not (tmp_path / "data" / "escape.jpg").exists()
     finally:
         store.close()
+
+
+# -- 5. bombs and broken bodies are client errors, never crashes -------------------------------
+
+
+def test_a_decompression_bomb_is_too_large_not_a_crash() -> None:
+    with pytest.raises(BadFrameError) as caught:
+        decode_image(_png_bomb(), max_bytes=20 << 20)
+    assert caught.value.code == 413
+
+
+@module_loop
+async def test_bombs_and_broken_multipart_are_4xx_over_http(
+    server: SmartReidApp, client: aiohttp.ClientSession
+) -> None:
+    base = server.http_url()
+    async with client.post(
+        f"{base}/api/frames?camera=front", data=_png_bomb(), headers={"Content-Type": "image/png"}
+    ) as response:
+        assert response.status == 413
+    broken = [
+        (
+            "multipart/form-data; boundary=x",
+            b'--x\r\nContent-Disposition: form-data; name="image"\r\n\r\nabc',
+        ),
+        ("multipart/form-data", b"garbage"),
+        ("multipart/form-data; boundary=x", b"--y\r\n\r\n"),
+        (
+            "multipart/form-data; boundary=x",
+            b"--x\r\nContent-Disposition: form-data\r\n\r\n--x--\r\n",
+        ),
+    ]
+    for content_type, body in broken:
+        for route in ("/api/frames", "/api/search"):
+            async with client.post(
+                base + route, data=body, headers={"Content-Type": content_type}
+            ) as response:
+                assert response.status == 400, (route, content_type, body)
+                assert (await response.json())["error"] == "bad_request"
+
+
+@module_loop
+async def test_mqtt_ingest_counts_every_message_and_survives_hostile_ones(
+    cuhk03_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    jpeg = cuhk(cuhk03_dir, "0005_00")
+    good = json.dumps(
+        {"image": base64.b64encode(jpeg).decode(), "detections": full_box(jpeg)}
+    ).encode()
+    sink = RecordingSink()
+    ingest = MqttIngest(
+        sink,
+        CameraBook(["front"], auto_add=False),
+        base_topic="b",
+        max_bytes=20 << 20,
+        max_pending_per_camera=8,
+    )
+    hostile = [_png_bomb(), _nested_json(), good, b"\x89PNG\r\n\x1a\n" + b"\0" * 40, good]
+    for payload in hostile:
+        ingest.on_message("b/ingest/front", payload)
+    await ingest.drain()
+    stats = ingest.stats
+    assert stats.received == len(hostile)
+    assert stats.received == stats.accepted + stats.rejected + stats.dropped
+    assert stats.accepted == 2 and len(sink.frames) == 2
+    assert stats.rejected == 3
+
+
+@module_loop
+async def test_edge_and_frigate_handlers_survive_hostile_payloads() -> None:
+    sink = RecordingSink()
+    async with aiohttp.ClientSession() as session:
+        edge = EdgeSource({}, sink, session, topic="e/+")
+        assert await edge.handle("e/x", _nested_json()) is None
+        assert edge.stats.rejected == 1
+        frigate = FrigateSource({"url": "http://127.0.0.1:9"}, sink, session)
+        frigate.on_message("frigate/events", _nested_json())  # raised RecursionError before
+        assert frigate.stats.rejected == 1
+
+
+def test_problem_logs_are_rate_limited_even_when_every_reason_differs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("test.quiet")
+    quiet = QuietLog(logger, every_s=3600.0, max_lines=5)
+    with caplog.at_level(logging.WARNING, logger="test.quiet"):
+        for i in range(500):
+            quiet.warning(f"key{i}", "problem %d", i)
+    assert len(caplog.records) == 5
 
 
 # -- 6. forgetting erases the bytes ------------------------------------------------------------

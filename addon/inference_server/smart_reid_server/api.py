@@ -278,7 +278,23 @@ def _decode_upload(
 
 
 async def _read_upload(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
-    """(fields, image bytes) from a multipart form or a raw image body with query fields."""
+    """(fields, image bytes) from a multipart form or a raw image body with query fields.
+
+    A malformed body (broken multipart framing, a body cut short) is the sender's error: 400.
+    """
+    try:
+        return await _read_upload_body(request, max_bytes)
+    except (ApiError, web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception as err:  # aiohttp's multipart reader raises ValueError, AssertionError, ...
+        raise ApiError(
+            400,
+            f"the upload could not be read ({type(err).__name__}: {err}); send multipart/form-data "
+            "with an 'image' file, or a raw image/jpeg or image/png body",
+        ) from None
+
+
+async def _read_upload_body(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
     content_type = request.content_type
     if content_type.startswith("multipart/"):
         return await _read_multipart(request, max_bytes)

@@ -46,15 +46,23 @@ def _image_size(data: bytes) -> tuple[int, int, str]:
             return int(probe.width), int(probe.height), str(probe.format or "unknown")
     except UnidentifiedImageError:
         raise BadFrameError(415, "payload is not an image; send JPEG or PNG bytes") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise BadFrameError(400, f"image header is corrupt ({err}); re-encode the frame") from None
+    except PILImage.DecompressionBombError as err:
+        raise BadFrameError(
+            413, f"image has too many pixels ({err}); scale it down to at most {MAX_SIDE_PX} px"
+        ) from None
+    except Exception as err:  # Pillow's plugins raise many types on hostile headers
+        raise BadFrameError(
+            400, f"image header is corrupt ({type(err).__name__}); re-encode the frame"
+        ) from None
 
 
 def _pillow_decode(data: bytes) -> Image | None:
     try:
         with PILImage.open(io.BytesIO(data)) as img:
             rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError):
+    except Exception:  # any decoder failure on hostile bytes is "corrupt", never a crash
+        return None
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
         return None
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
@@ -80,11 +88,17 @@ def decode_image(data: bytes, *, max_bytes: int, max_side: int = MAX_SIDE_PX) ->
             413,
             f"image is {width}x{height} px, over the {max_side} px per side limit; scale it down",
         )
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
         image = _pillow_decode(data)
-    if image is None:
+    if image is None or image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise BadFrameError(400, f"{fmt} image is truncated or corrupt; send the complete file")
+    if image.shape[0] > max_side or image.shape[1] > max_side:
+        # The header lied about the size (the decoder is the authority).
+        raise BadFrameError(413, f"image is over the {max_side} px per side limit; scale it down")
     return image.astype(np.uint8, copy=False)
 
 
@@ -128,7 +142,7 @@ def parse_detections(raw: Any, width: int, height: int) -> list[Detection]:
     if isinstance(raw, str | bytes):
         try:
             raw = json.loads(raw)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise BadFrameError(400, f"detections is not valid JSON: {err}") from None
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise BadFrameError(400, 'detections must be a JSON list of {"box": [x1, y1, x2, y2]}')

@@ -155,7 +155,7 @@ def parse_envelope(payload: bytes, *, max_bytes: int) -> Envelope:
     """Check an MQTT payload against the envelope; raises ``EnvelopeError`` saying why not."""
     try:
         raw = json.loads(payload)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise EnvelopeError(f"not JSON: {err}") from None
     if not isinstance(raw, dict):
         raise EnvelopeError("the envelope must be a JSON object")
@@ -270,6 +270,16 @@ class EdgeSource:
 
     async def handle(self, topic: str, payload: bytes) -> Frame | None:
         """Check one envelope, get its picture, offer the frame; the frame, or None if dropped."""
+        try:
+            return await self._handle(topic, payload)
+        except asyncio.CancelledError:
+            self.stats.dropped += 1
+            raise
+        except Exception as err:  # a bug or a hostile payload costs one message, never a task
+            self._reject(topic, f"could not be handled ({type(err).__name__}: {err})")
+            return None
+
+    async def _handle(self, topic: str, payload: bytes) -> Frame | None:
         loop = asyncio.get_running_loop()
         try:
             envelope = await loop.run_in_executor(
@@ -305,6 +315,7 @@ class EdgeSource:
             self._reject(topic, f"frame from {envelope.device}: {err.message}")
             return None
         if self._work.stopped:
+            self.stats.dropped += 1
             return None
         number = envelope.number
         track_ids = [d.track_id for d in envelope.persons if d.track_id is not None]

@@ -175,7 +175,11 @@ class FrigateSource:
         if self._work.stopped:
             return
         self.stats.received += 1
-        request = self.consider(topic, payload)
+        try:
+            request = self.consider(topic, payload)
+        except Exception as err:  # a hostile payload costs one message, never the subscription
+            self._reject(topic, f"could not be handled ({type(err).__name__}: {err})")
+            return
         if request is None:
             return
         if request.event_id in self._fetching:
@@ -187,25 +191,35 @@ class FrigateSource:
 
     async def _fetch_event(self, request: SnapshotRequest) -> None:
         """One event's downloads, one at a time, so each box meets the snapshot it belongs to."""
+        current: SnapshotRequest | None = request
         try:
-            current: SnapshotRequest | None = request
             while current is not None and not self._work.stopped:
-                await self._fetch_and_offer(current)
+                try:
+                    await self._fetch_and_offer(current)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    self._reject(
+                        "frigate", f"event {current.event_id}: {type(err).__name__}: {err}"
+                    )
                 current = self._waiting.pop(request.event_id, None)
         finally:
+            # Shut down (stopped or cancelled) before these were offered: counted as dropped.
+            self.stats.dropped += int(current is not None)
             self._fetching.discard(request.event_id)
-            self._waiting.pop(request.event_id, None)
+            if self._waiting.pop(request.event_id, None) is not None:
+                self.stats.dropped += 1
 
     def consider(self, topic: str, payload: bytes) -> SnapshotRequest | None:
         """Parse one ``frigate/events`` message; a request when a new snapshot should be fetched."""
         try:
             message = json.loads(payload)
             event = _EVENT(message)
-        except ValueError as err:
-            self._reject(topic, f"not JSON ({err})")
-            return None
         except vol.Invalid as err:
             self._reject(topic, _reason(err))
+            return None
+        except (ValueError, RecursionError) as err:
+            self._reject(topic, f"not JSON ({err})")
             return None
         after: dict[str, Any] = event["after"]
         event_id: str = after["id"]
@@ -351,6 +365,7 @@ class FrigateSource:
                 )
             ]
         if self._work.stopped:
+            self.stats.dropped += 1
             return
         offer(self._sink, frame, self.stats)
 

@@ -41,6 +41,8 @@ class _Subscriber(Protocol):
 
 @dataclass(slots=True)
 class IngestStats:
+    """Every received message ends in exactly one of accepted, rejected or dropped."""
+
     received: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -129,14 +131,29 @@ class MqttIngest:
                 except BadFrameError as err:
                     self._reject(camera, err.message)
                     continue
+                except asyncio.CancelledError:
+                    self.stats.dropped += 1
+                    raise
+                except Exception as err:  # a decoder bug must cost one message, not the camera
+                    self._reject(camera, f"could not be decoded ({type(err).__name__}: {err})")
+                    continue
                 if self._latency is not None:
                     self._latency.record("decode", parsed.decode_ms)
-                if self._sink.offer(parsed.frame):
+                try:
+                    accepted = self._sink.offer(parsed.frame)
+                except Exception:
+                    _LOGGER.exception("the pipeline failed to accept a frame from %s", camera)
+                    accepted = False
+                if accepted:
                     self.stats.accepted += 1
                 else:
                     self.stats.dropped += 1
         finally:
+            # Cancelled (shutdown): what is still waiting is dropped, and counted as such.
+            self.stats.dropped += len(backlog)
+            backlog.clear()
             del self._workers[camera]
+            del self._backlog[camera]
 
     def _parse(self, camera: str, payload: bytes, arrived: float, received: float) -> _Parsed:
         """Executor side: JSON envelope or raw image -> Frame (raises BadFrameError)."""
@@ -179,7 +196,7 @@ class MqttIngest:
 def _load_envelope(payload: bytes) -> Mapping[str, Any]:
     try:
         envelope = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, RecursionError) as err:
         raise BadFrameError(400, f"payload is not valid JSON ({err})") from None
     if not isinstance(envelope, dict):
         raise BadFrameError(400, 'JSON payload must be an object like {"image": "<base64>"}')

@@ -193,13 +193,20 @@ SOURCES_SCHEMA = vol.Schema(
 class QuietLog:
     """Logs a recurring problem once per ``every_s`` per key, with how often it was repeated.
 
-    A camera that sends the same bad message ten times a second must not bury the log.
+    A camera that sends the same bad message ten times a second must not bury the log, and
+    neither may one that sends a different bad message every time: beyond ``max_lines`` lines
+    per ``every_s`` in all, further problems are only counted, and the count is reported once
+    the window has passed.
     """
 
-    def __init__(self, logger: logging.Logger, every_s: float = 60.0) -> None:
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0, max_lines: int = 30) -> None:
         self._logger = logger
         self._every_s = every_s
+        self._max_lines = max_lines
         self._last: dict[str, tuple[float, int]] = {}
+        self._window_start = -math.inf
+        self._window_lines = 0
+        self._suppressed = 0
 
     def warning(self, key: str, message: str, *args: Any) -> None:
         now = time.monotonic()
@@ -207,6 +214,18 @@ class QuietLog:
         if last is not None and now - last[0] < self._every_s:
             self._last[key] = (last[0], last[1] + 1)
             return
+        if now - self._window_start >= self._every_s:
+            if self._suppressed:
+                self._logger.warning(
+                    "%d more problems were not logged in the last %.0f s (log rate limit)",
+                    self._suppressed,
+                    self._every_s,
+                )
+            self._window_start, self._window_lines, self._suppressed = now, 0, 0
+        if self._window_lines >= self._max_lines:
+            self._suppressed += 1
+            return
+        self._window_lines += 1
         repeats = last[1] if last else 0
         if repeats:
             message += " (repeated %d times since the last report)"
