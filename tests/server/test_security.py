@@ -81,6 +81,42 @@ def _nested_json(depth: int = 100_000) -> bytes:
     return b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
 
 
+# -- 2. ids never become paths outside the data directory --------------------------------------
+
+
+@module_loop
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/visits/{escape}/snapshot.jpg",
+        "/api/persons/{escape}/thumbnail.jpg",
+        "/api/persons/{escape}",
+        "/api/visits/{escape}",
+        "/api/cameras/{escape}/snapshot.jpg",
+    ],
+)
+async def test_file_routes_do_not_follow_dot_dot_in_ids(
+    server: SmartReidApp, client: aiohttp.ClientSession, tmp_path: Path, path: str
+) -> None:
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8 not yours")
+    data_dir = server.data_dir.resolve()
+    climb = "..%2F" * (len(data_dir.parts) + 2)
+    target = str(secret.with_suffix("")).lstrip("/").replace("/", "%2F")
+    for escape in (climb + target, climb.replace("..", "%2E%2E") + target):
+        url = server.http_url() + path.format(escape=escape)
+        async with client.get(yarl_encoded(url)) as response:
+            body = await response.read()
+            assert response.status == 404, (url, response.status)
+            assert b"not yours" not in body
+
+
+def yarl_encoded(url: str) -> Any:
+    import yarl
+
+    return yarl.URL(url, encoded=True)
+
+
 def test_the_store_refuses_image_names_that_leave_its_folders(tmp_path: Path) -> None:
     store = Store(tmp_path / "data")
     try:
@@ -95,6 +131,69 @@ def test_the_store_refuses_image_names_that_leave_its_folders(tmp_path: Path) ->
         assert not (tmp_path / "data" / "escape.jpg").exists()
     finally:
         store.close()
+
+
+# -- 3. web pages cannot drive the API -----------------------------------------------------------
+
+
+@module_loop
+async def test_cross_site_requests_cannot_reset_the_gallery(
+    tmp_path: Path, models_dir: Path, cuhk03_dir: Path
+) -> None:
+    async with (
+        running_app(settings_for(tmp_path, models_dir)) as app,
+        aiohttp.ClientSession() as client,
+    ):
+        base = app.http_url()
+        jpeg = cuhk(cuhk03_dir, "0004_00")
+        async with client.post(
+            f"{base}/api/frames", data=_form(jpeg, detections=json.dumps(full_box(jpeg)))
+        ) as r:
+            assert r.status == 200
+        attempts: list[tuple[dict[str, str], bytes, int]] = [
+            ({"Content-Type": "text/plain"}, b"{}", 415),  # a form / no-cors fetch
+            ({"Content-Type": "application/x-www-form-urlencoded"}, b"a=b", 415),
+            ({**JSON, "Origin": "http://evil.example"}, b"{}", 403),
+            ({**JSON, "Origin": "null"}, b"{}", 403),
+            ({**JSON, "Sec-Fetch-Site": "cross-site"}, b"{}", 403),
+            ({**JSON, "Sec-Fetch-Site": "same-site"}, b"{}", 403),
+            ({**JSON, "Origin": "http://127.0.0.1:1"}, b"{}", 403),  # another local service
+        ]
+        for headers, body, status in attempts:
+            async with client.post(f"{base}/api/reset", data=body, headers=headers) as r:
+                assert r.status == status, headers
+                assert (await r.json())["error"] in ("cross_origin", "unsupported_media_type")
+        person = (await _persons(client, app))[0]
+        async with client.delete(
+            f"{base}/api/persons/{person}", headers={"Origin": "http://evil.example"}
+        ) as r:
+            assert r.status == 403
+        async with client.post(
+            f"{base}/api/frames", data=_form(jpeg), headers={"Origin": "http://evil.example"}
+        ) as r:
+            assert r.status == 403
+        assert await _persons(client, app) == [person]
+        # Scripts, curl and Home Assistant (no Origin, JSON) and the server's own origin work.
+        async with client.post(
+            f"{base}/api/reset", json={}, headers={"Origin": base, "Sec-Fetch-Site": "same-origin"}
+        ) as r:
+            assert r.status == 200 and (await r.json())["forgotten"] == 1
+
+
+@module_loop
+async def test_without_a_token_only_this_servers_host_names_are_answered(
+    server: SmartReidApp, client: aiohttp.ClientSession
+) -> None:
+    """A DNS-rebinding page reaches 127.0.0.1 under its own name: refused, reads included."""
+    base = server.http_url()
+    for host in ("evil.example", "evil.example:8756", "127.0.0.1.evil.example"):
+        async with client.get(f"{base}/api/persons", headers={"Host": host}) as response:
+            assert response.status == 403, host
+            assert (await response.json())["error"] == "forbidden_host"
+    port = base.rsplit(":", 1)[1]
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
+        async with client.get(f"{base}/api/persons", headers={"Host": host}) as response:
+            assert response.status == 200, host
 
 
 # -- 5. bombs and broken bodies are client errors, never crashes -------------------------------
@@ -134,6 +233,9 @@ async def test_bombs_and_broken_multipart_are_4xx_over_http(
             ) as response:
                 assert response.status == 400, (route, content_type, body)
                 assert (await response.json())["error"] == "bad_request"
+    for body in (b"\xff\xfe{}", _nested_json()):
+        async with client.post(f"{base}/api/reset", data=body, headers=JSON) as response:
+            assert response.status == 400
 
 
 @module_loop
@@ -256,3 +358,11 @@ async def test_forget_over_http_erases_the_persons_embeddings_from_disk(
         assert person.encode() not in on_disk
         assert not any(blob[:64] in on_disk for blob in blobs)
         assert not list((tmp_path / "thumbnails").glob(f"{person}*"))
+
+
+def test_an_empty_token_does_not_open_the_api_on_every_interface(tmp_path: Path) -> None:
+    from smart_reid_server.config import ConfigError, load
+
+    for token in ("", "   "):
+        with pytest.raises(ConfigError, match=r"http\.token"):
+            load(None, environ={}, overrides={"http": {"host": "0.0.0.0", "token": token}})

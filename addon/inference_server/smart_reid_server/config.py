@@ -275,7 +275,11 @@ def validate(data: Mapping[str, Any]) -> Settings:
             problems.append(f"{path}: {error.msg}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     settings = Settings(validated)
-    if settings.section("http")["token"] is None and settings.section("http")["enabled"]:
+    token = settings.section("http")["token"]
+    if token is not None and not token.strip():
+        # An empty token would switch authentication off while passing the check below.
+        raise ConfigError("http.token: must not be empty; remove it or set a real secret")
+    if token is None and settings.section("http")["enabled"]:
         host = settings.section("http")["host"]
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ConfigError(
