@@ -19,6 +19,7 @@ import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
+from aiohttp import web
 from PIL import Image as PILImage
 from smart_reid_server.app import SmartReidApp
 from smart_reid_server.decode import BadFrameError, decode_image
@@ -26,13 +27,16 @@ from smart_reid_server.ingest.edge import EdgeSource
 from smart_reid_server.ingest.frigate import FrigateSource
 from smart_reid_server.ingest.mqtt import MqttIngest
 from smart_reid_server.ingest.sources import (
+    FetchError,
     QuietLog,
+    fetch_bytes,
+    url_allowed,
 )
 from smart_reid_server.stats import CameraBook
 from smart_reid_server.store import Store
 
 from tests.server.server_support import cuhk, full_box, running_app, settings_for
-from tests.server.sources_support import RecordingSink
+from tests.server.sources_support import LocalHttp, RecordingSink
 
 pytestmark = pytest.mark.timeout(120)
 module_loop = pytest.mark.asyncio(loop_scope="module")
@@ -194,6 +198,117 @@ async def test_without_a_token_only_this_servers_host_names_are_answered(
     for host in (f"127.0.0.1:{port}", f"localhost:{port}", "localhost"):
         async with client.get(f"{base}/api/persons", headers={"Host": host}) as response:
             assert response.status == 200, host
+
+
+# -- 4. no request forgery through sources -----------------------------------------------------
+
+
+def test_edge_urls_must_lie_under_an_allowed_prefix() -> None:
+    allowed = ["http://jetson.lan:8080/frames/"]
+    assert url_allowed("http://jetson.lan:8080/frames/1.jpg", allowed)
+    assert url_allowed("http://JETSON.lan:8080/frames/a/b.jpg?n=1", allowed)
+    for url in (
+        "http://jetson.lan:8080/frames/1.jpg",  # allowed, but with nothing configured: off
+    ):
+        assert not url_allowed(url, [])
+    for url in (
+        "http://jetson.lan:8081/frames/1.jpg",
+        "https://jetson.lan:8080/frames/1.jpg",
+        "http://jetson.lan.evil.example:8080/frames/1.jpg",
+        "http://jetson.lan:8080/framesX/1.jpg",
+        "http://jetson.lan:8080/frames/../admin",
+        "http://jetson.lan:8080/frames/%2e%2e/admin",
+        "http://jetson.lan:8080/frames/..%2Fadmin",
+        "http://user:pw@jetson.lan:8080/frames/1.jpg",
+        "http://jetson.lan:8080\\@evil.example/frames/1.jpg",
+        "http://169.254.169.254/latest/meta-data/",
+        "file:///etc/passwd",
+        "http://[::1/frames/1.jpg",
+    ):
+        assert not url_allowed(url, allowed), url
+
+
+@module_loop
+async def test_edge_frames_by_url_are_off_unless_allowed(tmp_path: Path) -> None:
+    fetched: list[str] = []
+
+    async def frame(request: web.Request) -> web.Response:
+        fetched.append(request.path)
+        return web.Response(body=b"x", content_type="image/jpeg")
+
+    http = await LocalHttp(lambda app: app.router.add_get("/{tail:.*}", frame)).start()
+    envelope = {
+        "version": 1,
+        "source": {"device": "jetson", "camera": "garage"},
+        "frame": {"width": 64, "height": 128, "url": f"{http.url}/internal/admin.jpg"},
+        "detections": [{"class": "person", "confidence": 0.9, "box": [0, 0, 60, 120]}],
+    }
+    sink = RecordingSink()
+    try:
+        async with aiohttp.ClientSession() as session:
+            for prefixes in ([], [f"{http.url}/frames/"]):
+                source = EdgeSource({"allowed_url_prefixes": prefixes}, sink, session, topic="e/+")
+                assert await source.handle("e/jetson", json.dumps(envelope).encode()) is None
+                assert source.stats.rejected == 1
+    finally:
+        await http.stop()
+    assert fetched == [] and sink.frames == []
+
+
+@module_loop
+async def test_redirects_are_never_followed() -> None:
+    hits: list[str] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        if request.path == "/snap.jpg":
+            raise web.HTTPFound("/elsewhere.jpg")
+        return web.Response(body=b"secret", content_type="image/jpeg")
+
+    http = await LocalHttp(lambda app: app.router.add_get("/{tail:.*}", redirect)).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(FetchError, match="redirect"):
+                await fetch_bytes(session, f"{http.url}/snap.jpg", max_bytes=1000, timeout_s=5)
+    finally:
+        await http.stop()
+    assert hits == ["/snap.jpg"]
+
+
+@module_loop
+async def test_frigate_event_ids_never_reach_the_url_unchecked() -> None:
+    requested: list[str] = []
+
+    async def anything(request: web.Request) -> web.Response:
+        requested.append(request.raw_path)
+        return web.Response(status=404)
+
+    http = await LocalHttp(lambda app: app.router.add_get("/{tail:.*}", anything)).start()
+    sink = RecordingSink()
+    try:
+        async with aiohttp.ClientSession() as session:
+            source = FrigateSource({"url": http.url, "min_score": 0.5}, sink, session)
+            for event_id in ("../../../etc/passwd", "abc?x=1#", "a/b", "..", "x y", "%2e%2e"):
+                event = {
+                    "type": "new",
+                    "after": {
+                        "id": event_id,
+                        "camera": "front",
+                        "label": "person",
+                        "score": 0.9,
+                        "box": [0, 0, 50, 100],
+                    },
+                }
+                source.on_message("frigate/events", json.dumps(event).encode())
+            await source.drain()
+            assert source.stats.rejected == 6
+            good = dict(event, after=dict(event["after"], id="1763740099.123-abc"))
+            source.on_message("frigate/events", json.dumps(good).encode())
+            await source.drain()
+    finally:
+        await http.stop()
+    assert len(requested) == 1
+    assert requested[0].startswith("/api/events/1763740099.123-abc/snapshot.jpg?")
 
 
 # -- 5. bombs and broken bodies are client errors, never crashes -------------------------------

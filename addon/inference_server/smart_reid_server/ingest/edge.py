@@ -37,6 +37,7 @@ from .sources import (
     fetch_bytes,
     finite_number,
     offer,
+    url_allowed,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -241,7 +242,9 @@ class EdgeSource:
     ) -> None:
         self.name = "edge"
         self.topic = topic
-        self.stats = SourceStats(extra={"fetched": 0, "no_person": 0})
+        # received = offered + dropped + rejected + no_person (fetch errors are rejections too).
+        self.stats = SourceStats(extra={"fetched": 0, "no_person": 0, "fetch_errors": 0})
+        self._url_prefixes: list[str] = list(config.get("allowed_url_prefixes") or [])
         self._sink = sink
         self._session = session
         self._max_bytes = int(config.get("max_frame_mb", 10)) * 1024 * 1024
@@ -294,6 +297,15 @@ class EdgeSource:
         data = envelope.jpeg
         if data is None:
             assert envelope.url is not None
+            if not url_allowed(envelope.url, self._url_prefixes):
+                self._reject(
+                    topic,
+                    f"frame.url {envelope.url[:200]!r} of {envelope.device} is not under "
+                    "sources.edge.allowed_url_prefixes"
+                    + ("" if self._url_prefixes else " (empty: URL frames are off)")
+                    + "; send the picture inline (frame.jpeg) or allow the device's URL",
+                )
+                return None
             async with self._slots:
                 try:
                     data = await fetch_bytes(
@@ -303,6 +315,7 @@ class EdgeSource:
                         timeout_s=self._timeout_s,
                     )
                 except FetchError as err:
+                    self.stats.extra["fetch_errors"] += 1
                     self._reject(topic, f"frame from {envelope.device}: {err}")
                     return None
             self.stats.extra["fetched"] += 1

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import voluptuous as vol
@@ -53,6 +54,17 @@ _QUIET = QuietLog(_LOGGER)
 
 MAX_TRACKED_EVENTS = 1024
 MAX_CONCURRENT_FETCHES = 4
+# Frigate's event ids look like "1763740099.123456-abc123". The id becomes part of the snapshot
+# URL, so anything else (slashes, "..", "?", "#", spaces) is refused, never pasted into a URL.
+EVENT_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9._-]{1,128}$")
+
+
+def _event_id(value: Any) -> str:
+    if not isinstance(value, str) or not EVENT_ID.match(value):
+        raise vol.Invalid(
+            f"event id {str(value)[:80]!r} is not a Frigate event id (letters, digits, . _ -)"
+        )
+    return value
 
 
 def _box(value: Any) -> list[float] | None:
@@ -66,7 +78,7 @@ def _box(value: Any) -> list[float] | None:
 # Only the fields we use are checked; Frigate adds fields between versions.
 _OBJECT = vol.Schema(
     {
-        vol.Required("id"): vol.All(str, vol.Length(min=1)),
+        vol.Required("id"): _event_id,
         vol.Required("camera"): str,
         vol.Required("label"): str,
         vol.Optional("sub_label", default=None): object,
@@ -299,7 +311,7 @@ class FrigateSource:
         )
 
     async def _fetch_and_offer(self, request: SnapshotRequest) -> None:
-        url = f"{self._url}/api/events/{request.event_id}/snapshot.jpg"
+        url = f"{self._url}/api/events/{quote(request.event_id, safe='')}/snapshot.jpg"
         params = {
             "bbox": "0",
             "timestamp": "0",

@@ -19,10 +19,11 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import paho.mqtt.client as mqtt
@@ -166,9 +167,24 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, Mapping) else value
 
 
+def _url_prefix(value: Any) -> str:
+    text = str(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise vol.Invalid(
+            f"{value!r} must be an http:// or https:// URL prefix, e.g. http://jetson:8080/frames/"
+        )
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise vol.Invalid(f"{value!r}: a URL prefix has no user, password, query or fragment")
+    return text
+
+
 EDGE_SCHEMA = vol.Schema(
     {
         vol.Optional("enabled", default=False): bool,
+        # Where envelopes may point the server for their pictures (frame.url). Empty: URL
+        # frames are refused, only inline base64 pictures are taken (docs/security.md).
+        vol.Optional("allowed_url_prefixes", default=[]): [_url_prefix],
         # None: <mqtt.base_topic>/edge/+ (one sub-topic per device).
         vol.Optional("topic", default=None): vol.Any(None, _topic_filter),
         vol.Optional("max_frame_mb", default=10): vol.All(int, vol.Range(min=1, max=512)),
@@ -304,11 +320,21 @@ async def fetch_bytes(
 ) -> bytes:
     """GET a picture with a time limit and a size limit checked while reading.
 
+    Redirects are never followed (a camera or Frigate that answers with one is misconfigured,
+    and following it would let whoever controls the answer make this server fetch any URL).
     Raises ``FetchError`` with a message naming the URL and the problem.
     """
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with session.get(url, params=params, timeout=timeout) as response:
+        async with session.get(
+            url, params=params, timeout=timeout, allow_redirects=False
+        ) as response:
+            if 300 <= response.status < 400:
+                raise FetchError(
+                    f"{url} answered a redirect (HTTP {response.status}); redirects are not "
+                    "followed: configure the final URL",
+                    status=response.status,
+                )
             if response.status != 200:
                 raise FetchError(f"{url} answered HTTP {response.status}", status=response.status)
             if response.content_length is not None and response.content_length > max_bytes:
@@ -325,8 +351,40 @@ async def fetch_bytes(
             return b"".join(chunks)
     except TimeoutError:
         raise FetchError(f"{url} did not answer within {timeout_s:g} s") from None
-    except aiohttp.ClientError as err:
+    except (aiohttp.ClientError, ValueError) as err:  # ValueError: a URL yarl cannot parse
         raise FetchError(f"{url} could not be fetched: {err}") from None
+
+
+def _origin(parts: Any) -> tuple[str, str, int]:
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def url_allowed(url: str, prefixes: Sequence[str]) -> bool:
+    """Whether ``url`` lies under one of ``prefixes`` (same scheme, host and port, and a path
+    below the prefix's). URLs with credentials, dot segments or encoded slashes are refused,
+    so a path cannot climb out of the prefix after normalisation."""
+    try:
+        parts = urlsplit(url)
+        origin = _origin(parts)
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None or "\\" in url:
+        return False
+    raw_path = parts.path or "/"
+    lowered = raw_path.lower()
+    if "%2f" in lowered or "%5c" in lowered or "%2e" in lowered:
+        return False
+    if any(segment in (".", "..") for segment in unquote(raw_path).split("/")):
+        return False
+    for prefix in prefixes:
+        allowed = urlsplit(prefix)
+        if _origin(allowed) != origin:
+            continue
+        base = allowed.path or "/"
+        if raw_path == base or raw_path.startswith(base if base.endswith("/") else base + "/"):
+            return True
+    return False
 
 
 class FetchError(Exception):
