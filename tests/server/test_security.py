@@ -6,6 +6,7 @@ on loopback, without a token (the case a web page in the user's browser can reac
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -21,9 +22,9 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from PIL import Image as PILImage
-from smart_reid_server.app import SmartReidApp
-from smart_reid_server.decode import BadFrameError, decode_image
-from smart_reid_server.ingest.edge import EdgeSource
+from smart_reid_server.app import SmartReidApp, bounded_crops
+from smart_reid_server.decode import BadFrameError, BoxBudget, decode_image, parse_detections
+from smart_reid_server.ingest.edge import EdgeSource, EnvelopeError, parse_envelope
 from smart_reid_server.ingest.frigate import FrigateSource
 from smart_reid_server.ingest.mqtt import MqttIngest
 from smart_reid_server.ingest.sources import (
@@ -34,8 +35,9 @@ from smart_reid_server.ingest.sources import (
 )
 from smart_reid_server.stats import CameraBook
 from smart_reid_server.store import Store
+from smart_reid_server.types import Box, Detection, Frame
 
-from tests.server.server_support import cuhk, full_box, running_app, settings_for
+from tests.server.server_support import cuhk, full_box, jpeg_image, running_app, settings_for
 from tests.server.sources_support import LocalHttp, RecordingSink
 
 pytestmark = pytest.mark.timeout(120)
@@ -83,6 +85,81 @@ def _png_bomb(side: int = 20000) -> bytes:
 
 def _nested_json(depth: int = 100_000) -> bytes:
     return b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+# -- 1. supplied boxes are capped and deduplicated --------------------------------------------
+
+
+def test_a_huge_box_list_is_refused_before_any_box_is_parsed() -> None:
+    budget = BoxBudget(max_persons=32)
+    boxes = [{"box": [i % 300, 0, i % 300 + 10, 40], "score": 0.9} for i in range(5000)]
+    with pytest.raises(BadFrameError) as caught:
+        parse_detections(json.dumps(boxes), 640, 480, budget)
+    assert caught.value.code == 400 and "detect.max_persons" in caught.value.message
+    assert budget.refused_frames == 1
+
+
+def test_near_identical_boxes_count_once_and_distinct_ones_are_capped() -> None:
+    budget = BoxBudget(max_persons=4)
+    same = [{"box": [10 + i * 0.1, 10, 110, 310], "score": 0.5 + i / 100} for i in range(30)]
+    kept = parse_detections(same, 640, 480, budget)
+    assert len(kept) == 1 and kept[0].score == pytest.approx(0.79)  # the best scored stays
+    assert budget.merged == 29
+    distinct = [{"box": [i * 100, 0, i * 100 + 50, 200]} for i in range(6)]
+    with pytest.raises(BadFrameError, match="6 distinct boxes"):
+        parse_detections(distinct, 640, 480, budget)
+
+
+def test_the_pipeline_never_crops_more_than_max_persons_whatever_the_source() -> None:
+    seen: list[int] = []
+
+    def crops(_frame: Frame, detections: list[Detection]) -> list[Any]:
+        seen.append(len(detections))
+        return []
+
+    run = bounded_crops(crops, BoxBudget(max_persons=3))
+    many = [Detection(Box(i * 20, 0, i * 20 + 15, 60), score=i / 100) for i in range(50)]
+    frame = Frame("front", np.zeros((100, 1000, 3), np.uint8), 1.0)
+    run(frame, many)
+    assert seen == [3]
+
+
+@module_loop
+async def test_an_upload_with_thousands_of_boxes_is_a_clear_400_and_creates_nobody(
+    server: SmartReidApp, client: aiohttp.ClientSession, cuhk03_dir: Path
+) -> None:
+    jpeg = cuhk(cuhk03_dir, "0003_05")
+    box = full_box(jpeg)[0]
+    height, width = jpeg_image(jpeg).shape[:2]
+    before = await _persons(client, server)
+    distinct = [{"box": [0, 0, width - i % 20, height - i // 20 % 20]} for i in range(5000)]
+    url = f"{server.http_url()}/api/frames"
+    async with client.post(url, data=_form(jpeg, detections=json.dumps(distinct))) as response:
+        assert response.status == 400
+        assert "detect.max_persons" in (await response.json())["message"]
+    assert await _persons(client, server) == before
+    # The same person sent 200 times is one person, one decision.
+    copies = json.dumps([box] * 200)
+    async with client.post(url, data=_form(jpeg, detections=copies)) as response:
+        assert response.status == 200
+        assert len((await response.json())["decisions"]) == 1
+    async with client.get(f"{server.http_url()}/api/stats") as response:
+        boxes = (await response.json())["supplied_boxes"]
+    assert boxes["refused_frames"] >= 1 and boxes["merged"] >= 199 and boxes["max_persons"] == 32
+
+
+def test_edge_envelopes_with_too_many_people_are_rejected() -> None:
+    envelope = {
+        "version": 1,
+        "source": {"device": "jetson", "camera": "garage"},
+        "frame": {"width": 640, "height": 480, "jpeg": base64.b64encode(b"x").decode()},
+        "detections": [
+            {"class": "person", "confidence": 0.9, "box": [i * 15, 0, i * 15 + 10, 100]}
+            for i in range(40)
+        ],
+    }
+    with pytest.raises(EnvelopeError, match="max_persons"):
+        parse_envelope(json.dumps(envelope).encode(), max_bytes=1 << 20, boxes=BoxBudget(32))
 
 
 # -- 2. ids never become paths outside the data directory --------------------------------------
@@ -309,6 +386,7 @@ async def test_frigate_event_ids_never_reach_the_url_unchecked() -> None:
         await http.stop()
     assert len(requested) == 1
     assert requested[0].startswith("/api/events/1763740099.123-abc/snapshot.jpg?")
+    assert source.stats.extra["no_snapshot"] == 1
 
 
 # -- 5. bombs and broken bodies are client errors, never crashes -------------------------------
@@ -473,6 +551,54 @@ async def test_forget_over_http_erases_the_persons_embeddings_from_disk(
         assert person.encode() not in on_disk
         assert not any(blob[:64] in on_disk for blob in blobs)
         assert not list((tmp_path / "thumbnails").glob(f"{person}*"))
+
+
+# -- 7. sources report what they did -------------------------------------------------------------
+
+
+@module_loop
+async def test_stats_report_frigate_and_edge_sources(
+    tmp_path: Path, models_dir: Path, mosquitto_broker: tuple[str, int]
+) -> None:
+    from tests.server.sources_support import publish_all, wait_until
+
+    host, port = mosquitto_broker
+    settings = settings_for(
+        tmp_path,
+        models_dir,
+        mqtt={"enabled": True, "host": host, "port": port, "base_topic": "sec"},
+        sources={"frigate": {"url": "http://127.0.0.1:9"}, "edge": {"enabled": True}},
+    )
+    async with running_app(settings) as app, aiohttp.ClientSession() as client:
+        event = {
+            "type": "new",
+            "after": {
+                "id": "1.2-x",
+                "camera": "front",
+                "label": "person",
+                "score": 0.9,
+                "box": [0, 0, 50, 100],
+            },
+        }
+        await asyncio.to_thread(
+            publish_all,
+            host,
+            port,
+            [("frigate/events", json.dumps(event).encode()), ("sec/edge/jetson", b"{bad")],
+        )
+
+        async def stats() -> dict[str, Any]:
+            async with client.get(f"{app.http_url()}/api/stats") as response:
+                body: dict[str, Any] = await response.json()
+                return body["sources"]
+
+        await wait_until(lambda: app.sources.sources[0].stats.extra["fetch_errors"] == 1)
+        await wait_until(lambda: app.sources.sources[1].stats.rejected == 1)
+        sources = await stats()
+    assert sources["frigate"]["received"] == 1 and sources["frigate"]["fetch_errors"] == 1
+    assert sources["frigate"]["accepted"] == 0
+    assert sources["edge"]["received"] == 1 and sources["edge"]["rejected"] == 1
+    assert {"received", "accepted", "rejected", "dropped", "fetch_errors"} <= set(sources["edge"])
 
 
 def test_an_empty_token_does_not_open_the_api_on_every_interface(tmp_path: Path) -> None:

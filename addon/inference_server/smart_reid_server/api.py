@@ -32,7 +32,7 @@ from yarl import URL
 
 from . import __version__
 from .config import CAMERA_NAME
-from .decode import BadFrameError, decode_image, parse_detections, parse_timestamp
+from .decode import BadFrameError, BoxBudget, decode_image, parse_detections, parse_timestamp
 from .pipeline import FrameDroppedError
 from .store import UnknownPersonError
 from .types import Detection, Frame, Image
@@ -280,7 +280,7 @@ async def upload_frame(request: web.Request) -> web.Response:
     try:
         timestamp = parse_timestamp(fields.get("timestamp"), time.time())
         image, detections = await loop.run_in_executor(
-            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes
+            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes, app.boxes
         )
     except BadFrameError as err:
         raise ApiError(err.code, err.message, err.error) from None
@@ -335,7 +335,7 @@ async def search_person(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     try:
         image, detections = await loop.run_in_executor(
-            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes
+            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes, app.boxes
         )
     except BadFrameError as err:
         raise ApiError(err.code, err.message, err.error) from None
@@ -356,12 +356,14 @@ async def search_person(request: web.Request) -> web.Response:
 
 
 def _decode_upload(
-    data: bytes, raw_detections: Any, max_bytes: int
+    data: bytes, raw_detections: Any, max_bytes: int, boxes: BoxBudget
 ) -> tuple[Image, list[Detection] | None]:
     image = decode_image(data, max_bytes=max_bytes)
     detections = None
     if raw_detections not in (None, ""):
-        detections = parse_detections(raw_detections, int(image.shape[1]), int(image.shape[0]))
+        detections = parse_detections(
+            raw_detections, int(image.shape[1]), int(image.shape[0]), boxes
+        )
     return image, detections
 
 

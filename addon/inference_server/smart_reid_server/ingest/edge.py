@@ -25,7 +25,7 @@ import aiohttp
 import voluptuous as vol
 
 from ..config import CAMERA_NAME
-from ..decode import MAX_SIDE_PX, BadFrameError, decode_image
+from ..decode import MAX_SIDE_PX, BadFrameError, BoxBudget, decode_image
 from ..types import Box, Detection, Frame, Image
 from .sources import (
     BackgroundTasks,
@@ -152,8 +152,11 @@ class Envelope:
     persons: list[Detection]
 
 
-def parse_envelope(payload: bytes, *, max_bytes: int) -> Envelope:
-    """Check an MQTT payload against the envelope; raises ``EnvelopeError`` saying why not."""
+def parse_envelope(payload: bytes, *, max_bytes: int, boxes: BoxBudget | None = None) -> Envelope:
+    """Check an MQTT payload against the envelope; raises ``EnvelopeError`` saying why not.
+
+    Person boxes go through ``boxes`` (near-identical ones merged, at most ``max_persons``).
+    """
     try:
         raw = json.loads(payload)
     except (ValueError, RecursionError) as err:
@@ -170,6 +173,11 @@ def parse_envelope(payload: bytes, *, max_bytes: int) -> Envelope:
         raise EnvelopeError("; ".join(problems)) from None
     frame = data["frame"]
     width, height = frame["width"], frame["height"]
+    budget = boxes if boxes is not None else BoxBudget()
+    try:
+        budget.check_count(len(data["detections"]))
+    except BadFrameError as err:
+        raise EnvelopeError(err.message) from None
     persons: list[Detection] = []
     for index, item in enumerate(data["detections"]):
         if item["class"].lower() != "person":
@@ -187,6 +195,10 @@ def parse_envelope(payload: bytes, *, max_bytes: int) -> Envelope:
                 track_id=item.get("track_id"),
             )
         )
+    try:
+        persons = budget.apply(persons)
+    except BadFrameError as err:
+        raise EnvelopeError(err.message) from None
     jpeg: bytes | None = None
     if "jpeg" in frame:
         text: str = frame["jpeg"]
@@ -239,11 +251,13 @@ class EdgeSource:
         session: aiohttp.ClientSession,
         *,
         topic: str,
+        boxes: BoxBudget | None = None,
     ) -> None:
         self.name = "edge"
         self.topic = topic
         # received = offered + dropped + rejected + no_person (fetch errors are rejections too).
         self.stats = SourceStats(extra={"fetched": 0, "no_person": 0, "fetch_errors": 0})
+        self._boxes = boxes if boxes is not None else BoxBudget()
         self._url_prefixes: list[str] = list(config.get("allowed_url_prefixes") or [])
         self._sink = sink
         self._session = session
@@ -286,7 +300,8 @@ class EdgeSource:
         loop = asyncio.get_running_loop()
         try:
             envelope = await loop.run_in_executor(
-                None, lambda: parse_envelope(payload, max_bytes=self._max_bytes)
+                None,
+                lambda: parse_envelope(payload, max_bytes=self._max_bytes, boxes=self._boxes),
             )
         except EnvelopeError as err:
             self._reject(topic, str(err))

@@ -150,7 +150,18 @@ class FrigateSource:
         self, config: Mapping[str, Any], sink: FrameSink, session: aiohttp.ClientSession
     ) -> None:
         self.name = "frigate"
-        self.stats = SourceStats(extra={"fetched": 0, "skipped_duplicates": 0})
+        # Every message is counted once: received = ignored + skipped_duplicates + rejected
+        # + coalesced + fetch_errors + no_snapshot + offered + dropped.
+        self.stats = SourceStats(
+            extra={
+                "fetched": 0,
+                "skipped_duplicates": 0,
+                "ignored": 0,  # not a person event worth a picture (label, score, zone, end)
+                "coalesced": 0,  # replaced by a newer update of the same event before fetching
+                "fetch_errors": 0,
+                "no_snapshot": 0,  # Frigate had no snapshot (yet): HTTP 404
+            }
+        )
         self._config = config
         self._sink = sink
         self._session = session
@@ -196,6 +207,8 @@ class FrigateSource:
             return
         if request.event_id in self._fetching:
             # Frigate serves only its current snapshot: fetch once more after this one ends.
+            if self._waiting.get(request.event_id) is not None:
+                self.stats.extra["coalesced"] += 1
             self._waiting[request.event_id] = request
             return
         self._fetching.add(request.event_id)
@@ -237,21 +250,21 @@ class FrigateSource:
         event_id: str = after["id"]
         if event["type"] == "end":
             self._events.pop(event_id, None)
-            return None
+            return self._ignore()
         if after["label"] != "person" or after["false_positive"]:
-            return None
+            return self._ignore()
         snapshot = after["snapshot"] or {}
         box_values = snapshot.get("box") or after["box"]
         score = snapshot.get("score")
         if score is None:
             score = after["score"] or 0.0
         if box_values is None or score < self._min_score:
-            return None
+            return self._ignore()
         if self._zones and not self._zones.intersection(after["current_zones"] or []):
-            return None
+            return self._ignore()
         camera = self._camera(after["camera"])
         if camera is None:
-            return None
+            return self._ignore()
         key = _snapshot_key(after)
         if self._events.get(event_id) == key:
             self.stats.extra["skipped_duplicates"] += 1
@@ -276,6 +289,11 @@ class FrigateSource:
             timestamp=float(timestamp) if timestamp else 0.0,
             sub_label=after["sub_label"],
         )
+
+    def _ignore(self) -> SnapshotRequest | None:
+        """Not worth a picture: counted, so received always adds up."""
+        self.stats.extra["ignored"] += 1
+        return None
 
     def _remember(self, event_id: str, key: tuple[Any, ...]) -> None:
         self._events[event_id] = key
@@ -330,8 +348,10 @@ class FrigateSource:
             except FetchError as err:
                 self._forget(request.event_id)
                 if err.status == 404:
+                    self.stats.extra["no_snapshot"] += 1
                     _LOGGER.debug("Frigate has no snapshot yet for %s", request.event_id)
                     return
+                self.stats.extra["fetch_errors"] += 1
                 self._set_down(str(err))
                 return
         self._set_up()

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..config import CAMERA_NAME
-from ..decode import BadFrameError, decode_image, parse_detections, parse_timestamp
+from ..decode import BadFrameError, BoxBudget, decode_image, parse_detections, parse_timestamp
 from ..stats import CameraBook, LatencyStats
 from ..types import Frame
 from .sources import QuietLog
 
 _LOGGER = logging.getLogger(__name__)
+MAX_FRAME_ID = 128
 
 
 class _Sink(Protocol):
@@ -67,8 +68,10 @@ class MqttIngest:
         max_bytes: int,
         max_pending_per_camera: int = 4,
         latency: LatencyStats | None = None,
+        boxes: BoxBudget | None = None,
     ) -> None:
         self._sink = sink
+        self._boxes = boxes if boxes is not None else BoxBudget()
         self._cameras = cameras
         self.topic_filter = f"{base_topic.rstrip('/')}/ingest/+"
         self._prefix = f"{base_topic.rstrip('/')}/ingest/"
@@ -169,10 +172,10 @@ class MqttIngest:
         detections = None
         if envelope is not None:
             timestamp = parse_timestamp(envelope.get("timestamp"), arrived)
-            frame_id = str(envelope.get("frame_id") or "")
+            frame_id = str(envelope.get("frame_id") or "")[:MAX_FRAME_ID]
             if "detections" in envelope and envelope["detections"] is not None:
                 detections = parse_detections(
-                    envelope["detections"], int(image.shape[1]), int(image.shape[0])
+                    envelope["detections"], int(image.shape[1]), int(image.shape[0]), self._boxes
                 )
         frame = Frame(
             camera=camera,

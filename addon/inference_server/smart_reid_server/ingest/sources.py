@@ -34,6 +34,7 @@ from ..types import Frame
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..decode import BoxBudget
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -634,14 +635,16 @@ async def start_sources(
     *,
     subscriber: MessageSubscriber | None = None,
     session: aiohttp.ClientSession | None = None,
+    boxes: BoxBudget | None = None,
 ) -> Sources:
     """Start every configured source; they run until ``Sources.stop()``.
 
     ``sink``: the pipeline (``offer(frame) -> bool``, called on the event loop).
     ``subscriber``: the app's MQTT connection (``publish.Publisher``); Frigate and edge sources
     share it unless their section names a broker of its own. ``session``: an aiohttp session
-    to reuse for snapshot fetches (one is made otherwise). A source that cannot start logs why
-    and the others start anyway.
+    to reuse for snapshot fetches (one is made otherwise). ``boxes``: the app's limit on boxes
+    supplied with a frame (edge envelopes). A source that cannot start logs why and the others
+    start anyway.
     """
     from .edge import EdgeSource
     from .folder import FolderSource
@@ -692,7 +695,7 @@ async def start_sources(
         mqtt_link = _subscriber_for(edge_cfg["mqtt"], app_mqtt, subscriber, "edge", running)
         if mqtt_link is not None:
             topic = edge_cfg["topic"] or f"{app_mqtt.get('base_topic', 'smart_reid')}/edge/+"
-            edge = EdgeSource(edge_cfg, sink, running.session, topic=topic)
+            edge = EdgeSource(edge_cfg, sink, running.session, topic=topic, boxes=boxes)
             edge.attach(mqtt_link)
             running.sources.append(edge)
 
