@@ -607,3 +607,17 @@ def test_an_empty_token_does_not_open_the_api_on_every_interface(tmp_path: Path)
     for token in ("", "   "):
         with pytest.raises(ConfigError, match=r"http\.token"):
             load(None, environ={}, overrides={"http": {"host": "0.0.0.0", "token": token}})
+
+
+def test_auto_added_cameras_stop_at_a_limit(caplog: pytest.LogCaptureFixture) -> None:
+    """Whoever can publish on the ingest topic must not grow the camera list without end."""
+    from smart_reid_server.stats import MAX_AUTO_CAMERAS
+
+    cameras = CameraBook([], auto_add=True)
+    ingest = MqttIngest(RecordingSink(), cameras, base_topic="b", max_bytes=1 << 20)
+    admitted = [cameras.admit(f"cam_{i}") for i in range(MAX_AUTO_CAMERAS + 10)]
+    assert admitted.count(True) == MAX_AUTO_CAMERAS and len(cameras.names) == MAX_AUTO_CAMERAS
+    assert cameras.admit("cam_0")  # the ones already added keep working
+    ingest.on_message("b/ingest/one_too_many", b"x")
+    assert ingest.stats.rejected == 1 and ingest.stats.received == 1
+    assert any("camera limit" in r.getMessage() for r in caplog.records)

@@ -270,7 +270,7 @@ async def upload_frame(request: web.Request) -> web.Response:
         raise ApiError(400, "camera is missing: add ?camera=<name> or a 'camera' form field")
     if not CAMERA_NAME.match(camera):
         raise ApiError(400, f"camera name {camera!r} must be 1-64 characters of a-z, 0-9 and _")
-    if camera not in app.cameras and not app.cameras.auto_add:
+    if not app.cameras.accepts(camera):
         raise ApiError(
             404,
             f"unknown camera {camera!r}; add it to `cameras` or set auto_add_cameras: true",

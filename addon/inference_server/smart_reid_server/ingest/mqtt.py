@@ -94,9 +94,11 @@ class MqttIngest:
         if not CAMERA_NAME.match(camera):
             self._reject(camera or topic, "topic does not end in a valid camera name (a-z, 0-9, _)")
             return
-        if camera not in self._cameras and not self._cameras.auto_add:
+        if not self._cameras.accepts(camera):
             self._reject(
-                camera, "unknown camera; add it to `cameras` or set auto_add_cameras: true"
+                camera,
+                "unknown camera; add it to `cameras` or set auto_add_cameras: true"
+                + (" (it is, but the camera limit is reached)" if self._cameras.auto_add else ""),
             )
             return
         backlog = self._backlog.setdefault(camera, deque())
