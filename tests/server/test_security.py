@@ -621,3 +621,20 @@ def test_auto_added_cameras_stop_at_a_limit(caplog: pytest.LogCaptureFixture) ->
     ingest.on_message("b/ingest/one_too_many", b"x")
     assert ingest.stats.rejected == 1 and ingest.stats.received == 1
     assert any("camera limit" in r.getMessage() for r in caplog.records)
+
+
+def test_passwords_inside_stream_urls_are_redacted_from_settings(tmp_path: Path) -> None:
+    from smart_reid_server.config import load
+
+    settings = load(
+        None,
+        environ={},
+        overrides={
+            "data_dir": str(tmp_path),
+            "sources": {
+                "streams": [{"camera": "front", "url": "rtsp://admin:hunter2@10.0.0.5:554/s1"}]
+            },
+        },
+    )
+    shown = json.dumps(settings.redacted())
+    assert "hunter2" not in shown and "rtsp://admin:**redacted**@10.0.0.5:554/s1" in shown

@@ -185,6 +185,7 @@ SCHEMA = vol.Schema(
 )
 
 SECRET_KEYS = frozenset({"password", "token"})
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]*@")
 
 
 @dataclass(slots=True)
@@ -217,6 +218,9 @@ class Settings:
                 }
             if isinstance(node, list):
                 return [scrub(v) for v in node]
+            if isinstance(node, str):
+                # rtsp://user:password@camera/...: the password is a secret wherever it sits.
+                return _URL_PASSWORD.sub(r"\1**redacted**@", node)
             return node
 
         return scrub(copy.deepcopy(self.raw))  # type: ignore[no-any-return]
