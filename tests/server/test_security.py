@@ -638,3 +638,23 @@ def test_passwords_inside_stream_urls_are_redacted_from_settings(tmp_path: Path)
     )
     shown = json.dumps(settings.redacted())
     assert "hunter2" not in shown and "rtsp://admin:**redacted**@10.0.0.5:554/s1" in shown
+
+
+def test_a_failing_message_handler_cannot_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """The dispatchers' last line: a handler bug logs its traceback, but not once per message."""
+    from smart_reid_server.ingest.sources import MqttSubscriber
+    from smart_reid_server.publish import Publisher
+
+    def broken(_topic: str, _payload: bytes) -> None:
+        raise RuntimeError("bug")
+
+    publisher = Publisher({"enabled": False, "base_topic": "b"})
+    subscriber = MqttSubscriber(host="127.0.0.1", name="test")
+    publisher.subscribe("b/#", broken)
+    subscriber.subscribe("b/#", broken)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(200):
+            publisher._on_message("b/x", b"")
+            subscriber._on_message("b/x", b"")
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 2 and all(r.exc_info for r in failures)

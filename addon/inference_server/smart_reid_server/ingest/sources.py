@@ -225,7 +225,7 @@ class QuietLog:
         self._window_lines = 0
         self._suppressed = 0
 
-    def warning(self, key: str, message: str, *args: Any) -> None:
+    def warning(self, key: str, message: str, *args: Any, exc_info: bool = False) -> None:
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last[0] < self._every_s:
@@ -247,7 +247,7 @@ class QuietLog:
         if repeats:
             message += " (repeated %d times since the last report)"
             args = (*args, repeats)
-        self._logger.warning(message, *args)
+        self._logger.warning(message, *args, exc_info=exc_info)
         if len(self._last) > 4096:
             self._last.clear()
         self._last[key] = (now, 0)
@@ -422,6 +422,7 @@ class MqttSubscriber:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._warned = False
+        self._quiet = QuietLog(_LOGGER)
         self._unacked: set[int] = set()
         # Set once the broker acknowledged every subscription (messages published after that
         # reach us); cleared while disconnected.
@@ -534,7 +535,13 @@ class MqttSubscriber:
                 try:
                     handler(topic, payload)
                 except Exception:
-                    _LOGGER.exception("%s: handling a message on %s failed", self.name, topic)
+                    self._quiet.warning(
+                        f"handler:{topic_filter}",
+                        "%s: handling a message on %s failed",
+                        self.name,
+                        topic,
+                        exc_info=True,
+                    )
 
 
 # -- start-up --------------------------------------------------------------------------------
