@@ -580,6 +580,8 @@ async def test_stats_report_frigate_and_edge_sources(
                 "box": [0, 0, 50, 100],
             },
         }
+        # Messages published before the broker acknowledged the subscriptions would be lost.
+        await wait_until(lambda: app.publisher.subscribed, what="the server's subscriptions")
         await asyncio.to_thread(
             publish_all,
             host,
