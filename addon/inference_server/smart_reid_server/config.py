@@ -25,6 +25,11 @@ from .ingest.sources import SOURCES_SCHEMA
 
 CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 ENV_PREFIX = "SMART_REID_"
+# Variables with the prefix that are not settings: the config file, and the repository's own
+# scripts (scripts/setup, scripts/test), which must not make the server refuse to start.
+_NOT_SETTINGS = frozenset(
+    {"SMART_REID_CONFIG", "SMART_REID_PYTHON", "SMART_REID_SHARED", "SMART_REID_SKIP_NEWEST_HA"}
+)
 
 
 class ConfigError(ValueError):
@@ -251,7 +256,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """``SMART_REID_MQTT__HOST=x`` -> ``{"mqtt": {"host": "x"}}``."""
     tree: dict[str, Any] = {}
     for name, text in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in {"SMART_REID_CONFIG", "SMART_REID_PYTHON"}:
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
         dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
         _set_path(tree, dotted, yaml.safe_load(text) if text != "" else None)
