@@ -397,8 +397,11 @@ async def test_rename_and_mark_known(server: Server, session: aiohttp.ClientSess
         async with session.patch(url, json=body) as response:
             assert response.status == 400, body
             assert words in (await response.json())["message"]
-    async with session.patch(url, data=b"not json") as response:
+    json_type = {"Content-Type": "application/json"}
+    async with session.patch(url, data=b"not json", headers=json_type) as response:
         assert response.status == 400
+    async with session.patch(url, data=b'{"label": "Bob"}') as response:
+        assert response.status == 415  # JSON bodies must say application/json
     async with session.patch(f"{server.base}/api/persons/ffffffffffff", json={"label": "X"}) as r:
         assert r.status == 404
 
@@ -524,7 +527,7 @@ async def test_reset_by_camera_then_everyone(
         assert both_id in ids and back_id not in ids
         async with session.post(f"{base}/api/reset", json={"camera": "garage"}) as response:
             assert response.status == 404
-        async with session.post(f"{base}/api/reset") as response:
+        async with session.post(f"{base}/api/reset", json={}) as response:
             assert response.status == 200
             assert (await response.json())["forgotten"] == len(ids)
         _, listed = await _get(session, f"{base}/api/persons")

@@ -98,3 +98,15 @@ def test_secrets_are_redacted_for_the_api() -> None:
     assert redacted["mqtt"]["password"] == "**redacted**"
     assert redacted["http"]["token"] == "**redacted**"
     assert settings.section("http")["token"] == "tok"
+
+
+def test_the_repositorys_own_environment_variables_are_not_settings() -> None:
+    """scripts/test documents SMART_REID_SKIP_NEWEST_HA=1; it must not break the server."""
+    from smart_reid_server.config import env_overrides
+
+    environ = {
+        "SMART_REID_SKIP_NEWEST_HA": "1",
+        "SMART_REID_SHARED": "/somewhere",
+        "SMART_REID_MQTT__HOST": "broker.lan",
+    }
+    assert env_overrides(environ) == {"mqtt": {"host": "broker.lan"}}

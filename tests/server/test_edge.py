@@ -126,7 +126,9 @@ async def test_inline_and_referenced_frames_keep_the_devices_boxes_and_tracks(
     device = FrameServer({"123.jpg": scene["jpeg"], "small.jpg": jpeg(small)})
     http = await LocalHttp(device.routes).start()
     sink = RecordingSink()
-    running, source = await _running_edge(make_settings, port, sink)
+    running, source = await _running_edge(
+        make_settings, port, sink, allowed_url_prefixes=[f"{http.url}/frames/"]
+    )
     try:
         await _send(
             host,
@@ -220,7 +222,9 @@ async def test_malformed_envelopes_are_rejected_with_a_reason(
     ]
     sink = RecordingSink()
     caplog.set_level(logging.WARNING, logger="smart_reid_server.ingest.edge")
-    running, source = await _running_edge(make_settings, port, sink, max_frame_mb=1)
+    running, source = await _running_edge(
+        make_settings, port, sink, max_frame_mb=1, allowed_url_prefixes=[f"{http.url}/frames/"]
+    )
     try:
         await _send(host, port, source, [payload for payload, _ in cases])
         # The service keeps running: a good envelope after all that still gets through.

@@ -6,6 +6,13 @@ so the integration and scripts never have to parse HTML error pages. With ``http
 every route but ``/api/health`` needs ``Authorization: Bearer <token>`` (compared in constant
 time). Handlers never do CPU work on the event loop: decoding, rendering and identity queries
 run in executors.
+
+Browsers are kept out (docs/security.md): the server serves no web pages, so a state-changing
+request that a browser marks as coming from another site (``Origin``, ``Sec-Fetch-Site``) is
+refused with 403, JSON bodies must be sent as ``application/json`` (which a plain HTML form or a
+"simple" cross-site request cannot do), and without a token only requests naming a loopback or
+configured host in ``Host`` are answered, so a DNS-rebinding page cannot read the API either.
+Ids that end up in file names are checked against their strict format before use.
 """
 
 from __future__ import annotations
@@ -14,16 +21,18 @@ import asyncio
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
+from yarl import URL
 
 from . import __version__
 from .config import CAMERA_NAME
-from .decode import BadFrameError, decode_image, parse_detections, parse_timestamp
+from .decode import BadFrameError, BoxBudget, decode_image, parse_detections, parse_timestamp
 from .pipeline import FrameDroppedError
 from .store import UnknownPersonError
 from .types import Detection, Frame, Image
@@ -35,6 +44,15 @@ _LOGGER = logging.getLogger(__name__)
 
 APP_KEY: web.AppKey[SmartReidApp] = web.AppKey("smart_reid_app", object)  # type: ignore[arg-type]
 _MULTIPART_SLACK = 1 << 20
+# person_id and visit_id: 12 lowercase hex characters (docs/contract.md). Checked before any
+# lookup, so an id can never become a path outside the data directory.
+ENTITY_ID = re.compile(r"^[0-9a-f]{12}$")
+MAX_FRAME_ID = 128
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# Fetch metadata a browser sets: only a request the user made directly (typed URL, bookmark)
+# or one from a page of this server (there are none) may change anything.
+_ALLOWED_FETCH_SITES = frozenset({"same-origin", "none"})
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -107,10 +125,80 @@ def _auth(token: str | None) -> Any:
     return check
 
 
+def _host_name(value: str) -> str | None:
+    """The host name in a ``Host`` header (without port, brackets or trailing dot)."""
+    try:
+        host = URL(f"http://{value}").raw_host
+    except ValueError:
+        return None
+    return host.rstrip(".").lower() if host else None
+
+
+def _hosts_allowed(app: SmartReidApp) -> set[str]:
+    """Host names a request may name when the API has no token (DNS rebinding defence)."""
+    allowed = set(_LOOPBACK_HOSTS)
+    http = app.settings.section("http")
+    for value in (str(http["host"]), app.http_url().split("://", 1)[-1].split("/", 1)[0]):
+        name = _host_name(value)
+        if name:
+            allowed.add(name)
+    if http["public_url"]:
+        name = _host_name(str(http["public_url"]).split("://", 1)[-1].split("/", 1)[0])
+        if name:
+            allowed.add(name)
+    return allowed
+
+
+def _guard(app: SmartReidApp) -> Any:
+    """Refuse what only a browser tricked by another web site would send (module docstring)."""
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if app.token is None:
+            name = _host_name(request.host)
+            if name is None or name not in _hosts_allowed(app):
+                return _json_error(
+                    403,
+                    f"Host {request.host[:100]!r} is not an address of this server; without "
+                    "http.token only loopback and the configured host or public_url are "
+                    "answered (a web page may be trying DNS rebinding)",
+                    "forbidden_host",
+                )
+        if request.method not in _SAFE_METHODS:
+            site = request.headers.get("Sec-Fetch-Site")
+            origin = request.headers.get("Origin")
+            cross_origin = origin is not None and (
+                origin == "null" or not _same_origin(origin, request.host)
+            )
+            if (site is not None and site.lower() not in _ALLOWED_FETCH_SITES) or cross_origin:
+                return _json_error(
+                    403,
+                    f"cross-site {request.method} refused (Origin {origin or '-'}, "
+                    f"Sec-Fetch-Site {site or '-'}): this API changes nothing on behalf of "
+                    "web pages; call it from Home Assistant, a script or curl",
+                    "cross_origin",
+                )
+        return await handler(request)
+
+    return check
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    """Whether ``Origin`` names this server as the request reached it (``Host``)."""
+    try:
+        given = URL(origin)
+        reached = URL(f"{given.scheme}://{host}")
+    except ValueError:
+        return False
+    if not given.raw_host or not reached.raw_host:
+        return False
+    return (given.raw_host.lower(), given.port) == (reached.raw_host.lower(), reached.port)
+
+
 def create_api(app: SmartReidApp) -> web.Application:
     """The aiohttp application serving ``app``."""
     web_app = web.Application(
-        middlewares=[_errors, _auth(app.token)],
+        middlewares=[_errors, _guard(app), _auth(app.token)],
         client_max_size=app.max_upload_bytes + _MULTIPART_SLACK,
     )
     web_app[APP_KEY] = app
@@ -182,7 +270,7 @@ async def upload_frame(request: web.Request) -> web.Response:
         raise ApiError(400, "camera is missing: add ?camera=<name> or a 'camera' form field")
     if not CAMERA_NAME.match(camera):
         raise ApiError(400, f"camera name {camera!r} must be 1-64 characters of a-z, 0-9 and _")
-    if camera not in app.cameras and not app.cameras.auto_add:
+    if not app.cameras.accepts(camera):
         raise ApiError(
             404,
             f"unknown camera {camera!r}; add it to `cameras` or set auto_add_cameras: true",
@@ -192,7 +280,7 @@ async def upload_frame(request: web.Request) -> web.Response:
     try:
         timestamp = parse_timestamp(fields.get("timestamp"), time.time())
         image, detections = await loop.run_in_executor(
-            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes
+            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes, app.boxes
         )
     except BadFrameError as err:
         raise ApiError(err.code, err.message, err.error) from None
@@ -202,7 +290,7 @@ async def upload_frame(request: web.Request) -> web.Response:
         image=image,
         timestamp=timestamp,
         source="http",
-        frame_id=str(fields.get("frame_id") or ""),
+        frame_id=str(fields.get("frame_id") or "")[:MAX_FRAME_ID],
         detections=detections,
         received_monotonic=received,
     )
@@ -247,7 +335,7 @@ async def search_person(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     try:
         image, detections = await loop.run_in_executor(
-            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes
+            None, _decode_upload, data, fields.get("detections"), app.max_upload_bytes, app.boxes
         )
     except BadFrameError as err:
         raise ApiError(err.code, err.message, err.error) from None
@@ -268,17 +356,35 @@ async def search_person(request: web.Request) -> web.Response:
 
 
 def _decode_upload(
-    data: bytes, raw_detections: Any, max_bytes: int
+    data: bytes, raw_detections: Any, max_bytes: int, boxes: BoxBudget
 ) -> tuple[Image, list[Detection] | None]:
     image = decode_image(data, max_bytes=max_bytes)
     detections = None
     if raw_detections not in (None, ""):
-        detections = parse_detections(raw_detections, int(image.shape[1]), int(image.shape[0]))
+        detections = parse_detections(
+            raw_detections, int(image.shape[1]), int(image.shape[0]), boxes
+        )
     return image, detections
 
 
 async def _read_upload(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
-    """(fields, image bytes) from a multipart form or a raw image body with query fields."""
+    """(fields, image bytes) from a multipart form or a raw image body with query fields.
+
+    A malformed body (broken multipart framing, a body cut short) is the sender's error: 400.
+    """
+    try:
+        return await _read_upload_body(request, max_bytes)
+    except (ApiError, web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception as err:  # aiohttp's multipart reader raises ValueError, AssertionError, ...
+        raise ApiError(
+            400,
+            f"the upload could not be read ({type(err).__name__}: {err}); send multipart/form-data "
+            "with an 'image' file, or a raw image/jpeg or image/png body",
+        ) from None
+
+
+async def _read_upload_body(request: web.Request, max_bytes: int) -> tuple[dict[str, Any], bytes]:
     content_type = request.content_type
     if content_type.startswith("multipart/"):
         return await _read_multipart(request, max_bytes)
@@ -348,22 +454,44 @@ def _bool_query(request: web.Request, name: str) -> bool | None:
 
 
 async def _json_body(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    text = await request.text()
-    if not text.strip():
+    """The JSON object body; sent as ``application/json``, or 415 (a cross-site form cannot)."""
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            f"Content-Type {request.content_type or '(none)'} is not supported: send the body as "
+            "application/json",
+        )
+    raw = await request.read()
+    if not raw.strip():
         if allow_empty:
             return {}
         raise ApiError(400, "request body must be a JSON object")
     try:
-        body = json.loads(text)
-    except ValueError as err:
-        raise ApiError(400, f"request body is not valid JSON: {err}") from None
+        body = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as err:
+        raise ApiError(400, f"request body is not valid UTF-8 JSON: {err}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "request body must be a JSON object")
     return body
 
 
 def _unknown_person(person_id: str) -> ApiError:
-    return ApiError(404, f"unknown person {person_id!r} (forgotten, merged or never seen)")
+    return ApiError(404, f"unknown person {person_id[:64]!r} (forgotten, merged or never seen)")
+
+
+def _person_id(request: web.Request, key: str = "person_id") -> str:
+    """The person id in the URL; 404 unless it has the contract's format (12 hex)."""
+    person_id = request.match_info[key]
+    if not ENTITY_ID.match(person_id):
+        raise _unknown_person(person_id)
+    return person_id
+
+
+def _visit_id(request: web.Request) -> str:
+    visit_id = request.match_info["visit_id"]
+    if not ENTITY_ID.match(visit_id):
+        raise ApiError(404, f"unknown visit {visit_id[:64]!r}")
+    return visit_id
 
 
 async def list_persons(request: web.Request) -> web.Response:
@@ -377,7 +505,7 @@ async def list_persons(request: web.Request) -> web.Response:
 
 async def get_person(request: web.Request) -> web.Response:
     app = _running(request)
-    person_id = request.match_info["person_id"]
+    person_id = _person_id(request)
     try:
         return web.json_response(await app.person(person_id))
     except UnknownPersonError:
@@ -386,7 +514,7 @@ async def get_person(request: web.Request) -> web.Response:
 
 async def patch_person(request: web.Request) -> web.Response:
     app = _running(request)
-    person_id = request.match_info["person_id"]
+    person_id = _person_id(request)
     body = await _json_body(request)
     label = body.get("label")
     known = body.get("known")
@@ -407,7 +535,7 @@ async def patch_person(request: web.Request) -> web.Response:
 
 async def delete_person(request: web.Request) -> web.Response:
     app = _running(request)
-    person_id = request.match_info["person_id"]
+    person_id = _person_id(request)
     try:
         await app.forget(person_id)
     except UnknownPersonError:
@@ -417,11 +545,13 @@ async def delete_person(request: web.Request) -> web.Response:
 
 async def merge_person(request: web.Request) -> web.Response:
     app = _running(request)
-    keep = request.match_info["person_id"]
+    keep = _person_id(request)
     body = await _json_body(request)
     drop = body.get("from")
     if not isinstance(drop, str) or not drop:
         raise ApiError(400, 'send {"from": "<person id to fold into this one>"}')
+    if not ENTITY_ID.match(drop):
+        raise _unknown_person(drop)
     try:
         person = await app.merge(keep, drop)
     except UnknownPersonError as err:
@@ -443,7 +573,7 @@ async def reset(request: web.Request) -> web.Response:
 
 async def person_thumbnail(request: web.Request) -> web.StreamResponse:
     app = _running(request)
-    person_id = request.match_info["person_id"]
+    person_id = _person_id(request)
     try:
         path = await app.thumbnail(person_id)
     except UnknownPersonError:
@@ -466,7 +596,7 @@ def _jpeg_file(path: Path) -> web.FileResponse:
 
 async def get_visit(request: web.Request) -> web.Response:
     app = _running(request)
-    visit_id = request.match_info["visit_id"]
+    visit_id = _visit_id(request)
     visit = await app.visit(visit_id)
     if visit is None:
         raise ApiError(404, f"unknown visit {visit_id!r}")
@@ -475,7 +605,7 @@ async def get_visit(request: web.Request) -> web.Response:
 
 async def visit_snapshot(request: web.Request) -> web.StreamResponse:
     app = _running(request)
-    visit_id = request.match_info["visit_id"]
+    visit_id = _visit_id(request)
     found = await app.visit_snapshot(visit_id)
     if found is None:
         raise ApiError(404, f"no snapshot for visit {visit_id!r} (unknown or forgotten visit)")

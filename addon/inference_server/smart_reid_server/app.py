@@ -30,6 +30,7 @@ from aiohttp import web
 from . import __version__
 from .config import Settings
 from .crops import extract_crops
+from .decode import BoxBudget
 from .detect import Detector
 from .embed import Embedder
 from .identities import (
@@ -165,6 +166,8 @@ class SmartReidApp:
         self.started_at = time.time()
         self.server_id = ""
         self.latency = LatencyStats()
+        # One frame costs at most detect.max_persons embeddings, however its boxes came in.
+        self.boxes = BoxBudget(max_persons=int(settings.section("detect")["max_persons"]))
         self.cameras = CameraBook(
             settings.cameras, auto_add=bool(settings.raw.get("auto_add_cameras", False))
         )
@@ -313,6 +316,7 @@ class SmartReidApp:
                 max_bytes=self.max_upload_bytes,
                 max_pending_per_camera=int(self.settings.section("queue")["per_camera"]),
                 latency=self.latency,
+                boxes=self.boxes,
             )
             self.ingest.attach(self.publisher)
         await self._start_sources()
@@ -382,7 +386,9 @@ class SmartReidApp:
         self.pipeline = Pipeline(
             detector=self.detector,
             embedder=self.embedder,
-            crops=quality_crops(extract_crops, self.settings.section("quality")),
+            crops=bounded_crops(
+                quality_crops(extract_crops, self.settings.section("quality")), self.boxes
+            ),
             identity_thread=self.identity_thread,
             cameras=self.cameras,
             per_camera=int(queue["per_camera"]),
@@ -414,6 +420,7 @@ class SmartReidApp:
             self.settings,
             self.pipeline,
             subscriber=self.publisher if self.publisher.enabled else None,
+            boxes=self.boxes,
         )
         for camera in getattr(self.sources, "declared_cameras", []):
             self.cameras.add(camera)
@@ -737,7 +744,44 @@ class SmartReidApp:
             "crops_reused_from_track": pipeline.counters.reused if pipeline else 0,
             "mqtt": self.publisher.stats(),
             "ingest": None if self.ingest is None else vars_of(self.ingest.stats),
+            "supplied_boxes": self.boxes.stats(),
+            "sources": {} if self.sources is None else source_stats(self.sources.status()),
         }
+
+
+def source_stats(report: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per source (frigate, edge, stream, folder): what came in and what became of it.
+
+    ``accepted`` is what the pipeline took; ``fetch_errors`` counts pictures that could not be
+    downloaded (Frigate, edge URLs), so an operator can tell a broken source from a quiet one.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for entry in report:
+        name = str(entry["source"])
+        if name in out:  # several streams or folders: number them in order
+            name = f"{name}_{sum(1 for key in out if key.startswith(name))}"
+        out[name] = {**entry, "accepted": entry.get("offered", 0)}
+    return out
+
+
+def bounded_crops(crops: Callable[[Frame, list[Detection]], list[Any]], boxes: BoxBudget) -> Any:
+    """The pipeline's crop step with the per-frame work budget applied to any detections.
+
+    Every ingest path already refuses frames with too many boxes (with a 400 or a log line);
+    this is the last line for any path that forgets to: near-identical boxes become one and at
+    most ``max_persons`` of the best scored are cropped (and so embedded).
+    """
+    from .decode import dedupe_detections
+
+    def run(frame: Frame, detections: list[Detection]) -> list[Any]:
+        if len(detections) > 1:
+            detections = dedupe_detections(detections[: boxes.max_persons * 8])
+            if len(detections) > boxes.max_persons:
+                best = sorted(detections, key=lambda d: -d.score)[: boxes.max_persons]
+                detections = [d for d in detections if d in best]
+        return crops(frame, detections)
+
+    return run
 
 
 def vars_of(obj: Any) -> dict[str, Any]:

@@ -25,6 +25,11 @@ from .ingest.sources import SOURCES_SCHEMA
 
 CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 ENV_PREFIX = "SMART_REID_"
+# Variables with the prefix that are not settings: the config file, and the repository's own
+# scripts (scripts/setup, scripts/test), which must not make the server refuse to start.
+_NOT_SETTINGS = frozenset(
+    {"SMART_REID_CONFIG", "SMART_REID_PYTHON", "SMART_REID_SHARED", "SMART_REID_SKIP_NEWEST_HA"}
+)
 
 
 class ConfigError(ValueError):
@@ -211,6 +216,7 @@ SCHEMA = vol.Schema(
 )
 
 SECRET_KEYS = frozenset({"password", "token"})
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]*@")
 
 
 @dataclass(slots=True)
@@ -243,6 +249,9 @@ class Settings:
                 }
             if isinstance(node, list):
                 return [scrub(v) for v in node]
+            if isinstance(node, str):
+                # rtsp://user:password@camera/...: the password is a secret wherever it sits.
+                return _URL_PASSWORD.sub(r"\1**redacted**@", node)
             return node
 
         return scrub(copy.deepcopy(self.raw))  # type: ignore[no-any-return]
@@ -273,7 +282,7 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     """``SMART_REID_MQTT__HOST=x`` -> ``{"mqtt": {"host": "x"}}``."""
     tree: dict[str, Any] = {}
     for name, text in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in {"SMART_REID_CONFIG", "SMART_REID_PYTHON"}:
+        if not name.startswith(ENV_PREFIX) or name in _NOT_SETTINGS:
             continue
         dotted = name[len(ENV_PREFIX) :].lower().replace("__", ".")
         _set_path(tree, dotted, yaml.safe_load(text) if text != "" else None)
@@ -301,7 +310,11 @@ def validate(data: Mapping[str, Any]) -> Settings:
             problems.append(f"{path}: {error.msg}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     settings = Settings(validated)
-    if settings.section("http")["token"] is None and settings.section("http")["enabled"]:
+    token = settings.section("http")["token"]
+    if token is not None and not token.strip():
+        # An empty token would switch authentication off while passing the check below.
+        raise ConfigError("http.token: must not be empty; remove it or set a real secret")
+    if token is None and settings.section("http")["enabled"]:
         host = settings.section("http")["host"]
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ConfigError(

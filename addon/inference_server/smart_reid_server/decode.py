@@ -11,7 +11,9 @@ from __future__ import annotations
 import io
 import json
 import math
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import cv2
@@ -22,6 +24,11 @@ from PIL import UnidentifiedImageError
 from .types import Box, Detection, Image
 
 MAX_SIDE_PX = 8192
+DEFAULT_MAX_PERSONS = 32
+# Boxes overlapping this much (IoU) are one person sent twice: only the best scored is kept.
+DUPLICATE_IOU = 0.9
+# Lists longer than this many times max_persons are refused before any box is looked at.
+_PARSE_FACTOR = 8
 _ERROR_NAMES = {400: "bad_request", 413: "too_large", 415: "unsupported_media_type"}
 
 
@@ -46,15 +53,23 @@ def _image_size(data: bytes) -> tuple[int, int, str]:
             return int(probe.width), int(probe.height), str(probe.format or "unknown")
     except UnidentifiedImageError:
         raise BadFrameError(415, "payload is not an image; send JPEG or PNG bytes") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise BadFrameError(400, f"image header is corrupt ({err}); re-encode the frame") from None
+    except PILImage.DecompressionBombError as err:
+        raise BadFrameError(
+            413, f"image has too many pixels ({err}); scale it down to at most {MAX_SIDE_PX} px"
+        ) from None
+    except Exception as err:  # Pillow's plugins raise many types on hostile headers
+        raise BadFrameError(
+            400, f"image header is corrupt ({type(err).__name__}); re-encode the frame"
+        ) from None
 
 
 def _pillow_decode(data: bytes) -> Image | None:
     try:
         with PILImage.open(io.BytesIO(data)) as img:
             rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, SyntaxError, ValueError):
+    except Exception:  # any decoder failure on hostile bytes is "corrupt", never a crash
+        return None
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
         return None
     return np.ascontiguousarray(rgb[:, :, ::-1])
 
@@ -80,11 +95,17 @@ def decode_image(data: bytes, *, max_bytes: int, max_side: int = MAX_SIDE_PX) ->
             413,
             f"image is {width}x{height} px, over the {max_side} px per side limit; scale it down",
         )
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
         image = _pillow_decode(data)
-    if image is None:
+    if image is None or image.ndim != 3 or image.shape[0] == 0 or image.shape[1] == 0:
         raise BadFrameError(400, f"{fmt} image is truncated or corrupt; send the complete file")
+    if image.shape[0] > max_side or image.shape[1] > max_side:
+        # The header lied about the size (the decoder is the authority).
+        raise BadFrameError(413, f"image is over the {max_side} px per side limit; scale it down")
     return image.astype(np.uint8, copy=False)
 
 
@@ -123,16 +144,94 @@ def _one_detection(item: Any, index: int, width: int, height: int) -> Detection:
     return Detection(box=box, score=score, track_id=None if track is None else str(track))
 
 
-def parse_detections(raw: Any, width: int, height: int) -> list[Detection]:
-    """Validate boxes supplied with a frame (a JSON list or its text); clip them to the frame."""
+def parse_detections(
+    raw: Any, width: int, height: int, budget: BoxBudget | None = None
+) -> list[Detection]:
+    """Validate boxes supplied with a frame (a JSON list or its text); clip them to the frame.
+
+    Every box costs an embedding, so the list goes through ``budget`` (default: the detector's
+    default ``max_persons``): near-identical boxes become one, and more people than the detector
+    itself would report are refused (400) instead of stalling every camera.
+    """
     if isinstance(raw, str | bytes):
         try:
             raw = json.loads(raw)
-        except ValueError as err:
+        except (ValueError, RecursionError) as err:
             raise BadFrameError(400, f"detections is not valid JSON: {err}") from None
     if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
         raise BadFrameError(400, 'detections must be a JSON list of {"box": [x1, y1, x2, y2]}')
-    return [_one_detection(item, i, width, height) for i, item in enumerate(raw)]
+    budget = budget if budget is not None else BoxBudget()
+    budget.check_count(len(raw))
+    return budget.apply([_one_detection(item, i, width, height) for i, item in enumerate(raw)])
+
+
+def _iou(a: Box, b: Box) -> float:
+    w = min(a.x2, b.x2) - max(a.x1, b.x1)
+    h = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    union = a.area + b.area - inter
+    return inter / union if union > 0 else 0.0
+
+
+def dedupe_detections(
+    detections: Sequence[Detection], iou: float = DUPLICATE_IOU
+) -> list[Detection]:
+    """Drop boxes that overlap a better-scored one by ``iou`` or more; order is kept."""
+    order = sorted(range(len(detections)), key=lambda i: -detections[i].score)
+    kept: list[int] = []
+    for i in order:
+        box = detections[i].box
+        if all(_iou(box, detections[j].box) < iou for j in kept):
+            kept.append(i)
+    return [detections[i] for i in sorted(kept)]
+
+
+@dataclass(slots=True)
+class BoxBudget:
+    """How many supplied boxes one frame may cost, and what was refused (``GET /api/stats``).
+
+    Shared by every source that takes boxes with a frame (HTTP upload, MQTT ingest, edge
+    envelopes); used from executor threads, hence the lock around the counters.
+    """
+
+    max_persons: int = DEFAULT_MAX_PERSONS
+    merged: int = 0  # near-identical boxes folded into another one
+    refused_frames: int = 0  # frames refused for carrying too many people
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def _refuse(self, count: int, what: str) -> BadFrameError:
+        with self._lock:
+            self.refused_frames += 1
+        return BadFrameError(
+            400,
+            f"{count} {what} supplied with one frame, over the limit of {self.max_persons} "
+            "(detect.max_persons); send at most that many people per frame",
+        )
+
+    def check_count(self, count: int) -> None:
+        """Refuse absurd lists before parsing them box by box."""
+        if count > self.max_persons * _PARSE_FACTOR:
+            raise self._refuse(count, "boxes")
+
+    def apply(self, detections: Sequence[Detection]) -> list[Detection]:
+        """Near-identical boxes merged; BadFrameError (400) when more people than allowed."""
+        self.check_count(len(detections))
+        unique = dedupe_detections(detections)
+        if len(unique) < len(detections):
+            with self._lock:
+                self.merged += len(detections) - len(unique)
+        if len(unique) > self.max_persons:
+            raise self._refuse(len(unique), "distinct boxes")
+        return unique
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "max_persons": self.max_persons,
+            "merged": self.merged,
+            "refused_frames": self.refused_frames,
+        }
 
 
 def parse_timestamp(value: Any, default: float) -> float:

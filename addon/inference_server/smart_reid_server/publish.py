@@ -28,6 +28,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from .ingest.sources import QuietLog
+
 _LOGGER = logging.getLogger(__name__)
 
 QOS = 1
@@ -64,6 +66,7 @@ class Publisher:
         self._retained: dict[str, bytes] = {}
         self._pending: deque[_Pending] = deque()
         self._subscriptions: dict[str, MessageHandler] = {}
+        self._quiet = QuietLog(_LOGGER)
         self._unacked: set[int] = set()
         self._connected = False
         self._ever_connected = False
@@ -341,7 +344,11 @@ class Publisher:
                 try:
                     handler(topic, payload)
                 except Exception:
-                    _LOGGER.exception("handler for %s failed", topic)
+                    # Handlers catch their own input errors; this is a bug, logged with its
+                    # traceback, but rate-limited so a flood of messages cannot flood the log.
+                    self._quiet.warning(
+                        f"handler:{topic_filter}", "handler for %s failed", topic, exc_info=True
+                    )
 
 
 def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> None:

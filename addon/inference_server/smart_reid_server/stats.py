@@ -8,6 +8,7 @@ the visit tracker, which knows the visit window.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -19,6 +20,9 @@ import numpy as np
 from .types import Decision
 
 STAGES = ("queue", "decode", "detect", "embed", "match", "publish", "total")
+MAX_AUTO_CAMERAS = 64
+
+_LOGGER = logging.getLogger(__name__)
 
 
 class LatencyStats:
@@ -86,6 +90,7 @@ class CameraBook:
         self._day = today()
         self._drop_times: deque[float] = deque(maxlen=100_000)
         self.on_added: Callable[[str], None] | None = None
+        self._warned_full = False
 
     @property
     def names(self) -> list[str]:
@@ -97,11 +102,29 @@ class CameraBook:
     def get(self, camera: str) -> CameraCounters | None:
         return self._cameras.get(camera)
 
-    def admit(self, camera: str) -> bool:
-        """True when frames from ``camera`` may enter; adds it when auto-adding is on."""
+    def accepts(self, camera: str) -> bool:
+        """Whether frames from ``camera`` would be admitted (without adding it)."""
         if camera in self._cameras:
             return True
-        if not self.auto_add:
+        return self.auto_add and len(self._cameras) < MAX_AUTO_CAMERAS
+
+    def admit(self, camera: str) -> bool:
+        """True when frames from ``camera`` may enter; adds it when auto-adding is on.
+
+        Auto-adding stops at ``MAX_AUTO_CAMERAS`` cameras: whoever can publish on the ingest
+        topic must not be able to grow the camera list (and every state message) without end.
+        """
+        if camera in self._cameras:
+            return True
+        if not self.accepts(camera):
+            if self.auto_add and not self._warned_full:
+                self._warned_full = True
+                _LOGGER.warning(
+                    "auto_add_cameras: already %d cameras; frames from new camera %s are "
+                    "refused (list your cameras in `cameras` instead)",
+                    len(self._cameras),
+                    camera,
+                )
             return False
         self.add(camera)
         return True

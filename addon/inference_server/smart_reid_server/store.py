@@ -14,6 +14,12 @@ when they end; a visit left open by a crash is closed at its ``last_seen`` on th
 "Visitor N" numbers come from a counter that only grows, so N is never reused, even after the
 person is forgotten or the store is reset.
 
+Forgetting erases (docs/security.md): the connection runs with ``secure_delete``, so SQLite
+overwrites deleted rows with zeros instead of leaving them in free space, and after every
+forget, merge, reset or retention purge the write-ahead log is checkpointed and truncated, so no
+older copy of a forgotten person's pages (their embeddings, their id) stays in
+``identities.sqlite3-wal`` either. Their JPEG files are deleted.
+
 Threading: one Store is used from ONE worker thread (the identities executor). The connection is
 opened with ``check_same_thread=False`` only so that thread may be created after the store.
 """
@@ -25,6 +31,7 @@ import json
 import logging
 import math
 import os
+import re
 import sqlite3
 import tempfile
 import time
@@ -42,6 +49,8 @@ THUMBNAILS = "thumbnails"
 SNAPSHOTS = "snapshots"
 SCHEMA_VERSION = 2
 MAX_LABEL_LENGTH = 64
+# What may become an image file name: ids are 12 hex characters; tests use short words.
+_FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class StoreError(RuntimeError):
@@ -245,6 +254,7 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA secure_delete=ON")
             self._depth = 0
             self._migrate()
         except sqlite3.DatabaseError as err:
@@ -258,6 +268,24 @@ class Store:
     # ------------------------------------------------------------- plumbing
     def close(self) -> None:
         self._db.close()
+
+    def erase_deleted(self) -> None:
+        """Move committed pages into the database file and truncate the WAL, so deleted rows
+        (zeroed by ``secure_delete``) leave no older copy behind in the log. No-op inside a
+        transaction: the outermost writer calls it after committing."""
+        if self._depth:
+            return
+        try:
+            busy, _, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.DatabaseError as err:
+            _LOGGER.warning("could not checkpoint %s after deleting data: %s", self.path, err)
+            return
+        if busy:
+            _LOGGER.warning(
+                "could not truncate %s-wal after deleting data (busy); it is retried on the next "
+                "forget and SQLite reuses the log",
+                self.path,
+            )
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -472,6 +500,7 @@ class Store:
         _unlink(self.thumbnails_dir / f"{drop}.jpg")
         if absorbed_visit_id is not None:
             _unlink(self.snapshots_dir / f"{absorbed_visit_id}.jpg")
+        self.erase_deleted()
         return self.require(keep)
 
     def forget(self, person_id: str) -> None:
@@ -498,6 +527,8 @@ class Store:
             _unlink(self.thumbnails_dir / f"{pid}.jpg")
         for visit_id in visit_ids:
             _unlink(self.snapshots_dir / f"{visit_id}.jpg")
+        if gone:
+            self.erase_deleted()
         return gone
 
     def all_person_ids(self) -> list[str]:
@@ -537,6 +568,8 @@ class Store:
             )
         for visit_id in old_visits:
             _unlink(self.snapshots_dir / f"{visit_id}.jpg")
+        if gone or old_visits:
+            self.erase_deleted()
         return gone
 
     # ------------------------------------------------------------- exemplars
@@ -735,14 +768,30 @@ class Store:
         return True
 
     def thumbnail_path(self, person_id: str) -> Path | None:
-        path = self.thumbnails_dir / f"{person_id}.jpg"
-        return path if path.is_file() else None
+        path = _image_path(self.thumbnails_dir, person_id)
+        return path if path is not None and path.is_file() else None
 
     def save_snapshot(self, visit_id: str, jpeg: bytes) -> Path:
-        path = self.snapshots_dir / f"{visit_id}.jpg"
+        path = _image_path(self.snapshots_dir, visit_id)
+        if path is None:
+            raise ValueError(f"visit id {visit_id[:64]!r} cannot name a snapshot file")
         _write_atomically(path, jpeg)
         return path
 
     def snapshot_path(self, visit_id: str) -> Path | None:
-        path = self.snapshots_dir / f"{visit_id}.jpg"
-        return path if path.is_file() else None
+        path = _image_path(self.snapshots_dir, visit_id)
+        return path if path is not None and path.is_file() else None
+
+
+def _image_path(folder: Path, item_id: str) -> Path | None:
+    """``folder/<item_id>.jpg`` if the id is a plain name and the file stays inside ``folder``
+    once links are resolved; None otherwise (an id from a URL must never climb out)."""
+    if not isinstance(item_id, str) or not _FILE_ID.match(item_id):
+        return None
+    path = folder / f"{item_id}.jpg"
+    try:
+        resolved = path.resolve()
+        inside = resolved.parent == folder.resolve()
+    except (OSError, RuntimeError):
+        return None
+    return path if inside else None

@@ -25,7 +25,7 @@ import aiohttp
 import voluptuous as vol
 
 from ..config import CAMERA_NAME
-from ..decode import MAX_SIDE_PX, BadFrameError, decode_image
+from ..decode import MAX_SIDE_PX, BadFrameError, BoxBudget, decode_image
 from ..types import Box, Detection, Frame, Image
 from .sources import (
     BackgroundTasks,
@@ -37,6 +37,7 @@ from .sources import (
     fetch_bytes,
     finite_number,
     offer,
+    url_allowed,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -151,11 +152,14 @@ class Envelope:
     persons: list[Detection]
 
 
-def parse_envelope(payload: bytes, *, max_bytes: int) -> Envelope:
-    """Check an MQTT payload against the envelope; raises ``EnvelopeError`` saying why not."""
+def parse_envelope(payload: bytes, *, max_bytes: int, boxes: BoxBudget | None = None) -> Envelope:
+    """Check an MQTT payload against the envelope; raises ``EnvelopeError`` saying why not.
+
+    Person boxes go through ``boxes`` (near-identical ones merged, at most ``max_persons``).
+    """
     try:
         raw = json.loads(payload)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:
         raise EnvelopeError(f"not JSON: {err}") from None
     if not isinstance(raw, dict):
         raise EnvelopeError("the envelope must be a JSON object")
@@ -169,6 +173,11 @@ def parse_envelope(payload: bytes, *, max_bytes: int) -> Envelope:
         raise EnvelopeError("; ".join(problems)) from None
     frame = data["frame"]
     width, height = frame["width"], frame["height"]
+    budget = boxes if boxes is not None else BoxBudget()
+    try:
+        budget.check_count(len(data["detections"]))
+    except BadFrameError as err:
+        raise EnvelopeError(err.message) from None
     persons: list[Detection] = []
     for index, item in enumerate(data["detections"]):
         if item["class"].lower() != "person":
@@ -186,6 +195,10 @@ def parse_envelope(payload: bytes, *, max_bytes: int) -> Envelope:
                 track_id=item.get("track_id"),
             )
         )
+    try:
+        persons = budget.apply(persons)
+    except BadFrameError as err:
+        raise EnvelopeError(err.message) from None
     jpeg: bytes | None = None
     if "jpeg" in frame:
         text: str = frame["jpeg"]
@@ -238,10 +251,14 @@ class EdgeSource:
         session: aiohttp.ClientSession,
         *,
         topic: str,
+        boxes: BoxBudget | None = None,
     ) -> None:
         self.name = "edge"
         self.topic = topic
-        self.stats = SourceStats(extra={"fetched": 0, "no_person": 0})
+        # received = offered + dropped + rejected + no_person (fetch errors are rejections too).
+        self.stats = SourceStats(extra={"fetched": 0, "no_person": 0, "fetch_errors": 0})
+        self._boxes = boxes if boxes is not None else BoxBudget()
+        self._url_prefixes: list[str] = list(config.get("allowed_url_prefixes") or [])
         self._sink = sink
         self._session = session
         self._max_bytes = int(config.get("max_frame_mb", 10)) * 1024 * 1024
@@ -270,10 +287,21 @@ class EdgeSource:
 
     async def handle(self, topic: str, payload: bytes) -> Frame | None:
         """Check one envelope, get its picture, offer the frame; the frame, or None if dropped."""
+        try:
+            return await self._handle(topic, payload)
+        except asyncio.CancelledError:
+            self.stats.dropped += 1
+            raise
+        except Exception as err:  # a bug or a hostile payload costs one message, never a task
+            self._reject(topic, f"could not be handled ({type(err).__name__}: {err})")
+            return None
+
+    async def _handle(self, topic: str, payload: bytes) -> Frame | None:
         loop = asyncio.get_running_loop()
         try:
             envelope = await loop.run_in_executor(
-                None, lambda: parse_envelope(payload, max_bytes=self._max_bytes)
+                None,
+                lambda: parse_envelope(payload, max_bytes=self._max_bytes, boxes=self._boxes),
             )
         except EnvelopeError as err:
             self._reject(topic, str(err))
@@ -284,6 +312,15 @@ class EdgeSource:
         data = envelope.jpeg
         if data is None:
             assert envelope.url is not None
+            if not url_allowed(envelope.url, self._url_prefixes):
+                self._reject(
+                    topic,
+                    f"frame.url {envelope.url[:200]!r} of {envelope.device} is not under "
+                    "sources.edge.allowed_url_prefixes"
+                    + ("" if self._url_prefixes else " (empty: URL frames are off)")
+                    + "; send the picture inline (frame.jpeg) or allow the device's URL",
+                )
+                return None
             async with self._slots:
                 try:
                     data = await fetch_bytes(
@@ -293,6 +330,7 @@ class EdgeSource:
                         timeout_s=self._timeout_s,
                     )
                 except FetchError as err:
+                    self.stats.extra["fetch_errors"] += 1
                     self._reject(topic, f"frame from {envelope.device}: {err}")
                     return None
             self.stats.extra["fetched"] += 1
@@ -305,6 +343,7 @@ class EdgeSource:
             self._reject(topic, f"frame from {envelope.device}: {err.message}")
             return None
         if self._work.stopped:
+            self.stats.dropped += 1
             return None
         number = envelope.number
         track_ids = [d.track_id for d in envelope.persons if d.track_id is not None]

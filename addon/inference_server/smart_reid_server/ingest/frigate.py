@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import voluptuous as vol
@@ -53,6 +54,17 @@ _QUIET = QuietLog(_LOGGER)
 
 MAX_TRACKED_EVENTS = 1024
 MAX_CONCURRENT_FETCHES = 4
+# Frigate's event ids look like "1763740099.123456-abc123". The id becomes part of the snapshot
+# URL, so anything else (slashes, "..", "?", "#", spaces) is refused, never pasted into a URL.
+EVENT_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9._-]{1,128}$")
+
+
+def _event_id(value: Any) -> str:
+    if not isinstance(value, str) or not EVENT_ID.match(value):
+        raise vol.Invalid(
+            f"event id {str(value)[:80]!r} is not a Frigate event id (letters, digits, . _ -)"
+        )
+    return value
 
 
 def _box(value: Any) -> list[float] | None:
@@ -66,7 +78,7 @@ def _box(value: Any) -> list[float] | None:
 # Only the fields we use are checked; Frigate adds fields between versions.
 _OBJECT = vol.Schema(
     {
-        vol.Required("id"): vol.All(str, vol.Length(min=1)),
+        vol.Required("id"): _event_id,
         vol.Required("camera"): str,
         vol.Required("label"): str,
         vol.Optional("sub_label", default=None): object,
@@ -138,7 +150,18 @@ class FrigateSource:
         self, config: Mapping[str, Any], sink: FrameSink, session: aiohttp.ClientSession
     ) -> None:
         self.name = "frigate"
-        self.stats = SourceStats(extra={"fetched": 0, "skipped_duplicates": 0})
+        # Every message is counted once: received = ignored + skipped_duplicates + rejected
+        # + coalesced + fetch_errors + no_snapshot + offered + dropped.
+        self.stats = SourceStats(
+            extra={
+                "fetched": 0,
+                "skipped_duplicates": 0,
+                "ignored": 0,  # not a person event worth a picture (label, score, zone, end)
+                "coalesced": 0,  # replaced by a newer update of the same event before fetching
+                "fetch_errors": 0,
+                "no_snapshot": 0,  # Frigate had no snapshot (yet): HTTP 404
+            }
+        )
         self._config = config
         self._sink = sink
         self._session = session
@@ -175,11 +198,17 @@ class FrigateSource:
         if self._work.stopped:
             return
         self.stats.received += 1
-        request = self.consider(topic, payload)
+        try:
+            request = self.consider(topic, payload)
+        except Exception as err:  # a hostile payload costs one message, never the subscription
+            self._reject(topic, f"could not be handled ({type(err).__name__}: {err})")
+            return
         if request is None:
             return
         if request.event_id in self._fetching:
             # Frigate serves only its current snapshot: fetch once more after this one ends.
+            if self._waiting.get(request.event_id) is not None:
+                self.stats.extra["coalesced"] += 1
             self._waiting[request.event_id] = request
             return
         self._fetching.add(request.event_id)
@@ -187,45 +216,55 @@ class FrigateSource:
 
     async def _fetch_event(self, request: SnapshotRequest) -> None:
         """One event's downloads, one at a time, so each box meets the snapshot it belongs to."""
+        current: SnapshotRequest | None = request
         try:
-            current: SnapshotRequest | None = request
             while current is not None and not self._work.stopped:
-                await self._fetch_and_offer(current)
+                try:
+                    await self._fetch_and_offer(current)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as err:
+                    self._reject(
+                        "frigate", f"event {current.event_id}: {type(err).__name__}: {err}"
+                    )
                 current = self._waiting.pop(request.event_id, None)
         finally:
+            # Shut down (stopped or cancelled) before these were offered: counted as dropped.
+            self.stats.dropped += int(current is not None)
             self._fetching.discard(request.event_id)
-            self._waiting.pop(request.event_id, None)
+            if self._waiting.pop(request.event_id, None) is not None:
+                self.stats.dropped += 1
 
     def consider(self, topic: str, payload: bytes) -> SnapshotRequest | None:
         """Parse one ``frigate/events`` message; a request when a new snapshot should be fetched."""
         try:
             message = json.loads(payload)
             event = _EVENT(message)
-        except ValueError as err:
-            self._reject(topic, f"not JSON ({err})")
-            return None
         except vol.Invalid as err:
             self._reject(topic, _reason(err))
+            return None
+        except (ValueError, RecursionError) as err:
+            self._reject(topic, f"not JSON ({err})")
             return None
         after: dict[str, Any] = event["after"]
         event_id: str = after["id"]
         if event["type"] == "end":
             self._events.pop(event_id, None)
-            return None
+            return self._ignore()
         if after["label"] != "person" or after["false_positive"]:
-            return None
+            return self._ignore()
         snapshot = after["snapshot"] or {}
         box_values = snapshot.get("box") or after["box"]
         score = snapshot.get("score")
         if score is None:
             score = after["score"] or 0.0
         if box_values is None or score < self._min_score:
-            return None
+            return self._ignore()
         if self._zones and not self._zones.intersection(after["current_zones"] or []):
-            return None
+            return self._ignore()
         camera = self._camera(after["camera"])
         if camera is None:
-            return None
+            return self._ignore()
         key = _snapshot_key(after)
         if self._events.get(event_id) == key:
             self.stats.extra["skipped_duplicates"] += 1
@@ -250,6 +289,11 @@ class FrigateSource:
             timestamp=float(timestamp) if timestamp else 0.0,
             sub_label=after["sub_label"],
         )
+
+    def _ignore(self) -> SnapshotRequest | None:
+        """Not worth a picture: counted, so received always adds up."""
+        self.stats.extra["ignored"] += 1
+        return None
 
     def _remember(self, event_id: str, key: tuple[Any, ...]) -> None:
         self._events[event_id] = key
@@ -285,7 +329,7 @@ class FrigateSource:
         )
 
     async def _fetch_and_offer(self, request: SnapshotRequest) -> None:
-        url = f"{self._url}/api/events/{request.event_id}/snapshot.jpg"
+        url = f"{self._url}/api/events/{quote(request.event_id, safe='')}/snapshot.jpg"
         params = {
             "bbox": "0",
             "timestamp": "0",
@@ -304,8 +348,10 @@ class FrigateSource:
             except FetchError as err:
                 self._forget(request.event_id)
                 if err.status == 404:
+                    self.stats.extra["no_snapshot"] += 1
                     _LOGGER.debug("Frigate has no snapshot yet for %s", request.event_id)
                     return
+                self.stats.extra["fetch_errors"] += 1
                 self._set_down(str(err))
                 return
         self._set_up()
@@ -351,6 +397,7 @@ class FrigateSource:
                 )
             ]
         if self._work.stopped:
+            self.stats.dropped += 1
             return
         offer(self._sink, frame, self.stats)
 

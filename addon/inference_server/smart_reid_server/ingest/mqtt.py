@@ -23,12 +23,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..config import CAMERA_NAME
-from ..decode import BadFrameError, decode_image, parse_detections, parse_timestamp
+from ..decode import BadFrameError, BoxBudget, decode_image, parse_detections, parse_timestamp
 from ..stats import CameraBook, LatencyStats
 from ..types import Frame
 from .sources import QuietLog
 
 _LOGGER = logging.getLogger(__name__)
+MAX_FRAME_ID = 128
 
 
 class _Sink(Protocol):
@@ -41,6 +42,8 @@ class _Subscriber(Protocol):
 
 @dataclass(slots=True)
 class IngestStats:
+    """Every received message ends in exactly one of accepted, rejected or dropped."""
+
     received: int = 0
     accepted: int = 0
     rejected: int = 0
@@ -65,8 +68,10 @@ class MqttIngest:
         max_bytes: int,
         max_pending_per_camera: int = 4,
         latency: LatencyStats | None = None,
+        boxes: BoxBudget | None = None,
     ) -> None:
         self._sink = sink
+        self._boxes = boxes if boxes is not None else BoxBudget()
         self._cameras = cameras
         self.topic_filter = f"{base_topic.rstrip('/')}/ingest/+"
         self._prefix = f"{base_topic.rstrip('/')}/ingest/"
@@ -89,9 +94,11 @@ class MqttIngest:
         if not CAMERA_NAME.match(camera):
             self._reject(camera or topic, "topic does not end in a valid camera name (a-z, 0-9, _)")
             return
-        if camera not in self._cameras and not self._cameras.auto_add:
+        if not self._cameras.accepts(camera):
             self._reject(
-                camera, "unknown camera; add it to `cameras` or set auto_add_cameras: true"
+                camera,
+                "unknown camera; add it to `cameras` or set auto_add_cameras: true"
+                + (" (it is, but the camera limit is reached)" if self._cameras.auto_add else ""),
             )
             return
         backlog = self._backlog.setdefault(camera, deque())
@@ -129,14 +136,29 @@ class MqttIngest:
                 except BadFrameError as err:
                     self._reject(camera, err.message)
                     continue
+                except asyncio.CancelledError:
+                    self.stats.dropped += 1
+                    raise
+                except Exception as err:  # a decoder bug must cost one message, not the camera
+                    self._reject(camera, f"could not be decoded ({type(err).__name__}: {err})")
+                    continue
                 if self._latency is not None:
                     self._latency.record("decode", parsed.decode_ms)
-                if self._sink.offer(parsed.frame):
+                try:
+                    accepted = self._sink.offer(parsed.frame)
+                except Exception:
+                    _LOGGER.exception("the pipeline failed to accept a frame from %s", camera)
+                    accepted = False
+                if accepted:
                     self.stats.accepted += 1
                 else:
                     self.stats.dropped += 1
         finally:
+            # Cancelled (shutdown): what is still waiting is dropped, and counted as such.
+            self.stats.dropped += len(backlog)
+            backlog.clear()
             del self._workers[camera]
+            del self._backlog[camera]
 
     def _parse(self, camera: str, payload: bytes, arrived: float, received: float) -> _Parsed:
         """Executor side: JSON envelope or raw image -> Frame (raises BadFrameError)."""
@@ -152,10 +174,10 @@ class MqttIngest:
         detections = None
         if envelope is not None:
             timestamp = parse_timestamp(envelope.get("timestamp"), arrived)
-            frame_id = str(envelope.get("frame_id") or "")
+            frame_id = str(envelope.get("frame_id") or "")[:MAX_FRAME_ID]
             if "detections" in envelope and envelope["detections"] is not None:
                 detections = parse_detections(
-                    envelope["detections"], int(image.shape[1]), int(image.shape[0])
+                    envelope["detections"], int(image.shape[1]), int(image.shape[0]), self._boxes
                 )
         frame = Frame(
             camera=camera,
@@ -179,7 +201,7 @@ class MqttIngest:
 def _load_envelope(payload: bytes) -> Mapping[str, Any]:
     try:
         envelope = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, RecursionError) as err:
         raise BadFrameError(400, f"payload is not valid JSON ({err})") from None
     if not isinstance(envelope, dict):
         raise BadFrameError(400, 'JSON payload must be an object like {"image": "<base64>"}')

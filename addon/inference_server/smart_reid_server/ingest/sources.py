@@ -19,10 +19,11 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 import paho.mqtt.client as mqtt
@@ -33,6 +34,7 @@ from ..types import Frame
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..decode import BoxBudget
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -166,9 +168,24 @@ def _one_or_many(value: Any) -> Any:
     return [value] if isinstance(value, Mapping) else value
 
 
+def _url_prefix(value: Any) -> str:
+    text = str(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise vol.Invalid(
+            f"{value!r} must be an http:// or https:// URL prefix, e.g. http://jetson:8080/frames/"
+        )
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
+        raise vol.Invalid(f"{value!r}: a URL prefix has no user, password, query or fragment")
+    return text
+
+
 EDGE_SCHEMA = vol.Schema(
     {
         vol.Optional("enabled", default=False): bool,
+        # Where envelopes may point the server for their pictures (frame.url). Empty: URL
+        # frames are refused, only inline base64 pictures are taken (docs/security.md).
+        vol.Optional("allowed_url_prefixes", default=[]): [_url_prefix],
         # None: <mqtt.base_topic>/edge/+ (one sub-topic per device).
         vol.Optional("topic", default=None): vol.Any(None, _topic_filter),
         vol.Optional("max_frame_mb", default=10): vol.All(int, vol.Range(min=1, max=512)),
@@ -193,25 +210,44 @@ SOURCES_SCHEMA = vol.Schema(
 class QuietLog:
     """Logs a recurring problem once per ``every_s`` per key, with how often it was repeated.
 
-    A camera that sends the same bad message ten times a second must not bury the log.
+    A camera that sends the same bad message ten times a second must not bury the log, and
+    neither may one that sends a different bad message every time: beyond ``max_lines`` lines
+    per ``every_s`` in all, further problems are only counted, and the count is reported once
+    the window has passed.
     """
 
-    def __init__(self, logger: logging.Logger, every_s: float = 60.0) -> None:
+    def __init__(self, logger: logging.Logger, every_s: float = 60.0, max_lines: int = 30) -> None:
         self._logger = logger
         self._every_s = every_s
+        self._max_lines = max_lines
         self._last: dict[str, tuple[float, int]] = {}
+        self._window_start = -math.inf
+        self._window_lines = 0
+        self._suppressed = 0
 
-    def warning(self, key: str, message: str, *args: Any) -> None:
+    def warning(self, key: str, message: str, *args: Any, exc_info: bool = False) -> None:
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last[0] < self._every_s:
             self._last[key] = (last[0], last[1] + 1)
             return
+        if now - self._window_start >= self._every_s:
+            if self._suppressed:
+                self._logger.warning(
+                    "%d more problems were not logged in the last %.0f s (log rate limit)",
+                    self._suppressed,
+                    self._every_s,
+                )
+            self._window_start, self._window_lines, self._suppressed = now, 0, 0
+        if self._window_lines >= self._max_lines:
+            self._suppressed += 1
+            return
+        self._window_lines += 1
         repeats = last[1] if last else 0
         if repeats:
             message += " (repeated %d times since the last report)"
             args = (*args, repeats)
-        self._logger.warning(message, *args)
+        self._logger.warning(message, *args, exc_info=exc_info)
         if len(self._last) > 4096:
             self._last.clear()
         self._last[key] = (now, 0)
@@ -285,11 +321,21 @@ async def fetch_bytes(
 ) -> bytes:
     """GET a picture with a time limit and a size limit checked while reading.
 
+    Redirects are never followed (a camera or Frigate that answers with one is misconfigured,
+    and following it would let whoever controls the answer make this server fetch any URL).
     Raises ``FetchError`` with a message naming the URL and the problem.
     """
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     try:
-        async with session.get(url, params=params, timeout=timeout) as response:
+        async with session.get(
+            url, params=params, timeout=timeout, allow_redirects=False
+        ) as response:
+            if 300 <= response.status < 400:
+                raise FetchError(
+                    f"{url} answered a redirect (HTTP {response.status}); redirects are not "
+                    "followed: configure the final URL",
+                    status=response.status,
+                )
             if response.status != 200:
                 raise FetchError(f"{url} answered HTTP {response.status}", status=response.status)
             if response.content_length is not None and response.content_length > max_bytes:
@@ -306,8 +352,40 @@ async def fetch_bytes(
             return b"".join(chunks)
     except TimeoutError:
         raise FetchError(f"{url} did not answer within {timeout_s:g} s") from None
-    except aiohttp.ClientError as err:
+    except (aiohttp.ClientError, ValueError) as err:  # ValueError: a URL yarl cannot parse
         raise FetchError(f"{url} could not be fetched: {err}") from None
+
+
+def _origin(parts: Any) -> tuple[str, str, int]:
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def url_allowed(url: str, prefixes: Sequence[str]) -> bool:
+    """Whether ``url`` lies under one of ``prefixes`` (same scheme, host and port, and a path
+    below the prefix's). URLs with credentials, dot segments or encoded slashes are refused,
+    so a path cannot climb out of the prefix after normalisation."""
+    try:
+        parts = urlsplit(url)
+        origin = _origin(parts)
+    except ValueError:
+        return False
+    if parts.username is not None or parts.password is not None or "\\" in url:
+        return False
+    raw_path = parts.path or "/"
+    lowered = raw_path.lower()
+    if "%2f" in lowered or "%5c" in lowered or "%2e" in lowered:
+        return False
+    if any(segment in (".", "..") for segment in unquote(raw_path).split("/")):
+        return False
+    for prefix in prefixes:
+        allowed = urlsplit(prefix)
+        if _origin(allowed) != origin:
+            continue
+        base = allowed.path or "/"
+        if raw_path == base or raw_path.startswith(base if base.endswith("/") else base + "/"):
+            return True
+    return False
 
 
 class FetchError(Exception):
@@ -344,6 +422,7 @@ class MqttSubscriber:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: mqtt.Client | None = None
         self._warned = False
+        self._quiet = QuietLog(_LOGGER)
         self._unacked: set[int] = set()
         # Set once the broker acknowledged every subscription (messages published after that
         # reach us); cleared while disconnected.
@@ -456,7 +535,13 @@ class MqttSubscriber:
                 try:
                     handler(topic, payload)
                 except Exception:
-                    _LOGGER.exception("%s: handling a message on %s failed", self.name, topic)
+                    self._quiet.warning(
+                        f"handler:{topic_filter}",
+                        "%s: handling a message on %s failed",
+                        self.name,
+                        topic,
+                        exc_info=True,
+                    )
 
 
 # -- start-up --------------------------------------------------------------------------------
@@ -557,14 +642,16 @@ async def start_sources(
     *,
     subscriber: MessageSubscriber | None = None,
     session: aiohttp.ClientSession | None = None,
+    boxes: BoxBudget | None = None,
 ) -> Sources:
     """Start every configured source; they run until ``Sources.stop()``.
 
     ``sink``: the pipeline (``offer(frame) -> bool``, called on the event loop).
     ``subscriber``: the app's MQTT connection (``publish.Publisher``); Frigate and edge sources
     share it unless their section names a broker of its own. ``session``: an aiohttp session
-    to reuse for snapshot fetches (one is made otherwise). A source that cannot start logs why
-    and the others start anyway.
+    to reuse for snapshot fetches (one is made otherwise). ``boxes``: the app's limit on boxes
+    supplied with a frame (edge envelopes). A source that cannot start logs why and the others
+    start anyway.
     """
     from .edge import EdgeSource
     from .folder import FolderSource
@@ -615,7 +702,7 @@ async def start_sources(
         mqtt_link = _subscriber_for(edge_cfg["mqtt"], app_mqtt, subscriber, "edge", running)
         if mqtt_link is not None:
             topic = edge_cfg["topic"] or f"{app_mqtt.get('base_topic', 'smart_reid')}/edge/+"
-            edge = EdgeSource(edge_cfg, sink, running.session, topic=topic)
+            edge = EdgeSource(edge_cfg, sink, running.session, topic=topic, boxes=boxes)
             edge.attach(mqtt_link)
             running.sources.append(edge)
 
