@@ -85,7 +85,8 @@ class Memo:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.boxes: dict[str, list[Detection]] = {}
+        # Plain tuples (x1, y1, x2, y2, score): the cache outlives changes to ``Detection``.
+        self.boxes: dict[str, list[tuple[float, float, float, float, float]]] = {}
         self.vectors: dict[str, npt.NDArray[np.float32]] = {}
         self.changed = False
         if path.is_file():
@@ -118,9 +119,11 @@ class MemoDetector:
         key = _digest(image)
         found = self.memo.boxes.get(key)
         if found is None:
-            found = self.memo.boxes[key] = self.inner.detect(image)
+            found = self.memo.boxes[key] = [
+                (d.box.x1, d.box.y1, d.box.x2, d.box.y2, d.score) for d in self.inner.detect(image)
+            ]
             self.memo.changed = True
-        return list(found)
+        return [Detection(Box(x1, y1, x2, y2), score) for x1, y1, x2, y2, score in found]
 
 
 class MemoEmbedder:
@@ -245,7 +248,7 @@ def replay(
     """Run the server over the video in ``layout``; every decision and presence, in order."""
     columns = LAYOUTS[layout]
     path = video_path(video)
-    memo = Memo(CACHE / f"{Path(video).stem}.pkl")
+    memo = Memo(CACHE / f"{Path(video).stem}.v2.pkl")
     with tempfile.TemporaryDirectory(prefix="realvideo-") as data_dir:
         settings = eval_settings(list(columns), data_dir, overrides)
         clock = [START]
@@ -333,7 +336,7 @@ def _strip_boxes(
                 continue
             cut = Box(max(b.x1, x0) - x0, b.y1, min(b.x2, x1) - x0, b.y2)
             if cut.width >= 4:
-                boxes.append(Detection(cut, d.score))
+                boxes.append((cut.x1, cut.y1, cut.x2, cut.y2, d.score))
         memo.boxes[_digest(strip)] = boxes
 
 

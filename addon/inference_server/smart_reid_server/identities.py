@@ -523,6 +523,8 @@ class Identities:
         for i, state in enumerate(states):
             if state is None:
                 continue
+            if crops[i].detection.weak_link and state.decided:
+                state.check = True  # continued by position alone: this look must agree
             if fresh[i]:
                 look = Look(raw[i], look_weight(crops[i]))
                 if state.decided and good[i] and self._disagrees(camera, state, queries[i], look):

@@ -132,6 +132,7 @@ class CameraTracker:
         self._counter = 0
         self._latest = -math.inf
         self._ended: list[str] = []
+        self._weak: set[int] = set()  # detections of the current update linked by distance
         self._lock = threading.Lock()
 
     @property
@@ -156,7 +157,11 @@ class CameraTracker:
             for index, detection in enumerate(detections):
                 track, is_new = assigned[index]
                 quality = crop_quality(detection, None if sharpness is None else sharpness[index])
-                out.append(self._record(track, detection, timestamp, quality, is_new))
+                out.append(
+                    self._record(
+                        track, detection, timestamp, quality, is_new, weak=index in self._weak
+                    )
+                )
             self._expire_locked(self._latest)
             return out
 
@@ -199,11 +204,14 @@ class CameraTracker:
                     pairs.append((cost, index, t_index))
         pairs.sort()
         used_tracks: set[int] = set()
-        for _cost, index, t_index in pairs:
+        self._weak = set()
+        for cost, index, t_index in pairs:
             if index in assigned or t_index in used_tracks:
                 continue
             assigned[index] = (candidates[t_index], False)
             used_tracks.add(t_index)
+            if cost >= 1.0:  # linked by centre distance, not by overlap
+                self._weak.add(index)
         for index in free:
             if index not in assigned:
                 assigned[index] = (self._new_track(detections[index], timestamp, None), True)
@@ -238,7 +246,14 @@ class CameraTracker:
         return track
 
     def _record(
-        self, track: _Track, detection: Detection, timestamp: float, quality: float, is_new: bool
+        self,
+        track: _Track,
+        detection: Detection,
+        timestamp: float,
+        quality: float,
+        is_new: bool,
+        *,
+        weak: bool = False,
     ) -> TrackedDetection:
         dt = timestamp - track.last_seen
         if track.hits > 0 and dt > 0:
@@ -257,7 +272,8 @@ class CameraTracker:
         if best:
             track.best_quality = quality
         embed = (
-            track.hits <= self.embed_first
+            weak  # a link by position alone: look at the person to be sure
+            or track.hits <= self.embed_first
             or track.since_embed >= self.embed_every
             or (quality > 0 and quality >= track.embedded_quality * self.better_factor)
         )
@@ -265,7 +281,7 @@ class CameraTracker:
             track.since_embed = 0
             track.embedded_quality = max(track.embedded_quality, quality)
         return TrackedDetection(
-            detection=replace(detection, track_id=track.track_id),
+            detection=replace(detection, track_id=track.track_id, weak_link=weak),
             track_id=track.track_id,
             embed=embed,
             best=best,

@@ -63,6 +63,9 @@ class Detection:
     score: float
     label: str = "person"
     track_id: str | None = None  # set by an upstream tracker (edge device, Frigate event id)
+    # Set by our tracker when it continued a track by position alone (the boxes did not
+    # overlap): a weak link, so the identity check looks at this crop (tracklets.py).
+    weak_link: bool = False
 
 
 @dataclass(slots=True)
