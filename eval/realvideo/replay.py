@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 from smart_reid_server.app import SmartReidApp
 from smart_reid_server.config import Settings, load, validate
+from smart_reid_server.demo import video_frames
 from smart_reid_server.detect import Detector
 from smart_reid_server.embed import Embedder
 from smart_reid_server.models.download import ModelManager
@@ -56,22 +56,11 @@ def video_path(name: str) -> Path:
 
 
 def read_frames(path: Path, step: int, limit: int = 0) -> Iterator[tuple[int, float, Image]]:
-    """(frame index, seconds into the video, BGR picture) of every ``step``-th frame."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
+    """(frame index, seconds into the video, BGR picture) of every ``step``-th frame: the
+    demo's reader, which the server's own demo runs."""
+    if not path.is_file():
         raise FileNotFoundError(f"cannot open {path}")
-    fps = capture.get(cv2.CAP_PROP_FPS) or 10.0
-    index = 0
-    try:
-        while limit <= 0 or index < limit:
-            ok, image = capture.read()
-            if not ok:
-                break
-            if index % step == 0:
-                yield index, index / fps, np.ascontiguousarray(image, dtype=np.uint8)
-            index += 1
-    finally:
-        capture.release()
+    return video_frames(path, step, limit)
 
 
 def _digest(image: npt.NDArray[Any]) -> str:

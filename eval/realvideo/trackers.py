@@ -33,6 +33,11 @@ set to 10 fps; ``...:1st`` with the product's track life (no confirmation delay,
 kept 3 s), so that mostly the association differs from the product. Roboflow ``trackers`` still
 give a new track's first box no id (``no id`` column); the product gives every box one.
 
+The library trackers are not dependencies of the product or of ``.[eval]``; install them into the
+environment first (``--no-deps`` keeps OpenCV headless and NumPy 2; all run without torch)::
+
+    .venv/bin/python -m pip install --no-deps trackers==2.6.1 supervision==0.29.1 norfair==2.3.0 \
+        filterpy==1.4.5 deep-sort-realtime==1.3.2 trackeval==1.3.0 rich pydeprecate
     python -m eval.realvideo.trackers             # table -> $TRK_WORK/trackers.{md,json}
     python -m eval.realvideo.trackers --sweep     # also the product settings sweep (tuning half)
 """

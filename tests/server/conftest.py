@@ -36,6 +36,18 @@ def cuhk03_dir(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def plans() -> list[Any]:
+    """Clearly separable real people (``_embeddings.clear_plans``), at least three."""
+    from _embeddings import clear_plans, require_assets
+
+    require_assets()
+    found = clear_plans()
+    if len(found) < 3:
+        pytest.skip("fewer than three clearly separable identities in the embedded data")
+    return list(found)
+
+
+@pytest.fixture(scope="session")
 def video_dir(shared_dir: Path) -> Path:
     return _need(shared_dir / "data" / "video", "test videos")
 

@@ -22,7 +22,6 @@ from _embeddings import (
     UNCERTAIN,
     Plan,
     Sample,
-    clear_plans,
     make_frame,
     require_assets,
     samples,
@@ -59,15 +58,6 @@ def open_identities(data_dir: Path, **overrides: object) -> Identities:
     identities = Identities(Store(data_dir), **settings)  # type: ignore[arg-type]
     identities.load()
     return identities
-
-
-@pytest.fixture(scope="module")
-def plans() -> list[Plan]:
-    require_assets()
-    found = clear_plans()
-    if len(found) < 3:
-        pytest.skip("fewer than three clearly separable identities in the embedded data")
-    return found
 
 
 @pytest.fixture

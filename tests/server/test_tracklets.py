@@ -17,19 +17,15 @@ import numpy as np
 import pytest
 from _embeddings import (
     DIM,
-    MARGIN,
-    MODEL_NAME,
     THRESHOLD,
     Plan,
     Sample,
-    clear_plans,
     make_frame,
-    require_assets,
 )
 from smart_reid_server.identities import Identities, ObserveResult
-from smart_reid_server.store import Store
 from smart_reid_server.tracklets import TrackSettings, at_edge, overlapped
 from smart_reid_server.types import Box, Crop, Frame
+from test_identities import open_identities as open_plain
 
 T0 = 1_763_740_000.0
 STEP = 0.2  # five frames a second
@@ -37,30 +33,7 @@ STEP = 0.2  # five frames a second
 
 def open_identities(data_dir: Path, **tracks: object) -> Identities:
     settings = TrackSettings(**{"split_threshold": 0.5, **tracks})  # type: ignore[arg-type]
-    identities = Identities(
-        Store(data_dir),
-        model_name=MODEL_NAME,
-        dim=DIM,
-        threshold=THRESHOLD,
-        uncertain_margin=MARGIN,
-        max_exemplars=8,
-        exemplar_min_distance=0.08,
-        window_s=60.0,
-        retention_days=30,
-        tracks=settings,
-        presence_s=3.0,
-    )
-    identities.load()
-    return identities
-
-
-@pytest.fixture(scope="module")
-def plans() -> list[Plan]:
-    require_assets()
-    found = clear_plans()
-    if len(found) < 3:
-        pytest.skip("fewer than three clearly separable identities in the embedded data")
-    return found
+    return open_plain(data_dir, tracks=settings, presence_s=3.0)
 
 
 @pytest.fixture
@@ -211,7 +184,7 @@ def test_tracks_crossing_keep_their_people_when_the_tracker_swaps(
     p_id = next(pid for pid, d in who.items() if d.box.x1 < 50)
     q_id = next(pid for pid in who if pid != p_id)
     # They cross: the boxes overlap, and afterwards the tracker has swapped their ids.
-    frame, crops, _ = make_frame("front", t, [p.view_a[0], q.view_a[0]], quality_ok=True)
+    _frame, crops, _ = make_frame("front", t, [p.view_a[0], q.view_a[0]], quality_ok=True)
     a, b = (c.detection.box for c in crops)
     shift = (b.x1 - a.x1) * 0.6
     crossing = [a, Box(b.x1 - shift, b.y1, b.x2 - shift, b.y2)]

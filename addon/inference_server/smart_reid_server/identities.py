@@ -470,10 +470,12 @@ class Identities:
             raise
         if book is not None:
             book.drop_stale(timestamp)
+            # Fresh looks for tracks still pending, doubted, or to be checked once their crops
+            # are good again (a poor crop, overlapped or cut off, would check nothing).
             out.look_again = {
                 s.track_id
-                for s in plan.states
-                if s is not None and (not s.decided or s.check or s.suspects)
+                for s, good in zip(plan.states, plan.good, strict=True)
+                if s is not None and (not s.decided or s.suspects or (s.check and good))
             }
         return out
 

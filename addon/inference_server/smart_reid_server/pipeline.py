@@ -42,6 +42,7 @@ _LOGGER = logging.getLogger(__name__)
 T = TypeVar("T")
 
 EXPIRE_EVERY_S = 1.0
+LOOK_WAIT_S = 30.0  # how long a frame waits for the earlier frame's embedding it reuses
 # A camera whose latest frame was matched within this long is "streaming": time is its frames'.
 FRAME_CLOCK_IDLE_S = 2.0
 PURGE_EVERY_S = 3600.0
@@ -99,15 +100,20 @@ class _Job:
     queued_at: float
     previous_match: asyncio.Future[None] | None = None
     match_done: asyncio.Future[None] | None = None
+    seq: int = 0  # the frame's number on its camera
+    previous_track: asyncio.Future[None] | None = None
+    track_done: asyncio.Future[None] | None = None
+    feedback: asyncio.Future[None] | None = None  # the match of the frame two before
 
 
 @dataclass(slots=True)
 class _Look:
-    """One embedding of a track's crop, reused for its next crops unless the matcher asks for
-    a fresh look (set on the identity thread when the frame is matched)."""
+    """One embedding of a track's crop, reused for the track's next crops. Made when the frame
+    is tracked (so which look a later frame reuses never depends on timing) and filled when
+    the crop is embedded."""
 
-    vector: npt.NDArray[np.float32]
-    look_again: bool = False  # do not reuse: embed the track's next crop
+    vector: npt.NDArray[np.float32] | None = None
+    ready: threading.Event = field(default_factory=threading.Event)
 
 
 # Per crop of a tracked frame: its look, and whether the look was taken for this very crop.
@@ -177,6 +183,11 @@ class Pipeline:
         self._queues: dict[str, deque[_Job]] = {}
         self._order: deque[str] = deque()
         self._match_tail: dict[str, asyncio.Future[None]] = {}
+        self._track_tail: dict[str, asyncio.Future[None]] = {}
+        self._recent_matches: dict[str, deque[asyncio.Future[None]]] = {}
+        self._seq: dict[str, int] = {}
+        # (camera, track) -> {frame number: whether the matcher asked for a fresh look}
+        self._look_again: dict[tuple[str, str], dict[int, bool]] = {}
         # camera -> (latest frame time matched, the server's clock then): the frame clock
         self._frame_clock: dict[str, tuple[float, float]] = {}
         self._wakeup = asyncio.Event()
@@ -300,9 +311,16 @@ class Pipeline:
             if queue:
                 job = queue.popleft()
                 loop = asyncio.get_running_loop()
+                job.seq = self._seq[camera] = self._seq.get(camera, 0) + 1
                 job.previous_match = self._match_tail.get(camera)
                 job.match_done = loop.create_future()
                 self._match_tail[camera] = job.match_done
+                job.previous_track = self._track_tail.get(camera)
+                job.track_done = loop.create_future()
+                self._track_tail[camera] = job.track_done
+                recent = self._recent_matches.setdefault(camera, deque(maxlen=2))
+                job.feedback = recent[0] if len(recent) == 2 else None
+                recent.append(job.match_done)
                 return job
         return None
 
@@ -320,9 +338,12 @@ class Pipeline:
                 await self._run(job)
             finally:
                 self.counters.in_flight -= 1
+                _release_track(job)
                 _release(job)
                 if self._match_tail.get(job.frame.camera) is job.match_done:
                     del self._match_tail[job.frame.camera]
+                if self._track_tail.get(job.frame.camera) is job.track_done:
+                    del self._track_tail[job.frame.camera]
 
                 if not self.counters.in_flight and not any(self._queues.values()):
                     self._idle.set()
@@ -334,22 +355,30 @@ class Pipeline:
         latency = {"queue": (started - job.queued_at) * 1000.0}
         try:
             detections, crops, timings = await loop.run_in_executor(self._cpu, self._detect, frame)
-            # Tracking decides which crops to embed, from what the camera's previous frame
-            # taught (which tracks are still undecided, which need a fresh look), so a camera's
-            # frames are tracked, embedded and matched in arrival order; detection of later
-            # frames goes on meanwhile. The same input always gives the same decisions.
-            if job.previous_match is not None:
-                await asyncio.shield(job.previous_match)
+            # A camera's frames are tracked in arrival order, and tracking decides which crops
+            # to embed from what the matcher said about the frame two before (which tracks are
+            # still undecided or being checked): a fixed point, whatever the timing, so the same
+            # input always gives the same decisions, while a frame's embedding still overlaps
+            # the previous frame's embedding and matching.
+            try:
+                if job.previous_track is not None:
+                    await asyncio.shield(job.previous_track)
+                if job.feedback is not None:
+                    await asyncio.shield(job.feedback)
+                crops, looks_plan = self._track(frame, detections, crops, job.seq)
+            finally:
+                _release_track(job)
             t0 = time.monotonic()
-            crops, todo, cached = self._track(frame, detections, crops)
             vectors, looks = await loop.run_in_executor(
-                self._cpu, self._embed_selected, frame, crops, todo, cached
+                self._cpu, self._embed_selected, crops, looks_plan
             )
             timings["embed"] += (time.monotonic() - t0) * 1000.0
             latency.update(timings)
+            if job.previous_match is not None:
+                await asyncio.shield(job.previous_match)
             t0 = time.monotonic()
             observed, extra = await self.identity_thread.call(
-                self._observe, frame, crops, vectors, looks
+                self._observe, frame, crops, vectors, looks, job.seq
             )
             latency["match"] = (time.monotonic() - t0) * 1000.0
             latest = self._frame_clock.get(frame.camera, (frame.timestamp, 0.0))[0]
@@ -408,15 +437,16 @@ class Pipeline:
         return detections, crops, {"detect": detect_ms, "embed": (time.monotonic() - t1) * 1000.0}
 
     def _track(
-        self, frame: Frame, detections: list[Detection], crops: list[Crop]
-    ) -> tuple[list[Crop], list[int] | None, list[_Look | None]]:
-        """Link the crops to their camera's tracks (frames of one camera in order); which
-        crops to embed (None: all, untracked) and the looks that may be reused."""
+        self, frame: Frame, detections: list[Detection], crops: list[Crop], seq: int
+    ) -> tuple[list[Crop], Looks | None]:
+        """Link the crops to their camera's tracks (frames of one camera in order) and plan each
+        crop's look: a new one to embed, or the track's last one to reuse (None: embed every
+        crop, the frame is not tracked)."""
         # Track only what is known to be video: our own detections, or boxes an upstream tracker
         # already linked. Uploaded boxes without ids may be unrelated stills of anyone.
         trackable = frame.detections is None or all(d.track_id for d in detections)
         if self.tracks is None or not trackable or not crops:
-            return crops, None, []
+            return crops, None
         tracked = self.tracks.update(
             frame.camera,
             [c.detection for c in crops],
@@ -424,43 +454,56 @@ class Pipeline:
             sharpness=[c.quality.sharpness for c in crops],
         )
         crops = [Crop(t.detection, c.image, c.quality) for c, t in zip(crops, tracked, strict=True)]
-        keys = [(frame.camera, t.track_id) for t in tracked]
+        plan: Looks = []
         with self._track_lock:
-            cached = [self._track_looks.get(key) for key in keys]
-        todo = [
-            i
-            for i, (t, look) in enumerate(zip(tracked, cached, strict=True))
-            if t.embed or look is None or look.look_again
-        ]
-        return crops, todo, cached
+            for t in tracked:
+                key = (frame.camera, t.track_id)
+                look = self._track_looks.get(key)
+                asked = self._look_again.get(key, {})
+                told = [n for n in asked if n <= seq - 2]
+                again = asked[max(told)] if told else False
+                if t.embed or look is None or again:
+                    look = self._track_looks[key] = _Look()
+                    plan.append((look, True))
+                else:
+                    plan.append((look, False))
+        return crops, plan
 
     def _embed_selected(
-        self, frame: Frame, crops: list[Crop], todo: list[int] | None, cached: list[_Look | None]
+        self, crops: list[Crop], plan: Looks | None
     ) -> tuple[npt.NDArray[np.float32], Looks | None]:
-        """Vectors for ``crops``: every crop (``todo`` None), or those in ``todo`` with the
-        other crops reusing their track's last look."""
+        """Vectors for ``crops``: every crop (no plan), or the planned new looks embedded and
+        the others taken from their track's earlier look (waiting for it if that frame is
+        still being embedded)."""
         if not crops:
             return np.zeros((0, 0), np.float32), None
-        if todo is None:
+        if plan is None:
             self.counters.embedded += len(crops)
             return self.embedder.embed([c.image for c in crops]), None
-        fresh = self.embedder.embed([crops[i].image for i in todo]) if todo else None
-        looks: list[tuple[_Look, bool] | None] = [
-            None if look is None else (look, False) for look in cached
-        ]
-        if fresh is not None:
-            with self._track_lock:
+        todo = [i for i, (_, fresh) in enumerate(plan) if fresh]
+        try:
+            if todo:
+                vectors = self.embedder.embed([crops[i].image for i in todo])
                 for j, i in enumerate(todo):
-                    look = _Look(fresh[j])
-                    looks[i] = (look, True)
-                    track_id = crops[i].detection.track_id
-                    assert track_id is not None
-                    self._track_looks[(frame.camera, track_id)] = look
+                    plan[i][0].vector = vectors[j]
+        finally:
+            for i in todo:
+                plan[i][0].ready.set()
+        out: Looks = []
+        for i, (look, fresh) in enumerate(plan):
+            if not fresh and (not look.ready.wait(LOOK_WAIT_S) or look.vector is None):
+                # The earlier frame's embedding failed (or is stuck): look afresh.
+                look = _Look(self.embedder.embed([crops[i].image])[0])
+                look.ready.set()
+                fresh = True
+                todo.append(i)
+            out.append((look, fresh))
         self.counters.embedded += len(todo)
         self.counters.reused += len(crops) - len(todo)
-        done = [item for item in looks if item is not None]
-        vectors = np.stack([look.vector for look, _ in done]).astype(np.float32, copy=False)
-        return vectors, done
+        rows = [look.vector for look, _ in out if look.vector is not None]
+        assert len(rows) == len(out)
+        vectors_out = np.stack(rows).astype(np.float32, copy=False)
+        return vectors_out, out
 
     async def _forget_tracks(self, now: float) -> None:
         if self.tracks is None:
@@ -470,6 +513,7 @@ class Pipeline:
             with self._track_lock:
                 for key in ended:
                     self._track_looks.pop(key, None)
+                    self._look_again.pop(key, None)
             await self.identity_thread.call(_end_tracks, ended)
 
     def _observe(
@@ -479,6 +523,7 @@ class Pipeline:
         crops: list[Crop],
         vectors: npt.NDArray[np.float32],
         looks: Looks | None = None,
+        seq: int = 0,
     ) -> tuple[Any, Any]:
         """On the identity thread: match and update visits, then let the app read states."""
         fresh = None if looks is None else [is_fresh for _, is_fresh in looks]
@@ -486,8 +531,14 @@ class Pipeline:
         if looks is not None:
             again: set[str] = getattr(observed, "look_again", set())
             with self._track_lock:
-                for crop, (look, _) in zip(crops, looks, strict=True):
-                    look.look_again = crop.detection.track_id in again
+                for crop in crops:
+                    track_id = crop.detection.track_id
+                    if track_id is None:
+                        continue
+                    asked = self._look_again.setdefault((frame.camera, track_id), {})
+                    asked[seq] = track_id in again
+                    for old in [n for n in asked if n < seq - 4]:
+                        del asked[old]
         extra = self.after_observe(identities, observed, frame) if self.after_observe else None
         return observed, extra
 
@@ -568,6 +619,23 @@ def _release(job: _Job) -> None:
     if done is None or done.done():
         return
     previous = job.previous_match
+    if previous is None or previous.done():
+        done.set_result(None)
+    else:
+
+        def follow(_: asyncio.Future[None]) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        previous.add_done_callback(follow)
+
+
+def _release_track(job: _Job) -> None:
+    """Let the camera's next frame into the tracker, never before this one's predecessor."""
+    done = job.track_done
+    if done is None or done.done():
+        return
+    previous = job.previous_track
     if previous is None or previous.done():
         done.set_result(None)
     else:
