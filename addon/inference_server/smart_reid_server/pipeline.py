@@ -615,36 +615,29 @@ def _end_tracks(identities: Any, keys: list[tuple[str, str]]) -> None:
 
 def _release(job: _Job) -> None:
     """Let the camera's next frame into the matcher, but never before this one's predecessor."""
-    done = job.match_done
-    if done is None or done.done():
-        return
-    previous = job.previous_match
-    if previous is None or previous.done():
-        done.set_result(None)
-    else:
-
-        def follow(_: asyncio.Future[None]) -> None:
-            if not done.done():
-                done.set_result(None)
-
-        previous.add_done_callback(follow)
+    _release_after(job.match_done, job.previous_match)
 
 
 def _release_track(job: _Job) -> None:
     """Let the camera's next frame into the tracker, never before this one's predecessor."""
-    done = job.track_done
+    _release_after(job.track_done, job.previous_track)
+
+
+def _release_after(
+    done: asyncio.Future[None] | None, previous: asyncio.Future[None] | None
+) -> None:
+    """Resolve ``done`` now, or as soon as ``previous`` is resolved."""
     if done is None or done.done():
         return
-    previous = job.previous_track
     if previous is None or previous.done():
         done.set_result(None)
-    else:
+        return
 
-        def follow(_: asyncio.Future[None]) -> None:
-            if not done.done():
-                done.set_result(None)
+    def follow(_: asyncio.Future[None]) -> None:
+        if not done.done():
+            done.set_result(None)
 
-        previous.add_done_callback(follow)
+    previous.add_done_callback(follow)
 
 
 def _consume_exception(future: asyncio.Future[Any]) -> None:
