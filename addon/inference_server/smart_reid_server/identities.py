@@ -946,16 +946,14 @@ class Identities:
         self.store.record_sighting(person_id, camera, timestamp)
         teaches = Matcher.teaches(result) or (state is not None and state.created)
         if (
-            not created
+            index is not None
+            and not created
             and fresh_row
             and crop.quality.ok
             and teaches
-            and (state is None or plan.good[index])  # type: ignore[index]
+            and (state is None or plan.good[index])
             and self._learn(
-                person_id,
-                (plan.queries[index], plan.raw[index]),
-                camera,
-                timestamp,  # type: ignore[index]
+                person_id, (plan.queries[index], plan.raw[index]), camera, timestamp
             )
         ):
             out.changed_person_ids.add(person_id)
