@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 from smart_reid_server.app import SmartReidApp
 from smart_reid_server.publish import Publisher
@@ -438,3 +439,61 @@ async def test_identities_deleted_by_retention_disappear_from_mqtt(
         assert not late.on(topic)
     finally:
         await app.stop()
+
+
+async def test_an_automatic_merge_clears_the_duplicate_then_announces_it(
+    tmp_path: Path,
+    models_dir: Path,
+    cuhk03_dir: Path,
+    mosquitto_broker: tuple[str, int],
+    mqtt_collector: Callable[..., Any],
+) -> None:
+    """What Home Assistant sees of an automatic merge (``Identities`` decides it; see
+    test_tracklets): the duplicate's retained state is cleared, then ``events/merged`` names
+    both, and the kept person's state is current. The merge itself is asked of the identity
+    thread here, where a track's repair would make it."""
+    from smart_reid_server.identities import MergeEvent, ObserveResult
+    from smart_reid_server.pipeline import FrameResult
+    from smart_reid_server.types import Frame
+
+    _, port = mosquitto_broker
+    watcher = mqtt_collector("127.0.0.1", port, "sr_app/#")
+    async with running_app(_app_settings(tmp_path, models_dir, port)) as app:
+        base = app.http_url()
+        now = time.time()
+        kept = (await _post(base, "front", cuhk(cuhk03_dir, "0011_00"), now))["decisions"][0]
+        picker = CuhkPicker(cuhk03_dir, app.embedder)
+        stranger = picker.stranger(["0011_00"], below=app.uncertain_threshold - 0.1)
+        # Past the first visit's window, so the gallery decides: a new identity, as a track
+        # that looked like nobody would have made.
+        dup = (await _post(base, "back", cuhk(cuhk03_dir, stranger), now + 120))["decisions"][0]
+        assert dup["person_id"] != kept["person_id"]
+        await watcher.await_for(f"sr_app/person/{dup['person_id']}/state")
+        frame = Frame("back", np.zeros((8, 8, 3), np.uint8), now + 121)
+
+        def repair(identities: Any) -> Any:
+            identities.merge(kept["person_id"], dup["person_id"])
+            merge = MergeEvent(
+                kept=kept["person_id"],
+                dropped=dup["person_id"],
+                visit_id=kept["visit_id"],
+                dropped_visit_id=dup["visit_id"],
+                similarity=0.7,
+                camera="back",
+                timestamp=now + 121,
+            )
+            return app._after_observe(identities, ObserveResult([], merges=[merge]), frame)
+
+        assert app.identity_thread is not None
+        view = await app.identity_thread.call(repair)
+        await app._on_result(FrameResult(frame, [], [], [], [], {}, view))
+        (event,) = await watcher.await_for("sr_app/events/merged")
+        payload = event.json()
+        assert payload["person_id"] == kept["person_id"]
+        assert payload["merged_person_id"] == dup["person_id"]
+        assert payload["merged_visit_id"] == dup["visit_id"]
+        cleared = watcher.on(f"sr_app/person/{dup['person_id']}/state", lambda m: m.payload == b"")
+        assert cleared and cleared[0].at <= event.at, "the duplicate is gone before the event"
+        assert app.publisher.retained(f"person/{dup['person_id']}/state") is None
+        person = await app.person(kept["person_id"])
+        assert "back" in person["cameras"]
