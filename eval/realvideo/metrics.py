@@ -128,7 +128,7 @@ def score(
     labels: Labels,
     *,
     window_s: float = 60.0,
-    presence_s: float = 5.0,
+    presence_s: float = 2.0,
     frames: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Every figure of the module docstring for one run (optionally only frames [a, b))."""

@@ -273,3 +273,16 @@ def test_presence_is_what_the_cameras_see_now(ids: Identities, plans: list[Plan]
     assert ids.camera_presence("front", T0 + 3.5) == []
     assert ids.presence(T0 + 3.5) == []
     assert ids.visits.is_active(decision.person_id, T0 + 3.5)
+
+
+def test_a_camera_sending_stills_keeps_its_people_present_between_them(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """Snapshots every 10 s: someone still standing there must not flicker out between two."""
+    p = plans[0]
+    for i in range(3):
+        (decision,) = see(ids, "door", T0 + 10 * i, [(p.view_a[0], "1")]).decisions
+    assert ids.presence_window("door") >= 25.0
+    assert ids.camera_presence("door", T0 + 25) == [decision.person_id]
+    assert ids.presence(T0 + 25) == [decision.person_id]
+    assert ids.camera_presence("door", T0 + 20 + 35) == []

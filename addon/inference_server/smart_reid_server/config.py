@@ -175,7 +175,7 @@ SCHEMA = vol.Schema(
         },
         vol.Optional("visits", default={}): {
             vol.Optional("window_s", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),
-            vol.Optional("presence_s", default=5.0): vol.All(
+            vol.Optional("presence_s", default=2.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.5, max=3600.0)
             ),
         },

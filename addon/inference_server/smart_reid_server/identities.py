@@ -91,7 +91,9 @@ __all__ = [
 ]
 
 _LOGGER = logging.getLogger(__name__)
-MEANS_SAVE_S = 10.0  # how often the per-camera centering means are written to the store
+MEANS_SAVE_S = 10.0
+PRESENCE_FRAME_GAPS = 3.0  # a camera's presence window is at least this many frame intervals
+MAX_PRESENCE_GAP_S = 60.0  # how often the per-camera centering means are written to the store
 
 DAY_S = 86400.0
 THUMBNAIL_JPEG_QUALITY = 90
@@ -326,6 +328,8 @@ class Identities:
         self.tracks = TrackBook(tracks) if tracks is not None and tracks.enabled else None
         # People seen in one frame of one camera together (never one person), by person.
         self._together: dict[str, set[str]] = {}
+        self._last_frame: dict[str, float] = {}  # camera -> latest frame time
+        self._frame_gap: dict[str, float] = {}  # camera -> running mean frame interval
         # Per-camera centring (``match.camera_centering``): every query is centred with its
         # camera's running mean before both tiers, and what is learnt from it (exemplars, visit
         # bank) is stored centred, with the camera's mean at that moment.
@@ -453,6 +457,7 @@ class Identities:
         is_fresh = [True] * len(crops) if fresh is None else [bool(f) for f in fresh]
         if len(is_fresh) != len(crops):
             raise ValueError(f"{len(crops)} crops but {len(is_fresh)} fresh flags")
+        self._note_frame(camera, timestamp)
         book = self.tracks
         video = book.continuous(camera, timestamp) if book is not None else False
         if not len(crops) and not video:
@@ -480,6 +485,17 @@ class Identities:
         return out
 
     # ------------------------------------------------------------- per-frame steps
+    def _note_frame(self, camera: str, timestamp: float) -> None:
+        """Keep a running mean of the camera's frame interval (for its presence window)."""
+        previous = self._last_frame.get(camera)
+        self._last_frame[camera] = max(timestamp, previous or timestamp)
+        if previous is None:
+            self._frame_gap.setdefault(camera, 0.0)
+            return
+        gap = min(max(timestamp - previous, 0.0), MAX_PRESENCE_GAP_S)
+        mean = self._frame_gap.get(camera, 0.0)
+        self._frame_gap[camera] = gap if mean == 0.0 else 0.8 * mean + 0.2 * gap
+
     def _plan(
         self,
         camera: str,
@@ -1185,28 +1201,32 @@ class Identities:
             label=person.label, known=person.known, thumbnail_url=self._thumbnail_url(person)
         )
 
+    def presence_window(self, camera: str) -> float:
+        """How long someone counts as present on ``camera`` after being seen there:
+        ``visits.presence_s``, or a few of the camera's frame intervals when its frames come
+        further apart (snapshots), so presence does not flicker between two frames."""
+        gap = self._frame_gap.get(camera, 0.0)
+        return max(self.visits.presence_s, PRESENCE_FRAME_GAPS * gap)
+
     def camera_presence(self, camera: str, now: float | None = None) -> list[str]:
-        """Person ids seen on ``camera`` within ``visits.presence_s``, most recent first."""
-        return self.visits.present_on(camera, now)
+        """Person ids seen on ``camera`` within its presence window, most recent first."""
+        return self.visits.present_on(camera, now, self.presence_window(camera))
 
     def camera_unidentified(self, camera: str, now: float | None = None) -> int:
-        """People in view on ``camera`` (within ``visits.presence_s``) whose track is still
+        """People in view on ``camera`` (within its presence window) whose track is still
         gathering evidence: present, but not yet anyone."""
         if self.tracks is None:
             return 0
         now = self.visits.latest_timestamp if now is None else now
-        return self.tracks.unidentified(camera, now, self.visits.presence_s)
+        return self.tracks.unidentified(camera, now, self.presence_window(camera))
 
     def unidentified(self, now: float | None = None) -> int:
         """``camera_unidentified`` over every camera."""
-        if self.tracks is None:
-            return 0
-        now = self.visits.latest_timestamp if now is None else now
-        return self.tracks.unidentified(None, now, self.visits.presence_s)
+        return sum(self.camera_unidentified(camera, now) for camera in self._frame_gap)
 
     def presence(self, now: float | None = None) -> list[str]:
-        """Person ids seen on any camera within ``visits.presence_s``, most recent first."""
-        return self.visits.present(now)
+        """Person ids seen on any camera within that camera's presence window."""
+        return self.visits.present(now, {c: self.presence_window(c) for c in self._frame_gap})
 
     def thumbnail_path(self, person_id: str) -> Path | None:
         self.store.require(person_id)

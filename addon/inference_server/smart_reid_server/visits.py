@@ -196,25 +196,34 @@ class VisitTracker:
         """An active visit, or one that ended recently."""
         return self._by_id.get(visit_id) or self._ended.get(visit_id)
 
-    def present_on(self, camera: str, now: float | None = None) -> list[str]:
-        """Person ids seen on ``camera`` within ``presence_s`` before ``now`` (default: latest
-        frame), most recent first."""
+    def present_on(
+        self, camera: str, now: float | None = None, within_s: float | None = None
+    ) -> list[str]:
+        """Person ids seen on ``camera`` within ``within_s`` (default ``presence_s``) before
+        ``now`` (default: latest frame), most recent first."""
         now = self.latest_timestamp if now is None else now
+        window = self.presence_s if within_s is None else within_s
         present = [
             (seen, v.person_id)
             for v in self._active.values()
-            if (seen := v.camera_last_seen.get(camera)) is not None
-            and now - seen < self.presence_s
+            if (seen := v.camera_last_seen.get(camera)) is not None and now - seen < window
         ]
         return [pid for _, pid in sorted(present, reverse=True)]
 
-    def present(self, now: float | None = None) -> list[str]:
-        """Person ids seen on any camera within ``presence_s`` before ``now``, most recent first."""
+    def present(
+        self, now: float | None = None, windows: Mapping[str, float] | None = None
+    ) -> list[str]:
+        """Person ids seen on any camera within that camera's window (``windows``, default
+        ``presence_s``) before ``now``, most recent first."""
         now = self.latest_timestamp if now is None else now
+        windows = windows or {}
         present = [
             (v.last_seen, v.person_id)
             for v in self._active.values()
-            if now - v.last_seen < self.presence_s
+            if any(
+                now - seen < windows.get(camera, self.presence_s)
+                for camera, seen in v.camera_last_seen.items()
+            )
         ]
         return [pid for _, pid in sorted(present, reverse=True)]
 
