@@ -728,7 +728,7 @@ class Identities:
             self._keep_thumbnail(decision.person_id, crop, out)
             if in_sight:
                 self._keep_snapshot(decision, crop, observation, frame, out)
-        people = [d.person_id for d in out.decisions if d.camera == camera]
+        people = [d.person_id for _, d, _, in_sight in observations if in_sight]
         for person_id in people:
             self._together.setdefault(person_id, set()).update(p for p in people if p != person_id)
 
