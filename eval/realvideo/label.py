@@ -35,6 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 import numpy.typing as npt
+from smart_reid_server.demo import video_frames
 
 from eval.data import shared_dir
 
@@ -67,21 +68,11 @@ def video_path() -> Path:
 
 
 def sampled_frames(path: Path, step: int = STEP) -> Iterator[tuple[int, Image]]:
-    """(frame index, BGR image) of every ``step``-th frame, decoded with cv2.VideoCapture."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
+    """(frame index, BGR image) of every ``step``-th frame: the server's demo reader."""
+    if not path.is_file():
         raise SystemExit(f"{path}: cannot be opened")
-    index = 0
-    try:
-        while True:
-            ok, image = capture.read()
-            if not ok:
-                return
-            if index % step == 0:
-                yield index, np.asarray(image, dtype=np.uint8)
-            index += 1
-    finally:
-        capture.release()
+    for index, _seconds, image in video_frames(path, step, 0):
+        yield index, image
 
 
 # ----------------------------------------------------------------------------------- detection

@@ -185,9 +185,9 @@ def score(
             identities_of[o].add(s.person_id)
             people_of[s.person_id][o] += 1
     impure = []
-    for person_id, counts in people_of.items():
-        total = sum(counts.values())
-        ranked = counts.most_common()
+    for person_id, held in people_of.items():
+        total = sum(held.values())
+        ranked = held.most_common()
         if len(ranked) > 1 and ranked[1][1] > 0.05 * total:
             impure.append({"identity": person_id, "people": dict(ranked)})
     labelled = sum(sum(c.values()) for c in people_of.values())

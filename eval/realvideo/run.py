@@ -62,7 +62,7 @@ def evaluate(
     out: dict[str, Any] = {"walk_bike_sample": {}, "vtest": {}, "overrides": overrides or {}}
     for layout in layouts:
         run = replay("walk_bike_sample.mp4", layout, step=step, overrides=overrides)
-        figures = {
+        figures: dict[str, Any] = {
             "whole": score(run, labels),
             "tuning": score(run, labels, frames=TUNING),
             "held_out": score(run, labels, frames=HELD_OUT),
