@@ -399,6 +399,7 @@ def http_case(rng: random.Random, corpus: Corpus) -> HttpCase:
             "/api/cameras",
             "/api/%ff%fe",
             "/api/persons/" + "a/" * 50,
+            f"/?camera={weird(rng)}",  # the status page (HTML), with a query it ignores
         ]
     )
     return HttpCase(rng.choice(["GET", "GET", "GET", "HEAD", "PUT"]), path, headers, None)

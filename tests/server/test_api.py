@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pytest
 import pytest_asyncio
+from smart_reid_server import __version__
 from smart_reid_server.app import SmartReidApp
 from smart_reid_server.match import CENTERED_THRESHOLDS
 
@@ -164,6 +165,7 @@ async def test_one_person_on_two_cameras_is_one_new_person_then_matched(
     assert b["new_person"] is False and b["match"] == "matched"
     assert b["similarity"] >= app.threshold
     assert b["visit_cameras"] == ["front", "back"] and b["first_camera"] == "front"
+    assert second["frame_id"] is None and b["frame_id"] is None, "no frame_id sent: null"
 
     status, third = await upload(
         session, server.base, "front", server.image(stranger), timestamp=now + 3
@@ -285,8 +287,9 @@ async def test_raw_jpeg_body_with_query_camera_runs_the_detector(
 
 
 async def test_upload_errors_use_contract_codes_and_say_what_to_do(
-    server: Server, session: aiohttp.ClientSession
+    server: Server, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="smart_reid_server.api")
     jpeg = server.image("0004_00")
     cases: list[tuple[str, dict[str, Any], int, str]] = [
         ("no camera", {"camera": ""}, 400, "camera is missing"),
@@ -295,6 +298,8 @@ async def test_upload_errors_use_contract_codes_and_say_what_to_do(
         ("not an image", {"data": b"hello world"}, 415, "not an image"),
         ("truncated", {"data": jpeg[: len(jpeg) // 2]}, 400, "truncated"),
         ("box outside", {"detections": [{"box": [900, 900, 950, 990]}]}, 400, "detections[0]"),
+        # 9 % of the box in the picture: refused rather than clipped into a sliver of a person.
+        ("box mostly outside", {"detections": [{"box": [-100, 0, 10, 50]}]}, 400, "mostly"),
         ("bad timestamp", {"timestamp": "noon"}, 400, "Unix seconds"),
     ]
     for name, change, code, words in cases:
@@ -310,6 +315,16 @@ async def test_upload_errors_use_contract_codes_and_say_what_to_do(
             assert response.status == code, (name, body)
             assert words in body["message"], (name, body)
             assert body["error"]
+        # Each refusal is one log line with its status, camera and reason (no image bytes).
+        logged = [r.getMessage() for r in caplog.records if r.name == "smart_reid_server.api"]
+        assert len(logged) == 1, (name, logged)
+        line = logged[0]
+        assert line.startswith(f"frame upload refused: status={code} error={body['error']}")
+        # The camera as given, with spaces and control characters shown as "?" (one line).
+        shown = change.get("camera", "front").replace(" ", "?") or "-"
+        assert f"camera={shown} " in line and words in line
+        assert "\\x" not in line and "JFIF" not in line
+        caplog.clear()
 
 
 async def test_oversized_and_wrongly_typed_uploads_are_refused(
@@ -424,6 +439,26 @@ async def test_forget_deletes_the_person_and_their_thumbnail(
     assert status == 404
     async with session.delete(f"{server.base}/api/persons/{person_id}") as response:
         assert response.status == 404
+
+
+async def test_a_person_seen_only_in_poor_crops_advertises_no_picture(
+    server: Server, session: aiohttp.ClientSession
+) -> None:
+    """Too small for the quality gates (min_height_px 50 here): identified, but no picture, so
+    Home Assistant makes no image entity instead of one that shows a broken image."""
+    # A training-split person: no other test of this module shows them.
+    name = sorted(p.stem for p in (server.cuhk03_dir / "train").glob("*_00.jpg"))[-1]
+    crop = jpeg_image(cuhk(server.cuhk03_dir, name, split="train"))
+    tiny = cv2.imencode(".jpg", cv2.resize(crop, (crop.shape[1] * 40 // crop.shape[0], 40)))[1]
+    status, body = await upload(session, server.base, "back", tiny.tobytes())
+    assert status == 200, body
+    (decision,) = body["decisions"]
+    assert decision["quality_ok"] is False and decision["thumbnail_url"] is None
+    person_id = decision["person_id"]
+    status, person = await _get(session, f"{server.base}/api/persons/{person_id}")
+    assert status == 200 and person["thumbnail_url"] is None
+    status, error = await _get(session, f"{server.base}/api/persons/{person_id}/thumbnail.jpg")
+    assert status == 404 and "no thumbnail yet" in error["message"]
 
 
 async def test_merge_folds_one_identity_into_another(
@@ -584,3 +619,59 @@ async def test_public_url_is_announced_as_configured(tmp_path: Path, models_dir:
         http={"host": "0.0.0.0", "token": TOKEN, "public_url": "http://nas.lan:8756/"},
     )
     assert SmartReidApp(settings).http_url() == "http://nas.lan:8756"
+
+
+async def test_the_status_page_at_the_root_is_public_and_tells_no_secrets(
+    server: Server, session: aiohttp.ClientSession
+) -> None:
+    """Home Assistant's "Visit" link opens ``/`` in a browser, which has no token."""
+    status, _ = await upload(session, server.base, "front", server.image("0012_00"))
+    assert status == 200
+    async with aiohttp.ClientSession() as browser, browser.get(f"{server.base}/") as response:
+        assert response.status == 200
+        assert response.content_type == "text/html" and response.charset == "utf-8"
+        csp = response.headers["Content-Security-Policy"]
+        assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        page = await response.text()
+    info = server.app.info()
+    assert f"<title>Smart ReID {__version__}</title>" in page
+    assert ">ready<" in page or ">degraded<" in page
+    for role in ("detector", "reid"):
+        model = info["models"][role]
+        assert f"{model['name']} ({model['runtime']}, device {model['device']})" in page
+    # With a token, camera names (possibly "bedroom") are for token holders only.
+    assert f"<td>{len(info['cameras'])} (names need the API token)</td>" in page
+    assert not any(f">{camera}<" in page or f"{camera}," in page for camera in info["cameras"])
+    assert TOKEN not in page
+    assert "https://github.com/smart-reid/smart-reid/blob/main/docs/server.md" in page
+    persons = (await _get(session, f"{server.base}/api/persons"))[1]["persons"]
+    assert persons, "people exist; none of them may show here"
+    assert not any(p["person_id"] in page or p["label"] in page for p in persons)
+    # The JSON API is as it was: still token-only, still JSON errors.
+    async with aiohttp.ClientSession() as browser:
+        status, body = await _get(browser, f"{server.base}/api/info")
+        assert status == 401 and body["error"] == "unauthorized"
+    status, body = await _get(session, f"{server.base}/index.html")
+    assert status == 404 and body["error"] == "not_found"
+
+
+async def test_the_status_page_escapes_what_it_shows(tmp_path: Path, models_dir: Path) -> None:
+    """A value from the configuration (here a broker name in a health reason) is shown as
+    text, never as markup; without a token the camera names are listed."""
+    settings = settings_for(
+        tmp_path,
+        models_dir,
+        http={"port": 0},
+        mqtt={"enabled": True, "host": "<b>broker</b>", "port": 1},
+    )
+    async with (
+        running_app(settings) as app,
+        aiohttp.ClientSession() as browser,
+        browser.get(f"{app.http_url()}/") as response,
+    ):
+        assert response.status == 200
+        page = await response.text()
+    assert "&lt;b&gt;broker&lt;/b&gt;" in page and "<b>broker" not in page
+    assert ">degraded<" in page
+    assert f"<td>{', '.join(app.cameras.names)}</td>" in page

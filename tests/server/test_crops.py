@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
@@ -17,10 +18,12 @@ from smart_reid_server.crops import (
     TOO_SHORT,
     extract_crops,
     sharpness,
+    thumbnail_score,
 )
 from smart_reid_server.detect import Detector
 from smart_reid_server.models import ModelManager, get_spec
-from smart_reid_server.types import Box, Detection, Frame, Image
+from smart_reid_server.tracklets import at_edge, overlapped
+from smart_reid_server.types import Box, Crop, Detection, Frame, Image
 
 QUALITY = config.validate({}).section("quality")  # the shipped defaults
 
@@ -166,3 +169,45 @@ def test_gates_follow_the_configuration(frame: Image, people: list[Detection]) -
         "min_sharpness": 0.0,
     }
     assert all(c.quality.ok for c in extract_crops(Frame("front", frame, 0.0), people, lenient))
+
+
+def test_thumbnail_score_prefers_a_whole_clear_person(
+    frame: Image, people: list[Detection]
+) -> None:
+    """On real detections: the picture a person gets is the one that shows them best."""
+    height, width = frame.shape[:2]
+    crops = extract_crops(Frame("front", frame, 0.0), people, QUALITY)
+    tallest = crops[0]
+    assert tallest.quality.ok
+    best = thumbnail_score(tallest, width, height)
+    assert 0.0 < best <= 1.0
+    box = tallest.detection.box
+    # The same pixels, worse circumstances: each costs a good part of the score.
+    cut = Crop(
+        dataclasses.replace(tallest.detection, box=Box(0.0, box.y1, box.width, box.y2)),
+        tallest.image,
+        tallest.quality,
+    )
+    assert thumbnail_score(cut, width, height) < 0.5 * best, "touching the border: cut off"
+    assert thumbnail_score(tallest, width, height, overlapped=True) < 0.5 * best
+    unsure = Crop(dataclasses.replace(tallest.detection, score=0.5), tallest.image, tallest.quality)
+    assert thumbnail_score(unsure, width, height) < best
+    # A squat box: the person's upper half and as much again of what stands beside them.
+    half = box.width / 2
+    top = Box(box.x1 - half, box.y1, box.x2 + half, box.y1 + 2 * box.width)
+    squat = extract_crops(Frame("front", frame, 0.0), [Detection(top, people[0].score)], QUALITY)
+    assert squat[0].quality.ok, "it passes the gates: only the ranking keeps it out"
+    assert thumbnail_score(squat[0], width, height) < 0.5 * best
+    # A crop that failed the quality gates is never a picture.
+    failed = [c for c in crops if not c.quality.ok]
+    assert failed, "frame 199 has people too small for the gates"
+    assert all(thumbnail_score(c, width, height) == 0.0 for c in failed)
+    # Among the real people of the frame, the one kept is a whole person clear of the border.
+    boxes = [c.detection.box for c in crops]
+    over = overlapped(boxes)
+    chosen = max(
+        range(len(crops)),
+        key=lambda i: thumbnail_score(crops[i], width, height, overlapped=over[i]),
+    )
+    assert crops[chosen].quality.ok and not over[chosen]
+    assert not at_edge(boxes[chosen], width, height)

@@ -108,6 +108,11 @@ def test_supplied_boxes_are_clipped_to_the_frame_and_keep_score_and_track() -> N
     assert second.score == 1.0 and second.track_id is None
 
 
+def test_a_box_half_inside_the_frame_is_clipped_and_kept() -> None:
+    (half,) = parse_detections([{"box": [-50, 0, 50, 50]}], width=100, height=50)
+    assert half.box.as_list() == [0.0, 0.0, 50.0, 50.0]
+
+
 def test_boxes_arrive_as_json_text_from_form_fields() -> None:
     detections = parse_detections('[{"box": [0, 0, 10, 20]}]', width=30, height=30)
     assert [d.box.as_list() for d in detections] == [[0.0, 0.0, 10.0, 20.0]]
@@ -121,6 +126,7 @@ def test_boxes_arrive_as_json_text_from_form_fields() -> None:
         ([{"box": [0, 0, 10, 10]}, {"box": [5, 5, 2, 9]}], "detections[1].box"),
         ([{"box": [0, 0, "a", 10]}], "must be a number"),
         ([{"box": [200, 0, 300, 10]}], "outside the 100x50 frame"),
+        ([{"box": [-90, 0, 10, 50]}], "lies mostly outside the 100x50 frame (10% of it inside"),
         ([{"box": [0, 0, 10, 10], "score": 3}], "score must be between 0 and 1"),
         ([{"box": [0, 0, float("nan"), 10]}], "finite"),
         ({"box": [0, 0, 1, 1]}, "must be a JSON list"),

@@ -210,6 +210,7 @@ async def test_malformed_envelopes_are_rejected_with_a_reason(
         (broken(lambda m: m["detections"][0].update(box=[370, 150, 300, 400])), "x2 > x1"),
         (broken(lambda m: m["detections"][0].update(confidence=1.7)), "confidence"),
         (broken(lambda m: m["detections"][0].update(box=[900, 600, 950, 700])), "outside the 768x576"),
+        (broken(lambda m: m["detections"][0].update(box=[700, 100, 900, 300])), "mostly outside"),
         (broken(lambda m: m["frame"].update(jpeg=base64.b64encode(b"hello").decode())), "not an image"),
         (
             json.dumps(envelope(url=f"{http.url}/frames/missing.jpg")).encode(),

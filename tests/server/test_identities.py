@@ -27,6 +27,7 @@ from _embeddings import (
     samples,
     uncertain_plan,
 )
+from smart_reid_server.crops import sharpness
 from smart_reid_server.identities import (
     ActiveTierConfig,
     Identities,
@@ -36,7 +37,7 @@ from smart_reid_server.identities import (
     VisitEventReason,
 )
 from smart_reid_server.store import DB_NAME, Store
-from smart_reid_server.types import MatchStatus
+from smart_reid_server.types import Box, Crop, Detection, Frame, MatchStatus, QualityReport
 
 WINDOW = 60.0
 T0 = 1_763_740_000.0
@@ -642,3 +643,105 @@ def test_search_finds_people_and_re_ranks_only_with_enough_exemplars(tmp_path: P
     empty = open_identities(tmp_path / "empty")
     assert empty.search(queries[0][1].vector) == ([], False)
     empty.close()
+
+
+def _sign(height: int, width: int) -> np.ndarray:
+    """A street sign: lines of black lettering on a white plate (drawn: the data sets hold
+    people, not street furniture)."""
+    sign = np.full((height, width, 3), 250, dtype=np.uint8)
+    words = ("NO PARKING", "MON-SAT", "8-18h", "TOW AWAY", "ZONE")
+    for row, y in enumerate(range(12, height - 2, 12)):
+        text = words[row % len(words)]
+        cv2.putText(sign, text, (3, y), cv2.FONT_HERSHEY_SIMPLEX, 0.38, (0, 0, 0), 1)
+    return sign
+
+
+def _observe_crop(
+    ids: Identities, t: float, sample: Sample, image: np.ndarray, box: Box, score: float
+) -> ObserveResult:
+    """One frame showing ``image`` at ``box`` (embedded as ``sample``: the same person)."""
+    canvas = np.full((480, 640, 3), 96, dtype=np.uint8)
+    x1, y1 = int(box.x1), int(box.y1)
+    canvas[y1 : y1 + image.shape[0], x1 : x1 + image.shape[1]] = image
+    sharp = sharpness(image)
+    crop = Crop(Detection(box, score), image, QualityReport(sharp >= 20.0, sharp, ()))
+    frame = Frame(camera="front", image=canvas, timestamp=t)
+    return ids.observe("front", t, [crop], sample.vector[None, :], frame)
+
+
+def _thumbnail_shape(ids: Identities, person_id: str) -> tuple[int, ...]:
+    path = ids.thumbnail_path(person_id)
+    assert path is not None
+    picture = cv2.imread(str(path))
+    assert picture is not None
+    return tuple(picture.shape)
+
+
+def test_the_thumbnail_is_the_persons_best_crop_not_the_sharpest_box(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """Real CUHK03 crops of one person. A person's picture is the crop that shows
+    them best (whole, upright, confidently detected, not cut by the border), replaced only by
+    a clearly better one and not more than once in ``THUMBNAIL_INTERVAL_S``."""
+    p = plans[0]
+    person = min(p.view_a, key=lambda s: sharpness(s.image))
+    h, w = person.image.shape[:2]
+    # First look: the whole person, detected with modest confidence.
+    first = _observe_crop(ids, T0, person, person.image, Box(200, 100, 200 + w, 100 + h), 0.55)
+    (arrival,) = first.decisions
+    pid = arrival.person_id
+    assert _thumbnail_shape(ids, pid) == person.image.shape
+    # Two seconds later the person comes closer and is detected surely: a clearly better
+    # crop, but the picture changed just now (at most once in THUMBNAIL_INTERVAL_S).
+    bigger = cv2.resize(person.image, (w * 3 // 2, h * 3 // 2))
+    bh, bw = bigger.shape[:2]
+    near = Box(300, 20, 300 + bw, 20 + bh)
+    assert _observe_crop(ids, T0 + 2, person, bigger, near, 0.92).decisions[0].person_id == pid
+    assert _thumbnail_shape(ids, pid) == person.image.shape, "rate-limited"
+    # A box at the picture's edge that is mostly a sign beside the person's shoulders: far
+    # sharper than the person (the old rule, sharpness alone, took it), squat, cut off.
+    signpost = np.hstack([person.image[: h // 2], _sign(h // 2, 2 * w)])
+    assert sharpness(signpost) > sharpness(person.image), "the premise: a sharper box"
+    sign_box = Box(0, 100, signpost.shape[1], 100 + signpost.shape[0])
+    (seen,) = _observe_crop(ids, T0 + 11, person, signpost, sign_box, 0.9).decisions
+    assert seen.person_id == pid
+    assert _thumbnail_shape(ids, pid) == person.image.shape, "not replaced by the signpost"
+    # The near, sure crop again, past the interval: taken.
+    result = _observe_crop(ids, T0 + 12, person, bigger, near, 0.92)
+    assert _thumbnail_shape(ids, pid) == bigger.shape and pid in result.changed_person_ids
+    record = ids.store.require(pid)
+    assert record.thumbnail_score is not None and 0.0 < record.thumbnail_score <= 1.0
+    # Much later a barely better one (0.95 instead of 0.92) is not worth a change.
+    later = _observe_crop(ids, T0 + 40, person, bigger, near, 0.95)
+    assert pid not in later.changed_person_ids
+    assert ids.store.require(pid).thumbnail_score == record.thumbnail_score
+
+
+def test_someone_stepping_in_from_the_border_gets_their_whole_picture_at_once(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """The first usable crop of a person walking in is often cut by the picture's edge; the
+    whole person a second later is much better and replaces it without waiting."""
+    p = plans[1]
+    person = p.view_a[0]
+    h, w = person.image.shape[:2]
+    (arrival,) = _observe_crop(ids, T0, person, person.image, Box(0, 50, w, 50 + h), 0.9).decisions
+    pid = arrival.person_id
+    cut_score = ids.store.require(pid).thumbnail_score
+    assert cut_score is not None and _thumbnail_shape(ids, pid) == person.image.shape
+    whole = person.image[:, :-1]  # one column narrower: tells the two pictures apart
+    result = _observe_crop(ids, T0 + 1, person, whole, Box(200, 50, 200 + w - 1, 50 + h), 0.9)
+    assert pid in result.changed_person_ids
+    assert _thumbnail_shape(ids, pid) == whole.shape
+    assert (ids.store.require(pid).thumbnail_score or 0.0) >= 2 * cut_score
+
+
+def test_a_picture_removed_from_disk_is_no_longer_advertised(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    (a,) = walk_past_front(ids, plans[0], T0).decisions
+    path = ids.thumbnail_path(a.person_id)
+    assert path is not None and ids.person(a.person_id).thumbnail_url is not None
+    path.unlink()  # a folder cleaned by hand, a failed disk
+    assert ids.person(a.person_id).thumbnail_url is None
+    assert ids.thumbnail_path(a.person_id) is None

@@ -231,3 +231,31 @@ def test_a_person_on_a_visit_is_never_given_to_a_second_crop_by_the_gallery(
     assert [r.person_id for r in results].count("p") == 1, "two crops in one frame: two people"
     other = next(r for r in results if r.person_id != "p")
     assert other.status is MatchStatus.NEW and other.person_id is None
+
+
+def test_a_new_decision_reports_its_best_similarity_to_anyone_in_the_gallery(
+    people: dict[int, list[Sample]],
+) -> None:
+    # The only person in the gallery is on a visit: tier 1 rules them out for a stranger and
+    # tier 2 searches the rest of the gallery (nobody). The stranger's `new` decision still
+    # says how close the nearest person came, as the contract promises, not 0.0.
+    p, q = clear_plans()[:2]
+    gallery = gallery_of(("p", p.view_a))
+    matcher = Matcher(gallery, THRESHOLD, MARGIN)
+    tier = ActiveTier(ActiveTierConfig(), gallery, THRESHOLD, 60.0, model=MODEL_NAME)
+    query = q.view_b.vector[None, :]
+    found = tier.candidates(query, "front", T0 + 30, [_on_visit("p", "front", T0)])
+    (stranger,) = matcher.match_two_tier(query, found, tier.threshold)
+    closest = max(float(s.vector @ q.view_b.vector) for s in p.view_a)
+    assert stranger.status is MatchStatus.NEW and stranger.person_id is None
+    assert stranger.similarity == pytest.approx(closest, abs=2e-3)
+    assert stranger.similarity != 0.0
+    # Two crops of one frame: the one that loses the person to the other is new, and its
+    # similarity is still its best to anyone (the person the other crop took).
+    first, second = p.view_a[0], p.view_a[1]
+    both = Matcher(gallery_of(("p", [first])), THRESHOLD, MARGIN).match_many(
+        np.stack([first.vector, second.vector])
+    )
+    loser = next(r for r in both if r.person_id is None)
+    assert loser.status is MatchStatus.NEW
+    assert loser.similarity == pytest.approx(float(first.vector @ second.vector), abs=2e-3)

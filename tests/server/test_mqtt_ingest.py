@@ -176,7 +176,9 @@ async def test_bad_payloads_are_logged_once_and_dropped_and_the_server_keeps_wor
         ("front", b'{"image": "%%%"}', "not valid base64"),
         ("front", b"{not json", "not valid JSON"),
         ("front", {"frame_id": "x"}, 'needs "image"'),
-        ("front", {"image": _b64(crop), "detections": [{"box": [500, 500, 600, 700]}]}, "outside"),
+        ("front", {"image": _b64(crop), "detections": [{"box": [500, 500, 600, 700]}]}, "lies outside"),
+        # Three quarters of the box left of the picture: refused, not clipped into a sliver.
+        ("front", {"image": _b64(crop), "detections": [{"box": [-60, 0, 20, 100]}]}, "mostly outside"),
         ("front", {"image": _b64(crop), "timestamp": "soon"}, "Unix seconds"),
         ("garage", {"image": _b64(crop)}, "unknown camera"),
     ]
@@ -194,4 +196,32 @@ async def test_bad_payloads_are_logged_once_and_dropped_and_the_server_keeps_wor
         hits = [line for line in lines if words in line and f"camera {camera}" in line]
         assert len(hits) == 1, (words, lines)
     assert server.ingest.stats.rejected == len(bad) + 5
+    assert server.health()[0] == "ready"
+
+
+async def test_frames_on_other_ingest_topics_are_logged_not_lost(
+    server: SmartReidApp,
+    sender: Sender,
+    cuhk03_dir: Path,
+    mosquitto_broker: tuple[str, int],
+    mqtt_collector: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A camera script publishing one level too deep (or on ``ingest`` itself) hears why."""
+    await _connected(server)
+    caplog.set_level(logging.WARNING, logger="smart_reid_server.ingest.mqtt")
+    events = mqtt_collector(*mosquitto_broker, f"{BASE}/events/#")
+    crop = cuhk(cuhk03_dir, "0008_00")
+    assert server.ingest is not None
+    for topic in (f"{BASE}/ingest/front/raw", f"{BASE}/ingest", f"{BASE}/ingest/back/x/y"):
+        sender.client.publish(topic, crop, qos=1).wait_for_publish(5)
+    # One client's QoS 1 messages arrive in order: once this frame is decided, the others
+    # were handled.
+    sender.send("front", {"image": _b64(crop), "detections": full_box(crop)})
+    await events.await_for(f"{BASE}/events/new_person")
+    lines = [r.getMessage() for r in caplog.records if "not an ingest topic" in r.getMessage()]
+    # One line for the first; the others are the same mistake within the minute (rate limit).
+    assert len(lines) == 1, lines
+    assert f"{BASE}/ingest/front/raw" in lines[0] and f"{BASE}/ingest/<camera>" in lines[0]
+    assert server.ingest.stats.rejected == 3 and server.ingest.stats.received == 4
     assert server.health()[0] == "ready"

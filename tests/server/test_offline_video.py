@@ -75,3 +75,35 @@ async def test_offline_video_is_decided_the_same_twice(
     assert first, "people were decided"
     assert sum(new for *_, new in first) >= 2
     assert first == second
+
+
+async def test_labels_agree_with_the_published_thresholds_on_real_video(
+    tmp_path: Path, models_dir: Path, video_dir: Path
+) -> None:
+    """What docs/contract.md says a label means, checked on every decision of real video:
+    ``matched`` at or above ``info.settings.match_threshold``; ``uncertain`` in the band above
+    ``uncertain_threshold``, or below it only for a sighting the active tier gave to someone
+    already on a visit (never a new visit; ``candidate_id`` names them); ``new`` starts an
+    identity, and says how close the nearest person in the gallery came."""
+    frames = read_frames(video_dir / "vtest.avi", 200)
+    settings = settings_for(
+        tmp_path, models_dir, http={"enabled": False}, queue={"workers": 2, "per_camera": 8}
+    )
+    decisions = []
+    async with running_app(settings) as app:
+        assert app.pipeline is not None
+        threshold, uncertain = app.threshold, app.uncertain_threshold
+        for index, image in enumerate(frames):
+            frame = Frame(
+                camera="front", image=image, timestamp=T0 + index / 10.0, source="demo"
+            )
+            decisions += (await app.pipeline.submit(frame)).decisions
+    labels = {d.match.value for d in decisions}
+    assert {"matched", "new"} <= labels, labels
+    news = [d for d in decisions if d.match.value == "new"]
+    assert any(d.similarity != 0.0 for d in news[1:]), "a new person beside others is compared"
+    for d in decisions:
+        if d.match.value == "matched":
+            assert d.similarity >= threshold - 1e-6, d
+        elif d.match.value == "uncertain" and d.similarity < uncertain - 1e-6:
+            assert not d.new_person and d.candidate_id == d.person_id, d

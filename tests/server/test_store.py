@@ -138,6 +138,39 @@ def test_only_a_better_thumbnail_replaces_the_stored_one(store: Store) -> None:
         store.save_thumbnail("nobody", jpeg(1), 1.0)
 
 
+def test_a_person_whose_picture_is_gone_no_longer_claims_one(tmp_path: Path) -> None:
+    """A restored database or a hand-cleaned folder: no thumbnail URL that answers 404."""
+    store = Store(tmp_path)
+    store.create_person("a", T0)
+    store.create_person("b", T0)
+    store.save_thumbnail("a", jpeg(10), 0.5)
+    store.save_thumbnail("b", jpeg(20), 0.5)
+    store.close()
+    (tmp_path / "thumbnails" / "a.jpg").unlink()
+    reopened = Store(tmp_path)
+    assert reopened.require("a").thumbnail_score is None and reopened.thumbnail_path("a") is None
+    assert reopened.require("b").thumbnail_score == 0.5
+    assert reopened.save_thumbnail("a", jpeg(30), 0.1), "the next good crop is kept at once"
+    reopened.close()
+
+
+def test_pictures_ranked_by_sharpness_give_way_to_the_next_good_crop(tmp_path: Path) -> None:
+    """Schema 3 ranks thumbnails on a 0-1 scale; an older sharpness score (hundreds) must not
+    keep its picture forever: it is kept, ranked lowest."""
+    store = Store(tmp_path)
+    store.create_person("a", T0)
+    store.save_thumbnail("a", jpeg(10), 480.0)
+    store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("UPDATE schema_version SET version = 2")
+    db.commit()
+    db.close()
+    upgraded = Store(tmp_path)
+    assert upgraded.require("a").thumbnail_score == 0.0 and upgraded.thumbnail_path("a")
+    assert upgraded.save_thumbnail("a", jpeg(200), 0.3)
+    upgraded.close()
+
+
 def test_forget_removes_every_trace(store: Store) -> None:
     store.create_person("a", T0)
     store.add_exemplar(1, "a", unit(1), MODEL, T0)

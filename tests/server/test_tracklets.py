@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from _embeddings import (
@@ -286,3 +287,40 @@ def test_a_camera_sending_stills_keeps_its_people_present_between_them(
     assert ids.camera_presence("door", T0 + 25) == [decision.person_id]
     assert ids.presence(T0 + 25) == [decision.person_id]
     assert ids.camera_presence("door", T0 + 20 + 35) == []
+
+
+def test_a_thumbnail_is_a_crop_that_looks_like_the_person(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """A track's look that is mostly something else (here: half another real person, as a
+    box around someone standing behind a sign or beside a stranger would be) stays the track's
+    person, but is not taken as their picture, however big and sure the box; the person's own
+    look of the same size is."""
+    p, q = plans[0], plans[1]
+    start_video(ids, "front", T0 - STEP)
+    small = [
+        dataclasses.replace(
+            s, image=cv2.resize(s.image, (s.image.shape[1] // 2, s.image.shape[0] // 2))
+        )
+        for s in p.view_a[:3]
+    ]
+    results = [see(ids, "front", T0 + i * STEP, [(s, "1")]) for i, s in enumerate(small)]
+    (first,) = results[2].decisions
+    pid = first.person_id
+    kept = ids.store.require(pid).thumbnail_score
+    assert kept is not None
+    t = T0 + 3 * STEP
+    while t < T0 + 12:  # the person stays in view, as small as before: nothing changes
+        see(ids, "front", t, [(small[0], "1")], fresh=[False])
+        t += 1.0
+    blend = p.view_a[0].vector * 0.3 + q.view_a[0].vector
+    mostly_else = dataclasses.replace(
+        p.view_a[0], vector=(blend / np.linalg.norm(blend)).astype(np.float32)
+    )
+    (odd,) = see(ids, "front", t, [(mostly_else, "1")]).decisions
+    assert odd.person_id == pid, "one odd look does not change the track's person"
+    assert ids.store.require(pid).thumbnail_score == kept, "not the person's picture"
+    (own,) = see(ids, "front", t + 1.0, [(p.view_a[0], "1")]).decisions
+    assert own.person_id == pid
+    better = ids.store.require(pid).thumbnail_score
+    assert better is not None and better > 1.2 * kept, "the same box showing the person is"

@@ -3,11 +3,12 @@
 Every error is JSON ``{"error": "<code>", "message": "<what happened and what to do>"}`` with the
 status the contract names, including aiohttp's own (unknown route, wrong method, body too big),
 so the integration and scripts never have to parse HTML error pages. With ``http.token`` set,
-every route but ``/api/health`` needs ``Authorization: Bearer <token>`` (compared in constant
-time). Handlers never do CPU work on the event loop: decoding, rendering and identity queries
-run in executors.
+every route but ``/api/health`` and ``/`` needs ``Authorization: Bearer <token>`` (compared in
+constant time). Handlers never do CPU work on the event loop: decoding, rendering and identity
+queries run in executors.
 
-Browsers are kept out (docs/security.md): the server serves no web pages, so a state-changing
+``/`` is the one HTML page (status_page.py: version, health, models, cameras, links; public,
+nothing about people). Browsers are kept out of the rest (docs/security.md): a state-changing
 request that a browser marks as coming from another site (``Origin``, ``Sec-Fetch-Site``) is
 refused with 403, JSON bodies must be sent as ``application/json`` (which a plain HTML form or a
 "simple" cross-site request cannot do), and without a token only requests naming a loopback or
@@ -33,7 +34,10 @@ from yarl import URL
 from . import __version__
 from .config import CAMERA_NAME
 from .decode import BadFrameError, BoxBudget, decode_image, parse_detections, parse_timestamp
+from .ingest.sources import QuietLog
 from .pipeline import FrameDroppedError
+from .status_page import HEADERS as STATUS_PAGE_HEADERS
+from .status_page import render as render_status_page
 from .store import UnknownPersonError
 from .types import Detection, Frame, Image
 
@@ -43,12 +47,17 @@ if TYPE_CHECKING:
 _LOGGER = logging.getLogger(__name__)
 
 APP_KEY: web.AppKey[SmartReidApp] = web.AppKey("smart_reid_app", object)  # type: ignore[arg-type]
+# Refused uploads are logged through this, so a misbehaving client cannot flood the log.
+QUIET_KEY: web.AppKey[QuietLog] = web.AppKey("smart_reid_quiet_log", QuietLog)
+_UPLOAD_CAMERA = "smart_reid_upload_camera"  # the camera a form named, for the refusal log
 _MULTIPART_SLACK = 1 << 20
 # person_id and visit_id: 12 lowercase hex characters (docs/contract.md). Checked before any
 # lookup, so an id can never become a path outside the data directory.
 ENTITY_ID = re.compile(r"^[0-9a-f]{12}$")
 MAX_FRAME_ID = 128
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Answered without the token: health, and the status page a browser opens (status_page.py).
+_PUBLIC_PATHS = frozenset({"/api/health", "/"})
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Fetch metadata a browser sets: only a request the user made directly (typed URL, bookmark)
 # or one from a page of this server (there are none) may change anything.
@@ -113,7 +122,7 @@ def _auth(token: str | None) -> Any:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if expected is None or request.path == "/api/health":
+        if expected is None or request.path in _PUBLIC_PATHS:
             return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not hmac.compare_digest(given, expected):
@@ -202,7 +211,9 @@ def create_api(app: SmartReidApp) -> web.Application:
         client_max_size=app.max_upload_bytes + _MULTIPART_SLACK,
     )
     web_app[APP_KEY] = app
+    web_app[QUIET_KEY] = QuietLog(_LOGGER)
     r = web_app.router
+    r.add_get("/", status_page)
     r.add_get("/api/health", health)
     r.add_get("/api/info", info)
     r.add_get("/api/settings", settings)
@@ -246,6 +257,16 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def status_page(request: web.Request) -> web.Response:
+    """``/``: a small HTML page for people (status_page.py); the JSON API is unchanged."""
+    return web.Response(
+        text=render_status_page(_app(request)),
+        content_type="text/html",
+        charset="utf-8",
+        headers=STATUS_PAGE_HEADERS,
+    )
+
+
 async def info(request: web.Request) -> web.Response:
     return web.json_response(_running(request).info())
 
@@ -262,10 +283,44 @@ async def stats(request: web.Request) -> web.Response:
 
 
 async def upload_frame(request: web.Request) -> web.Response:
+    """``POST /api/frames``; a refused upload is logged (one line, rate-limited, no bytes)."""
+    try:
+        return await _upload_frame(request)
+    except ApiError as err:
+        _log_refused(
+            request, err.status, err.code or _STATUS_CODES.get(err.status, "error"), err.message
+        )
+        raise
+    except web.HTTPException as err:
+        if err.status_code >= 400:
+            _log_refused(
+                request, err.status_code, _STATUS_CODES.get(err.status_code, "error"), err.reason
+            )
+        raise
+
+
+def _log_refused(request: web.Request, status: int, code: str, reason: str) -> None:
+    given = str(request.query.get("camera") or request.get(_UPLOAD_CAMERA) or "-")[:64]
+    camera = "".join(c if c.isprintable() and not c.isspace() else "?" for c in given)
+    size = request.content_length
+    request.app[QUIET_KEY].warning(
+        f"upload:{status}:{camera}:{reason[:200]}",
+        "frame upload refused: status=%d error=%s camera=%s peer=%s bytes=%s reason=%s",
+        status,
+        code,
+        camera,
+        request.remote or "-",
+        "-" if size is None else size,
+        reason,
+    )
+
+
+async def _upload_frame(request: web.Request) -> web.Response:
     app = _running(request)
     received = time.monotonic()
     fields, data = await _read_upload(request, app.max_upload_bytes)
     camera = str(fields.get("camera") or "")
+    request[_UPLOAD_CAMERA] = camera
     if not camera:
         raise ApiError(400, "camera is missing: add ?camera=<name> or a 'camera' form field")
     if not CAMERA_NAME.match(camera):
@@ -310,7 +365,7 @@ async def upload_frame(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "camera": camera,
-            "frame_id": frame.frame_id,
+            "frame_id": frame.frame_id or None,
             "timestamp": round(frame.timestamp, 3),
             "detections": len(result.detections),
             "decisions": [decision_json(d, view.thumbnails) for d in result.decisions],

@@ -15,6 +15,7 @@ from typing import Any, Final
 import cv2
 import numpy as np
 
+from .tracklets import at_edge
 from .types import Box, Crop, Detection, Frame, Image, QualityReport
 
 _LOGGER = logging.getLogger(__name__)
@@ -82,6 +83,46 @@ def assess(
     if outside_fraction > _MAX_OUTSIDE_FRACTION:
         reasons.append(OUTSIDE_FRAME)
     return QualityReport(ok=not reasons, sharpness=crop_sharpness, reasons=tuple(reasons))
+
+
+# Thumbnail ranking (``thumbnail_score``). A person's picture should show the person: a whole,
+# upright, confidently detected and large enough figure. Sharpness alone (the old measure)
+# preferred whatever had the most edges in the box, such as a signpost beside a small person.
+THUMBNAIL_FULL_HEIGHT_PX = 192.0  # taller crops are not better pictures in a 1-2 inch card
+THUMBNAIL_ASPECT = (1.8, 3.6)  # height / width of a standing or walking person
+THUMBNAIL_CUT_FACTOR = 0.35  # touches the picture's border: probably cut off
+THUMBNAIL_OVERLAP_FACTOR = 0.35  # another box covers part of it: maybe two people in one
+THUMBNAIL_SHARP_AT = 100.0  # Laplacian variance at which a crop counts as fully sharp
+
+
+def thumbnail_score(
+    crop: Crop, frame_width: int, frame_height: int, *, overlapped: bool = False
+) -> float:
+    """How well ``crop`` would show its person as a thumbnail, from 0 (not at all) to 1.
+
+    The product of: the detector's confidence; height up to ``THUMBNAIL_FULL_HEIGHT_PX``; how
+    close height / width is to a person's (``THUMBNAIL_ASPECT``, falling off with the square of
+    the ratio outside it); sharpness (half weight: blur already has its own gate); and penalties
+    for touching the border of the frame or being overlapped by another person's box. A crop
+    that failed the quality gates scores 0: it is never a thumbnail.
+    """
+    if not crop.quality.ok or crop.image.size == 0:
+        return 0.0
+    box = crop.detection.box
+    if box.width <= 0 or box.height <= 0:
+        return 0.0
+    confidence = min(1.0, max(0.0, float(crop.detection.score)))
+    size = min(1.0, box.height / THUMBNAIL_FULL_HEIGHT_PX)
+    aspect = box.height / box.width
+    low, high = THUMBNAIL_ASPECT
+    shape = (aspect / low) ** 2 if aspect < low else (high / aspect) ** 2 if aspect > high else 1.0
+    sharp = 0.5 + 0.5 * min(1.0, max(0.0, crop.quality.sharpness) / THUMBNAIL_SHARP_AT)
+    score = confidence * size * shape * sharp
+    if at_edge(box, frame_width, frame_height):
+        score *= THUMBNAIL_CUT_FACTOR
+    if overlapped:
+        score *= THUMBNAIL_OVERLAP_FACTOR
+    return float(score)
 
 
 def extract_crops(

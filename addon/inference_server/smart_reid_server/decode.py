@@ -29,6 +29,10 @@ DEFAULT_MAX_PERSONS = 32
 DUPLICATE_IOU = 0.9
 # Lists longer than this many times max_persons are refused before any box is looked at.
 _PARSE_FACTOR = 8
+# A supplied box needs at least this share of its area inside the frame. Less is a box that
+# mostly shows nothing of the picture: clipped, it would cut a sliver off the border and make
+# an identity out of it (with no usable picture), so the frame is refused instead.
+MIN_INSIDE_SHARE = 0.5
 _ERROR_NAMES = {400: "bad_request", 413: "too_large", 415: "unsupported_media_type"}
 
 
@@ -132,16 +136,27 @@ def _one_detection(item: Any, index: int, width: int, height: int) -> Detection:
         raise BadFrameError(
             400, f"{where}.box {list(raw_box)} must have x2 > x1 and y2 > y1 (pixel corners)"
         )
-    if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-        raise BadFrameError(
-            400, f"{where}.box {list(raw_box)} lies outside the {width}x{height} frame"
-        )
+    check_inside(Box(x1, y1, x2, y2), width, height, f"{where}.box {list(raw_box)}")
     score = _number(item.get("score", 1.0), f"{where}.score")
     if not 0.0 <= score <= 1.0:
         raise BadFrameError(400, f"{where}.score must be between 0 and 1, got {score}")
     track = item.get("track_id")
     box = Box(x1, y1, x2, y2).clipped(width, height)
     return Detection(box=box, score=score, track_id=None if track is None else str(track))
+
+
+def check_inside(box: Box, width: int, height: int, what: str) -> None:
+    """BadFrameError (400) unless at least ``MIN_INSIDE_SHARE`` of ``box`` lies in the frame."""
+    inside = box.clipped(width, height)
+    share = inside.area / box.area if box.area > 0 else 0.0
+    if inside.width <= 0 or inside.height <= 0:
+        raise BadFrameError(400, f"{what} lies outside the {width}x{height} frame")
+    if share < MIN_INSIDE_SHARE:
+        raise BadFrameError(
+            400,
+            f"{what} lies mostly outside the {width}x{height} frame ({share:.0%} of it inside, "
+            f"at least {MIN_INSIDE_SHARE:.0%} needed); send boxes in this frame's pixels",
+        )
 
 
 def parse_detections(

@@ -52,6 +52,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import Settings
+from .crops import thumbnail_score
 from .gallery import Gallery, unit_rows
 from .match import (
     ActiveTier,
@@ -97,6 +98,14 @@ MAX_PRESENCE_GAP_S = 60.0  # how often the per-camera centering means are writte
 
 DAY_S = 86400.0
 THUMBNAIL_JPEG_QUALITY = 90
+# A person's picture changes only for a clearly better crop (score at least 1.2 times the
+# kept one's, plus 0.02), and within 10 s of frame time of the last change only for a much
+# better one (twice the score: someone who stepped in from the border, cut off, and is now
+# whole), so it settles instead of being rewritten at every frame (crops.thumbnail_score).
+THUMBNAIL_GAIN = 1.2
+THUMBNAIL_MIN_STEP = 0.02
+THUMBNAIL_INTERVAL_S = 10.0
+THUMBNAIL_SOON_GAIN = 2.0
 # A better snapshot is announced only when clearly better and not too often per visit.
 SNAPSHOT_ANNOUNCE_GAIN = 1.25
 SNAPSHOT_ANNOUNCE_INTERVAL_S = 5.0
@@ -328,6 +337,7 @@ class Identities:
         self.tracks = TrackBook(tracks) if tracks is not None and tracks.enabled else None
         # People seen in one frame of one camera together (never one person), by person.
         self._together: dict[str, set[str]] = {}
+        self._thumbnail_at: dict[str, float] = {}  # frame time of each person's last new picture
         self._last_frame: dict[str, float] = {}  # camera -> latest frame time
         self._frame_gap: dict[str, float] = {}  # camera -> running mean frame interval
         # Per-camera centring (``match.camera_centering``): every query is centred with its
@@ -565,19 +575,28 @@ class Identities:
         return plan
 
     def _measure_created(self, state: TrackState, query: npt.NDArray[np.float32]) -> None:
-        """A later look of the track that created its identity: report it as matched to that
-        identity, with its best similarity to the exemplars other looks gave."""
+        """A later look of the track that created its identity: measured against the exemplars
+        other looks gave, it is reported as matched to that identity (or uncertain, in the
+        band below), labelled by the same thresholds as any match. A look below the band leaves
+        the track's decision as it was (new, with its best similarity to anyone)."""
         assert state.person_id is not None
         exemplars = self.gallery.exemplars(state.person_id)
         if not len(exemplars):
             return
         similarities = exemplars @ query
         others = similarities[similarities < 0.9999]  # not the look itself
-        if len(others):
+        if not len(others):
+            return
+        best = float(others.max())
+        if best >= self.matcher.threshold:
             state.status = MatchStatus.MATCHED
-            state.similarity = float(others.max())
-            state.candidate_id = None
-            state.candidate_similarity = 0.0
+            state.candidate_id, state.candidate_similarity = None, 0.0
+        elif best >= self.matcher.uncertain_threshold:
+            state.status = MatchStatus.UNCERTAIN
+            state.candidate_id, state.candidate_similarity = state.person_id, best
+        else:
+            return
+        state.similarity = best
 
     def _disagrees(
         self, camera: str, state: TrackState, query: npt.NDArray[np.float32], look: Look
@@ -704,7 +723,7 @@ class Identities:
                 else:
                     settled[ask.index] = result
                     plan.settled_rows.add(ask.index)
-        observations: list[tuple[Crop, Decision, VisitObservation, bool]] = []
+        observations: list[tuple[Crop, Decision, VisitObservation, int | None]] = []
         for i, crop in enumerate(plan.crops):
             state = plan.states[i]
             if i in settled:
@@ -716,19 +735,28 @@ class Identities:
             decision, observation = self._identify(
                 camera, timestamp, crop, plan, i, state, result, frame, out
             )
-            observations.append((crop, decision, observation, True))
+            observations.append((crop, decision, observation, i))
         for state, result in absent:
             assert state.last_crop is not None
             decision, observation = self._identify(
                 camera, state.last_seen, state.last_crop, plan, None, state, result, frame, out
             )
-            observations.append((state.last_crop, decision, observation, False))
+            observations.append((state.last_crop, decision, observation, None))
+            good = state.last_good_crop  # whole and clear of others when it was seen
+            if good is not None and self.store.require(decision.person_id).thumbnail_score is None:
+                # Decided out of sight: its last good crop, only while there is no picture.
+                score = thumbnail_score(good, frame.width, frame.height)
+                self._keep_thumbnail(decision.person_id, good, score, timestamp, out)
         out.decisions.extend(decision for _, decision, _, _ in observations)
-        for crop, decision, observation, in_sight in observations:
-            self._keep_thumbnail(decision.person_id, crop, out)
-            if in_sight:
-                self._keep_snapshot(decision, crop, observation, frame, out)
-        people = [d.person_id for _, d, _, in_sight in observations if in_sight]
+        for crop, decision, observation, row in observations:
+            if row is None:
+                continue  # a track decided out of sight: no snapshot from an earlier frame
+            if plan.fresh[row]:  # a crop embedded now: its looks can be compared
+                score = thumbnail_score(crop, frame.width, frame.height, overlapped=plan.over[row])
+                score *= self._resemblance(decision.person_id, plan.queries[row])
+                self._keep_thumbnail(decision.person_id, crop, score, timestamp, out)
+            self._keep_snapshot(decision, crop, observation, frame, out)
+        people = [d.person_id for _, d, _, row in observations if row is not None]
         for person_id in people:
             self._together.setdefault(person_id, set()).update(p for p in people if p != person_id)
 
@@ -831,8 +859,12 @@ class Identities:
             self.merge(best.person_id, mine)
             book.rename_person(mine, best.person_id)
             state.created = False
-            state.status = MatchStatus.MATCHED
+            # merge_threshold may be set below the gallery threshold: label by the latter.
+            matched = best.appearance >= self.matcher.threshold
+            state.status = MatchStatus.MATCHED if matched else MatchStatus.UNCERTAIN
             state.similarity = best.appearance
+            state.candidate_id = None if matched else best.person_id
+            state.candidate_similarity = 0.0 if matched else best.appearance
             out.merges.append(
                 MergeEvent(
                     kept=best.person_id,
@@ -1031,13 +1063,39 @@ class Identities:
         )
         return True
 
-    def _keep_thumbnail(self, person_id: str, crop: Crop, out: ObserveResult) -> None:
-        if not crop.quality.ok or crop.image.size == 0:
-            return
-        person = self.store.require(person_id)
-        score = float(crop.quality.score)
-        if person.thumbnail_score is not None and score <= person.thumbnail_score:
-            return
+    def _resemblance(self, person_id: str, query: npt.NDArray[np.float32]) -> float:
+        """How much a crop looks like the rest of the person (cosine of its vector to the mean
+        of their exemplars, the crop itself left out; 1.0 with nothing to compare): a box that
+        is mostly a signpost, or mostly someone else, shows little of the person and loses
+        against their ordinary crops however sharp or big it is."""
+        exemplars = self.gallery.exemplars(person_id)
+        if len(exemplars):
+            exemplars = exemplars[exemplars @ query < 0.9999]  # not the crop itself
+        if not len(exemplars):
+            return 1.0
+        mean = exemplars.mean(axis=0)
+        norm = float(np.linalg.norm(mean))
+        if norm < 1e-9:
+            return 1.0
+        return max(0.0, float(mean @ query) / norm)
+
+    def _keep_thumbnail(
+        self, person_id: str, crop: Crop, score: float, timestamp: float, out: ObserveResult
+    ) -> None:
+        """Keep ``crop`` as the person's picture when it is their first usable one, or clearly
+        better (``THUMBNAIL_GAIN``) than the one kept; within ``THUMBNAIL_INTERVAL_S`` of the
+        last change only when much better (``THUMBNAIL_SOON_GAIN``)."""
+        if score <= 0.0:
+            return  # failed the quality gates: never a picture
+        changed = self._thumbnail_at.get(person_id)
+        soon = changed is not None and 0.0 <= timestamp - changed < THUMBNAIL_INTERVAL_S
+        current = self.store.require(person_id).thumbnail_score
+        if current is not None:
+            needed = current * THUMBNAIL_GAIN + THUMBNAIL_MIN_STEP
+            if soon:
+                needed = max(needed, current * THUMBNAIL_SOON_GAIN)
+            if score < needed:
+                return
         ok, buffer = cv2.imencode(
             ".jpg", crop.image, [cv2.IMWRITE_JPEG_QUALITY, THUMBNAIL_JPEG_QUALITY]
         )
@@ -1055,6 +1113,7 @@ class Identities:
             )
             return
         if saved:
+            self._thumbnail_at[person_id] = timestamp
             out.changed_person_ids.add(person_id)
 
     def _keep_snapshot(
@@ -1106,6 +1165,7 @@ class Identities:
             return []
         for visit in ended:
             self._together.pop(visit.person_id, None)
+            self._thumbnail_at.pop(visit.person_id, None)
         with self.store.transaction():
             return [self._finish(visit) for visit in ended]
 
@@ -1270,7 +1330,13 @@ class Identities:
         )
 
     def _thumbnail_url(self, record: PersonRecord) -> str | None:
-        return thumbnail_url(record.person_id) if record.thumbnail_score is not None else None
+        """The picture's URL only while there is a picture (one stat: a file removed by hand
+        must not become an image that answers 404)."""
+        if record.thumbnail_score is None:
+            return None
+        if not (self.store.thumbnails_dir / f"{record.person_id}.jpg").is_file():
+            return None
+        return thumbnail_url(record.person_id)
 
     # ------------------------------------------------------------- operations
     def rename(self, person_id: str, label: str) -> PersonView:
@@ -1289,6 +1355,7 @@ class Identities:
         absorbed = self.visits.merge(keep, drop)
         if self.tracks is not None:
             self.tracks.rename_person(drop, keep)
+        self._thumbnail_at.pop(drop, None)
         apart = self._together.pop(drop, set())
         self._together.setdefault(keep, set()).update(apart - {keep})
         for others in self._together.values():
@@ -1358,6 +1425,7 @@ class Identities:
         if self.tracks is not None:
             self.tracks.forget_person(person_id)
         self._together.pop(person_id, None)
+        self._thumbnail_at.pop(person_id, None)
         visit = self.visits.forget(person_id)
         if visit is not None:
             self._snapshots.pop(visit.visit_id, None)

@@ -79,6 +79,16 @@ def _never_active(_person_id: str) -> bool:
     return False
 
 
+def _best_similarity(ranked: Candidates) -> float:
+    """The best similarity in a ranked list (the contract's "best similarity to anyone" of a
+    NEW decision): 0.0 for an empty gallery (a cosine, so it may be below 0.0 otherwise)."""
+    return max((float(sim) for _, sim in ranked), default=0.0)
+
+
+def _best_similarities(ranked: Sequence[Candidates]) -> list[float]:
+    return [_best_similarity(r) for r in ranked]
+
+
 class Matcher:
     """Turns gallery similarities into MatchResults.
 
@@ -137,9 +147,10 @@ class Matcher:
         skip = set(exclude)
         top_k = len(queries) + 2 + len(skip)  # enough to fall back past the others' picks
         ranked = self.gallery.search_many(queries, top_k=top_k)
+        best = _best_similarities(ranked)
         if skip:
             ranked = [[(pid, sim) for pid, sim in r if pid not in skip] for r in ranked]
-        return self.assign(ranked, is_active)
+        return self.assign(ranked, is_active, best=best)
 
     def match_two_tier(
         self,
@@ -194,14 +205,24 @@ class Matcher:
             decided = taken | skip | {c.person_id for found in active for c in found}
             ranked = self.gallery.search_many(queries[rest], top_k=len(rest) + 2 + len(decided))
             others = [[(pid, sim) for pid, sim in r if pid not in decided] for r in ranked]
-            for crop, result in zip(rest, self.assign(others), strict=True):
+            best = _best_similarities(ranked)
+            for crop, result in zip(rest, self.assign(others, best=best), strict=True):
                 results[crop] = result
         return [result for result in results if result is not None]
 
     def assign(
-        self, candidates: Sequence[Candidates], is_active: Callable[[str], bool] = _never_active
+        self,
+        candidates: Sequence[Candidates],
+        is_active: Callable[[str], bool] = _never_active,
+        *,
+        best: Sequence[float] | None = None,
     ) -> list[MatchResult]:
-        """Greedy one-to-one assignment of crops to identities, most similar pairs first."""
+        """Greedy one-to-one assignment of crops to identities, most similar pairs first.
+
+        A crop nobody is close to is NEW, with ``best[crop]`` as its similarity: the best
+        similarity to anyone in the gallery, including people left out of ``candidates``
+        (another box of the frame, someone tier 1 already ruled on); by default the best in
+        ``candidates``."""
         pairs = sorted(
             (
                 (similarity, crop, rank, person_id)
@@ -234,9 +255,8 @@ class Matcher:
         final: list[MatchResult] = []
         for crop, result in enumerate(results):
             if result is None:
-                # Similarity to the closest identity still free (those taken are someone else).
-                free = [sim for pid, sim in candidates[crop] if pid not in taken]
-                result = MatchResult(None, max(0.0, free[0]) if free else 0.0, MatchStatus.NEW)
+                closest = best[crop] if best is not None else _best_similarity(candidates[crop])
+                result = MatchResult(None, closest, MatchStatus.NEW)
             final.append(result)
         return final
 

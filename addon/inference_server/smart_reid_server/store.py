@@ -47,7 +47,7 @@ _LOGGER = logging.getLogger(__name__)
 DB_NAME = "identities.sqlite3"
 THUMBNAILS = "thumbnails"
 SNAPSHOTS = "snapshots"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 MAX_LABEL_LENGTH = 64
 # What may become an image file name: ids are 12 hex characters; tests use short words.
 _FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -195,9 +195,20 @@ def _to_v2(db: sqlite3.Connection) -> None:
     )
 
 
+def _to_v3(db: sqlite3.Connection) -> None:
+    """Thumbnails are ranked by how well they show the person (``crops.thumbnail_score``, 0-1)
+    instead of by sharpness alone: pictures kept by the old measure stay, ranked lowest, so
+    the next good crop of the person replaces them."""
+    db.execute("UPDATE persons SET thumbnail_score = 0.0 WHERE thumbnail_score IS NOT NULL")
+
+
 # Migration hook: MIGRATIONS[v] upgrades a database at version v to v + 1. All steps run in one
 # transaction, so an interrupted upgrade leaves the old version intact.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {0: _create_v1, 1: _to_v2}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    0: _create_v1,
+    1: _to_v2,
+    2: _to_v3,
+}
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
@@ -335,13 +346,34 @@ class Store:
             _LOGGER.info("closed %d visit(s) left open by the previous run", closed)
 
     def _sweep_orphan_files(self) -> None:
-        """Remove temp files and images of identities/visits that no longer exist."""
+        """Remove temp files and images of identities/visits that no longer exist, and forget
+        the thumbnail of a person whose picture file is gone (a restored database, a folder
+        cleaned by hand): a person advertises a thumbnail only while there is one."""
         persons = {r[0] for r in self._db.execute("SELECT person_id FROM persons")}
         visits = {r[0] for r in self._db.execute("SELECT visit_id FROM visits")}
         for folder, alive in ((self.thumbnails_dir, persons), (self.snapshots_dir, visits)):
             for entry in folder.iterdir():
                 if entry.suffix == ".tmp" or (entry.suffix == ".jpg" and entry.stem not in alive):
                     _unlink(entry)
+        pictured = [
+            r[0]
+            for r in self._db.execute(
+                "SELECT person_id FROM persons WHERE thumbnail_score IS NOT NULL"
+            )
+        ]
+        missing = [pid for pid in pictured if self.thumbnail_path(pid) is None]
+        if missing:
+            with self.transaction() as db:
+                db.executemany(
+                    "UPDATE persons SET thumbnail_score = NULL WHERE person_id = ?",
+                    [(pid,) for pid in missing],
+                )
+            _LOGGER.warning(
+                "%d person(s) had a thumbnail recorded but no picture under %s; they show none "
+                "until a new good crop of them is seen",
+                len(missing),
+                self.thumbnails_dir,
+            )
 
     # ------------------------------------------------------------- persons
     def create_person(self, person_id: str, timestamp: float) -> PersonRecord:
@@ -755,7 +787,8 @@ class Store:
 
     # ------------------------------------------------------------- images
     def save_thumbnail(self, person_id: str, jpeg: bytes, score: float) -> bool:
-        """Keep ``jpeg`` as the person's picture if ``score`` beats the stored one."""
+        """Keep ``jpeg`` as the person's picture if ``score`` beats the stored one (how much
+        better it must be, and how often it may change, is the caller's policy)."""
         with self.transaction() as db:
             current = self.require(person_id).thumbnail_score
             path = self.thumbnails_dir / f"{person_id}.jpg"

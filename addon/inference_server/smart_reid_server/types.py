@@ -186,7 +186,7 @@ class Decision:
             "box": self.box.as_list(),
             "detection_score": round(self.detection_score, 3),
             "quality_ok": self.quality_ok,
-            "frame_id": self.frame_id,
+            "frame_id": self.frame_id or None,  # null when the sender named no frame
             "source": self.source,
             **({"extra": self.extra} if self.extra else {}),
         }

@@ -25,7 +25,7 @@ import aiohttp
 import voluptuous as vol
 
 from ..config import CAMERA_NAME
-from ..decode import MAX_SIDE_PX, BadFrameError, BoxBudget, decode_image
+from ..decode import MAX_SIDE_PX, BadFrameError, BoxBudget, check_inside, decode_image
 from ..types import Box, Detection, Frame, Image
 from .sources import (
     BackgroundTasks,
@@ -183,10 +183,12 @@ def parse_envelope(payload: bytes, *, max_bytes: int, boxes: BoxBudget | None = 
         if item["class"].lower() != "person":
             continue
         x1, y1, x2, y2 = item["box"]
-        if x2 <= 0 or y2 <= 0 or x1 >= width or y1 >= height:
-            raise EnvelopeError(
-                f"detections.{index}.box {item['box']} lies outside the {width}x{height} frame"
+        try:
+            check_inside(
+                Box(x1, y1, x2, y2), width, height, f"detections.{index}.box {item['box']}"
             )
+        except BadFrameError as err:
+            raise EnvelopeError(err.message) from None
         persons.append(
             Detection(
                 box=Box(x1, y1, x2, y2).clipped(width, height),

@@ -73,7 +73,9 @@ class MqttIngest:
         self._sink = sink
         self._boxes = boxes if boxes is not None else BoxBudget()
         self._cameras = cameras
-        self.topic_filter = f"{base_topic.rstrip('/')}/ingest/+"
+        # "#", not "+": a frame sent to a deeper topic (``ingest/front/raw``) or to ``ingest``
+        # itself would otherwise vanish without a trace; it is rejected with a log line.
+        self.topic_filter = f"{base_topic.rstrip('/')}/ingest/#"
         self._prefix = f"{base_topic.rstrip('/')}/ingest/"
         self._max_bytes = max_bytes
         self._max_pending = max(1, max_pending_per_camera)
@@ -91,6 +93,14 @@ class MqttIngest:
         """Called on the event loop for every ingest message."""
         self.stats.received += 1
         camera = topic[len(self._prefix) :] if topic.startswith(self._prefix) else ""
+        if "/" in camera or not camera:
+            self._reject(
+                topic[:200],
+                f"topic {topic[:200]!r} is not an ingest topic: publish each camera's frames to "
+                f"{self._prefix}<camera> (one level, no sub-topics)",
+                key="not_an_ingest_topic",  # one key: hostile topic names cannot grow the limiter
+            )
+            return
         if not CAMERA_NAME.match(camera):
             self._reject(camera or topic, "topic does not end in a valid camera name (a-z, 0-9, _)")
             return
@@ -190,11 +200,11 @@ class MqttIngest:
         )
         return _Parsed(frame, (time.monotonic() - t0) * 1000.0)
 
-    def _reject(self, camera: str, reason: str) -> None:
+    def _reject(self, camera: str, reason: str, *, key: str | None = None) -> None:
         self.stats.rejected += 1
         self._cameras.rejected(camera)
         self._quiet.warning(
-            f"{camera}:{reason}", "MQTT frame for camera %s dropped: %s", camera, reason
+            key or f"{camera}:{reason}", "MQTT frame for camera %s dropped: %s", camera, reason
         )
 
 
