@@ -67,8 +67,13 @@ class CountingSink:
 async def product_run(video: Path, motion_gate: bool) -> Run:
     sink = CountingSink()
     source = StreamSource(
-        {"camera": "bench", "url": str(video), "realtime": False, "motion_gate": motion_gate,
-         "sample_fps": SAMPLE_FPS},
+        {
+            "camera": "bench",
+            "url": str(video),
+            "realtime": False,
+            "motion_gate": motion_gate,
+            "sample_fps": SAMPLE_FPS,
+        },
         sink,
         asyncio.get_running_loop(),
     )
@@ -77,8 +82,9 @@ async def product_run(video: Path, motion_gate: bool) -> Run:
     await source.finished.wait()
     await source.stop()
     await asyncio.sleep(0)  # let the last hand-overs run
-    return Run(cpu_seconds() - cpu0, time.perf_counter() - wall0,
-               source.stats.extra["decoded"], sink.count)
+    return Run(
+        cpu_seconds() - cpu0, time.perf_counter() - wall0, source.stats.extra["decoded"], sink.count
+    )
 
 
 def run_product(video: Path, motion_gate: bool) -> Run:
@@ -195,10 +201,14 @@ def main() -> None:
             gated = measure(args.repeats, partial(run_product, video, True))
             rows.append((name, seconds, naive, ungated, gated))
 
-    print(f"\nCamera stream cost at {SAMPLE_FPS:g} fps sampling, {os.cpu_count()} CPUs, "
-          f"median of {args.repeats} runs (CPU share = CPU seconds / video seconds)\n")
-    head = (f"{'stream':38} {'mode':15} {'decoded/s':>10} {'CPU % core':>10} "
-            f"{'handed on/s':>11} {'+detect %':>9} {'cams/core':>9}")
+    print(
+        f"\nCamera stream cost at {SAMPLE_FPS:g} fps sampling, {os.cpu_count()} CPUs, "
+        f"median of {args.repeats} runs (CPU share = CPU seconds / video seconds)\n"
+    )
+    head = (
+        f"{'stream':38} {'mode':15} {'decoded/s':>10} {'CPU % core':>10} "
+        f"{'handed on/s':>11} {'+detect %':>9} {'cams/core':>9}"
+    )
     print(head)
     print("-" * len(head))
     for name, seconds, naive, ungated, gated in rows:
@@ -209,16 +219,22 @@ def main() -> None:
             total = share + (handed * det_ms / 1000.0 if det_ms else 0.0)
             totals[mode] = total
             detect = f"{100 * total:8.1f}%" if det_ms else "       -"
-            print(f"{name:38} {mode:15} {run.decoded / run.wall_s:10.0f} {100 * share:9.2f}% "
-                  f"{handed:11.2f} {detect} {1 / total if total else float('inf'):9.1f}")
+            print(
+                f"{name:38} {mode:15} {run.decoded / run.wall_s:10.0f} {100 * share:9.2f}% "
+                f"{handed:11.2f} {detect} {1 / total if total else float('inf'):9.1f}"
+            )
         decode_ratio = naive.cpu_s / gated.cpu_s if gated.cpu_s else float("inf")
         line = f"naive / product: decoding {decode_ratio:.2f}x"
         if det_ms:
-            line += f", decoding + detection {totals['naive baseline'] / totals['sampled+gate']:.2f}x"
+            line += (
+                f", decoding + detection {totals['naive baseline'] / totals['sampled+gate']:.2f}x"
+            )
         print(f"{'':38} {line}")
     if det_ms:
-        print(f"\ndetector: {det_ms:.1f} ms CPU per frame (yolox_nano_416); '+detect' adds it for "
-              "every frame handed on; cams/core counts decode + detection")
+        print(
+            f"\ndetector: {det_ms:.1f} ms CPU per frame (yolox_nano_416); '+detect' adds it for "
+            "every frame handed on; cams/core counts decode + detection"
+        )
     print(f"total bench time {time.perf_counter() - started:.0f} s")
 
 

@@ -100,9 +100,7 @@ def centered(vectors: Floats, split: Split, mode: Centering, model: str = "") ->
 def features(option: Option, split: Split, cache: Path | None = None) -> Floats:
     """Embeddings of every crop of ``split`` for this option (before QE and re-ranking)."""
     blocks = [
-        centered(
-            embed_images(model, split.paths, option.flip, cache), split, option.center, model
-        )
+        centered(embed_images(model, split.paths, option.flip, cache), split, option.center, model)
         for model in option.models
     ]
     if len(blocks) == 1:

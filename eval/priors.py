@@ -87,7 +87,7 @@ def dump(data: dict[str, object]) -> str:
     """JSON with one line per model (a 256-512 value vector is one line, not hundreds)."""
     models = data["models"]
     assert isinstance(models, dict)
-    lines = [f'{json.dumps(k)}: {json.dumps(v, separators=(",", ":"))}' for k, v in models.items()]
+    lines = [f"{json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in models.items()]
     head = json.dumps({k: v for k, v in data.items() if k != "models"}, indent=1)[:-2]
     return head + ',\n "models": {\n  ' + ",\n  ".join(lines) + "\n }\n}\n"
 

@@ -108,9 +108,16 @@ async def async_unload_entry(hass: HomeAssistant, entry: SmartReidConfigEntry) -
 async def async_remove_config_entry_device(
     hass: HomeAssistant, entry: SmartReidConfigEntry, device: dr.DeviceEntry
 ) -> bool:
-    """Let the user delete devices of identities and cameras the server no longer has."""
+    """Let the user delete devices of identities and cameras the server no longer has, and
+    of strangers (they come back when seen again). Household and named people are removed
+    with the `forget_person` action instead."""
     coordinator = entry.runtime_data.coordinator
+    person_id = coordinator.person_id_of(device)
+    if person_id is not None and (person := coordinator.persons.get(person_id)) is not None:
+        if not person.is_stranger:
+            return False
+        coordinator.async_person_device_removed(person)
+        return True
     current = {coordinator.hub_identifier()}
     current |= {coordinator.camera_identifier(c) for c in coordinator.cameras}
-    current |= {coordinator.person_identifier(p) for p in coordinator.persons}
     return not (device.identifiers & current)

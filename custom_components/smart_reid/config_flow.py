@@ -20,6 +20,7 @@ from homeassistant.config_entries import (
 from homeassistant.core import callback
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     EntitySelector,
     EntitySelectorConfig,
     NumberSelector,
@@ -46,15 +47,22 @@ from .const import (
     CONF_CAMERA_ENTITY,
     CONF_FORWARD,
     CONF_INTERVAL_S,
+    CONF_SIGHTING_EVENTS,
+    CONF_STRANGER_DEVICES,
+    CONF_STRANGER_HOURS,
     CONF_TOKEN,
     CONF_TRIGGER_ENTITY,
     CONF_URL,
     DEFAULT_BASE_TOPIC,
     DEFAULT_INTERVAL_S,
     DEFAULT_PORT,
+    DEFAULT_STRANGER_DEVICES,
+    DEFAULT_STRANGER_HOURS,
     DOMAIN,
     LOGGER,
     MAX_INTERVAL_S,
+    MAX_STRANGER_DEVICES,
+    MAX_STRANGER_HOURS,
     MIN_INTERVAL_S,
     SUPPORTED_CONTRACT,
 )
@@ -312,6 +320,9 @@ class SmartReidOptionsFlow(OptionsFlow):
     def __init__(self) -> None:
         self._cameras: list[str] = []
         self._routes: list[dict[str, Any]] = []
+        self._sighting_events = False
+        self._stranger_hours = DEFAULT_STRANGER_HOURS
+        self._stranger_devices = DEFAULT_STRANGER_DEVICES
 
     def _current(self) -> dict[str, Mapping[str, Any]]:
         return {
@@ -330,6 +341,13 @@ class SmartReidOptionsFlow(OptionsFlow):
             else:
                 self._cameras = cameras
                 self._routes = []
+                self._sighting_events = bool(user_input.get(CONF_SIGHTING_EVENTS, False))
+                self._stranger_hours = int(
+                    user_input.get(CONF_STRANGER_HOURS, DEFAULT_STRANGER_HOURS)
+                )
+                self._stranger_devices = int(
+                    user_input.get(CONF_STRANGER_DEVICES, DEFAULT_STRANGER_DEVICES)
+                )
                 return await self.async_step_camera()
         return self.async_show_form(
             step_id="init",
@@ -337,7 +355,35 @@ class SmartReidOptionsFlow(OptionsFlow):
                 {
                     vol.Optional(CONF_CAMERAS, default=list(self._current())): EntitySelector(
                         EntitySelectorConfig(domain="camera", multiple=True)
-                    )
+                    ),
+                    vol.Optional(
+                        CONF_SIGHTING_EVENTS,
+                        default=self.config_entry.options.get(CONF_SIGHTING_EVENTS, False),
+                    ): BooleanSelector(),
+                    vol.Required(
+                        CONF_STRANGER_HOURS,
+                        default=self.config_entry.options.get(
+                            CONF_STRANGER_HOURS, DEFAULT_STRANGER_HOURS
+                        ),
+                    ): NumberSelector(
+                        NumberSelectorConfig(
+                            min=0,
+                            max=MAX_STRANGER_HOURS,
+                            step=1,
+                            unit_of_measurement="h",
+                            mode=NumberSelectorMode.BOX,
+                        )
+                    ),
+                    vol.Required(
+                        CONF_STRANGER_DEVICES,
+                        default=self.config_entry.options.get(
+                            CONF_STRANGER_DEVICES, DEFAULT_STRANGER_DEVICES
+                        ),
+                    ): NumberSelector(
+                        NumberSelectorConfig(
+                            min=0, max=MAX_STRANGER_DEVICES, step=1, mode=NumberSelectorMode.BOX
+                        )
+                    ),
                 }
             ),
             errors=errors,
@@ -354,7 +400,15 @@ class SmartReidOptionsFlow(OptionsFlow):
                 }
             )
         if len(self._routes) >= len(self._cameras):
-            return self.async_create_entry(data={CONF_FORWARD: self._routes})
+            return self.async_create_entry(
+                data={
+                    **self.config_entry.options,
+                    CONF_FORWARD: self._routes,
+                    CONF_SIGHTING_EVENTS: self._sighting_events,
+                    CONF_STRANGER_HOURS: self._stranger_hours,
+                    CONF_STRANGER_DEVICES: self._stranger_devices,
+                }
+            )
         camera = self._cameras[len(self._routes)]
         existing = self._current().get(camera, {})
         trigger_key = (

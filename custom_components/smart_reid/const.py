@@ -53,6 +53,34 @@ EVENT_TYPES: Final = (EVENT_TYPE_NEW, EVENT_TYPE_RETURNING, EVENT_TYPE_KNOWN)
 SIGNED_URL_TTL: Final = timedelta(hours=1)
 IMAGE_VIEW_PREFIX: Final = "/api/smart_reid"
 
+# A "last seen" time that followed every sighting would write a database row per sighting:
+# while people stay in view it moves forward in steps of this many seconds (it is exact when
+# someone arrives, when a visit changes and when everyone has left).
+LAST_SEEN_STEP_S: Final = 60.0
+
+# Options: fire smart_reid.person_seen for every sighting even when no automation listens.
+CONF_SIGHTING_EVENTS: Final = "sighting_events"
+
+# Options: hours an unnamed identity that is not marked known (a stranger) keeps its device and
+# entities after it was last seen; 0 gives strangers no devices at all. Household and named
+# people always have theirs.
+CONF_STRANGER_HOURS: Final = "stranger_hours"
+DEFAULT_STRANGER_HOURS: Final = 24
+MAX_STRANGER_HOURS: Final = 720
+# Options: at most this many strangers have a device at a time, the most recently seen ones (a
+# busy street camera sees hundreds within the hours above); 0 gives strangers no devices.
+CONF_STRANGER_DEVICES: Final = "stranger_devices"
+DEFAULT_STRANGER_DEVICES: Final = 25
+MAX_STRANGER_DEVICES: Final = 500
+# How often devices of strangers no longer seen within that time are looked for and removed.
+STRANGER_CHECK_INTERVAL: Final = timedelta(minutes=10)
+
+# What to do while the server is offline (the repair issue's "Learn more").
+OFFLINE_DOCS_URL: Final = (
+    "https://github.com/smart-reid/smart-reid/blob/main/docs/integration.md"
+    "#when-the-server-is-offline"
+)
+
 # Offline this long before a repair issue appears: restarts and updates should not nag.
 UNREACHABLE_GRACE: Final = timedelta(minutes=3)
 # How often the HTTP API is asked (with the token) whether it still answers.

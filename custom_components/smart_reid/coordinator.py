@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components import mqtt
@@ -23,11 +23,17 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
+from homeassistant.util import dt as dt_util
 
 from .api import SmartReidApi, SmartReidAuthError, SmartReidError
 from .const import (
     ATTR_CONFIG_ENTRY_ID,
     CONF_BASE_TOPIC,
+    CONF_SIGHTING_EVENTS,
+    CONF_STRANGER_DEVICES,
+    CONF_STRANGER_HOURS,
+    DEFAULT_STRANGER_DEVICES,
+    DEFAULT_STRANGER_HOURS,
     DOMAIN,
     EVENT_NEW_PERSON,
     EVENT_PERSON_MERGED,
@@ -40,9 +46,11 @@ from .const import (
     ISSUE_UNREACHABLE,
     ISSUE_UNSUPPORTED_CONTRACT,
     LOGGER,
+    OFFLINE_DOCS_URL,
     SEEN_VISITS_MEMORY,
     SIGNED_URL_TTL,
     STATUS_ONLINE,
+    STRANGER_CHECK_INTERVAL,
     SUPPORTED_CONTRACT,
     UNREACHABLE_GRACE,
 )
@@ -57,6 +65,7 @@ from .models import (
     Person,
     VisitEvent,
     decode_json,
+    is_stranger,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +131,20 @@ class SmartReidCoordinator:
         self._camera_event_listeners: dict[str, list[Callable[[Decision], None]]] = {}
         self._new_camera_callbacks: list[Callable[[str], None]] = []
         self._new_person_callbacks: list[Callable[[str], None]] = []
+        self._person_changed_callbacks: list[Callable[[str], None]] = []
+        # Identities that have a device (and entities) now: household and named people, and
+        # the `stranger_cap` most recently seen strangers of those seen within
+        # `stranger_retention`.
+        self.person_devices: set[str] = set()
+        self.stranger_retention = timedelta(
+            hours=float(entry.options.get(CONF_STRANGER_HOURS, DEFAULT_STRANGER_HOURS))
+        )
+        self.stranger_cap = int(entry.options.get(CONF_STRANGER_DEVICES, DEFAULT_STRANGER_DEVICES))
+        # Strangers whose device the user deleted, with their last sighting then: the device
+        # comes back only with a later sighting.
+        self._dismissed: dict[str, float] = {}
+        # When each identity's state first arrived, for states that carry no `last_seen`.
+        self._heard_at: dict[str, float] = {}
         self._fired_visits: OrderedDict[str, None] = OrderedDict()
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self._unsubscribe: list[CALLBACK_TYPE] = []
@@ -170,6 +193,14 @@ class SmartReidCoordinator:
                 name=f"{DOMAIN} HTTP check",
             )
         )
+        self._unsubscribe.append(
+            async_track_time_interval(
+                self.hass,
+                self._check_strangers,
+                STRANGER_CHECK_INTERVAL,
+                name=f"{DOMAIN} stranger devices",
+            )
+        )
         self._update_availability()
 
     @callback
@@ -213,9 +244,17 @@ class SmartReidCoordinator:
 
     @callback
     def async_add_new_person_callback(self, new_person: Callable[[str], None]) -> CALLBACK_TYPE:
-        """Platforms add an identity's entities when its first retained state arrives."""
+        """Platforms add an identity's entities when it gets a device: with its first retained
+        state for household and named people, and again each time a stranger comes back."""
         self._new_person_callbacks.append(new_person)
         return lambda: self._new_person_callbacks.remove(new_person)
+
+    @callback
+    def async_add_person_changed_callback(self, changed: Callable[[str], None]) -> CALLBACK_TYPE:
+        """Call `changed` after every state of an identity that has a device (the picture
+        platform waits for the first thumbnail this way)."""
+        self._person_changed_callbacks.append(changed)
+        return lambda: self._person_changed_callbacks.remove(changed)
 
     def hub_identifier(self) -> tuple[str, str]:
         return (DOMAIN, self.server_id)
@@ -320,16 +359,15 @@ class SmartReidCoordinator:
             return
         previous = self.persons.get(person.person_id)
         self.persons[person.person_id] = person
+        self._heard_at.setdefault(person.person_id, dt_util.utcnow().timestamp())
         self._forgotten.pop(person.person_id, None)
         if person.camera:
             self._ensure_camera(person.camera)
-        if previous is None:
-            self._ensure_person_device(person.person_id, person.label)
-            for new_person in list(self._new_person_callbacks):
-                new_person(person.person_id)
-        elif previous.label != person.label:
-            self._ensure_person_device(person.person_id, person.label)
+        self._sync_person_device(person, previous)
         self._notify(person_key(person.person_id))
+        if person.person_id in self.person_devices:
+            for changed in list(self._person_changed_callbacks):
+                changed(person.person_id)
 
     @callback
     def _handle_event(self, msg: ReceiveMessage) -> None:
@@ -353,10 +391,11 @@ class SmartReidCoordinator:
     @callback
     def _handle_decision(self, kind: str, decision: Decision) -> None:
         self._ensure_camera(decision.camera)
-        self._ensure_event_person(decision.person_id, decision.label)
+        self._ensure_event_person(decision.person_id, decision.label, decision.known)
         if kind == "sighting":
             self.last_decisions[decision.camera] = decision
-            self.hass.bus.async_fire(EVENT_PERSON_SEEN, self._decision_data(decision))
+            if self._sighting_events_wanted():
+                self.hass.bus.async_fire(EVENT_PERSON_SEEN, self._decision_data(decision))
             return
         if decision.visit_id in self._fired_visits:
             LOGGER.debug("Visit %s was already announced; ignoring a repeat", decision.visit_id)
@@ -368,13 +407,23 @@ class SmartReidCoordinator:
         for handler in list(self._camera_event_listeners.get(decision.camera, [])):
             handler(decision)
 
+    def _sighting_events_wanted(self) -> bool:
+        """smart_reid.person_seen comes several times a second on a busy camera, and every
+        event fired is a row in the recorder's database. So it is fired only while something
+        listens for it by name (an automation's event or device trigger, a websocket
+        subscription to it) or when the user asked for it in the options (for listeners of
+        all events, such as Node-RED's)."""
+        if self.entry.options.get(CONF_SIGHTING_EVENTS, False):
+            return True
+        return EVENT_PERSON_SEEN in self.hass.bus.async_listeners()
+
     @callback
     def _handle_visit_event(self, kind: str, event: VisitEvent) -> None:
         visit = event.visit
         camera = event.camera or visit.last_camera
         if camera:
             self._ensure_camera(camera)
-        self._ensure_event_person(visit.person_id, visit.label)
+        self._ensure_event_person(visit.person_id, visit.label, visit.known)
         data: dict[str, Any] = {
             ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
             "device_id": self._device_id(self.camera_identifier(camera)) if camera else None,
@@ -426,15 +475,19 @@ class SmartReidCoordinator:
         )
 
     @callback
-    def _ensure_event_person(self, person_id: str, label: str) -> None:
+    def _ensure_event_person(self, person_id: str, label: str, known: bool) -> None:
         """Give an event's person a device even if the event beat its retained state.
 
         The contract promises no order across topics, so a first-time visitor's new_person
         event can arrive before `person/<id>/state`; automations still need `person_device_id`.
         The entities follow when the state arrives. Identities forgotten a moment ago are left
-        alone: a late event must not bring their device back.
+        alone: a late event must not bring their device back. A stranger seen now gets one
+        only when strangers get devices at all.
         """
         if person_id in self.persons or person_id in self._forgotten:
+            return
+        automatic = None if label == person_id else label  # no label: the id stands in
+        if is_stranger(automatic, known) and not self._strangers_get_devices():
             return
         self._ensure_person_device(person_id, label)
 
@@ -517,10 +570,117 @@ class SmartReidCoordinator:
             serial_number=person_id,
         )
 
+    def _last_sighting(self, person: Person) -> float:
+        """Unix time of the person's last sighting (when first heard of, if the state says
+        nothing)."""
+        if person.last_seen is not None:
+            return person.last_seen
+        if person.first_seen is not None:
+            return person.first_seen
+        return self._heard_at.get(person.person_id, dt_util.utcnow().timestamp())
+
+    def wants_device(self, person: Person, now: datetime | None = None) -> bool:
+        """Household and named people always have a device; strangers while recent.
+
+        A stranger whose device the user deleted gets it back only with a later sighting.
+        """
+        if not person.is_stranger:
+            return True
+        if not self._strangers_get_devices():
+            return False
+        seen = self._last_sighting(person)
+        if (dismissed := self._dismissed.get(person.person_id)) is not None and seen <= dismissed:
+            return False
+        now = now or dt_util.utcnow()
+        return now.timestamp() - seen < self.stranger_retention.total_seconds()
+
+    def _strangers_get_devices(self) -> bool:
+        return self.stranger_retention > timedelta(0) and self.stranger_cap > 0
+
+    def _stranger_devices(self) -> list[Person]:
+        """Strangers that have a device now, least recently seen first."""
+        strangers = [
+            person
+            for person_id in self.person_devices
+            if (person := self.persons.get(person_id)) is not None and person.is_stranger
+        ]
+        return sorted(strangers, key=self._last_sighting)
+
+    def _outranked(self, person: Person) -> bool:
+        """A stranger without a device while the strangers' devices are all taken by people
+        seen more recently: giving them one would only take it from someone else."""
+        if not person.is_stranger or person.person_id in self.person_devices:
+            return False
+        strangers = self._stranger_devices()
+        return len(strangers) >= self.stranger_cap and self._last_sighting(
+            person
+        ) <= self._last_sighting(strangers[0])
+
+    @callback
+    def _enforce_stranger_cap(self) -> None:
+        """Only the `stranger_cap` most recently seen strangers keep their devices."""
+        strangers = self._stranger_devices()
+        for person in strangers[: max(0, len(strangers) - self.stranger_cap)]:
+            self._drop_person_device(person.person_id, "strangers seen more recently")
+
+    @callback
+    def _sync_person_device(self, person: Person, previous: Person | None) -> None:
+        """Create, rename or remove the person's device to match `wants_device` and the cap
+        on strangers' devices."""
+        person_id = person.person_id
+        if not self.wants_device(person) or self._outranked(person):
+            if person_id in self.person_devices or previous is None:
+                # The first state after a start may find a device left from before it.
+                self._drop_person_device(person_id)
+            return
+        self._dismissed.pop(person_id, None)
+        if person_id not in self.person_devices:
+            self._ensure_person_device(person_id, person.label)
+            self.person_devices.add(person_id)
+            for new_person in list(self._new_person_callbacks):
+                new_person(person_id)
+        elif previous is not None and previous.label != person.label:
+            self._ensure_person_device(person_id, person.label)
+        if person.is_stranger:
+            self._enforce_stranger_cap()
+
+    @callback
+    def _drop_person_device(self, person_id: str, why: str = "not seen recently") -> None:
+        """Remove an identity's device and with it its entities; its state is kept."""
+        self.person_devices.discard(person_id)
+        if device := self.device(self.person_identifier(person_id)):
+            LOGGER.debug("Removing the device of stranger %s (%s)", person_id, why)
+            dr.async_get(self.hass).async_remove_device(device.id)
+
+    @callback
+    def _check_strangers(self, now: datetime) -> None:
+        """Every few minutes: strangers not seen within the retention lose their device."""
+        for person_id in list(self.person_devices):
+            person = self.persons.get(person_id)
+            if person is not None and not self.wants_device(person, now):
+                self._drop_person_device(person_id)
+
+    @callback
+    def async_person_device_removed(self, person: Person) -> None:
+        """The user deleted a stranger's device: it comes back only if they are seen again."""
+        self._dismissed[person.person_id] = self._last_sighting(person)
+        self.person_devices.discard(person.person_id)
+
+    def person_id_of(self, device: dr.DeviceEntry) -> str | None:
+        """The identity a device of this entry stands for, if it is an identity's device."""
+        prefix = f"{self.server_id}_person_"
+        for domain, identifier in device.identifiers:
+            if domain == DOMAIN and identifier.startswith(prefix):
+                return identifier[len(prefix) :]
+        return None
+
     @callback
     def _forget_person(self, person_id: str) -> None:
         """An empty retained person message: the identity is gone, and so is its device."""
         self.persons.pop(person_id, None)
+        self.person_devices.discard(person_id)
+        self._dismissed.pop(person_id, None)
+        self._heard_at.pop(person_id, None)
         self._forgotten[person_id] = None
         while len(self._forgotten) > SEEN_VISITS_MEMORY:
             self._forgotten.popitem(last=False)
@@ -534,21 +694,31 @@ class SmartReidCoordinator:
             dr.async_get(self.hass).async_remove_device(device.id)
 
     async def _async_remove_stale_person_devices(self) -> None:
-        """Identities forgotten while Home Assistant was not listening left devices behind."""
+        """Identities forgotten while Home Assistant was not listening left devices behind,
+        and so did strangers whose time ran out meanwhile."""
         try:
             listed = await self.api.persons()
         except SmartReidError as err:
             LOGGER.debug("Could not list identities to tidy up devices: %s", err)
             return
         current = {str(p.get("person_id")) for p in listed} | set(self.persons)
-        prefix = f"{self.server_id}_person_"
+        listed_people: dict[str, Person] = {}
+        for raw in listed:
+            try:
+                person = Person.from_json(raw)
+            except PayloadError:
+                continue
+            listed_people[person.person_id] = person
         registry = dr.async_get(self.hass)
         for device in dr.async_entries_for_config_entry(registry, self.entry.entry_id):
-            for domain, identifier in device.identifiers:
-                if domain == DOMAIN and identifier.startswith(prefix):
-                    person_id = identifier[len(prefix) :]
-                    if person_id not in current:
-                        self._remove_person_device(person_id)
+            if (person_id := self.person_id_of(device)) is None:
+                continue
+            if person_id not in current:
+                self._remove_person_device(person_id)
+            elif person_id not in self.person_devices:
+                found = self.persons.get(person_id) or listed_people.get(person_id)
+                if found is not None and (not self.wants_device(found) or self._outranked(found)):
+                    self._remove_person_device(person_id)
 
     # --- availability and repairs ----------------------------------------------------------
 
@@ -629,6 +799,9 @@ class SmartReidCoordinator:
                 "url": self.api.url,
                 "base_topic": self.base_topic,
             },
+            # Without the server (or the broker) nobody is announced: the page says how the
+            # notification blueprint falls back to person-detection sensors meanwhile.
+            learn_more_url=OFFLINE_DOCS_URL if reason != "http" else None,
         )
 
     async def async_check_http(self) -> bool:

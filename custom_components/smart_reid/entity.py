@@ -95,7 +95,8 @@ class SmartReidCameraEntity(SmartReidEntity):
 
 
 class SmartReidPersonEntity(SmartReidEntity):
-    """An entity of one identity in the gallery; removed with the identity's device."""
+    """An entity of one identity in the gallery; removed with the identity's device (when the
+    identity is forgotten, or a stranger was not seen for the retention time)."""
 
     def __init__(
         self, coordinator: SmartReidCoordinator, description: EntityDescription, person_id: str
@@ -126,7 +127,8 @@ def async_setup_dynamic_entities(
     camera: Callable[[str], Iterable[Entity]] | None = None,
     person: Callable[[str], Iterable[Entity]] | None = None,
 ) -> None:
-    """Add a platform's entities now and whenever a camera or an identity first appears."""
+    """Add a platform's entities now and whenever a camera first appears or an identity gets
+    a device (see `SmartReidCoordinator.wants_device`)."""
     coordinator = entry.runtime_data.coordinator
     if hub is not None:
         async_add_entities(hub())
@@ -147,6 +149,6 @@ def async_setup_dynamic_entities(
         def add_person(person_id: str) -> None:
             async_add_entities(person_factory(person_id))
 
-        for person_id in list(coordinator.persons):
+        for person_id in list(coordinator.person_devices):
             add_person(person_id)
         entry.async_on_unload(coordinator.async_add_new_person_callback(add_person))

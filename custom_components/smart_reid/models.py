@@ -15,6 +15,21 @@ import voluptuous as vol
 from homeassistant.util.json import json_loads
 
 ID_PATTERN = re.compile(r"^[0-9a-z_-]{1,64}$")
+# The label the server gives a new identity until someone names it (docs/contract.md).
+AUTOMATIC_LABEL = re.compile(r"^Visitor [0-9]+$")
+
+
+def is_stranger(label: str | None, known: bool, named: bool | None = None) -> bool:
+    """Not marked known and not named by a user.
+
+    `named` is the server's own word for it; servers that do not send it (before the key was
+    added to the contract) leave only a guess: a label still of the automatic "Visitor N" form.
+    """
+    if known:
+        return False
+    if named is not None:
+        return not named
+    return not label or AUTOMATIC_LABEL.match(label) is not None
 
 
 class PayloadError(ValueError):
@@ -90,6 +105,8 @@ _PERSON = vol.Schema(
     {
         vol.Required("person_id"): _id,
         vol.Optional("label", default=None): _OPT_STR,
+        # Servers before the key was added do not send it (None: guess from the label).
+        vol.Optional("named", default=None): vol.Any(None, bool),
         vol.Optional("known", default=False): bool,
         vol.Optional("first_seen", default=None): _OPT_NUMBER,
         vol.Optional("last_seen", default=None): _OPT_NUMBER,
@@ -318,6 +335,14 @@ class Person:
     visit_id: str | None
     exemplars: int
     thumbnail_url: str | None
+    # A user chose the label; None from a server that does not say (see `is_stranger`).
+    named: bool | None = None
+
+    @property
+    def is_stranger(self) -> bool:
+        """Neither household (known) nor named: shown as a device only while recent."""
+        label = None if self.label == self.person_id else self.label
+        return is_stranger(label, self.known, self.named)
 
     @classmethod
     def from_json(cls, data: Any) -> Person:

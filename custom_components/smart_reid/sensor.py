@@ -1,4 +1,12 @@
-"""Sensors: who is here now, counts for today, where each identity was last seen."""
+"""Sensors: who is here now, counts for today, where each identity was last seen.
+
+A busy camera reports many sightings a second, and every change of a state or an attribute is a
+row in Home Assistant's database. So these sensors change when something a person would notice
+changes: someone arrives or leaves, a visit starts, a count moves. The camera's last person is
+the last one to arrive (not whoever happened to be sighted last in a crowd), a person's location
+stays on a camera while that camera still sees them, and "last seen" times move forward in
+steps of a minute while people stay in view. See docs/integration.md, "History and database".
+"""
 
 from __future__ import annotations
 
@@ -14,12 +22,12 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import EntityCategory
-from homeassistant.core import HomeAssistant
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .const import LOCATION_AWAY
+from .const import LAST_SEEN_STEP_S, LOCATION_AWAY
 from .coordinator import SmartReidConfigEntry, SmartReidCoordinator
 from .entity import (
     SmartReidCameraEntity,
@@ -37,15 +45,29 @@ def _timestamp(value: float | None) -> datetime | None:
     return dt_util.utc_from_timestamp(value) if value is not None else None
 
 
+def _step_due(shown: float | None, new: float | None) -> bool:
+    """A "last seen" time moves when it is new, goes back, or is a whole step further on."""
+    if shown is None or new is None:
+        return shown != new
+    return new < shown or new - shown >= LAST_SEEN_STEP_S
+
+
 @dataclass(frozen=True, kw_only=True)
-class HubSensorDescription(SensorEntityDescription):
+class DailySensorDescription(SensorEntityDescription):
+    """`daily`: a count for today that the server starts again at local midnight."""
+
+    daily: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class HubSensorDescription(DailySensorDescription):
     """A sensor of the server, read from the whole coordinator (hub state and info)."""
 
     value_fn: Callable[[SmartReidCoordinator], StateType]
 
 
 @dataclass(frozen=True, kw_only=True)
-class CameraSensorDescription(SensorEntityDescription):
+class CameraSensorDescription(DailySensorDescription):
     """A sensor of one camera, read from its retained camera state."""
 
     value_fn: Callable[[CameraState], StateType | datetime]
@@ -68,13 +90,15 @@ HUB_SENSORS: tuple[HubSensorDescription, ...] = (
     HubSensorDescription(
         key="distinct_people_today",
         translation_key="distinct_people_today",
-        state_class=SensorStateClass.MEASUREMENT,
+        state_class=SensorStateClass.TOTAL,
+        daily=True,
         value_fn=lambda c: c.hub.distinct_people_today if c.hub else None,
     ),
     HubSensorDescription(
         key="visits_today",
         translation_key="visits_today",
-        state_class=SensorStateClass.MEASUREMENT,
+        state_class=SensorStateClass.TOTAL,
+        daily=True,
         value_fn=lambda c: c.hub.visits_today if c.hub else None,
     ),
     HubSensorDescription(
@@ -138,7 +162,8 @@ CAMERA_SENSORS: tuple[CameraSensorDescription, ...] = (
     CameraSensorDescription(
         key="distinct_people_today",
         translation_key="distinct_people_today",
-        state_class=SensorStateClass.MEASUREMENT,
+        state_class=SensorStateClass.TOTAL,
+        daily=True,
         value_fn=lambda s: s.distinct_people_today,
     ),
     CameraSensorDescription(
@@ -146,7 +171,8 @@ CAMERA_SENSORS: tuple[CameraSensorDescription, ...] = (
         translation_key="sightings_today",
         entity_category=EntityCategory.DIAGNOSTIC,
         entity_registry_enabled_default=False,
-        state_class=SensorStateClass.MEASUREMENT,
+        state_class=SensorStateClass.TOTAL,
+        daily=True,
         value_fn=lambda s: s.sightings_today,
     ),
 )
@@ -189,10 +215,46 @@ async def async_setup_entry(
     )
 
 
-class HubSensor(SmartReidHubEntity, SensorEntity):
+class DailyReset(SensorEntity):
+    """`total` counters for today: a new cycle starts when the count falls on a new day.
+
+    The server restarts its daily counts at local midnight; Home Assistant's long-term
+    statistics need to know that a fall to a small number is that restart and not people
+    leaving (`total_increasing` would take forgetting someone, which lowers "distinct people
+    today", for a new day, and warn). A fall on the same day (forgotten people) stays a fall.
+    """
+
+    entity_description: DailySensorDescription
+    _previous_count: int | None = None
+    _cycle_start: datetime | None = None
+
+    @callback
+    def _track_reset(self, value: StateType | datetime) -> None:
+        if not self.entity_description.daily or not isinstance(value, int):
+            return
+        today = dt_util.start_of_local_day()
+        if self._cycle_start is None or (
+            self._previous_count is not None
+            and value < self._previous_count
+            and today > self._cycle_start
+        ):
+            self._cycle_start = self._attr_last_reset = today
+        self._previous_count = value
+
+
+class HubSensor(SmartReidHubEntity, DailyReset):
     """A count or model name of the server."""
 
     entity_description: HubSensorDescription
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._track_reset(self.native_value)
+
+    @callback
+    def _handle_update(self) -> None:
+        self._track_reset(self.native_value)
+        super()._handle_update()
 
     @property
     def native_value(self) -> StateType:
@@ -203,24 +265,79 @@ class HubSensor(SmartReidHubEntity, SensorEntity):
         hub = self.coordinator.hub
         if self.entity_description.key != "people_present" or hub is None:
             return None
+        # Sorted: the server lists people in no particular order, and a new order alone must
+        # not be a new row in the history.
+        present = sorted(hub.person_ids_present)
         persons = self.coordinator.persons
         return {
-            "person_ids": list(hub.person_ids_present),
-            "people": [
-                persons[pid].label if pid in persons else pid for pid in hub.person_ids_present
-            ],
+            "person_ids": present,
+            "people": [persons[pid].label if pid in persons else pid for pid in present],
         }
 
 
-class CameraSensor(SmartReidCameraEntity, SensorEntity):
-    """What one camera sees."""
+class CameraSensor(SmartReidCameraEntity, DailyReset):
+    """What one camera sees.
+
+    It keeps what it shows between updates: the last person to arrive and a "last seen" time
+    that moves in steps, both decided by comparing each camera state with the one before.
+    """
 
     entity_description: CameraSensorDescription
+
+    def __init__(
+        self, coordinator: SmartReidCoordinator, description: CameraSensorDescription, camera: str
+    ) -> None:
+        super().__init__(coordinator, description, camera)
+        self._present_before: frozenset[str] = frozenset()
+        self._last_id: str | None = None
+        self._last_label: str | None = None
+        self._seen: float | None = None
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._follow()
+
+    @callback
+    def _handle_update(self) -> None:
+        self._follow()
+        super()._handle_update()
+
+    @callback
+    def _follow(self) -> None:
+        if (state := self.camera_state) is None:
+            return
+        arrived = set(state.person_ids_present) - self._present_before
+        persons = self.coordinator.persons
+        last = state.last_person_id
+        if last is None or last not in self._present_before:
+            # Someone new in view (or the server forgot everyone): they are the last person.
+            self._last_id, self._last_label = last, state.last_label
+        elif named := [p for p in state.person_ids_present if p in arrived and p in persons]:
+            # The crowd's last sighting was someone already here, but someone did arrive.
+            self._last_id, self._last_label = named[-1], persons[named[-1]].label
+        elif last == self._last_id:
+            # The same person again: keep the name current after a rename.
+            self._last_label = state.last_label
+        if arrived or state.people_present == 0 or _step_due(self._seen, state.last_seen):
+            self._seen = state.last_seen
+        self._present_before = frozenset(state.person_ids_present)
+        self._track_reset(self.entity_description.value_fn(state))
 
     @property
     def native_value(self) -> StateType | datetime:
         if (state := self.camera_state) is None:
             return None
+        key = self.entity_description.key
+        if key == "last_person":
+            # The server's name for its last sighting is current; an earlier arrival's name
+            # comes from the identity's own state, which follows a rename.
+            if self._last_id != state.last_person_id and (
+                person := self.coordinator.persons.get(str(self._last_id))
+            ):
+                return person.label
+            return self._last_label
+        if key == "last_seen":
+            return _timestamp(self._seen)
         return self.entity_description.value_fn(state)
 
     @property
@@ -229,21 +346,68 @@ class CameraSensor(SmartReidCameraEntity, SensorEntity):
         if state is None:
             return None
         if self.entity_description.key == "last_person":
-            return {"person_id": state.last_person_id}
+            return {"person_id": self._last_id}
         if self.entity_description.key == "people_present":
-            return {"person_ids": list(state.person_ids_present)}
+            return {"person_ids": sorted(state.person_ids_present)}
         return None
 
 
 class PersonSensor(SmartReidPersonEntity, SensorEntity):
-    """Where and when an identity was seen."""
+    """Where and when an identity was seen.
+
+    Location stays on a camera while that camera still sees the person, so someone in view of
+    two cameras at once does not flip between them with every sighting; "last seen" moves in
+    steps while they stay, and exactly when their visit starts or ends.
+    """
 
     entity_description: PersonSensorDescription
+
+    def __init__(
+        self, coordinator: SmartReidCoordinator, description: PersonSensorDescription, pid: str
+    ) -> None:
+        super().__init__(coordinator, description, pid)
+        self._location: str | None = None
+        self._seen: float | None = None
+        self._visit: tuple[str | None, bool] | None = None
+
+    async def async_added_to_hass(self) -> None:
+        await super().async_added_to_hass()
+        self._follow()
+
+    @callback
+    def _handle_update(self) -> None:
+        self._follow()
+        super()._handle_update()
+
+    @callback
+    def _follow(self) -> None:
+        if (person := self.person) is None:
+            return
+        where = person.camera if person.present and person.camera else LOCATION_AWAY
+        if not self._still_seen_at(person):
+            self._location = where
+        visit = (person.visit_id, person.present)
+        if visit != self._visit or _step_due(self._seen, person.last_seen):
+            self._seen = person.last_seen
+        self._visit = visit
+
+    def _still_seen_at(self, person: Person) -> bool:
+        """Keep showing a camera while its presence list still has this person."""
+        shown = self._location
+        if shown in (None, LOCATION_AWAY, person.camera) or not person.present:
+            return False
+        state = self.coordinator.cameras.get(str(shown))
+        return state is not None and self.person_id in state.person_ids_present
 
     @property
     def native_value(self) -> StateType | datetime:
         if (person := self.person) is None:
             return None
+        key = self.entity_description.key
+        if key == "location":
+            return self._location
+        if key == "last_seen":
+            return _timestamp(self._seen)
         return self.entity_description.value_fn(person)
 
     @property
@@ -251,8 +415,8 @@ class PersonSensor(SmartReidPersonEntity, SensorEntity):
         if self.entity_description.device_class is not SensorDeviceClass.ENUM:
             return None
         cameras = list(self.coordinator.cameras)
-        if (person := self.person) is not None and person.camera and person.camera not in cameras:
-            cameras.append(person.camera)
+        if self._location and self._location not in (*cameras, LOCATION_AWAY):
+            cameras.append(self._location)
         return [*cameras, LOCATION_AWAY]
 
     @property

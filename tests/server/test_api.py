@@ -376,6 +376,7 @@ async def test_persons_list_get_and_filters(server: Server, session: aiohttp.Cli
     status, person = await _get(session, f"{server.base}/api/persons/{person_id}")
     assert status == 200
     assert person["label"].startswith("Visitor ") and person["known"] is False
+    assert person["named"] is False  # nobody chose that label
     assert person["present"] is True and person["camera"] == "front"
     assert person["visit_id"] == decision["visit_id"] and person["cameras"] == ["front"]
     _, listed = await _get(session, f"{server.base}/api/persons")
@@ -396,9 +397,10 @@ async def test_rename_and_mark_known(server: Server, session: aiohttp.ClientSess
     async with session.patch(url, json={"label": "Alice", "known": True}) as response:
         assert response.status == 200
         person = await response.json()
-    assert person["label"] == "Alice" and person["known"] is True
+    assert person["label"] == "Alice" and person["known"] is True and person["named"] is True
     _, known = await _get(session, f"{server.base}/api/persons?known=true")
     assert [p["label"] for p in known["persons"] if p["person_id"] == person_id] == ["Alice"]
+    assert [p["named"] for p in known["persons"] if p["person_id"] == person_id] == [True]
     # The next sighting carries the new name.
     status, _ = await upload(session, server.base, "front", server.image("0021_01"))
     assert status == 200
@@ -467,11 +469,21 @@ async def test_merge_folds_one_identity_into_another(
     keep = (await _new_person(server, session, "0023_00"))["person_id"]
     drop = (await _new_person(server, session, "0024_00"))["person_id"]
     assert keep != drop
+    # The user named the identity that goes; the one kept still has its generated label. A user
+    # may well choose a name of the generated form: it is still theirs.
+    async with session.patch(
+        f"{server.base}/api/persons/{drop}", json={"label": "Visitor 9000"}
+    ) as response:
+        assert response.status == 200
+        assert (await response.json())["named"] is True
     url = f"{server.base}/api/persons/{keep}/merge"
     async with session.post(url, json={"from": drop}) as response:
         assert response.status == 200
         merged = await response.json()
     assert merged["person_id"] == keep and merged["exemplars"] >= 2
+    assert merged["label"] == "Visitor 9000" and merged["named"] is True  # the user's name stays
+    status, person = await _get(session, f"{server.base}/api/persons/{keep}")
+    assert status == 200 and person["named"] is True
     status, _ = await _get(session, f"{server.base}/api/persons/{drop}")
     assert status == 404
     async with session.post(url, json={"from": keep}) as response:

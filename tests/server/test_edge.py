@@ -155,7 +155,9 @@ async def test_inline_and_referenced_frames_keep_the_devices_boxes_and_tracks(
 
     sink.frames.sort(key=lambda f: f.frame_id)
     assert [f.frame_id for f in sink.frames] == [
-        "jetson-garage-123", "jetson-garage-124", "jetson-garage-125",
+        "jetson-garage-123",
+        "jetson-garage-124",
+        "jetson-garage-125",
     ]
     assert sorted(http.paths("/frames/")) == ["/frames/123.jpg", "/frames/small.jpg"]
     for frame in sink.frames:
@@ -209,9 +211,15 @@ async def test_malformed_envelopes_are_rejected_with_a_reason(
         (broken(lambda m: m["frame"].update(width="768")), "frame.width"),
         (broken(lambda m: m["detections"][0].update(box=[370, 150, 300, 400])), "x2 > x1"),
         (broken(lambda m: m["detections"][0].update(confidence=1.7)), "confidence"),
-        (broken(lambda m: m["detections"][0].update(box=[900, 600, 950, 700])), "outside the 768x576"),
+        (
+            broken(lambda m: m["detections"][0].update(box=[900, 600, 950, 700])),
+            "outside the 768x576",
+        ),
         (broken(lambda m: m["detections"][0].update(box=[700, 100, 900, 300])), "mostly outside"),
-        (broken(lambda m: m["frame"].update(jpeg=base64.b64encode(b"hello").decode())), "not an image"),
+        (
+            broken(lambda m: m["frame"].update(jpeg=base64.b64encode(b"hello").decode())),
+            "not an image",
+        ),
         (
             json.dumps(envelope(url=f"{http.url}/frames/missing.jpg")).encode(),
             "answered HTTP 404",
@@ -250,4 +258,3 @@ def test_the_documented_example_envelope_parses(scene: dict[str, Any]) -> None:
     parsed = parse_envelope(json.dumps(example).encode(), max_bytes=10 * 1024 * 1024)
     assert parsed.camera == "garage" and parsed.device == "jetson-garage"
     assert [d.track_id for d in parsed.persons] == ["7"]
-

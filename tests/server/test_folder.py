@@ -41,15 +41,15 @@ def snapshots(video_dir: Path, cuhk03_dir: Path) -> list[tuple[Image, bytes]]:
     return out
 
 
-def _folder(
-    root: Path, data_dir: Path, sink: RecordingSink, **options: Any
-) -> FolderSource:
+def _folder(root: Path, data_dir: Path, sink: RecordingSink, **options: Any) -> FolderSource:
     config: dict[str, Any] = {"root": str(root), "settle_s": 0.3, "poll_interval_s": 0.05}
     config.update(options)
     return FolderSource(config, sink, data_dir=data_dir)
 
 
-async def _poll_until(source: FolderSource, condition: Callable[[], bool], within_s: float = 10) -> None:
+async def _poll_until(
+    source: FolderSource, condition: Callable[[], bool], within_s: float = 10
+) -> None:
     deadline = time.monotonic() + within_s
     while not condition():
         if time.monotonic() > deadline:
@@ -69,7 +69,10 @@ async def test_a_slowly_uploaded_picture_is_taken_once_complete(
     try:
         image, payload = snapshots[0]
         target = root / "front_door" / "2026" / "11" / "21" / "snap_0001.jpg"
-        chunks = [payload[i : i + len(payload) // 4 + 1] for i in range(0, len(payload), len(payload) // 4 + 1)]
+        chunks = [
+            payload[i : i + len(payload) // 4 + 1]
+            for i in range(0, len(payload), len(payload) // 4 + 1)
+        ]
         with target.open("wb") as handle:
             for chunk in chunks:  # an FTP upload: pieces with pauses in between
                 handle.write(chunk)
@@ -292,4 +295,6 @@ async def test_pictures_become_decisions_of_the_real_server(
         # No boxes came with the picture: our detector found the street's pedestrians.
         assert result.frame.detections is None and result.detections
         assert result.decisions
-        assert all(d.extra == {"file": files[index]} and d.source == "folder" for d in result.decisions)
+        assert all(
+            d.extra == {"file": files[index]} and d.source == "folder" for d in result.decisions
+        )

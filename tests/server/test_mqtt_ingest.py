@@ -176,9 +176,17 @@ async def test_bad_payloads_are_logged_once_and_dropped_and_the_server_keeps_wor
         ("front", b'{"image": "%%%"}', "not valid base64"),
         ("front", b"{not json", "not valid JSON"),
         ("front", {"frame_id": "x"}, 'needs "image"'),
-        ("front", {"image": _b64(crop), "detections": [{"box": [500, 500, 600, 700]}]}, "lies outside"),
+        (
+            "front",
+            {"image": _b64(crop), "detections": [{"box": [500, 500, 600, 700]}]},
+            "lies outside",
+        ),
         # Three quarters of the box left of the picture: refused, not clipped into a sliver.
-        ("front", {"image": _b64(crop), "detections": [{"box": [-60, 0, 20, 100]}]}, "mostly outside"),
+        (
+            "front",
+            {"image": _b64(crop), "detections": [{"box": [-60, 0, 20, 100]}]},
+            "mostly outside",
+        ),
         ("front", {"image": _b64(crop), "timestamp": "soon"}, "Unix seconds"),
         ("garage", {"image": _b64(crop)}, "unknown camera"),
     ]

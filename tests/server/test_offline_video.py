@@ -94,9 +94,7 @@ async def test_labels_agree_with_the_published_thresholds_on_real_video(
         assert app.pipeline is not None
         threshold, uncertain = app.threshold, app.uncertain_threshold
         for index, image in enumerate(frames):
-            frame = Frame(
-                camera="front", image=image, timestamp=T0 + index / 10.0, source="demo"
-            )
+            frame = Frame(camera="front", image=image, timestamp=T0 + index / 10.0, source="demo")
             decisions += (await app.pipeline.submit(frame)).decisions
     labels = {d.match.value for d in decisions}
     assert {"matched", "new"} <= labels, labels

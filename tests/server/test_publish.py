@@ -268,7 +268,7 @@ async def test_server_publishes_the_contract_on_mqtt(
         assert sighting[0].json()["person_id"] == person_id
         state_topic = f"sr_app/person/{person_id}/state"
         person = (await watcher.await_for(state_topic))[-1]
-        assert person.json()["present"] is True
+        assert person.json()["present"] is True and person.json()["named"] is False
         assert person.json()["thumbnail_url"] == first["thumbnail_url"]
         hub = await watcher.await_for("sr_app/state", lambda m: m.json()["visits_today"] == 1)
         assert hub[-1].json()["person_ids_present"] == [person_id]
@@ -293,7 +293,8 @@ async def test_server_publishes_the_contract_on_mqtt(
 
         # An operation publishes the changed person state.
         await app.update_person(person_id, "Alice", None)
-        await watcher.await_for(state_topic, lambda m: m.json()["label"] == "Alice")
+        renamed = await watcher.await_for(state_topic, lambda m: m.json()["label"] == "Alice")
+        assert renamed[-1].json()["named"] is True
 
         # Nobody seen for the visit window: the visit ends and presence clears.
         ended = await watcher.await_for("sr_app/events/visit_ended", within=10)

@@ -48,8 +48,10 @@ async def _play(source: StreamSource, within_s: float = 60.0) -> None:
 
 @pytest.mark.parametrize(
     ("name", "duration_s", "frames", "shape"),
-    [("vtest.avi", VTEST_S, 795, (576, 768, 3)), ("walk_bike_sample.mp4", WALK_BIKE_S, 1799,
-                                                  (360, 640, 3))],
+    [
+        ("vtest.avi", VTEST_S, 795, (576, 768, 3)),
+        ("walk_bike_sample.mp4", WALK_BIKE_S, 1799, (360, 640, 3)),
+    ],
 )
 async def test_files_are_sampled_at_two_frames_a_second(
     video_dir: Path, name: str, duration_s: float, frames: int, shape: tuple[int, int, int]
@@ -220,9 +222,17 @@ async def test_live_camera_is_sampled_in_real_time_and_reconnects(
     caplog.set_level(logging.DEBUG, logger="smart_reid_server.ingest.stream")
     loop = asyncio.get_running_loop()
     source = StreamSource(
-        {"camera": "gate", "url": f"{http.url}/video.mjpg", "sample_fps": 2, "motion_gate": False,
-         "timeout_s": 2},
-        sink, loop, backoff_min_s=0.2, backoff_max_s=0.8,
+        {
+            "camera": "gate",
+            "url": f"{http.url}/video.mjpg",
+            "sample_fps": 2,
+            "motion_gate": False,
+            "timeout_s": 2,
+        },
+        sink,
+        loop,
+        backoff_min_s=0.2,
+        backoff_max_s=0.8,
     )
     assert source.live
     source.start()
@@ -250,7 +260,11 @@ async def test_live_camera_is_sampled_in_real_time_and_reconnects(
         await source.stop()
         await http.stop()
 
-    lost = [r for r in caplog.records if r.levelno == logging.WARNING and "unavailable" in r.getMessage()]
+    lost = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "unavailable" in r.getMessage()
+    ]
     assert len(lost) == 1, "an outage is reported once, not on every attempt"
     waits = [
         float(r.getMessage().rsplit("next try in ", 1)[1].split(" ")[0])
@@ -278,7 +292,6 @@ async def test_a_missing_file_fails_once_with_a_clear_reason(
     assert source.stats.state == "failed"
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert any("nope.mp4" in m for m in errors) and any("corrupt.mp4" in m for m in errors)
-
 
 
 async def test_files_loop_and_play_at_their_own_speed(video_dir: Path, tmp_path: Path) -> None:

@@ -73,8 +73,9 @@ def test_real_detections_form_long_tracks_and_few_embeddings(
     assert embeds >= 3 * len(lengths[lengths >= 3])
 
 
-def _walk(start: tuple[float, float], velocity: tuple[float, float], size: tuple[float, float],
-          t: float) -> Box:
+def _walk(
+    start: tuple[float, float], velocity: tuple[float, float], size: tuple[float, float], t: float
+) -> Box:
     x = start[0] + velocity[0] * t
     y = start[1] + velocity[1] * t
     return Box(x, y, x + size[0], y + size[1])
@@ -95,7 +96,10 @@ def test_two_people_crossing_keep_their_tracks() -> None:
             who = "alice" if item.detection.box == alice else "bob"
             owners[item.track_id].add(who)
     assert sorted(map(sorted, owners.values())) == [["alice"], ["bob"]]
-    assert iou(_walk((50, 200), (60, 4), (60, 160), 5.5), _walk((700, 230), (-55, -2), (55, 150), 5.5)) > 0.3
+    assert (
+        iou(_walk((50, 200), (60, 4), (60, 160), 5.5), _walk((700, 230), (-55, -2), (55, 150), 5.5))
+        > 0.3
+    )
 
 
 def test_someone_standing_at_the_door_is_embedded_a_few_times() -> None:
@@ -125,7 +129,9 @@ def test_device_track_ids_are_kept_and_lost_tracks_expire() -> None:
     tracks = Tracks(max_age_s=3.0)
     edge = Detection(Box(10, 10, 60, 150), 0.8, track_id="7")
     first = tracks.update("garage", [edge], 100.0)[0]
-    again = tracks.update("garage", [Detection(Box(400, 10, 450, 150), 0.8, track_id="7")], 100.5)[0]
+    again = tracks.update("garage", [Detection(Box(400, 10, 450, 150), 0.8, track_id="7")], 100.5)[
+        0
+    ]
     assert first.track_id == again.track_id == "7"  # the device said so, even though it jumped
     assert first.new_track and not again.new_track
     own = tracks.update("porch", [Detection(Box(10, 10, 60, 150), 0.8)], 100.5)[0]

@@ -61,9 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--frames", type=int, default=0, help="stop after N video frames (0: all)")
     demo.add_argument("--step", type=int, default=2, help="use every Nth video frame")
     demo.add_argument("--out", metavar="DIR", help="annotated snapshots (default: a temp dir)")
-    demo.add_argument("--mqtt-host", metavar="HOST", default="127.0.0.1")
-    demo.add_argument("--mqtt-port", metavar="PORT", type=int, default=1883)
-    demo.add_argument("--no-mqtt", action="store_true", help="do not publish to a broker")
+    demo.add_argument(
+        "--mqtt-host",
+        metavar="HOST",
+        help="publish to this broker instead of a private one (e.g. to watch the demo in Home "
+        "Assistant); its retained messages are cleared at exit",
+    )
+    demo.add_argument(
+        "--mqtt-port", metavar="PORT", type=int, help="port of --mqtt-host (default 1883)"
+    )
+    demo.add_argument(
+        "--base-topic",
+        metavar="TOPIC",
+        default="smart_reid_demo",
+        help="MQTT base topic of the demo (default smart_reid_demo)",
+    )
+    demo.add_argument("--no-mqtt", action="store_true", help="no MQTT at all, not even privately")
     demo.add_argument("--verbose", action="store_true", help="print every sighting")
 
     models = sub.add_parser("models", help="list, fetch or verify model files")

@@ -18,9 +18,13 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import tempfile
+import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +32,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from .app import SmartReidApp, StartupError
 from .config import Settings, validate
@@ -81,6 +87,187 @@ def broker_reachable(host: str, port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
         return True
     return False
+
+
+# --- MQTT: a private broker by default, and nothing retained left behind ----------------------
+
+
+class DemoMqttError(Exception):
+    """The broker the user asked for cannot be used; the message says why."""
+
+
+@dataclass(slots=True)
+class DemoBroker:
+    """Where the demo publishes: a Mosquitto of its own (``private``) or the user's broker."""
+
+    host: str
+    port: int
+    private: bool
+    username: str | None = None
+    password: str | None = None
+    process: subprocess.Popen[bytes] | None = None
+    workdir: Path | None = None
+
+    def stop(self) -> None:
+        """Stop the private broker (nothing to do for the user's)."""
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+            self.process = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+def _mosquitto_binary() -> str | None:
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if os.access("/usr/sbin/mosquitto", os.X_OK) else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_private_broker() -> DemoBroker | None:
+    """Mosquitto on a free 127.0.0.1 port, in memory only; None when it is not installed."""
+    binary = _mosquitto_binary()
+    if binary is None:
+        return None
+    workdir = Path(tempfile.mkdtemp(prefix="smart-reid-demo-broker-"))
+    for _ in range(3):  # a free port can be taken between choosing it and binding it
+        port = _free_port()
+        config = workdir / "mosquitto.conf"
+        config.write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+            encoding="utf-8",
+        )
+        process = subprocess.Popen(
+            [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and process.poll() is None:
+            if broker_reachable("127.0.0.1", port):
+                return DemoBroker("127.0.0.1", port, private=True, process=process, workdir=workdir)
+            time.sleep(0.05)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=5)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return None
+
+
+class _RetainedSession:
+    """A short paho session on the demo's broker: read what is retained under the base topic,
+    and put retained topics back the way they were."""
+
+    def __init__(self, broker: DemoBroker, base: str, timeout_s: float = 5.0) -> None:
+        self.base = base
+        self.timeout_s = timeout_s
+        self.retained: dict[str, bytes] = {}
+        self._marker = f"{base}/demo_cleanup/{uuid.uuid4().hex[:12]}"
+        self._caught_up = threading.Event()
+        self._connected = threading.Event()
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"smart-reid-demo-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv311,
+        )
+        if broker.username:
+            self._client.username_pw_set(broker.username, broker.password)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._broker = broker
+
+    def __enter__(self) -> _RetainedSession:
+        try:
+            self._client.connect(self._broker.host, self._broker.port, keepalive=30)
+        except OSError as err:
+            raise DemoMqttError(
+                f"cannot connect to the MQTT broker at {self._broker.host}:{self._broker.port} "
+                f"({err})"
+            ) from err
+        self._client.loop_start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(
+        self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            return
+        self._connected.set()
+        client.subscribe(f"{self.base}/#", qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, *_: object) -> None:
+        # The broker queues every retained message for the new subscription before this
+        # marker, so once the marker is back, ``retained`` is complete.
+        client.publish(self._marker, b"done", qos=1)
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.topic == self._marker:
+            self._caught_up.set()
+        elif message.retain and message.payload:
+            self.retained[message.topic] = bytes(message.payload)
+
+    def read(self) -> dict[str, bytes]:
+        """Every retained message under ``<base>/``, topic -> payload."""
+        if not self._caught_up.wait(self.timeout_s):
+            what = "accepted the connection" if not self._connected.is_set() else "answered"
+            raise DemoMqttError(
+                f"the MQTT broker at {self._broker.host}:{self._broker.port} never {what} "
+                f"within {self.timeout_s:.0f} s (check mqtt.username/password)"
+            )
+        return dict(self.retained)
+
+    def put(self, topic: str, payload: bytes) -> None:
+        """Set a retained topic (an empty payload clears it) and wait for the broker's ack."""
+        info = self._client.publish(topic, payload, qos=1, retain=True)
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(self.timeout_s)
+
+
+def retained_before(broker: DemoBroker, base: str) -> dict[str, bytes]:
+    """What the broker holds under ``<base>/`` before the demo starts; refuses a base topic
+    where a Smart ReID server is online (the demo would pose as it, and its clean-up would
+    remove that server's state)."""
+    with _RetainedSession(broker, base) as session:
+        found = session.read()
+    if found.get(f"{base}/status") == b"online":
+        raise DemoMqttError(
+            f"a Smart ReID server is online under {base}/ on {broker.host}:{broker.port}; "
+            "give the demo a base topic of its own with --base-topic"
+        )
+    return found
+
+
+def restore_retained(broker: DemoBroker, base: str, before: dict[str, bytes]) -> int:
+    """Put every retained topic under ``<base>/`` back as it was before the demo: clear what the
+    demo added, restore what it overwrote. Returns how many topics it touched."""
+    with _RetainedSession(broker, base) as session:
+        now = session.read()
+        changed = 0
+        for topic, payload in now.items():
+            previous = before.get(topic, b"")
+            if payload != previous:
+                session.put(topic, previous)
+                changed += 1
+        for topic, payload in before.items():
+            if topic not in now:
+                session.put(topic, payload)
+                changed += 1
+    return changed
 
 
 @dataclass(slots=True)
@@ -155,16 +342,38 @@ class DemoPrinter:
         )
 
 
-def _demo_settings(base: Settings, args: argparse.Namespace, cameras: list[str]) -> Settings:
+def choose_broker(base: Settings, args: argparse.Namespace) -> DemoBroker | None:
+    """The broker the demo publishes to: the one given with --mqtt-host/--mqtt-port, else a
+    private Mosquitto of its own (None: no MQTT; --no-mqtt, or Mosquitto is not installed).
+    The broker in the configuration (mqtt.host, SMART_REID_MQTT__HOST) is never used by
+    default: that is where a real server and Home Assistant live."""
+    if args.no_mqtt:
+        return None
+    if args.mqtt_host is None and args.mqtt_port is None:
+        return start_private_broker()
+    host = args.mqtt_host or "127.0.0.1"
+    port = int(args.mqtt_port or 1883)
+    if not broker_reachable(host, port):
+        raise DemoMqttError(f"no MQTT broker answers at {host}:{port} (--mqtt-host/--mqtt-port)")
+    mqtt_cfg = base.section("mqtt")
+    return DemoBroker(
+        host, port, private=False, username=mqtt_cfg["username"], password=mqtt_cfg["password"]
+    )
+
+
+def _demo_settings(
+    base: Settings, args: argparse.Namespace, cameras: list[str], broker: DemoBroker | None
+) -> Settings:
     raw = dict(base.raw)
     raw["cameras"] = cameras
     raw["http"] = {**base.section("http"), "enabled": False}
     mqtt = dict(base.section("mqtt"))
-    if args.no_mqtt:
-        mqtt["enabled"] = False
-    else:
-        mqtt.update(host=args.mqtt_host, port=args.mqtt_port)
-        mqtt["enabled"] = broker_reachable(args.mqtt_host, args.mqtt_port)
+    mqtt["enabled"] = broker is not None
+    mqtt["base_topic"] = args.base_topic
+    if broker is not None:
+        mqtt.update(
+            host=broker.host, port=broker.port, username=broker.username, password=broker.password
+        )
     raw["mqtt"] = mqtt
     if base.raw.get("log_level") == "info":
         raw["log_level"] = "warning"
@@ -243,9 +452,45 @@ def run_demo(base: Settings, args: argparse.Namespace) -> int:
     if not args.data_dir:
         data_dir = tempfile.mkdtemp(prefix="smart-reid-demo-data-")
         base = validate({**base.raw, "data_dir": data_dir})
-    settings = _demo_settings(base, args, cameras)
+    try:
+        broker = choose_broker(base, args)
+    except DemoMqttError as err:
+        print(f"smart-reid demo: {err}")
+        _remove(data_dir)
+        return 2
+    try:
+        return _run_with_broker(base, args, video, out, cameras, broker)
+    finally:
+        if broker is not None:
+            broker.stop()
+        # The demo's identities live only as long as the demo (--data-dir keeps them).
+        _remove(data_dir)
+
+
+def _remove(path: str | None) -> None:
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _run_with_broker(
+    base: Settings,
+    args: argparse.Namespace,
+    video: Path,
+    out: Path,
+    cameras: list[str],
+    broker: DemoBroker | None,
+) -> int:
+    settings = _demo_settings(base, args, cameras, broker)
     setup_logging(str(settings.raw["log_level"]))
-    mqtt = settings.section("mqtt")
+    topic = str(settings.section("mqtt")["base_topic"])
+    before: dict[str, bytes] = {}
+    if broker is not None and not broker.private:
+        try:
+            before = retained_before(broker, topic)
+        except DemoMqttError as err:
+            print(f"smart-reid demo: {err}")
+            return 2
+    count = len(cameras)
     print(
         f"Smart ReID demo: {video.name} cut into {count} side-by-side camera(s): {', '.join(cameras)}"
     )
@@ -253,11 +498,22 @@ def run_demo(base: Settings, args: argparse.Namespace) -> int:
         "  People walking across the scene move from one camera to the next; a per-camera system "
         "alerts again on each camera, Smart ReID should not."
     )
-    if mqtt["enabled"]:
-        print(f"  MQTT: publishing to {mqtt['host']}:{mqtt['port']} under {mqtt['base_topic']}/")
-    else:
-        reason = "--no-mqtt" if args.no_mqtt else f"no broker at {args.mqtt_host}:{args.mqtt_port}"
+    if broker is None:
+        reason = "--no-mqtt" if args.no_mqtt else "mosquitto is not installed for a private broker"
         print(f"  MQTT: off ({reason}); decisions are printed only")
+    elif broker.private:
+        print(
+            f"  MQTT: a private broker of the demo's own at {broker.host}:{broker.port}, under "
+            f"{topic}/ (stopped at exit; your own broker is not touched)"
+        )
+        print(
+            f"        watch it: mosquitto_sub -h {broker.host} -p {broker.port} -t '{topic}/#' -v"
+        )
+    else:
+        print(
+            f"  MQTT: publishing to {broker.host}:{broker.port} under {topic}/ as asked; its "
+            "retained messages are put back as they were at exit"
+        )
     print(f"  annotated snapshots of every new visit: {out}")
     print()
     clock = [time.time()]
@@ -265,24 +521,45 @@ def run_demo(base: Settings, args: argparse.Namespace) -> int:
     started = time.monotonic()
 
     async def main() -> Tally:
-        await app.start()
+        # `kill` (SIGTERM) ends the demo like Ctrl-C does: stop, stop the private broker, and
+        # put the broker's retained topics back.
+        task = asyncio.current_task()
+        if task is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         try:
+            await app.start()
             return await _run(app, args, video, out, clock)
         finally:
             await app.stop()
 
+    interrupted = False
     try:
         tally = asyncio.run(main())
     except (ModelError, StartupError) as err:
         print(f"smart-reid demo: cannot start: {err}")
         return 2
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        interrupted = True
     finally:
-        if data_dir is not None:
-            # The demo's identities live only as long as the demo (--data-dir keeps them).
-            shutil.rmtree(data_dir, ignore_errors=True)
+        if broker is not None and not broker.private:
+            _tidy_broker(broker, topic, before)
+    if interrupted:
+        print("\nsmart-reid demo: interrupted")
+        return 130
     elapsed = time.monotonic() - started
     _summary(tally, app, elapsed, len(cameras))
     return 0
+
+
+def _tidy_broker(broker: DemoBroker, topic: str, before: dict[str, bytes]) -> None:
+    """Leave the user's broker as the demo found it (the private one simply stops)."""
+    try:
+        changed = restore_retained(broker, topic, before)
+    except DemoMqttError as err:
+        print(f"smart-reid demo: could not clear its retained messages: {err}")
+        return
+    print(f"  MQTT: {changed} retained message(s) under {topic}/ put back as they were")
 
 
 def _summary(tally: Tally, app: SmartReidApp, elapsed: float, cameras: int) -> None:

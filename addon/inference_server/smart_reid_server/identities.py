@@ -254,11 +254,15 @@ class PersonView:
     visit_id: str | None
     exemplars: int
     thumbnail_url: str | None
+    # A user chose the label (renamed, or merged with someone who had been named); false while
+    # it is still the generated "Visitor N", whatever the label reads like.
+    named: bool
 
     def to_json(self) -> dict[str, Any]:
         return {
             "person_id": self.person_id,
             "label": self.label,
+            "named": self.named,
             "known": self.known,
             "first_seen": round(self.first_seen, 3),
             "last_seen": round(self.last_seen, 3),
@@ -1000,9 +1004,7 @@ class Identities:
             and crop.quality.ok
             and teaches
             and (state is None or plan.good[index])
-            and self._learn(
-                person_id, (plan.queries[index], plan.raw[index]), camera, timestamp
-            )
+            and self._learn(person_id, (plan.queries[index], plan.raw[index]), camera, timestamp)
         ):
             out.changed_person_ids.add(person_id)
         person = self.store.require(person_id)
@@ -1327,6 +1329,7 @@ class Identities:
             visit_id=visit.visit_id if visit is not None else None,
             exemplars=self.gallery.exemplar_count(record.person_id),
             thumbnail_url=self._thumbnail_url(record),
+            named=not record.auto_label,
         )
 
     def _thumbnail_url(self, record: PersonRecord) -> str | None:

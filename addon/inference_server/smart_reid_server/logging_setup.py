@@ -43,14 +43,38 @@ class KeyValueFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+class _CurrentStderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not when it was made.
+
+    A handler that kept the ``sys.stderr`` of the moment ``setup_logging`` ran would write to a
+    closed stream once that object is swapped out and closed (pytest's capture does that after
+    every test that calls the CLI in-process), printing "Logging error ... I/O operation on
+    closed file" for every later record.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        """StreamHandler assigns the stream; the current ``sys.stderr`` is used instead."""
+
+
 def setup_logging(level: str = "info", stream: TextIO | None = None) -> None:
-    """Install the single-line formatter on the root logger (idempotent)."""
+    """Install the single-line formatter on the root logger (idempotent); records go to
+    ``stream``, or to the process's current ``sys.stderr``."""
     numeric = getattr(logging, level.upper(), logging.INFO)
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        if getattr(handler, "_smart_reid", False):
-            root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    for old in list(root.handlers):
+        if getattr(old, "_smart_reid", False):
+            root.removeHandler(old)
+    handler: logging.StreamHandler[TextIO] = (
+        logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
+    )
     handler.setFormatter(KeyValueFormatter())
     handler._smart_reid = True  # type: ignore[attr-defined]
     root.addHandler(handler)

@@ -563,7 +563,6 @@ class Pipeline:
         ts, at = max(self._frame_clock.values())
         return ts + (now - at)
 
-
     async def expire_now(self) -> list[Any]:
         """End visits whose window has passed and hand their events over; returns them."""
         now = self.now()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,9 @@ TOKEN = "s3cret-token"
 BASE = "smart_reid"
 PERSON_A = "a0b1c2d3e4f5"
 PERSON_B = "b1c2d3e4f5a6"
+# A whole second shortly before the tests run: people in the payloads were last seen then, so
+# strangers among them are recent enough to have devices (24 h by default).
+RECENT = float(int(time.time()))
 
 
 def cuhk03_image(identity: int = 1, cell: int = 0, split: str = "val") -> Path:
@@ -98,12 +103,15 @@ def info_payload(**overrides: Any) -> dict[str, Any]:
 
 
 def person_payload(person_id: str = PERSON_A, **overrides: Any) -> dict[str, Any]:
+    """A Person as the server publishes it. `named` follows the label as on a real server
+    (a label other than the generated "Visitor N" was given by a user) unless given;
+    `named=None` leaves the key out, as a server from before it was in the contract does."""
     payload: dict[str, Any] = {
         "person_id": person_id,
         "label": "Visitor 3",
         "known": False,
-        "first_seen": 1763700000.0,
-        "last_seen": 1763740099.2,
+        "first_seen": RECENT - 40000.0,
+        "last_seen": RECENT,
         "visit_count": 4,
         "cameras": ["back", "front"],
         "present": True,
@@ -113,6 +121,10 @@ def person_payload(person_id: str = PERSON_A, **overrides: Any) -> dict[str, Any
         "thumbnail_url": f"/api/persons/{person_id}/thumbnail.jpg",
     }
     payload.update(overrides)
+    if "named" not in overrides:
+        payload["named"] = re.fullmatch(r"Visitor [0-9]+", str(payload["label"] or "")) is None
+    elif overrides["named"] is None:
+        del payload["named"]
     return payload
 
 
@@ -221,6 +233,22 @@ async def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {within} s waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+class Clock:
+    """Home Assistant's clock (`dt_util.utcnow`, which the integration reads), moved on by
+    the test. Monotonic and Unix time stay real, so the event loop, the MQTT client and the
+    broker go on as usual; `async_fire_time_changed` then runs the timers due by the new time.
+    (freezegun would freeze the monotonic clock too, which stalls the real MQTT client.)"""
+
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, delta: timedelta) -> None:
+        self.now += delta
 
 
 # --- the broker -------------------------------------------------------------------------------
@@ -361,6 +389,10 @@ class FakeServer:
     searches: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     frame_status: int = 200
+    # Anything but 200: picture requests fail with it (a server restarting, a lost file).
+    thumbnail_status: int = 200
+    # The CUHK03 crop (identity, cell) served as every person's thumbnail.
+    thumbnail_crop: tuple[int, int] = (1, 0)
     url: str = ""
     runner: web.AppRunner | None = None
 
@@ -433,6 +465,7 @@ class FakeServer:
         person = self.persons[person_id]
         if "label" in body:
             person["label"] = body["label"]
+            person["named"] = True  # whatever it reads like, a user chose it
         if "known" in body:
             person["known"] = bool(body["known"])
         await self.publish_person(person_id)
@@ -452,7 +485,10 @@ class FakeServer:
             if unknown not in self.persons:
                 return _error(404, "not_found", f"unknown person {unknown!r} (never seen)")
         absorbed = self.persons.pop(other)
-        self.persons[person_id]["visit_count"] += absorbed["visit_count"]
+        kept = self.persons[person_id]
+        kept["visit_count"] += absorbed["visit_count"]
+        if absorbed.get("named") and not kept.get("named"):  # the user's name stays
+            kept.update(label=absorbed["label"], named=True)
         await self.publish_forgotten(other)
         await self.publish_person(person_id)
         return web.json_response(self.persons[person_id])
@@ -470,9 +506,13 @@ class FakeServer:
         return web.json_response({"forgotten": len(gone)})
 
     async def _thumbnail(self, request: web.Request) -> web.Response:
+        if self.thumbnail_status != 200:
+            return _error(self.thumbnail_status, "unavailable", "try again later")
         if request.match_info["person_id"] not in self.persons:
             return _error(404, "unknown_person", "no such person")
-        return web.Response(body=cuhk03_image(1, 0).read_bytes(), content_type="image/jpeg")
+        return web.Response(
+            body=cuhk03_image(*self.thumbnail_crop).read_bytes(), content_type="image/jpeg"
+        )
 
     async def _snapshot(self, request: web.Request) -> web.Response:
         return web.Response(body=cuhk03_image(1, 5).read_bytes(), content_type="image/jpeg")

@@ -11,10 +11,11 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.smart_reid.const import CONF_URL, DOMAIN
+from custom_components.smart_reid.const import CONF_URL, DOMAIN, OFFLINE_DOCS_URL
 
 from .conftest import (
     BASE,
+    REPO,
     Broker,
     FakeServer,
     entry_for,
@@ -251,3 +252,27 @@ async def test_newer_contract_is_a_repair(
 
     await publish(hass, f"{BASE}/info", {**info, "contract": 1}, retain=True)
     await wait_for(hass, lambda: issue_id not in _issues(issue_registry), "the issue to go")
+
+
+async def test_offline_repair_leads_to_the_fallback(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, issue_registry: ir.IssueRegistry
+) -> None:
+    """A server that stays offline (crashed, its GPU host down, its model missing) raises a
+    repair that says nobody is being announced and links to what to do meanwhile (the
+    blueprint's fallback sensors); it goes when the server is back."""
+    await publish(hass, f"{BASE}/status", "offline", retain=True)
+    await wait_for(
+        hass, lambda: _state(hass, "binary_sensor.smart_reid_server") == STATE_OFF, "offline"
+    )
+    async_fire_time_changed(hass, dt_util.utcnow() + GRACE)
+    await hass.async_block_till_done()
+    issue = issue_registry.async_get_issue(DOMAIN, f"server_unreachable_{loaded_entry.entry_id}")
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.ERROR
+    assert issue.learn_more_url == OFFLINE_DOCS_URL
+    anchor = OFFLINE_DOCS_URL.rsplit("#", 1)[1]
+    docs = (REPO / "docs" / "integration.md").read_text(encoding="utf-8")
+    assert f"## {anchor.replace('-', ' ').capitalize()}" in docs
+
+    await publish(hass, f"{BASE}/status", "online", retain=True)
+    await wait_for(hass, lambda: _issues(issue_registry) == {}, "the issue to be removed")

@@ -1,23 +1,46 @@
 """The notification blueprint: it loads, and it notifies once per visit as documented.
 
 The phone is the one part that cannot run here: a notify action registered by the test stands
-in for `notify.mobile_app_<phone>` and records what the companion app would receive. The events
-come from real MQTT messages through the integration, and the buttons call the real services.
+in for `notify.mobile_app_<phone>` and records what the companion app would receive, for a
+device registered the way the companion app registers one. Person-detection sensors of other
+integrations (Frigate's) are states the test sets. The events come from real MQTT messages
+through the integration, the buttons call the real services, and saving goes through the
+automation editor's own API.
 """
 
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 import pytest
 from homeassistant.components.automation.config import AUTOMATION_BLUEPRINT_SCHEMA
 from homeassistant.components.blueprint.models import Blueprint
+from homeassistant.components.notify import NotifyEntity
+from homeassistant.config_entries import ConfigEntry, ConfigFlow
+from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 from homeassistant.util.yaml import load_yaml_dict
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_mock_service
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockModule,
+    MockPlatform,
+    async_mock_service,
+    mock_config_flow,
+    mock_integration,
+    mock_platform,
+)
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.smart_reid.const import CONF_STRANGER_HOURS
 
 from .conftest import (
     BASE,
@@ -32,6 +55,7 @@ from .conftest import (
 )
 
 BLUEPRINT = REPO / "blueprints" / "automation" / "smart_reid" / "notify_new_person.yaml"
+BLUEPRINT_PATH = "smart_reid/notify_new_person.yaml"
 
 
 def test_blueprint_is_valid() -> None:
@@ -44,15 +68,55 @@ def test_blueprint_is_valid() -> None:
     )
     assert blueprint.domain == "automation"
     assert set(blueprint.inputs) == {
-        "notify_device",
-        "notify_service",
+        "notify_target",
         "unknown_only",
         "home_entity",
         "cameras",
         "update_in_place",
         "silence_helper",
         "silence_minutes",
+        "fallback_sensors",
+        "fallback_cooldown",
+        "server_entity",
     }
+    # The one input without a default: Home Assistant will not save the automation without it.
+    required = [name for name, spec in blueprint.inputs.items() if "default" not in (spec or {})]
+    assert required == ["notify_target"]
+
+
+def _install_blueprint(hass: HomeAssistant, tmp_path: Path) -> None:
+    hass.config.config_dir = str(tmp_path)
+    target = tmp_path / "blueprints" / "automation" / "smart_reid"
+    target.mkdir(parents=True)
+    shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
+
+
+def _phone_device(hass: HomeAssistant) -> str:
+    """A phone as the companion app registers it (its notify action is the test's)."""
+    app = MockConfigEntry(domain="mobile_app", title="Test phone")
+    app.add_to_hass(hass)
+    device = dr.async_get(hass).async_get_or_create(
+        config_entry_id=app.entry_id,
+        identifiers={("mobile_app", "test-phone-webhook")},
+        manufacturer="Google",
+        model="Pixel 8",
+        name="Test phone",
+    )
+    return device.id
+
+
+async def _automation(hass: HomeAssistant, **inputs: Any) -> None:
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "id": "smart_reid_notify",
+                "use_blueprint": {"path": BLUEPRINT_PATH, "input": inputs},
+            }
+        },
+    )
+    await hass.async_block_till_done()
 
 
 @pytest.fixture
@@ -60,36 +124,26 @@ async def phone(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path
 ) -> list[ServiceCall]:
     """The blueprint installed as an automation that notifies a stand-in phone."""
-    hass.config.config_dir = str(tmp_path)
-    target = tmp_path / "blueprints" / "automation" / "smart_reid"
-    target.mkdir(parents=True)
-    shutil.copy(BLUEPRINT, target / BLUEPRINT.name)
+    _install_blueprint(hass, tmp_path)
     calls: list[ServiceCall] = async_mock_service(hass, "notify", "mobile_app_test_phone")
     assert await async_setup_component(
         hass,
         "input_datetime",
         {"input_datetime": {"silence": {"has_date": True, "has_time": True}}},
     )
-    assert await async_setup_component(
-        hass,
-        "automation",
-        {
-            "automation": {
-                "id": "smart_reid_notify",
-                "use_blueprint": {
-                    "path": "smart_reid/notify_new_person.yaml",
-                    "input": {
-                        "notify_service": "notify.mobile_app_test_phone",
-                        "home_entity": "person.alice",
-                        "silence_helper": "input_datetime.silence",
-                        "silence_minutes": 30,
-                    },
-                },
-            }
-        },
-    )
     hass.states.async_set("person.alice", "not_home")
-    await hass.async_block_till_done()
+    await _automation(
+        hass,
+        notify_target={"device_id": _phone_device(hass)},
+        home_entity="person.alice",
+        silence_helper="input_datetime.silence",
+        silence_minutes=30,
+        fallback_sensors=[
+            "binary_sensor.front_door_person_occupancy",
+            "binary_sensor.garden_person_occupancy",
+        ],
+        fallback_cooldown=5,
+    )
     return calls
 
 
@@ -109,12 +163,39 @@ async def test_one_notification_per_visit_updated_in_place(
     assert data["data"]["tag"] == "9c8b7a6d5e4f"
     assert data["data"]["image"].startswith(f"/api/smart_reid/{loaded_entry.entry_id}/visits/")
     assert [b["title"] for b in data["data"]["actions"]] == ["Mark known", "Silence 30 min"]
+    # Tapping it opens the person's device page.
+    coordinator = loaded_entry.runtime_data.coordinator
+    device = coordinator.device(coordinator.person_identifier(PERSON_A))
+    assert device is not None
+    assert (
+        data["data"]["url"] == data["data"]["clickAction"] == f"/config/devices/device/{device.id}"
+    )
 
     await publish(hass, f"{BASE}/events/visit_updated", visit_event_payload("camera_added"))
     await wait_for(hass, lambda: len(phone) == 2, "the update")
     update = phone[1].data
     assert update["data"]["tag"] == data["data"]["tag"]
     assert update["message"] == "Seen on front, back."
+
+
+async def test_a_stranger_without_a_device_links_to_the_snapshot(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, phone: list[ServiceCall]
+) -> None:
+    """With no devices for strangers (option 0 h) the alert still opens something useful: the
+    visit's snapshot, not a device page that does not exist."""
+    hass.config_entries.async_update_entry(loaded_entry, options={CONF_STRANGER_HOURS: 0})
+    await hass.async_block_till_done()  # the entry reloads with the new option
+    await wait_for(
+        hass,
+        lambda: loaded_entry.runtime_data.coordinator.available,
+        "the reloaded entry to hear the server again",
+    )
+    await _new_visit(hass, is_new_identity=True)
+    await wait_for(hass, lambda: len(phone) == 1, "the notification")
+    data = phone[0].data["data"]
+    assert "None" not in data["url"]
+    assert data["url"] == data["clickAction"] == data["image"]
+    assert data["image"].startswith(f"/api/smart_reid/{loaded_entry.entry_id}/visits/")
 
 
 async def test_known_people_and_someone_home_stay_quiet(
@@ -184,3 +265,207 @@ async def test_a_merged_duplicate_notification_is_withdrawn(
     await wait_for(hass, lambda: len(phone) == 2, "the withdrawal")
     assert phone[1].data["message"] == "clear_notification"
     assert phone[1].data["data"] == {"tag": "0a1b2c3d4e5f"}
+
+
+# --- where to send: required, and checked ----------------------------------------------------
+
+
+async def test_saving_without_a_target_is_refused(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, tmp_path: Path
+) -> None:
+    """The automation editor's save is refused, naming the missing input, until a target is
+    chosen (before, it saved and then failed at every visit)."""
+    _install_blueprint(hass, tmp_path)
+    assert await async_setup_component(hass, "automation", {})
+    assert await async_setup_component(hass, "config", {})
+    client = await hass_client()
+    url = "/api/config/automation/config/smart_reid_notify"
+    config: dict[str, Any] = {
+        "alias": "Visitors",
+        "use_blueprint": {"path": BLUEPRINT_PATH, "input": {"unknown_only": True}},
+    }
+
+    response = await client.post(url, json=config)
+    assert response.status == HTTPStatus.BAD_REQUEST
+    assert "Missing input notify_target" in (await response.json())["message"]
+
+    config["use_blueprint"]["input"]["notify_target"] = {"device_id": _phone_device(hass)}
+    response = await client.post(url, json=config)
+    assert response.status == HTTPStatus.OK, await response.text()
+
+
+async def test_a_target_with_nothing_to_notify_fails_clearly(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An area with no phone, notify entity or script in it: the run stops with an error that
+    says what to change, instead of calling a notify action that does not exist."""
+    _install_blueprint(hass, tmp_path)
+    calls = async_mock_service(hass, "notify", "notify")
+    await _automation(hass, notify_target={"area_id": "garage"})
+    await _new_visit(hass)
+    await wait_for(
+        hass,
+        lambda: "names no companion-app phone, notify entity or script" in caplog.text,
+        "the error",
+    )
+    assert calls == []
+
+
+async def test_an_area_reaches_the_phones_in_it(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path
+) -> None:
+    """Choosing an area sends to the companion-app phones placed in it."""
+    _install_blueprint(hass, tmp_path)
+    calls = async_mock_service(hass, "notify", "mobile_app_test_phone")
+    hall = ar.async_get(hass).async_create("Hall")
+    dr.async_get(hass).async_update_device(_phone_device(hass), area_id=hall.id)
+    await _automation(hass, notify_target={"area_id": hall.id})
+    await _new_visit(hass)
+    await wait_for(hass, lambda: len(calls) == 1, "the notification")
+    assert calls[0].data["title"] == "Visitor 3 (seen before) at front"
+
+
+class Display(NotifyEntity):
+    """A notify entity (a kitchen display) that keeps what it was sent."""
+
+    _attr_name = "Kitchen display"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str | None]] = []
+
+    async def async_send_message(self, message: str, title: str | None = None) -> None:
+        self.sent.append((message, title))
+
+
+async def test_notify_entities_and_scripts(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path
+) -> None:
+    """Besides phones: notify entities get title and message, scripts the full notification
+    (for notify groups and other notify actions)."""
+    _install_blueprint(hass, tmp_path)
+    display = Display()
+
+    async def setup_kitchen(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+        await hass.config_entries.async_forward_entry_setups(entry, [Platform.NOTIFY])
+        return True
+
+    async def add_display(
+        hass: HomeAssistant, entry: ConfigEntry, add: AddConfigEntryEntitiesCallback
+    ) -> None:
+        add([display])
+
+    mock_integration(hass, MockModule("kitchen", async_setup_entry=setup_kitchen))
+    mock_platform(hass, "kitchen.notify", MockPlatform(async_setup_entry=add_display))
+    mock_platform(hass, "kitchen.config_flow")
+    kitchen = MockConfigEntry(domain="kitchen")
+    kitchen.add_to_hass(hass)
+    with mock_config_flow("kitchen", ConfigFlow):
+        assert await hass.config_entries.async_setup(kitchen.entry_id)
+    family = async_mock_service(hass, "notify", "family")
+    assert await async_setup_component(
+        hass,
+        "script",
+        {
+            "script": {
+                "notify_family": {
+                    "sequence": [
+                        {
+                            "action": "notify.family",
+                            "data": {
+                                "title": "{{ title }}",
+                                "message": "{{ message }}",
+                                "data": "{{ data }}",
+                            },
+                        }
+                    ]
+                }
+            }
+        },
+    )
+    await hass.async_block_till_done()
+    await _automation(
+        hass, notify_target={"entity_id": ["notify.kitchen_display", "script.notify_family"]}
+    )
+    await _new_visit(hass)
+    await wait_for(hass, lambda: bool(display.sent) and bool(family), "both notifications")
+    assert display.sent == [
+        ("Visit started at front (match 81%).", "Visitor 3 (seen before) at front")
+    ]
+    assert family[0].data["title"] == "Visitor 3 (seen before) at front"
+    assert family[0].data["data"]["tag"] == "9c8b7a6d5e4f"
+
+
+# --- while the server is offline ---------------------------------------------------------------
+
+
+async def test_fallback_sensors_alert_only_while_the_server_is_offline(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, phone: list[ServiceCall]
+) -> None:
+    """Someone at the door is announced by a person-detection sensor while the server is
+    down: once per quiet time per sensor, saying that recognition is missing; household quiet
+    still holds; and nothing from the sensors while the server runs."""
+    front = "binary_sensor.front_door_person_occupancy"
+    garden = "binary_sensor.garden_person_occupancy"
+    named = {"friendly_name": "Front door person occupancy"}
+
+    def clear(entity_id: str, since: timedelta, **attributes: Any) -> None:
+        """The sensor has seen nobody for `since` (its state's last change is that old)."""
+        at = (dt_util.utcnow() - since).timestamp()
+        hass.states.async_set(entity_id, "off", attributes, timestamp=at)
+
+    def detect(entity_id: str, **attributes: Any) -> None:
+        hass.states.async_set(entity_id, "on", attributes)
+
+    # Server up: the sensors are Smart ReID's job, not the fallback's.
+    clear(front, timedelta(minutes=10), **named)
+    detect(front, **named)
+    await hass.async_block_till_done()
+    assert phone == []
+
+    await publish(hass, f"{BASE}/status", "offline", retain=True)
+    await wait_for(
+        hass, lambda: state(hass, "binary_sensor.smart_reid_server").state == "off", "offline"
+    )
+    clear(front, timedelta(minutes=10), **named)
+    detect(front, **named)
+    await wait_for(hass, lambda: len(phone) == 1, "the fallback alert")
+    alert = phone[0].data
+    assert alert["title"] == "Person detected: Front door person occupancy"
+    assert "Smart ReID is offline" in alert["message"]
+    assert "one alert per person is unavailable" in alert["message"]
+    assert alert["data"]["tag"] == f"smart_reid_fallback_{front}"
+
+    # The same sensor again soon after: quiet. Another camera's sensor: its own alert.
+    clear(front, timedelta(minutes=2), **named)
+    detect(front, **named)
+    clear(garden, timedelta(hours=1))
+    detect(garden)
+    await wait_for(hass, lambda: len(phone) == 2, "the other camera's alert")
+    assert phone[1].data["title"] == f"Person detected: {garden}"
+
+    # Household quiet still applies.
+    hass.states.async_set("person.alice", "home")
+    clear(front, timedelta(minutes=6), **named)
+    detect(front, **named)
+    await hass.async_block_till_done()
+    assert len(phone) == 2
+    hass.states.async_set("person.alice", "not_home")
+    clear(front, timedelta(minutes=6), **named)
+    detect(front, **named)
+    await wait_for(hass, lambda: len(phone) == 3, "an alert after the quiet time")
+
+    # The server is back: one alert per visit again, from Smart ReID only.
+    await publish(hass, f"{BASE}/status", "online", retain=True)
+    await wait_for(
+        hass, lambda: state(hass, "binary_sensor.smart_reid_server").state == "on", "online"
+    )
+    clear(garden, timedelta(hours=1))
+    detect(garden)
+    await _new_visit(hass, visit_id="0c0c0c0c0c0c")
+    await wait_for(hass, lambda: len(phone) == 4, "the visit's notification")
+    assert phone[3].data["data"]["tag"] == "0c0c0c0c0c0c"
+    await hass.async_block_till_done()
+    assert len(phone) == 4

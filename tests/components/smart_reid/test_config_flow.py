@@ -442,4 +442,4 @@ async def test_options_reject_bad_camera_name(hass: HomeAssistant, server: FakeS
     assert result["errors"] == {"cameras": "invalid_camera_name"}
     result = await hass.config_entries.options.async_configure(result["flow_id"], {"cameras": []})
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert entry.options == {CONF_FORWARD: []}
+    assert entry.options[CONF_FORWARD] == []

@@ -102,3 +102,41 @@ async def test_automation_on_unknown_person_at_front(
     await publish(hass, f"{BASE}/events/visit_updated", visit_event_payload("camera_added"))
     await wait_for(hass, lambda: len(fired) == 2, "both automations")
     assert sorted(e.data["who"] for e in fired) == ["Stranger", "visit moved to the back"]
+
+
+async def test_a_person_was_seen_trigger_gets_sightings(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    """Sightings are fired only for listeners: an automation with the device trigger is one,
+    with the option off, and hears the sightings at its camera."""
+    front = _device(loaded_entry, device_registry, "front")
+    fired = async_capture_events(hass, "smart_reid_test_fired")
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "trigger": {
+                    "platform": "device",
+                    "domain": DOMAIN,
+                    "device_id": front.id,
+                    "type": "person_seen",
+                },
+                "action": {
+                    "event": "smart_reid_test_fired",
+                    "event_data": {"who": "{{ trigger.event.data.label }}"},
+                },
+            }
+        },
+    )
+    await publish(hass, f"{BASE}/events/sighting", decision_payload(new_person=False))
+    await publish(
+        hass, f"{BASE}/events/sighting", decision_payload(new_person=False, camera="back")
+    )
+    await wait_for(
+        hass,
+        lambda: "back" in loaded_entry.runtime_data.coordinator.last_decisions,
+        "both sightings",
+    )
+    await wait_for(hass, lambda: len(fired) == 1, "the trigger")
+    assert fired[0].data["who"] == "Visitor 3"

@@ -147,9 +147,11 @@ async def test_listing_failure_removes_nothing(
     """If the server cannot list identities, no device is touched."""
     coordinator = loaded_entry.runtime_data.coordinator
     # Let the start-up tidy-up (a successful listing) finish first: it would rightly remove a
-    # device the server does not list.
+    # device the server does not list. The server sees the request before the integration
+    # has the answer, and the tidy-up runs as a background task, which a plain
+    # async_block_till_done does not wait for.
     await wait_for(hass, lambda: ("GET", "/api/persons") in server.requests, "the start-up listing")
-    await hass.async_block_till_done()
+    await hass.async_block_till_done(wait_background_tasks=True)
     device_registry.async_get_or_create(
         config_entry_id=loaded_entry.entry_id,
         identifiers={coordinator.person_identifier("0000beef0000")},
@@ -163,4 +165,6 @@ async def test_listing_failure_removes_nothing(
     await wait_for(
         hass, lambda: ("GET", "/api/persons") in server.requests[count:], "the listing attempt"
     )
+    # The refused listing has been answered and handled, not only sent.
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert _person_device(loaded_entry, device_registry, "0000beef0000") is not None

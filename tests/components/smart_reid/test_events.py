@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from homeassistant.const import MATCH_ALL
 from homeassistant.core import Event, HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.smart_reid.const import (
+    CONF_FORWARD,
+    CONF_SIGHTING_EVENTS,
     EVENT_NEW_PERSON,
     EVENT_PERSON_MERGED,
     EVENT_PERSON_SEEN,
@@ -128,6 +132,55 @@ async def test_sightings_and_visit_events(
     assert update.data["snapshot_url"].startswith(f"/api/smart_reid/{loaded_entry.entry_id}/")
     assert ended[0].data["ended_at"] == 1763740160.0
     assert ended[0].data["reason"] == "ended"
+
+
+async def test_sightings_are_fired_only_when_wanted(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """person_seen (one per person per frame) is not fired for nobody: a listener of every
+    event (the recorder, Node-RED) gets it only with the option on, a listener of it always."""
+    everything: list[Event] = []
+    hass.bus.async_listen(MATCH_ALL, everything.append)
+
+    async def sighting(at: float) -> None:
+        # A changed option reloads the entry: wait for the new one to listen.
+        await wait_for(hass, lambda: loaded_entry.runtime_data.coordinator.available, "online")
+        await publish(
+            hass, f"{BASE}/events/sighting", decision_payload(new_person=False, timestamp=at)
+        )
+        await wait_for(
+            hass,
+            lambda: (
+                (last := loaded_entry.runtime_data.coordinator.last_decisions.get("front"))
+                is not None
+                and last.timestamp == at
+            ),
+            f"the sighting at {at}",
+        )
+
+    def fired() -> list[str]:
+        return [e.data["person_id"] for e in everything if e.event_type == EVENT_PERSON_SEEN]
+
+    await sighting(1763740100.0 + 1)
+    assert fired() == []
+
+    hass.config_entries.async_update_entry(
+        loaded_entry, options={**loaded_entry.options, CONF_SIGHTING_EVENTS: True}
+    )
+    await hass.async_block_till_done()
+    await sighting(1763740100.0 + 2)
+    assert fired() == [PERSON_A]
+
+    hass.config_entries.async_update_entry(
+        loaded_entry, options={**loaded_entry.options, CONF_SIGHTING_EVENTS: False}
+    )
+    await hass.async_block_till_done()
+    stop = hass.bus.async_listen(EVENT_PERSON_SEEN, lambda event: None)
+    await sighting(1763740100.0 + 3)
+    assert fired() == [PERSON_A, PERSON_A]
+    stop()
+    await sighting(1763740100.0 + 4)
+    assert len(fired()) == 2
 
 
 async def test_bad_messages_are_logged_and_ignored(
@@ -299,3 +352,26 @@ async def test_a_broken_merged_event_is_logged_not_fired(
     await publish(hass, f"{BASE}/events/merged", {"person_id": PERSON_A})
     await wait_for(hass, lambda: "merged_person_id" in caplog.text, "the log line")
     assert merged == []
+
+
+async def test_sighting_events_option_in_the_options_flow(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """The option is on the first options page, off by default, and kept with the rest."""
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    schema = result["data_schema"]
+    assert schema is not None
+    defaults = {str(key): key.default() for key in schema.schema if hasattr(key, "default")}
+    assert defaults[CONF_SIGHTING_EVENTS] is False
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], {"cameras": [], CONF_SIGHTING_EVENTS: True}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert loaded_entry.options[CONF_SIGHTING_EVENTS] is True
+    assert loaded_entry.options[CONF_FORWARD] == []
+
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    schema = result["data_schema"]
+    assert schema is not None
+    defaults = {str(key): key.default() for key in schema.schema if hasattr(key, "default")}
+    assert defaults[CONF_SIGHTING_EVENTS] is True

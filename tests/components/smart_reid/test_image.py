@@ -1,11 +1,13 @@
-"""Each identity's picture, fetched from the server with its token."""
+"""Each identity's picture, fetched from the server with its token, and only once there is one."""
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 
-from homeassistant.const import STATE_UNKNOWN
+import pytest
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
@@ -13,6 +15,7 @@ from .conftest import (
     BASE,
     PERSON_A,
     PERSON_B,
+    RECENT,
     FakeServer,
     cuhk03_image,
     person_payload,
@@ -22,6 +25,7 @@ from .conftest import (
 )
 
 THUMBNAIL = f"/api/persons/{PERSON_A}/thumbnail.jpg"
+PROXY = "/api/image_proxy/image.visitor_3_picture"
 
 
 async def test_picture_of_identity(
@@ -32,17 +36,17 @@ async def test_picture_of_identity(
 ) -> None:
     """The picture is the server's crop, fetched once until the server has a new one."""
     client = await hass_client()
-    response = await client.get("/api/image_proxy/image.visitor_3_picture")
+    response = await client.get(PROXY)
     assert response.status == HTTPStatus.OK
     assert await response.read() == cuhk03_image(1, 0).read_bytes()
-    await client.get("/api/image_proxy/image.visitor_3_picture")
+    await client.get(PROXY)
     assert server.requests.count(("GET", THUMBNAIL)) == 1
 
     before = state(hass, "image.visitor_3_picture").state
     await publish(
         hass,
         f"{BASE}/person/{PERSON_A}/state",
-        person_payload(exemplars=7, last_seen=1763740300.0),
+        person_payload(exemplars=7, last_seen=RECENT + 200.0),
         retain=True,
     )
     await wait_for(
@@ -50,40 +54,127 @@ async def test_picture_of_identity(
         lambda: state(hass, "image.visitor_3_picture").state != before,
         "a new picture time",
     )
-    await client.get("/api/image_proxy/image.visitor_3_picture")
+    await client.get(PROXY)
     assert server.requests.count(("GET", THUMBNAIL)) == 2
 
 
-async def test_identity_without_picture(
+async def test_picture_appears_with_the_first_thumbnail(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     server: FakeServer,
     hass_client: ClientSessionGenerator,
+    entity_registry: er.EntityRegistry,
 ) -> None:
-    """No crop passed the quality gates yet: no picture, and no request to the server."""
+    """No crop passed the quality gates yet: the person has sensors but no picture entity (a
+    dashboard shows no broken image), and the server is not asked; the first thumbnail adds
+    the picture."""
+    server.persons[PERSON_B] = person_payload(PERSON_B, label="Visitor 4", thumbnail_url=None)
+    await server.publish_person(PERSON_B)
+    await wait_for(
+        hass, lambda: hass.states.get("sensor.visitor_4_location") is not None, "the sensors"
+    )
+    assert hass.states.get("image.visitor_4_picture") is None
+    assert entity_registry.async_get("image.visitor_4_picture") is None
+    client = await hass_client()
+    response = await client.get("/api/image_proxy/image.visitor_4_picture")
+    assert response.status == HTTPStatus.NOT_FOUND
+    assert not any(PERSON_B in path for _, path in server.requests)
+
+    server.persons[PERSON_B] = person_payload(PERSON_B, label="Visitor 4")
+    await server.publish_person(PERSON_B)
+    await wait_for(
+        hass, lambda: hass.states.get("image.visitor_4_picture") is not None, "the picture"
+    )
+    response = await client.get("/api/image_proxy/image.visitor_4_picture")
+    assert response.status == HTTPStatus.OK
+    assert await response.read() == cuhk03_image(1, 0).read_bytes()
+
+
+async def test_failed_fetch_keeps_the_last_good_picture(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: FakeServer,
+    hass_client: ClientSessionGenerator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The server has a better crop but cannot hand it out right now: the dashboard goes on
+    showing the previous one, the failure is logged once, and the new crop is shown once the
+    server answers again."""
+    client = await hass_client()
+    assert (await client.get(PROXY)).status == HTTPStatus.OK
+    first = cuhk03_image(1, 0).read_bytes()
+
+    server.thumbnail_status = HTTPStatus.SERVICE_UNAVAILABLE
+    server.thumbnail_crop = (2, 0)
+    before = state(hass, "image.visitor_3_picture").state
     await publish(
         hass,
-        f"{BASE}/person/{PERSON_B}/state",
-        person_payload(PERSON_B, label="Visitor 4", thumbnail_url=None),
+        f"{BASE}/person/{PERSON_A}/state",
+        person_payload(exemplars=7, last_seen=RECENT + 200.0),
         retain=True,
     )
     await wait_for(
-        hass, lambda: hass.states.get("image.visitor_4_picture") is not None, "the image entity"
+        hass, lambda: state(hass, "image.visitor_3_picture").state != before, "the new crop"
     )
-    assert state(hass, "image.visitor_4_picture").state == STATE_UNKNOWN
-    client = await hass_client()
-    response = await client.get("/api/image_proxy/image.visitor_4_picture")
-    assert response.status == HTTPStatus.INTERNAL_SERVER_ERROR
-    assert not any(PERSON_B in path for _, path in server.requests)
+    caplog.clear()
+    for _ in range(3):
+        response = await client.get(PROXY)
+        assert response.status == HTTPStatus.OK
+        assert await response.read() == first
+    warnings = [
+        r for r in caplog.records if r.levelno >= logging.WARNING and PERSON_A in r.getMessage()
+    ]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    assert "showing the previous one" in warnings[0].getMessage()
+    assert server.requests.count(("GET", THUMBNAIL)) == 4
+
+    server.thumbnail_status = HTTPStatus.OK
+    response = await client.get(PROXY)
+    assert response.status == HTTPStatus.OK
+    assert await response.read() == cuhk03_image(2, 0).read_bytes()
+    assert "picture of a0b1c2d3e4f5 from the server again" in caplog.text
 
 
-async def test_picture_when_server_fails(
+async def test_first_picture_when_server_fails(
     hass: HomeAssistant,
     loaded_entry: MockConfigEntry,
     server: FakeServer,
     hass_client: ClientSessionGenerator,
 ) -> None:
+    """With no picture fetched yet and the server gone, there is nothing to show yet; the
+    next view tries again."""
     await server.stop()
     client = await hass_client()
-    response = await client.get("/api/image_proxy/image.visitor_3_picture")
+    response = await client.get(PROXY)
     assert response.status == HTTPStatus.INTERNAL_SERVER_ERROR
+
+
+async def test_thumbnail_withdrawn(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: FakeServer,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """The server lost the picture file (`thumbnail_url` back to null): a picture shown before
+    stays; one never fetched makes the entity unavailable instead of a broken image."""
+    client = await hass_client()
+    assert (await client.get(PROXY)).status == HTTPStatus.OK
+    server.persons[PERSON_B] = person_payload(PERSON_B, label="Visitor 4")
+    await server.publish_person(PERSON_B)
+    await wait_for(
+        hass, lambda: hass.states.get("image.visitor_4_picture") is not None, "the picture"
+    )
+    for person_id, label in ((PERSON_A, "Visitor 3"), (PERSON_B, "Visitor 4")):
+        server.persons[person_id] = person_payload(
+            person_id, label=label, thumbnail_url=None, visit_count=5
+        )
+        await server.publish_person(person_id)
+    await wait_for(
+        hass,
+        lambda: state(hass, "image.visitor_4_picture").state == "unavailable",
+        "the unfetched picture to become unavailable",
+    )
+    assert state(hass, "image.visitor_3_picture").state != "unavailable"
+    response = await client.get(PROXY)
+    assert response.status == HTTPStatus.OK
+    assert await response.read() == cuhk03_image(1, 0).read_bytes()

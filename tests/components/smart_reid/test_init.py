@@ -18,7 +18,17 @@ from custom_components.smart_reid.const import (
     DOMAIN,
 )
 
-from .conftest import PERSON_A, FakeServer, entry_for, free_port, state, wait_for
+from .conftest import (
+    BASE,
+    PERSON_A,
+    FakeServer,
+    entry_for,
+    free_port,
+    person_payload,
+    publish,
+    state,
+    wait_for,
+)
 
 
 async def test_setup_and_unload(hass: HomeAssistant, loaded_entry: MockConfigEntry) -> None:
@@ -100,10 +110,20 @@ async def test_remove_stale_devices_only(
     loaded_entry: MockConfigEntry,
     device_registry: dr.DeviceRegistry,
 ) -> None:
-    """The user may delete devices the server no longer knows, never live ones."""
+    """The user may delete devices the server no longer knows, never those of the server,
+    its cameras or named and household people (strangers: see test_strangers.py)."""
     from custom_components.smart_reid import async_remove_config_entry_device
 
     coordinator = loaded_entry.runtime_data.coordinator
+    await publish(
+        hass,
+        f"{BASE}/person/{PERSON_A}/state",
+        person_payload(PERSON_A, label="Alice"),
+        retain=True,
+    )
+    await wait_for(
+        hass, lambda: coordinator.persons[PERSON_A].label == "Alice", "the person to be named"
+    )
     live = coordinator.device(coordinator.person_identifier(PERSON_A))
     hub = coordinator.device(coordinator.hub_identifier())
     stale = device_registry.async_get_or_create(
