@@ -54,8 +54,10 @@ async def async_setup_entry(
 class PersonThumbnail(SmartReidPersonEntity, ImageEntity):
     """The server's best crop of the identity, fetched with the server's token.
 
-    The server keeps the same URL while the crop behind it improves, so a new picture is
-    assumed whenever the URL or the number of stored exemplars changes. The last picture that
+    The server's URL carries the picture's version (`?v=`), so the picture is fetched again,
+    and its time moves on, only when the URL changes. An older server kept one URL while the
+    crop behind it improved; with such a URL a new picture is assumed whenever the number of
+    stored exemplars changes. The last picture that
     arrived is kept: when fetching a newer one fails (server restarting, network), the entity
     goes on showing the last good one, and the failure is logged once until a fetch works.
     """
@@ -96,7 +98,8 @@ class PersonThumbnail(SmartReidPersonEntity, ImageEntity):
         person = self.person
         if person is None or not person.thumbnail_url:
             return False
-        version = (person.thumbnail_url, person.exemplars)
+        url = person.thumbnail_url
+        version = (url, 0 if "?v=" in url else person.exemplars)
         if version == self._version:
             return False
         self._version = version

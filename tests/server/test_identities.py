@@ -319,7 +319,8 @@ def test_poor_crops_identify_but_do_not_teach(ids: Identities, plans: list[Plan]
     see(ids, "front", T0 + 10, [p.view_a[1]], quality_ok=True)
     person = ids.person(a.person_id)
     assert person.exemplars == 2
-    assert person.thumbnail_url == f"/api/persons/{a.person_id}/thumbnail.jpg"
+    assert person.thumbnail_url is not None
+    assert person.thumbnail_url.startswith(f"/api/persons/{a.person_id}/thumbnail.jpg?v=")
 
 
 def test_a_clearly_better_snapshot_is_announced(ids: Identities, plans: list[Plan]) -> None:
@@ -691,6 +692,8 @@ def test_the_thumbnail_is_the_persons_best_crop_not_the_sharpest_box(
     (arrival,) = first.decisions
     pid = arrival.person_id
     assert _thumbnail_shape(ids, pid) == person.image.shape
+    url = ids.person(pid).thumbnail_url
+    assert url is not None
     # Two seconds later the person comes closer and is detected surely: a clearly better
     # crop, but the picture changed just now (at most once in THUMBNAIL_INTERVAL_S).
     bigger = cv2.resize(person.image, (w * 3 // 2, h * 3 // 2))
@@ -706,15 +709,19 @@ def test_the_thumbnail_is_the_persons_best_crop_not_the_sharpest_box(
     (seen,) = _observe_crop(ids, T0 + 11, person, signpost, sign_box, 0.9).decisions
     assert seen.person_id == pid
     assert _thumbnail_shape(ids, pid) == person.image.shape, "not replaced by the signpost"
+    assert ids.person(pid).thumbnail_url == url, "the same picture keeps its URL"
     # The near, sure crop again, past the interval: taken.
     result = _observe_crop(ids, T0 + 12, person, bigger, near, 0.92)
     assert _thumbnail_shape(ids, pid) == bigger.shape and pid in result.changed_person_ids
+    new_url = ids.person(pid).thumbnail_url
+    assert new_url is not None and new_url != url, "a new picture, a new URL (readers refetch)"
     record = ids.store.require(pid)
     assert record.thumbnail_score is not None and 0.0 < record.thumbnail_score <= 1.0
     # Much later a barely better one (0.95 instead of 0.92) is not worth a change.
     later = _observe_crop(ids, T0 + 40, person, bigger, near, 0.95)
     assert pid not in later.changed_person_ids
     assert ids.store.require(pid).thumbnail_score == record.thumbnail_score
+    assert ids.person(pid).thumbnail_url == new_url
 
 
 def test_someone_stepping_in_from_the_border_gets_their_whole_picture_at_once(

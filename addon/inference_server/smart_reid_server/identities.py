@@ -40,6 +40,7 @@ import logging
 import math
 import secrets
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -113,8 +114,17 @@ _ENDED_SNAPSHOTS_KEPT = 16
 DEFAULT_ACTIVE_TIER = ActiveTierConfig()  # what an Identities built without ``active`` uses
 
 
-def thumbnail_url(person_id: str) -> str:
-    return f"/api/persons/{person_id}/thumbnail.jpg"
+def thumbnail_url(person_id: str, version: str | None = None) -> str:
+    """The picture's path, with ``version`` in a ``v`` query: the URL changes when the picture
+    does (and only then), so a reader fetches each picture once."""
+    path = f"/api/persons/{person_id}/thumbnail.jpg"
+    return path if version is None else f"{path}?v={version}"
+
+
+def _picture_version(score: float, modified_ns: int) -> str:
+    """A short tag that changes with the picture: a new picture always has another score (it
+    must beat the kept one) and another file time; both, so neither alone can repeat a tag."""
+    return f"{zlib.crc32(f'{score!r}/{modified_ns}'.encode()):08x}"
 
 
 def _snapshot_rank(quality: QualityReport) -> float:
@@ -1337,9 +1347,13 @@ class Identities:
         must not become an image that answers 404)."""
         if record.thumbnail_score is None:
             return None
-        if not (self.store.thumbnails_dir / f"{record.person_id}.jpg").is_file():
+        try:
+            picture = (self.store.thumbnails_dir / f"{record.person_id}.jpg").stat()
+        except OSError:
             return None
-        return thumbnail_url(record.person_id)
+        return thumbnail_url(
+            record.person_id, _picture_version(record.thumbnail_score, picture.st_mtime_ns)
+        )
 
     # ------------------------------------------------------------- operations
     def rename(self, person_id: str, label: str) -> PersonView:

@@ -178,3 +178,62 @@ async def test_thumbnail_withdrawn(
     response = await client.get(PROXY)
     assert response.status == HTTPStatus.OK
     assert await response.read() == cuhk03_image(1, 0).read_bytes()
+
+
+async def test_a_versioned_picture_is_fetched_once_per_version(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: FakeServer,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """A server that versions its picture URLs (`?v=`): more exemplars alone change neither
+    the picture entity's state (no database row) nor what is fetched; a new version does."""
+    first_url = f"{THUMBNAIL}?v=0000000a"
+    await publish(
+        hass,
+        f"{BASE}/person/{PERSON_A}/state",
+        person_payload(thumbnail_url=first_url, last_seen=RECENT + 100.0),
+        retain=True,
+    )
+    client = await hass_client()
+    await wait_for(
+        hass,
+        lambda: loaded_entry.runtime_data.coordinator.persons[PERSON_A].thumbnail_url == first_url,
+        "the versioned picture",
+    )
+    assert (await client.get(PROXY)).status == HTTPStatus.OK
+    assert server.requests.count(("GET", first_url)) == 1
+    shown = state(hass, "image.visitor_3_picture").state
+
+    # The person is seen again and learns exemplars; the picture is the same.
+    await publish(
+        hass,
+        f"{BASE}/person/{PERSON_A}/state",
+        person_payload(thumbnail_url=first_url, exemplars=9, last_seen=RECENT + 300.0),
+        retain=True,
+    )
+    await wait_for(
+        hass,
+        lambda: loaded_entry.runtime_data.coordinator.persons[PERSON_A].exemplars == 9,
+        "the new exemplar count",
+    )
+    await hass.async_block_till_done()
+    assert state(hass, "image.visitor_3_picture").state == shown
+    assert (await client.get(PROXY)).status == HTTPStatus.OK
+    assert server.requests.count(("GET", first_url)) == 1
+
+    # A better crop: a new version, fetched once.
+    server.thumbnail_crop = (2, 0)
+    second_url = f"{THUMBNAIL}?v=0000000b"
+    await publish(
+        hass,
+        f"{BASE}/person/{PERSON_A}/state",
+        person_payload(thumbnail_url=second_url, exemplars=9, last_seen=RECENT + 400.0),
+        retain=True,
+    )
+    await wait_for(
+        hass, lambda: state(hass, "image.visitor_3_picture").state != shown, "the new picture"
+    )
+    response = await client.get(PROXY)
+    assert await response.read() == cuhk03_image(2, 0).read_bytes()
+    assert server.requests.count(("GET", second_url)) == 1
