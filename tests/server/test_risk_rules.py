@@ -11,11 +11,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from eval.risk.run import SCENARIOS, play, risk_config, run
 from smart_reid_server.config import ConfigError, load
 from smart_reid_server.risk import RiskConfig, RiskMonitor
 from smart_reid_server.store import Store
 from smart_reid_server.visits import VisitTracker
+
+from eval.risk.run import SCENARIOS, play, risk_config, run
 
 BERLIN = ZoneInfo("Europe/Berlin")
 HOUSE: dict[str, Any] = {
