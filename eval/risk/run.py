@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from smart_reid_server.config import validate
 from smart_reid_server.risk import LEVELS, Assessment, RiskConfig, RiskMonitor, assess
+from smart_reid_server.risk.rules import WEIGHT_DEFAULTS
 from smart_reid_server.store import Store
 from smart_reid_server.visits import VisitTracker
 
@@ -177,9 +178,12 @@ def _cost_us(outcomes: list[Outcome], config: RiskConfig, repeats: int = 2000) -
     return (time.perf_counter() - began) / (repeats * len(facts)) * 1e6
 
 
-def run(path: Path = SCENARIOS) -> dict[str, Any]:
+def run(path: Path = SCENARIOS, weights: dict[str, float] | None = None) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    config = risk_config(data["config"])
+    section = dict(data["config"])
+    if weights:
+        section["weights"] = {**section.get("weights", {}), **weights}
+    config = risk_config(section)
     zone = ZoneInfo(data["config"]["timezone"])
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="risk-eval-") as folder:
@@ -221,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--scenarios", type=Path, default=SCENARIOS)
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--perturb",
+        action="store_true",
+        help="also score with each default weight 20 %% lower and higher, one at a time",
+    )
     args = parser.parse_args(argv)
     result = run(args.scenarios)
     n = result["assessed"]
@@ -238,6 +247,22 @@ def main(argv: list[str] | None = None) -> int:
             f"  miss {miss['scenario']} ({miss['person']}): expected {miss['expect']}, "
             f"got {miss['level']} {miss['score']}: " + "; ".join(miss["reasons"])
         )
+    if args.perturb:
+        shares = []
+        for name, weight in WEIGHT_DEFAULTS.items():
+            for factor in (0.8, 1.2):
+                changed = run(args.scenarios, {name: weight * factor})
+                shares.append((changed["exact_share"], f"{name} x{factor}"))
+                print(
+                    f"  {name} x{factor}: exact {changed['exact_share']:.1%}, within one "
+                    f"{changed['within_one_share']:.1%}, household above low "
+                    f"{changed['household_above_low']}"
+                )
+        worst = min(shares)
+        print(
+            f"weights +-20 %: exact agreement {worst[0]:.1%} ({worst[1]}) to {max(shares)[0]:.1%}"
+        )
+        result["perturbed_exact_min"] = worst[0]
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -172,6 +172,11 @@ def identity_status(
     return IdentityStatus.NEW if is_new_identity else IdentityStatus.RETURNING
 
 
+def visit_counts(store: PersonLookup, visit: Visit) -> list[int]:
+    """The person's visits started in the 24 h and the 7 days up to ``visit``'s start."""
+    return store.visit_counts(visit.person_id, visit.started_at, (DAY_S, WEEK_S))
+
+
 def collect(
     visit: Visit,
     store: PersonLookup,
@@ -179,8 +184,10 @@ def collect(
     *,
     clock: TimeOfDay,
     household: frozenset[str] = frozenset(),
+    counts: Sequence[int] | None = None,
 ) -> VisitFacts:
-    """The facts of ``visit`` now (``household``: person ids and case-folded labels)."""
+    """The facts of ``visit`` now (``household``: person ids and case-folded labels;
+    ``counts``: the person's visits in 24 h and 7 d when the caller already has them)."""
     record = store.person(visit.person_id)
     status = identity_status(record, visit.is_new_identity, household)
     others: list[IdentityStatus] = []
@@ -188,7 +195,8 @@ def collect(
         other_record = store.person(other)
         if other_record is not None:
             others.append(identity_status(other_record, False, household))
-    counts = store.visit_counts(visit.person_id, visit.started_at, (DAY_S, WEEK_S))
+    if counts is None:
+        counts = visit_counts(store, visit)
     path = tuple(
         CameraStay(
             camera,

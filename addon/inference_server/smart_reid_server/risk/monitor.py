@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..visits import Visit
-from .facts import Companions, PersonLookup, collect
+from .facts import Companions, PersonLookup, collect, visit_counts
 from .rules import LEVELS, Assessment, RiskConfig, assess
 
 
@@ -48,6 +48,9 @@ class RiskMonitor:
         self.config = config
         self.companions = Companions()
         self._published: dict[str, _Published] = {}
+        # Visits before a visit's start do not change while it lasts: counted once per visit
+        # (again if a merge changes its person or start).
+        self._counts: dict[str, tuple[tuple[str, float], list[int]]] = {}
 
     def on_frame(
         self,
@@ -84,6 +87,7 @@ class RiskMonitor:
             timestamp = visit.ended_at if visit.ended_at is not None else visit.last_seen
             out.append(self._publish(store, self._assess(store, visit, True, timestamp), None))
             self._published.pop(visit.visit_id, None)
+            self._counts.pop(visit.visit_id, None)
             self.companions.drop([visit.visit_id])
         return out
 
@@ -96,6 +100,8 @@ class RiskMonitor:
         # Visits absorbed by a merge or forgotten never end: drop what was kept for them.
         for visit_id in [v for v in self._published if v not in live]:
             del self._published[visit_id]
+        for visit_id in [v for v in self._counts if v not in live]:
+            del self._counts[visit_id]
         self.companions.keep_only(live)
         out = []
         for visit in active:
@@ -106,12 +112,18 @@ class RiskMonitor:
         return out
 
     def _assess(self, store: RiskStore, visit: Visit, final: bool, now: float) -> Assessment:
+        key = (visit.person_id, visit.started_at)
+        cached = self._counts.get(visit.visit_id)
+        if cached is None or cached[0] != key:
+            cached = (key, visit_counts(store, visit))
+            self._counts[visit.visit_id] = cached
         facts = collect(
             visit,
             store,
             self.companions.of(visit.visit_id),
             clock=self.config.clock,
             household=self.config.household,
+            counts=cached[1],
         )
         return assess(facts, self.config, final=final, timestamp=now)
 
