@@ -6,6 +6,7 @@ server's RiskMonitor (eval.risk.run.play, the same path the scenario evaluation 
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from smart_reid_server.config import ConfigError, load
 from smart_reid_server.risk import RiskConfig, RiskMonitor
-from smart_reid_server.store import Store
+from smart_reid_server.store import DB_NAME, Store
 from smart_reid_server.visits import VisitTracker
 
 from eval.risk.run import SCENARIOS, play, risk_config, run
@@ -258,3 +259,23 @@ def test_the_labelled_scenarios_meet_the_targets() -> None:
     assert result["within_one_share"] == 1.0, result["misses"]
     assert result["household"] >= 5 and result["household_above_low"] == 0
     assert result["assess_us"] < 1000.0
+
+
+def test_a_store_from_before_risk_is_upgraded_and_keeps_its_visits(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.create_person("000000000001", 1000.0)
+    store.start_visit("00000000000a", "000000000001", 1000.0, True)
+    store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)
+    db.execute("ALTER TABLE visits DROP COLUMN risk")  # as schema 3 had it
+    db.execute("UPDATE schema_version SET version = 3")
+    db.commit()
+    db.close()
+    upgraded = Store(tmp_path)
+    assert upgraded.visit("00000000000a") is not None
+    assert upgraded.visit_risk("00000000000a") is None
+    upgraded.save_risk("00000000000a", {"level": "medium", "score": 45})
+    assert upgraded.visit_risk("00000000000a") == {"level": "medium", "score": 45}
+    assert upgraded.visit_counts("000000000001", 1000.0, [60.0]) == [1]
+    assert upgraded.visit_counts("000000000001", 999.0, [60.0]) == [0]
+    upgraded.close()
