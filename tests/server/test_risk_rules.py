@@ -195,7 +195,7 @@ def test_night_hours_written_without_quotes_in_yaml_are_understood(tmp_path: Pat
     file = tmp_path / "config.yaml"
     file.write_text("risk:\n  night:\n    start: 22:30\n    end: 05:45\n", encoding="utf-8")
     night = load(file, environ={}).section("risk")["night"]
-    assert night == {"start": "22:30", "end": "05:45"}
+    assert night == {"start": "22:30", "end": "05:45", "sun": None}
 
 
 def test_assessments_are_published_at_start_on_escalation_periodically_and_at_the_end(
@@ -279,3 +279,17 @@ def test_a_store_from_before_risk_is_upgraded_and_keeps_its_visits(tmp_path: Pat
     assert upgraded.visit_counts("000000000001", 1000.0, [60.0]) == [1]
     assert upgraded.visit_counts("000000000001", 999.0, [60.0]) == [0]
     upgraded.close()
+
+
+def test_night_can_follow_sunset_and_sunrise_at_the_home(tmp_path: Path) -> None:
+    """Berlin: sunset 15:54 on 21 December, sunrise 04:43 on 21 June (published tables)."""
+    sun = risk_config({**HOUSE, "night": {"sun": {"latitude": 52.52, "longitude": 13.405}}})
+    spec = {"status": "new_stranger", "path": [["front_door", 0, 30]]}
+    winter_sun = _visit(tmp_path / "a", sun, start="2026-12-21 16:05", **spec)
+    winter_hours = _visit(tmp_path / "b", start="2026-12-21 16:05", **spec)
+    summer_sun = _visit(tmp_path / "c", sun, start="2026-06-21 05:00", **spec)
+    summer_hours = _visit(tmp_path / "d", start="2026-06-21 05:00", **spec)
+    assert winter_sun.facts.night and "16:05 at night" in _texts(winter_sun)
+    assert not winter_hours.facts.night
+    assert not summer_sun.facts.night and summer_hours.facts.night
+    assert _visit(tmp_path / "e", sun, start="2026-12-21 15:40", **spec).facts.night is False

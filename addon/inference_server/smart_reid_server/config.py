@@ -122,6 +122,14 @@ _RISK = {
     vol.Optional("night", default={}): {
         vol.Optional("start", default="22:00"): _clock_time,
         vol.Optional("end", default="06:00"): _clock_time,
+        # Sunset to sunrise at this place instead of the fixed hours.
+        vol.Optional("sun", default=None): vol.Any(
+            None,
+            {
+                vol.Required("latitude"): vol.All(vol.Coerce(float), vol.Range(min=-90, max=90)),
+                vol.Required("longitude"): vol.All(vol.Coerce(float), vol.Range(min=-180, max=180)),
+            },
+        ),
     },
     vol.Optional("household", default=[]): [vol.All(str, vol.Length(min=1, max=64))],
     vol.Optional("trusted_max_level", default="low"): vol.Any(None, vol.In(LEVELS)),

@@ -13,6 +13,7 @@ bursts.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -58,17 +59,45 @@ class CameraStay:
         return max(0.0, self.last_seen - self.first_seen)
 
 
+def sun_is_down(timestamp: float, latitude: float, longitude: float) -> bool:
+    """Whether the sun is below the horizon (upper limb, with refraction: -0.833 degrees) at
+    ``timestamp`` seen from the place; the sunrise equation, good to a minute or two away from
+    the poles. Polar night counts as night, midnight sun as day."""
+    days = timestamp / DAY_S + 2440587.5 - 2451545.0  # days since J2000
+    n = round(days + longitude / 360.0)  # the solar noon nearest to ``timestamp``
+    mean = n - longitude / 360.0
+    anomaly = math.radians((357.5291 + 0.98560028 * mean) % 360.0)
+    centre = (
+        1.9148 * math.sin(anomaly) + 0.02 * math.sin(2 * anomaly) + 0.0003 * math.sin(3 * anomaly)
+    )
+    ecliptic = math.radians((math.degrees(anomaly) + centre + 180.0 + 102.9372) % 360.0)
+    transit = mean + 0.0053 * math.sin(anomaly) - 0.0069 * math.sin(2 * ecliptic)
+    declination = math.asin(math.sin(ecliptic) * math.sin(math.radians(23.4397)))
+    phi = math.radians(latitude)
+    cos_hour = (math.sin(math.radians(-0.833)) - math.sin(phi) * math.sin(declination)) / (
+        math.cos(phi) * math.cos(declination)
+    )
+    if cos_hour >= 1.0:
+        return True  # the sun does not rise that day
+    if cos_hour <= -1.0:
+        return False  # the sun does not set
+    half_day = math.degrees(math.acos(cos_hour)) / 360.0
+    return abs(days - transit) > half_day
+
+
 @dataclass(frozen=True, slots=True)
 class TimeOfDay:
-    """Local time in a fixed zone (None: the server's) and night as fixed hours.
+    """Local time in a fixed zone (None: the server's) and when it is night.
 
-    ``night_start`` / ``night_end`` are minutes after local midnight; a night that starts after
-    it ends (22:00 to 06:00) spans midnight. Equal values mean no night at all.
+    Night is between sunset and sunrise at ``sun`` (latitude, longitude) when that is set, else
+    fixed hours: ``night_start`` / ``night_end`` are minutes after local midnight; a night that
+    starts after it ends (22:00 to 06:00) spans midnight, equal values mean no night at all.
     """
 
     zone: tzinfo | None = None
     night_start: int = 22 * 60
     night_end: int = 6 * 60
+    sun: tuple[float, float] | None = None
 
     def local(self, timestamp: float) -> datetime:
         if self.zone is None:
@@ -76,6 +105,8 @@ class TimeOfDay:
         return datetime.fromtimestamp(timestamp, self.zone)
 
     def is_night(self, timestamp: float) -> bool:
+        if self.sun is not None:
+            return sun_is_down(timestamp, *self.sun)
         when = self.local(timestamp)
         minute = when.hour * 60 + when.minute
         if self.night_start == self.night_end:

@@ -92,6 +92,9 @@ class RiskConfig:
             ZoneInfo(str(zone_name)) if zone_name else None,
             parse_clock(str(night.get("start", "22:00"))),
             parse_clock(str(night.get("end", "06:00"))),
+            (float(sun["latitude"]), float(sun["longitude"]))
+            if (sun := night.get("sun"))
+            else None,
         )
         return cls(
             enabled=bool(section.get("enabled", True)),
