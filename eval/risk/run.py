@@ -230,7 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also score with each default weight 20 %% lower and higher, one at a time",
     )
+    parser.add_argument(
+        "--server",
+        action="store_true",
+        help="play the visits through the whole server with CUHK03 people (eval/risk/server.py)",
+    )
     args = parser.parse_args(argv)
+    if args.server:
+        return _main_server(args.scenarios, args.json)
     result = run(args.scenarios)
     n = result["assessed"]
     print(f"{result['visits']} visits, {n} people assessed")
@@ -265,6 +272,52 @@ def main(argv: list[str] | None = None) -> int:
         result["perturbed_exact_min"] = worst[0]
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def summarise(outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Agreement figures of outcome dicts (``expect``, ``level``, ``status``)."""
+    n = len(outcomes)
+    exact = sum(o["level"] == o["expect"] for o in outcomes)
+    within = sum(abs(LEVELS.index(o["level"]) - LEVELS.index(o["expect"])) <= 1 for o in outcomes)
+    household = [o for o in outcomes if o["status"] == "household"]
+    return {
+        "assessed": n,
+        "exact": exact,
+        "exact_share": exact / n,
+        "within_one": within,
+        "within_one_share": within / n,
+        "household": len(household),
+        "household_above_low": sum(o["level"] != "low" for o in household),
+        "misses": [o for o in outcomes if o["level"] != o["expect"]],
+    }
+
+
+def _main_server(path: Path, out: Path | None) -> int:
+    import asyncio
+    import logging
+
+    from eval.risk.server import SHARED, play_server
+
+    logging.basicConfig(level=logging.WARNING)
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    began = time.perf_counter()
+    outcomes = asyncio.run(play_server(data, SHARED / "models"))
+    result = summarise(outcomes)
+    n = result["assessed"]
+    split = [f"{o['scenario']}/{o['person']}" for o in outcomes if not o["identity_ok"]]
+    print(f"through the server: {n} people assessed in {time.perf_counter() - began:.0f} s")
+    print(f"exact agreement:        {result['exact']}/{n} = {result['exact_share']:.1%}")
+    print(f"within one level:       {result['within_one']}/{n} = {result['within_one_share']:.1%}")
+    print(f"household above low:    {result['household_above_low']} of {result['household']}")
+    print(f"identity errors (split, or an id shared with another person): {len(split)} {split}")
+    for miss in result["misses"]:
+        print(
+            f"  miss {miss['scenario']} ({miss['person']}): expected {miss['expect']}, "
+            f"got {miss['level']} {miss['score']}: " + "; ".join(miss["reasons"])
+        )
+    if out:
+        out.write_text(json.dumps({**result, "outcomes": outcomes}, indent=2) + "\n", "utf-8")
     return 0
 
 
