@@ -4,7 +4,7 @@ A visit's path and times come from ``visits.Visit`` (cameras in order of first s
 and last sighting per camera). What a Visit does not hold is collected here as frames arrive:
 who else was in the frame with the person (``Companions``). The rest is looked up when the visit
 is assessed: the identity's status and how often it came lately (the store), and the local time
-of day (``TimeOfDay``: a configured time zone and fixed night hours).
+of day (``TimeOfDay``: a configured time zone; night as fixed hours or from sunset to sunrise).
 
 Dwell on a camera is the time between the first and the last sighting there, so a person who
 stood at the back door for six minutes has a six-minute dwell even if the camera saw them in
