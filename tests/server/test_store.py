@@ -163,6 +163,7 @@ def test_pictures_ranked_by_sharpness_give_way_to_the_next_good_crop(tmp_path: P
     store.close()
     db = sqlite3.connect(tmp_path / DB_NAME)
     db.execute("UPDATE schema_version SET version = 2")
+    db.execute("ALTER TABLE visits DROP COLUMN risk")  # what schema 4 added: not there at 2
     db.commit()
     db.close()
     upgraded = Store(tmp_path)

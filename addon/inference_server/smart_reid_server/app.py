@@ -46,6 +46,7 @@ from .models.download import ModelManager
 from .models.errors import ModelError
 from .pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
 from .publish import Publisher
+from .risk import RiskConfig, RiskMonitor
 from .snapshots import Marker, render_jpeg
 from .states import StatePublisher, StateView, gather
 from .stats import CameraBook, LatencyStats
@@ -174,6 +175,8 @@ class SmartReidApp:
         self.cameras.on_added = self._camera_added
         self.publisher = Publisher(settings.section("mqtt"))
         self.states = StatePublisher(self.publisher, self.cameras)
+        # Used only on the identity thread (it reads the store); results travel in StateView.
+        self.risk = RiskMonitor(RiskConfig.from_section(settings.section("risk")))
         self.detector: Detector | None = None
         self.embedder: Embedder | None = None
         self.threshold = 0.0
@@ -570,11 +573,37 @@ class SmartReidApp:
                     ).thumbnail_url
         for event in observed.visit_events:
             view.thumbnails.setdefault(event.visit.person_id, event.thumbnail_url)
+        view.risk = self._assess(
+            identities,
+            lambda store: self.risk.on_frame(
+                store,
+                identities.visits,
+                [d.person_id for d in observed.decisions if d.person_id],
+                frame.timestamp,
+                _ended(observed.visit_events),
+            ),
+        )
         return view
 
     def _after_expire(self, identities: Identities, events: list[VisitEvent]) -> StateView:
         ids = {event.visit.person_id for event in events}
-        return gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.now())
+        view = gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.now())
+        view.risk = self._assess(
+            identities, lambda store: self.risk.on_ended(store, _ended(events))
+        )
+        return view
+
+    def _risk_tick(self, identities: Identities, now: float) -> list[dict[str, Any]]:
+        return self._assess(identities, lambda store: self.risk.tick(store, identities.visits, now))
+
+    @staticmethod
+    def _assess(identities: Identities, run: Callable[[Store], list[Any]]) -> list[dict[str, Any]]:
+        """Risk assessments as payloads; a failure is logged and never stops the frame."""
+        try:
+            return [assessment.to_json() for assessment in run(identities.store)]
+        except Exception:
+            _LOGGER.exception("risk assessment failed")
+            return []
 
     def _after_purge(self, identities: Identities, gone: list[str]) -> StateView:
         return gather(identities, forgotten=gone, cameras=self.cameras.names, now=self.now())
@@ -597,6 +626,7 @@ class SmartReidApp:
         for decision in result.decisions:
             self.publisher.sighting(decision_json(decision, view.thumbnails))
         self._publish_visit_events(result.visit_events)
+        self._publish_risk(view.risk)
         self._latest[result.frame.camera] = (
             result.frame.image,
             list(result.decisions),
@@ -607,6 +637,12 @@ class SmartReidApp:
         if isinstance(extra, StateView):
             self.states.apply(extra)
         self._publish_visit_events(events)
+        if isinstance(extra, StateView):
+            self._publish_risk(extra.risk)
+
+    def _publish_risk(self, assessments: Iterable[dict[str, Any]]) -> None:
+        for assessment in assessments:
+            self.publisher.event("risk_assessed", assessment)
 
     async def _on_purged(self, gone: list[str], extra: Any) -> None:
         """Retention deleted ``gone``: clear their retained states like a forget does."""
@@ -650,6 +686,7 @@ class SmartReidApp:
                 self.cameras.rollover()
                 view = await self._call(_gather_cameras, self.cameras.names, self.now())
                 self.states.apply(view)
+                self._publish_risk(await self._call(self._risk_tick, self.now()))
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -860,7 +897,14 @@ def _person(identities: Identities, person_id: str) -> dict[str, Any]:
 
 
 def _visit(identities: Identities, visit_id: str) -> dict[str, Any] | None:
-    return identities.visit(visit_id)
+    visit = identities.visit(visit_id)
+    if visit is not None:
+        visit["risk"] = identities.store.visit_risk(visit_id)
+    return visit
+
+
+def _ended(events: Iterable[VisitEvent]) -> list[Any]:
+    return [e.visit for e in events if e.reason is VisitEventReason.ENDED]
 
 
 def _thumbnail(identities: Identities, person_id: str) -> Path | None:

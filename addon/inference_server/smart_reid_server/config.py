@@ -22,6 +22,7 @@ import voluptuous as vol
 import yaml
 
 from .ingest.sources import SOURCES_SCHEMA
+from .risk.rules import LEVEL_DEFAULTS, LEVELS, WEIGHT_DEFAULTS, parse_clock
 
 CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 ENV_PREFIX = "SMART_REID_"
@@ -74,6 +75,74 @@ def _neighbours(value: Any) -> Any:
         return {camera_name(k): _transit(v) for k, v in value.items()}
     raise vol.Invalid("neighbours must be a list of cameras or a mapping camera: transit seconds")
 
+
+def _clock_time(value: Any) -> str:
+    """ "22:00" (HH:MM). YAML reads an unquoted 22:00 as a number of minutes: take that too."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        value = f"{value // 60:02d}:{value % 60:02d}"
+    try:
+        parse_clock(str(value))
+    except ValueError as err:
+        raise vol.Invalid(str(err)) from None
+    return str(value).strip()
+
+
+def _timezone(value: Any) -> str | None:
+    """An IANA zone name; None: the server's local time."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if value is None:
+        return None
+    name = str(value)
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise vol.Invalid(
+            f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin"
+        ) from None
+    return name
+
+
+def _risk_levels(value: Any) -> dict[str, int]:
+    levels = {
+        **LEVEL_DEFAULTS,
+        **vol.Schema({vol.In(LEVELS[1:]): vol.All(int, vol.Range(1, 100))})(value),
+    }
+    if not levels["medium"] < levels["high"] < levels["critical"]:
+        raise vol.Invalid(f"must rise: medium < high < critical, got {levels}")
+    return levels
+
+
+_RISK = {
+    vol.Optional("enabled", default=True): bool,
+    vol.Optional("interim_s", default=90.0): vol.All(
+        vol.Coerce(float), vol.Range(min=5.0, max=86400.0)
+    ),
+    vol.Optional("timezone", default=None): _timezone,
+    vol.Optional("night", default={}): {
+        vol.Optional("start", default="22:00"): _clock_time,
+        vol.Optional("end", default="06:00"): _clock_time,
+        # Sunset to sunrise at this place instead of the fixed hours.
+        vol.Optional("sun", default=None): vol.Any(
+            None,
+            {
+                vol.Required("latitude"): vol.All(vol.Coerce(float), vol.Range(min=-90, max=90)),
+                vol.Required("longitude"): vol.All(vol.Coerce(float), vol.Range(min=-180, max=180)),
+            },
+        ),
+    },
+    vol.Optional("household", default=[]): [vol.All(str, vol.Length(min=1, max=64))],
+    vol.Optional("trusted_max_level", default="low"): vol.Any(None, vol.In(LEVELS)),
+    vol.Optional("trust_companions", default=True): bool,
+    vol.Optional("default_sensitivity", default=0.5): _probability,
+    vol.Optional("cameras", default={}): {camera_name: _probability},
+    vol.Optional("loiter_s", default=120.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),
+    vol.Optional("levels", default=dict(LEVEL_DEFAULTS)): _risk_levels,
+    vol.Optional("weights", default={}): {
+        vol.Optional(name): vol.All(vol.Coerce(float), vol.Range(min=-100.0, max=100.0))
+        for name in WEIGHT_DEFAULTS
+    },
+}
 
 _CUSTOM_REID = vol.Schema(
     {
@@ -179,6 +248,8 @@ SCHEMA = vol.Schema(
                 vol.Coerce(float), vol.Range(min=0.5, max=3600.0)
             ),
         },
+        # Risk assessment per visit (risk/, docs/server.md "Risk assessment").
+        vol.Optional("risk", default={}): _RISK,
         vol.Optional("retention_days", default=90): vol.All(int, vol.Range(min=1)),
         vol.Optional("cameras", default=[]): [camera_name],
         # Accept frames from cameras not listed above (they are added on first frame).

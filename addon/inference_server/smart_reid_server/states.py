@@ -44,6 +44,7 @@ class StateView:
     distinct_today: int = 0
     unidentified_total: int = 0
     merges: list[dict[str, Any]] = field(default_factory=list)  # automatic merges to announce
+    risk: list[dict[str, Any]] = field(default_factory=list)  # risk assessments to publish
 
 
 def gather(

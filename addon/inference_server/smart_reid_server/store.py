@@ -47,7 +47,7 @@ _LOGGER = logging.getLogger(__name__)
 DB_NAME = "identities.sqlite3"
 THUMBNAILS = "thumbnails"
 SNAPSHOTS = "snapshots"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_LABEL_LENGTH = 64
 # What may become an image file name: ids are 12 hex characters; tests use short words.
 _FILE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -202,12 +202,18 @@ def _to_v3(db: sqlite3.Connection) -> None:
     db.execute("UPDATE persons SET thumbnail_score = 0.0 WHERE thumbnail_score IS NOT NULL")
 
 
+def _to_v4(db: sqlite3.Connection) -> None:
+    """Risk assessment: each visit keeps its latest assessment (JSON, NULL until assessed)."""
+    db.execute("ALTER TABLE visits ADD COLUMN risk TEXT")
+
+
 # Migration hook: MIGRATIONS[v] upgrades a database at version v to v + 1. All steps run in one
 # transaction, so an interrupted upgrade leaves the old version intact.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     0: _create_v1,
     1: _to_v2,
     2: _to_v3,
+    3: _to_v4,
 }
 
 
@@ -776,6 +782,39 @@ class Store:
         return VisitRecord(
             row[0], row[1], row[2], row[3], row[4], cameras, row[6], row[7], bool(row[8])
         )
+
+    def visit_counts(self, person_id: str, at: float, windows: Sequence[float]) -> list[int]:
+        """Per window: the person's visits started in the ``window`` seconds up to ``at``."""
+        return [
+            int(
+                self._db.execute(
+                    "SELECT count(*) FROM visits WHERE person_id = ? AND started_at > ?"
+                    " AND started_at <= ?",
+                    (person_id, at - window, at),
+                ).fetchone()[0]
+            )
+            for window in windows
+        ]
+
+    def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None:
+        """Keep ``assessment`` as the visit's latest (a visit that was never stored: no-op)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE visits SET risk = ? WHERE visit_id = ?",
+                (json.dumps(assessment, separators=(",", ":")), visit_id),
+            )
+
+    def visit_risk(self, visit_id: str) -> dict[str, object] | None:
+        """The visit's latest risk assessment, None when it has none (or no such visit)."""
+        row = self._db.execute("SELECT risk FROM visits WHERE visit_id = ?", (visit_id,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        try:
+            value = json.loads(row[0])
+        except ValueError:
+            _LOGGER.warning("visit %s: stored risk assessment is not JSON; ignored", visit_id)
+            return None
+        return value if isinstance(value, dict) else None
 
     def visit_stats(self, since: float) -> tuple[int, int]:
         """(visits started since ``since``, distinct persons among them)."""

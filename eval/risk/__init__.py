@@ -1,0 +1,1 @@
+"""Risk assessment evaluation: labelled visits (scenarios.yaml) and their runner (run.py)."""
