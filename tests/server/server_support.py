@@ -90,6 +90,14 @@ async def upload(
         return response.status, await response.json()
 
 
+async def upload_ok(base: str, camera: str, jpeg: bytes, timestamp: float) -> dict[str, Any]:
+    """One frame (the whole image as the person's box) in its own session; must be accepted."""
+    async with aiohttp.ClientSession() as session:
+        status, body = await upload(session, base, camera, jpeg, timestamp=timestamp)
+    assert status == 200, body
+    return body
+
+
 class CuhkPicker:
     """Chooses CUHK03 identities by what the real model makes of them, at test time.
 

@@ -15,7 +15,7 @@ import pytest
 from smart_reid_server.app import SmartReidApp
 from smart_reid_server.publish import Publisher
 
-from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
+from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload_ok
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -229,13 +229,6 @@ def _app_settings(tmp_path: Path, models_dir: Path, port: int, **extra: Any) -> 
     )
 
 
-async def _post(base: str, camera: str, jpeg: bytes, timestamp: float) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        status, body = await upload(session, base, camera, jpeg, timestamp=timestamp)
-    assert status == 200, body
-    return body
-
-
 async def test_server_publishes_the_contract_on_mqtt(
     tmp_path: Path,
     models_dir: Path,
@@ -259,7 +252,7 @@ async def test_server_publishes_the_contract_on_mqtt(
         picker = CuhkPicker(cuhk03_dir, app.embedder)
         view_a, view_b = picker.same_person(app.threshold + 0.02)
         now = time.time()
-        first = (await _post(base, "front", cuhk(cuhk03_dir, view_a), now))["decisions"][0]
+        first = (await upload_ok(base, "front", cuhk(cuhk03_dir, view_a), now))["decisions"][0]
         person_id = first["person_id"]
         new = await watcher.await_for("sr_app/events/new_person")
         assert new[0].json() == first  # MQTT and HTTP carry the same Decision
@@ -284,7 +277,7 @@ async def test_server_publishes_the_contract_on_mqtt(
         assert (await late.await_for("sr_app/camera/front/state"))[0].retain
         late.close()
 
-        await _post(base, "back", cuhk(cuhk03_dir, view_b), now + 1)
+        await upload_ok(base, "back", cuhk(cuhk03_dir, view_b), now + 1)
         updated = await watcher.await_for("sr_app/events/visit_updated")
         event = updated[0].json()
         assert event["reason"] == "camera_added" and event["camera"] == "back"
@@ -336,9 +329,9 @@ async def test_new_person_made_while_the_broker_is_down_arrives_after_it_starts(
         status, reasons = app.health()
         assert status == "degraded"
         assert reasons == [f"mqtt: broker 127.0.0.1:{broker.port} unreachable"]
-        decision = (await _post(app.http_url(), "front", cuhk(cuhk03_dir, "0009_00"), time.time()))[
-            "decisions"
-        ][0]
+        decision = (
+            await upload_ok(app.http_url(), "front", cuhk(cuhk03_dir, "0009_00"), time.time())
+        )["decisions"][0]
         assert app.publisher.buffered >= 2  # sighting + new_person held back
         broker.start()
         watcher = mqtt_collector(broker.host, broker.port, "sr_app/#")
@@ -369,7 +362,7 @@ async def test_a_persons_state_is_published_before_any_event_naming_them(
         # Home Assistant reads info (with the real HTTP port) before it sees the server online.
         info = watcher.on("sr_app/info")
         assert info and info[-1].json()["http_url"] == base and info[-1].at <= online[0].at
-        decision = (await _post(base, "front", cuhk(cuhk03_dir, "0011_00"), time.time()))[
+        decision = (await upload_ok(base, "front", cuhk(cuhk03_dir, "0011_00"), time.time()))[
             "decisions"
         ][0]
         assert decision["is_new_identity"] and decision["new_person"]
@@ -406,13 +399,13 @@ async def test_identities_deleted_by_retention_disappear_from_mqtt(
     try:
         assert app.pipeline is not None
         base = app.http_url()
-        kept = (await _post(base, "front", cuhk(cuhk03_dir, "0011_00"), now[0]))["decisions"][0]
+        kept = (await upload_ok(base, "front", cuhk(cuhk03_dir, "0011_00"), now[0]))["decisions"][0]
         await app.update_person(kept["person_id"], None, True)  # known people are never purged
         picker = CuhkPicker(cuhk03_dir, app.embedder)
         stranger = picker.stranger(["0011_00"], below=app.uncertain_threshold - 0.1)
         # Two minutes later: the known person's visit is over, so only the gallery decides.
         now[0] += 120.0
-        gone = (await _post(base, "back", cuhk(cuhk03_dir, stranger), now[0]))["decisions"][0]
+        gone = (await upload_ok(base, "back", cuhk(cuhk03_dir, stranger), now[0]))["decisions"][0]
         gone_id = gone["person_id"]
         assert gone_id != kept["person_id"]
         topic = f"sr_app/person/{gone_id}/state"
@@ -462,12 +455,12 @@ async def test_an_automatic_merge_clears_the_duplicate_then_announces_it(
     async with running_app(_app_settings(tmp_path, models_dir, port)) as app:
         base = app.http_url()
         now = time.time()
-        kept = (await _post(base, "front", cuhk(cuhk03_dir, "0011_00"), now))["decisions"][0]
+        kept = (await upload_ok(base, "front", cuhk(cuhk03_dir, "0011_00"), now))["decisions"][0]
         picker = CuhkPicker(cuhk03_dir, app.embedder)
         stranger = picker.stranger(["0011_00"], below=app.uncertain_threshold - 0.1)
         # Past the first visit's window, so the gallery decides: a new identity, as a track
         # that looked like nobody would have made.
-        dup = (await _post(base, "back", cuhk(cuhk03_dir, stranger), now + 120))["decisions"][0]
+        dup = (await upload_ok(base, "back", cuhk(cuhk03_dir, stranger), now + 120))["decisions"][0]
         assert dup["person_id"] != kept["person_id"]
         await watcher.await_for(f"sr_app/person/{dup['person_id']}/state")
         frame = Frame("back", np.zeros((8, 8, 3), np.uint8), now + 121)

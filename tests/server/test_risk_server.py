@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import pytest
 
-from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
+from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload_ok
 
 pytestmark = pytest.mark.timeout(120)
 BASE = "sr_risk"
@@ -28,13 +28,6 @@ def _last_night_at_three() -> float:
     if night > now - timedelta(minutes=10):
         night -= timedelta(days=1)
     return night.timestamp()
-
-
-async def _post(base: str, camera: str, jpeg: bytes, timestamp: float) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session:
-        status, body = await upload(session, base, camera, jpeg, timestamp=timestamp)
-    assert status == 200, body
-    return body
 
 
 async def test_a_stranger_at_night_is_assessed_on_mqtt_and_over_http(
@@ -59,7 +52,7 @@ async def test_a_stranger_at_night_is_assessed_on_mqtt_and_over_http(
         picker = CuhkPicker(cuhk03_dir, app.embedder)
         view_a, view_b = picker.same_person(app.threshold + 0.02)
 
-        first = (await _post(base, "front", cuhk(cuhk03_dir, view_a), night))["decisions"][0]
+        first = (await upload_ok(base, "front", cuhk(cuhk03_dir, view_a), night))["decisions"][0]
         assert first["new_person"] is True
         start = (await watcher.await_for(TOPIC))[0].json()
         assert start["visit_id"] == first["visit_id"]
@@ -75,7 +68,7 @@ async def test_a_stranger_at_night_is_assessed_on_mqtt_and_over_http(
 
         # Walking on to the back garden raises the level: published at once, not at the
         # next interval.
-        await _post(base, "back", cuhk(cuhk03_dir, view_b), night + 1)
+        await upload_ok(base, "back", cuhk(cuhk03_dir, view_b), night + 1)
         raised = (await watcher.await_for(TOPIC, count=2))[1].json()
         assert raised["visit_id"] == first["visit_id"]
         assert (raised["level"], raised["final"]) == ("critical", False)
@@ -100,7 +93,7 @@ async def test_a_stranger_at_night_is_assessed_on_mqtt_and_over_http(
 
         # Once the user marks the person known, their next night-time visit is low.
         await app.update_person(first["person_id"], None, True)
-        again = (await _post(base, "front", cuhk(cuhk03_dir, view_a), night + 120))["decisions"]
+        again = (await upload_ok(base, "front", cuhk(cuhk03_dir, view_a), night + 120))["decisions"]
         assert again[0]["person_id"] == first["person_id"] and again[0]["new_person"] is True
         known = (
             await watcher.await_for(TOPIC, lambda m: m.json()["visit_id"] == again[0]["visit_id"])
@@ -117,7 +110,7 @@ async def test_a_visit_without_an_assessment_answers_risk_null(
     async with running_app(settings) as app:
         base = app.http_url()
         jpeg = cuhk(cuhk03_dir, "0003_00")
-        decision = (await _post(base, "front", jpeg, time.time()))["decisions"][0]
+        decision = (await upload_ok(base, "front", jpeg, time.time()))["decisions"][0]
         async with aiohttp.ClientSession() as session:
             url = f"{base}/api/visits/{decision['visit_id']}"
             async with session.get(url) as response:
