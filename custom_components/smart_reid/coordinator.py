@@ -501,6 +501,11 @@ class SmartReidCoordinator:
             "final": risk.final,
             "source": risk.source,
             "cameras": list(risk.cameras),
+            "camera_device_ids": [
+                device_id
+                for camera in risk.cameras
+                if (device_id := self._device_id(self.camera_identifier(camera)))
+            ],
             "timestamp": risk.timestamp,
             "snapshot_url": self.sign_image(self._visit_snapshots.get(risk.visit_id)),
         }

@@ -49,7 +49,9 @@ async def test_event_carries_the_assessment(
     await wait_for(hass, lambda: len(events) == 2, "two assessments")
     coordinator = loaded_entry.runtime_data.coordinator
     person = coordinator.device(coordinator.person_identifier(PERSON_A))
-    assert person is not None
+    front = coordinator.device(coordinator.camera_identifier("front"))
+    back = coordinator.device(coordinator.camera_identifier("back"))
+    assert person is not None and front is not None and back is not None
     data: dict[str, Any] = dict(events[0].data)
     snapshot = data.pop("snapshot_url")
     assert snapshot.startswith(
@@ -72,6 +74,7 @@ async def test_event_carries_the_assessment(
         "final": False,
         "source": "rules",
         "cameras": ["front", "back"],
+        "camera_device_ids": [front.id, back.id],
         "timestamp": 1763692020.0,
         "summary": "A stranger went round the back.",
     }
@@ -123,7 +126,12 @@ async def test_sensors_follow_the_worst_visit_and_fall_back(
     assert home.attributes["visit_id"] == "9c8b7a6d5e4f"
     assert home.attributes["person_id"] == PERSON_A
     assert home.attributes["label"] == "Visitor 3"
-    assert [r["text"] for r in home.attributes["reasons"]][0] == "unknown person"
+    assert [r["text"] for r in home.attributes["reasons"]] == [
+        "unknown person",
+        "reached back (sensitivity 0.8)",
+        "02:47 at night",
+        "2 cameras: front -> back",
+    ]
     # The explanation changes often; history keeps only the level.
     assert state_info_unrecorded(home) >= {"score", "reasons", "visit_id", "label"}
 
