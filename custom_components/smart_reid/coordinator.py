@@ -299,6 +299,11 @@ class SmartReidCoordinator:
             return
         went_online = status == STATUS_ONLINE and self.status != STATUS_ONLINE
         self.status = status
+        if went_online and self.risks:
+            # Visits that ended while the server was away (or with it) would never end here;
+            # those still going on come back with their next interim assessment.
+            self.risks.clear()
+            self._notify_all()
         self._update_availability()
         self._notify(HUB)
         if went_online:

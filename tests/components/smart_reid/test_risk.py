@@ -230,3 +230,19 @@ async def test_bad_assessments_are_logged_and_ignored(
     assert "does not follow the Smart ReID contract" in ours[0]
     assert "score" in caplog.text and "person_id" in caplog.text
     assert _level(hass, HOME) == "high"
+
+
+async def test_levels_start_over_when_the_server_comes_back(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """A visit whose end was never heard (the server went away) does not keep the home at
+    its level: after the server is back, only visits assessed again count."""
+    await publish(hass, RISK_TOPIC, risk_payload())
+    await wait_for(hass, lambda: _level(hass, HOME) == "critical", "the assessment")
+    await publish(hass, f"{BASE}/status", "offline", retain=True)
+    await wait_for(hass, lambda: _level(hass, HOME) == "unavailable", "the server to go")
+    await publish(hass, f"{BASE}/status", "online", retain=True)
+    await wait_for(hass, lambda: _level(hass, HOME) == "none", "a fresh start")
+    assert _level(hass, BACK) == "none"
+    await publish(hass, RISK_TOPIC, risk_payload("low", 5, visit_id=OTHER_VISIT))
+    await wait_for(hass, lambda: _level(hass, HOME) == "low", "a visit assessed again")
