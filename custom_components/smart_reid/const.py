@@ -35,12 +35,15 @@ BASE_TOPIC: Final = re.compile(r"^[^#+\s]+$")
 STATUS_ONLINE: Final = "online"
 STATUS_OFFLINE: Final = "offline"
 LOCATION_AWAY: Final = "away"
+# The risk level sensors' state while no visit is going on.
+RISK_NONE: Final = "none"
 
 EVENT_NEW_PERSON: Final = f"{DOMAIN}.new_person"
 EVENT_PERSON_SEEN: Final = f"{DOMAIN}.person_seen"
 EVENT_VISIT_UPDATED: Final = f"{DOMAIN}.visit_updated"
 EVENT_VISIT_ENDED: Final = f"{DOMAIN}.visit_ended"
 EVENT_PERSON_MERGED: Final = f"{DOMAIN}.person_merged"
+EVENT_RISK_ASSESSED: Final = f"{DOMAIN}.risk_assessed"
 
 # Event entity types on each camera: who started a visit there.
 EVENT_TYPE_NEW: Final = "new_person"

@@ -38,6 +38,7 @@ from .const import (
     EVENT_NEW_PERSON,
     EVENT_PERSON_MERGED,
     EVENT_PERSON_SEEN,
+    EVENT_RISK_ASSESSED,
     EVENT_VISIT_ENDED,
     EVENT_VISIT_UPDATED,
     HTTP_CHECK_INTERVAL,
@@ -63,6 +64,7 @@ from .models import (
     Merged,
     PayloadError,
     Person,
+    RiskAssessment,
     VisitEvent,
     decode_json,
     is_stranger,
@@ -87,6 +89,11 @@ def person_key(person_id: str) -> str:
 
 def camera_event_key(camera: str) -> str:
     return f"camera_event:{camera}"
+
+
+def risk_key(camera: str | None) -> str:
+    """Listener key of a camera's risk level; `None`: the whole home's."""
+    return f"risk:{camera or ''}"
 
 
 @dataclass(kw_only=True)
@@ -146,6 +153,13 @@ class SmartReidCoordinator:
         # When each identity's state first arrived, for states that carry no `last_seen`.
         self._heard_at: dict[str, float] = {}
         self._fired_visits: OrderedDict[str, None] = OrderedDict()
+        # The latest risk assessment of each visit still going on; visits leave it when they
+        # end (their `visit_ended` or final assessment), and are remembered as ended so a late
+        # interim assessment does not bring them back.
+        self.risks: dict[str, RiskAssessment] = {}
+        self._ended_visits: OrderedDict[str, None] = OrderedDict()
+        # Each recent visit's snapshot (server path), for the risk event's picture.
+        self._visit_snapshots: OrderedDict[str, str] = OrderedDict()
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._was_available: bool | None = None
@@ -285,6 +299,11 @@ class SmartReidCoordinator:
             return
         went_online = status == STATUS_ONLINE and self.status != STATUS_ONLINE
         self.status = status
+        if went_online and self.risks:
+            # Visits that ended while the server was away (or with it) would never end here;
+            # those still going on come back with their next interim assessment.
+            self.risks.clear()
+            self._notify_all()
         self._update_availability()
         self._notify(HUB)
         if went_online:
@@ -372,7 +391,14 @@ class SmartReidCoordinator:
     @callback
     def _handle_event(self, msg: ReceiveMessage) -> None:
         kind = msg.topic.rsplit("/", 1)[-1]
-        if kind not in ("sighting", "new_person", "visit_updated", "visit_ended", "merged"):
+        if kind not in (
+            "sighting",
+            "new_person",
+            "visit_updated",
+            "visit_ended",
+            "merged",
+            "risk_assessed",
+        ):
             return
         if (data := self._decode(msg)) is None:
             return
@@ -381,6 +407,8 @@ class SmartReidCoordinator:
                 self._handle_decision(kind, Decision.from_json(data))
             elif kind == "merged":
                 self._handle_merged(Merged.from_json(data))
+            elif kind == "risk_assessed":
+                self._handle_risk(RiskAssessment.from_json(data))
             else:
                 self._handle_visit_event(kind, VisitEvent.from_json(data))
         except PayloadError as err:
@@ -403,6 +431,7 @@ class SmartReidCoordinator:
         self._fired_visits[decision.visit_id] = None
         while len(self._fired_visits) > SEEN_VISITS_MEMORY:
             self._fired_visits.popitem(last=False)
+        self._remember_snapshot(decision.visit_id, decision.snapshot_url)
         self.hass.bus.async_fire(EVENT_NEW_PERSON, self._decision_data(decision))
         for handler in list(self._camera_event_listeners.get(decision.camera, [])):
             handler(decision)
@@ -424,6 +453,9 @@ class SmartReidCoordinator:
         if camera:
             self._ensure_camera(camera)
         self._ensure_event_person(visit.person_id, visit.label, visit.known)
+        self._remember_snapshot(visit.visit_id, visit.snapshot_url)
+        if kind == "visit_ended":
+            self._end_visit_risk(visit.visit_id)
         data: dict[str, Any] = {
             ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
             "device_id": self._device_id(self.camera_identifier(camera)) if camera else None,
@@ -449,6 +481,84 @@ class SmartReidCoordinator:
         self.hass.bus.async_fire(
             EVENT_VISIT_ENDED if kind == "visit_ended" else EVENT_VISIT_UPDATED, data
         )
+
+    @callback
+    def _handle_risk(self, risk: RiskAssessment) -> None:
+        """Fire `smart_reid.risk_assessed` and move the risk level sensors.
+
+        Every assessment is an event (interim ones too: a notification can be updated with
+        the rising level). The sensors show visits still going on: a final assessment, or
+        one of a visit that already ended, only passes through as an event.
+        """
+        for camera in risk.cameras:
+            self._ensure_camera(camera)
+        known = risk.facts.get("status") in ("household", "known")
+        self._ensure_event_person(risk.person_id, risk.label, known)
+        data: dict[str, Any] = {
+            ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
+            "person_device_id": self._device_id(self.person_identifier(risk.person_id)),
+            "visit_id": risk.visit_id,
+            "person_id": risk.person_id,
+            "label": risk.label,
+            "level": risk.level,
+            "score": risk.score,
+            "reasons": [reason.as_dict() for reason in risk.reasons],
+            "final": risk.final,
+            "source": risk.source,
+            "cameras": list(risk.cameras),
+            "camera_device_ids": [
+                device_id
+                for camera in risk.cameras
+                if (device_id := self._device_id(self.camera_identifier(camera)))
+            ],
+            "timestamp": risk.timestamp,
+            "snapshot_url": self.sign_image(self._visit_snapshots.get(risk.visit_id)),
+        }
+        if risk.summary:
+            data["summary"] = risk.summary
+        self.hass.bus.async_fire(EVENT_RISK_ASSESSED, data)
+        if risk.final:
+            self._end_visit_risk(risk.visit_id)
+        elif risk.visit_id not in self._ended_visits:
+            previous = self.risks.get(risk.visit_id)
+            self.risks[risk.visit_id] = risk
+            self._notify_risk(risk, previous)
+
+    @callback
+    def _end_visit_risk(self, visit_id: str) -> None:
+        """The visit is over: its level no longer counts for the sensors."""
+        self._ended_visits[visit_id] = None
+        while len(self._ended_visits) > SEEN_VISITS_MEMORY:
+            self._ended_visits.popitem(last=False)
+        if (risk := self.risks.pop(visit_id, None)) is not None:
+            self._notify_risk(risk, None)
+
+    @callback
+    def _notify_risk(self, risk: RiskAssessment, previous: RiskAssessment | None) -> None:
+        cameras = set(risk.cameras) | set(previous.cameras if previous else ())
+        self._notify(risk_key(None))
+        for camera in sorted(cameras):
+            self._notify(risk_key(camera))
+
+    def current_risk(self, camera: str | None = None) -> RiskAssessment | None:
+        """The most worrying assessment of the visits going on (on `camera`, if given):
+        highest level, then highest score, then the latest."""
+        best: RiskAssessment | None = None
+        for risk in self.risks.values():
+            if camera is not None and camera not in risk.cameras:
+                continue
+            if best is None or (risk.rank, risk.score) >= (best.rank, best.score):
+                best = risk
+        return best
+
+    @callback
+    def _remember_snapshot(self, visit_id: str, path: str | None) -> None:
+        if not path:
+            return
+        self._visit_snapshots[visit_id] = path
+        self._visit_snapshots.move_to_end(visit_id)
+        while len(self._visit_snapshots) > SEEN_VISITS_MEMORY:
+            self._visit_snapshots.popitem(last=False)
 
     @callback
     def _handle_merged(self, merged: Merged) -> None:

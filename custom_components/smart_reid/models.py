@@ -191,6 +191,38 @@ _MERGED = vol.Schema(
     extra=vol.ALLOW_EXTRA,
 )
 
+RISK_LEVELS: tuple[str, ...] = ("low", "medium", "high", "critical")
+# Scores and points are whole numbers on the server; a float is rounded, not refused.
+_WHOLE = vol.All(vol.Any(int, float), vol.Coerce(float), vol.Coerce(round))
+
+_REASON = vol.Schema(
+    {
+        vol.Optional("code", default=None): _OPT_STR,
+        vol.Required("text"): str,
+        vol.Optional("points", default=0): _WHOLE,
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
+_RISK = vol.Schema(
+    {
+        vol.Required("visit_id"): _id,
+        vol.Required("person_id"): _id,
+        vol.Optional("label", default=None): _OPT_STR,
+        vol.Required("level"): vol.In(RISK_LEVELS),
+        vol.Required("score"): vol.All(_WHOLE, vol.Range(min=0, max=100)),
+        vol.Optional("reasons", default=[]): [_REASON],
+        vol.Optional("final", default=False): bool,
+        vol.Optional("source", default="rules"): str,
+        vol.Optional("summary", default=None): _OPT_STR,
+        vol.Optional("timestamp", default=None): _OPT_NUMBER,
+        vol.Optional("facts", default={}): vol.Schema(
+            {vol.Optional("cameras", default=[]): [str]}, extra=vol.ALLOW_EXTRA
+        ),
+    },
+    extra=vol.ALLOW_EXTRA,
+)
+
 
 def _validate(schema: vol.Schema, data: Any, what: str) -> dict[str, Any]:
     try:
@@ -434,3 +466,58 @@ class Merged:
     @classmethod
     def from_json(cls, data: Any) -> Merged:
         return _build(cls, _validate(_MERGED, data, "merged"))
+
+
+@dataclass(frozen=True, slots=True)
+class RiskReason:
+    """One line of an assessment's explanation and what it added to the score."""
+
+    code: str | None
+    text: str
+    points: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "text": self.text, "points": self.points}
+
+
+@dataclass(frozen=True, slots=True)
+class RiskAssessment:
+    """How worrying a visit is (`B/events/risk_assessed`); a later one of the same visit
+    replaces an earlier one, `final` comes once after the visit ended."""
+
+    visit_id: str
+    person_id: str
+    label: str
+    level: str
+    score: int
+    reasons: tuple[RiskReason, ...]
+    final: bool
+    source: str
+    summary: str | None
+    timestamp: float | None
+    cameras: tuple[str, ...]
+    facts: dict[str, Any]
+
+    @property
+    def rank(self) -> int:
+        """Position of the level in `RISK_LEVELS` (higher is more worrying)."""
+        return RISK_LEVELS.index(self.level)
+
+    @classmethod
+    def from_json(cls, data: Any) -> RiskAssessment:
+        raw = _validate(_RISK, data, "risk assessment")
+        facts = raw["facts"]
+        return cls(
+            visit_id=raw["visit_id"],
+            person_id=raw["person_id"],
+            label=raw["label"] or raw["person_id"],
+            level=raw["level"],
+            score=raw["score"],
+            reasons=tuple(RiskReason(r["code"], r["text"], r["points"]) for r in raw["reasons"]),
+            final=raw["final"],
+            source=raw["source"],
+            summary=raw["summary"],
+            timestamp=raw["timestamp"],
+            cameras=tuple(facts["cameras"]),
+            facts=dict(facts),
+        )

@@ -27,15 +27,16 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .const import LAST_SEEN_STEP_S, LOCATION_AWAY
-from .coordinator import SmartReidConfigEntry, SmartReidCoordinator
+from .const import LAST_SEEN_STEP_S, LOCATION_AWAY, RISK_NONE
+from .coordinator import SmartReidConfigEntry, SmartReidCoordinator, risk_key
 from .entity import (
     SmartReidCameraEntity,
+    SmartReidEntity,
     SmartReidHubEntity,
     SmartReidPersonEntity,
     async_setup_dynamic_entities,
 )
-from .models import CameraState, Person
+from .models import RISK_LEVELS, CameraState, Person
 
 # Values come from MQTT pushes held in memory; nothing to throttle.
 PARALLEL_UPDATES = 0
@@ -209,8 +210,14 @@ async def async_setup_entry(
     async_setup_dynamic_entities(
         entry,
         async_add_entities,
-        hub=lambda: (HubSensor(coordinator, d) for d in HUB_SENSORS),
-        camera=lambda camera: (CameraSensor(coordinator, d, camera) for d in CAMERA_SENSORS),
+        hub=lambda: (
+            *(HubSensor(coordinator, d) for d in HUB_SENSORS),
+            RiskLevelSensor(coordinator, None),
+        ),
+        camera=lambda camera: (
+            *(CameraSensor(coordinator, d, camera) for d in CAMERA_SENSORS),
+            RiskLevelSensor(coordinator, camera),
+        ),
         person=lambda pid: (PersonSensor(coordinator, d, pid) for d in PERSON_SENSORS),
     )
 
@@ -428,4 +435,52 @@ class PersonSensor(SmartReidPersonEntity, SensorEntity):
             "known": person.known,
             "visit_id": person.visit_id,
             "cameras": list(person.cameras),
+        }
+
+
+RISK_LEVEL = SensorEntityDescription(
+    key="risk_level",
+    translation_key="risk_level",
+    device_class=SensorDeviceClass.ENUM,
+    options=[RISK_NONE, *RISK_LEVELS],
+)
+
+
+class RiskLevelSensor(SmartReidEntity, SensorEntity):
+    """How worrying the visits going on now are, on one camera or in the whole home.
+
+    The state is the level of the most worrying visit still going on (its latest assessment),
+    `none` when no visit is; when that visit ends the level falls back to the next one's.
+    """
+
+    # The explanation changes with every interim assessment; the level is what history shows.
+    _unrecorded_attributes = frozenset({"score", "reasons", "visit_id", "person_id", "label"})
+
+    def __init__(self, coordinator: SmartReidCoordinator, camera: str | None) -> None:
+        super().__init__(
+            coordinator,
+            RISK_LEVEL,
+            listen_key=risk_key(camera),
+            unique_suffix=f"camera_{camera}" if camera else "hub",
+            identifier=coordinator.camera_identifier(camera)
+            if camera
+            else coordinator.hub_identifier(),
+        )
+        self.camera = camera
+
+    @property
+    def native_value(self) -> str:
+        risk = self.coordinator.current_risk(self.camera)
+        return risk.level if risk is not None else RISK_NONE
+
+    @property
+    def extra_state_attributes(self) -> dict[str, Any] | None:
+        if (risk := self.coordinator.current_risk(self.camera)) is None:
+            return None
+        return {
+            "score": risk.score,
+            "reasons": [reason.as_dict() for reason in risk.reasons],
+            "visit_id": risk.visit_id,
+            "person_id": risk.person_id,
+            "label": risk.label,
         }

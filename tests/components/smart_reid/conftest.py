@@ -211,6 +211,39 @@ def visit_event_payload(reason: str = "camera_added", **visit: Any) -> dict[str,
     return {"reason": reason, "camera": "back", "visit": body}
 
 
+def risk_payload(level: str = "critical", score: int = 95, **overrides: Any) -> dict[str, Any]:
+    """A `risk_assessed` message as docs/contract.md shows it (interim, from the rules)."""
+    payload: dict[str, Any] = {
+        "visit_id": "9c8b7a6d5e4f",
+        "person_id": PERSON_A,
+        "label": "Visitor 3",
+        "level": level,
+        "score": score,
+        "final": False,
+        "source": "rules",
+        "timestamp": 1763692020.0,
+        "reasons": [
+            {"code": "identity", "text": "unknown person", "points": 20},
+            {"code": "place", "text": "reached back (sensitivity 0.8)", "points": 40},
+            {"code": "night", "text": "02:47 at night", "points": 30},
+            {"code": "path", "text": "2 cameras: front -> back", "points": 5},
+        ],
+        "facts": {
+            "status": "returning_stranger",
+            "cameras": ["front", "back"],
+            "dwell_s": {"front": 8.0, "back": 40.0},
+            "duration_s": 70.0,
+            "group_size": 0,
+            "visits_24h": 1,
+            "visits_7d": 1,
+            "local_time": "02:47",
+            "night": True,
+        },
+    }
+    payload.update(overrides)
+    return payload
+
+
 def state(hass: HomeAssistant, entity_id: str) -> State:
     """The entity's state; fails the test, naming the entity, when it does not exist."""
     found = hass.states.get(entity_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+import voluptuous as vol
 from homeassistant.components.device_automation import (
     DeviceAutomationType,
     async_get_device_automations,
@@ -13,8 +15,21 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.smart_reid.const import DOMAIN
 from custom_components.smart_reid.coordinator import SmartReidCoordinator
+from custom_components.smart_reid.device_trigger import (
+    RISK_TRIGGER,
+    TRIGGER_SCHEMA,
+    async_get_trigger_capabilities,
+)
 
-from .conftest import BASE, PERSON_A, decision_payload, publish, visit_event_payload, wait_for
+from .conftest import (
+    BASE,
+    PERSON_A,
+    decision_payload,
+    publish,
+    risk_payload,
+    visit_event_payload,
+    wait_for,
+)
 
 
 def _device(entry: MockConfigEntry, registry: dr.DeviceRegistry, camera: str) -> dr.DeviceEntry:
@@ -44,6 +59,7 @@ async def test_triggers_listed_for_cameras_only(
         "new_person",
         "new_unknown_person",
         "person_seen",
+        "risk_level_at_least",
         "visit_ended",
         "visit_updated",
     ]
@@ -140,3 +156,68 @@ async def test_a_person_was_seen_trigger_gets_sightings(
     )
     await wait_for(hass, lambda: len(fired) == 1, "the trigger")
     assert fired[0].data["who"] == "Visitor 3"
+
+
+async def test_risk_level_at_least_fires_once_per_visit_on_its_camera(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    """ "Risk level at least high" on the back camera: fires when a visit that reached the back
+    first rises to high, not again for the same visit, not for visits elsewhere or lower."""
+    back = _device(loaded_entry, device_registry, "back")
+    config = {"platform": "device", "domain": DOMAIN, "device_id": back.id, "type": RISK_TRIGGER}
+    # The automation editor asks for the level, from the four of the contract.
+    fields = (await async_get_trigger_capabilities(hass, config))["extra_fields"]
+    assert fields({"level": "high"}) == {"level": "high"}
+    with pytest.raises(vol.Invalid):
+        fields({"level": "none"})
+    assert await async_get_trigger_capabilities(hass, {**config, "type": "new_person"}) == {}
+    fired = async_capture_events(hass, "smart_reid_test_fired")
+    assert await async_setup_component(
+        hass,
+        "automation",
+        {
+            "automation": {
+                "trigger": {
+                    "platform": "device",
+                    "domain": DOMAIN,
+                    "device_id": back.id,
+                    "type": RISK_TRIGGER,
+                    "level": "high",
+                },
+                "action": {
+                    "event": "smart_reid_test_fired",
+                    "event_data": {
+                        "level": "{{ trigger.event.data.level }}",
+                        "visit": "{{ trigger.event.data.visit_id }}",
+                    },
+                },
+            }
+        },
+    )
+    topic = f"{BASE}/events/risk_assessed"
+    await publish(hass, topic, risk_payload("medium", 40))
+    await publish(hass, topic, risk_payload("critical", 95))
+    await publish(hass, topic, risk_payload("high", 70))
+    await publish(hass, topic, risk_payload("critical", 95, final=True))
+    # Critical, but only ever on the front camera.
+    await publish(hass, topic, risk_payload(visit_id="aaaa0000bbbb", facts={"cameras": ["front"]}))
+    # A second visit at the back, high: fires on its own.
+    await publish(hass, topic, risk_payload("high", 60, visit_id="cccc0000dddd"))
+    await wait_for(hass, lambda: len(fired) == 2, "both visits at the back")
+    await hass.async_block_till_done()
+    assert [(e.data["visit"], e.data["level"]) for e in fired] == [
+        ("9c8b7a6d5e4f", "critical"),
+        ("cccc0000dddd", "high"),
+    ]
+
+
+async def test_risk_trigger_needs_a_level(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, device_registry: dr.DeviceRegistry
+) -> None:
+    back = _device(loaded_entry, device_registry, "back")
+    config = {"platform": "device", "domain": DOMAIN, "device_id": back.id, "type": RISK_TRIGGER}
+    with pytest.raises(vol.Invalid, match="needs a level"):
+        TRIGGER_SCHEMA(config)
+    assert TRIGGER_SCHEMA({**config, "level": "medium"})["level"] == "medium"
+    with pytest.raises(vol.Invalid):
+        TRIGGER_SCHEMA({**config, "level": "extreme"})
