@@ -39,6 +39,7 @@ from custom_components.smart_reid.const import (
     CONF_URL,
     DOMAIN,
     EVENT_NEW_PERSON,
+    EVENT_RISK_ASSESSED,
 )
 
 from .conftest import CUHK03, REPO, SHARED, Broker, free_port, setup_still_cameras, wait_for
@@ -213,6 +214,7 @@ async def test_two_visits_two_alerts(
             _pick_people, info, tmp_path / "picker"
         )
         events = async_capture_events(hass, EVENT_NEW_PERSON)
+        risks = async_capture_events(hass, EVENT_RISK_ASSESSED)
         first = (await _upload(session, inference_server, "front", view_a))["decisions"][0]
         second = (await _upload(session, inference_server, "back", view_b))["decisions"][0]
         third = (await _upload(session, inference_server, "front", stranger))["decisions"][0]
@@ -237,6 +239,20 @@ async def test_two_visits_two_alerts(
     assert [e.data["person_id"] for e in events] == [first["person_id"], third["person_id"]]
     assert [e.data["camera"] for e in events] == ["front", "front"]
     assert all(e.data["is_new_identity"] for e in events)
+
+    # Each visit is assessed by the server's rules as it starts; Home Assistant shows the
+    # worst visit going on as the home's risk level.
+    await wait_for(
+        hass,
+        lambda: {first["visit_id"], third["visit_id"]} <= {e.data["visit_id"] for e in risks},
+        "the server's risk assessments of both visits",
+        30,
+    )
+    assert all(e.data["source"] == "rules" and e.data["reasons"] for e in risks)
+    await hass.async_block_till_done()
+    worst = max(risks, key=lambda e: ("low", "medium", "high", "critical").index(e.data["level"]))
+    home = hass.states.get("sensor.smart_reid_risk_level")
+    assert home is not None and home.state == worst.data["level"]
 
     # Both identities are devices, and the front camera's event entity saw the last arrival.
     for person_id in (first["person_id"], third["person_id"]):
