@@ -55,9 +55,17 @@ class SmartReidEntity(Entity):
         self.async_on_remove(
             self.coordinator.async_add_listener(self._listen_key, self._handle_update)
         )
+        self._follow()
+
+    @callback
+    def _follow(self) -> None:
+        """Take in the coordinator's latest state before it is shown: on being added and on
+        every update. Entities that keep their own view of it (coalesced values, a picture's
+        version) override this."""
 
     @callback
     def _handle_update(self) -> None:
+        self._follow()
         self.async_write_ha_state()
 
 

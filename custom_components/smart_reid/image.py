@@ -113,9 +113,8 @@ class PersonThumbnail(SmartReidPersonEntity, ImageEntity):
         return dt_util.utcnow()
 
     @callback
-    def _handle_update(self) -> None:
+    def _follow(self) -> None:
         self._refresh_version()
-        self.async_write_ha_state()
 
     async def async_image(self) -> bytes | None:
         if self._version is None or (

@@ -254,14 +254,9 @@ class HubSensor(SmartReidHubEntity, DailyReset):
 
     entity_description: HubSensorDescription
 
-    async def async_added_to_hass(self) -> None:
-        await super().async_added_to_hass()
-        self._track_reset(self.native_value)
-
     @callback
-    def _handle_update(self) -> None:
+    def _follow(self) -> None:
         self._track_reset(self.native_value)
-        super()._handle_update()
 
     @property
     def native_value(self) -> StateType:
@@ -299,15 +294,6 @@ class CameraSensor(SmartReidCameraEntity, DailyReset):
         self._last_id: str | None = None
         self._last_label: str | None = None
         self._seen: float | None = None
-
-    async def async_added_to_hass(self) -> None:
-        await super().async_added_to_hass()
-        self._follow()
-
-    @callback
-    def _handle_update(self) -> None:
-        self._follow()
-        super()._handle_update()
 
     @callback
     def _follow(self) -> None:
@@ -376,15 +362,6 @@ class PersonSensor(SmartReidPersonEntity, SensorEntity):
         self._location: str | None = None
         self._seen: float | None = None
         self._visit: tuple[str | None, bool] | None = None
-
-    async def async_added_to_hass(self) -> None:
-        await super().async_added_to_hass()
-        self._follow()
-
-    @callback
-    def _handle_update(self) -> None:
-        self._follow()
-        super()._handle_update()
 
     @callback
     def _follow(self) -> None:
