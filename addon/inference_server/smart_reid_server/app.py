@@ -42,6 +42,7 @@ from .identities import (
 )
 from .ingest.mqtt import MqttIngest
 from .match import centering_enabled, gallery_threshold
+from .models.devices import DeviceChoice, log_choice, select_device
 from .models.download import ModelManager
 from .models.errors import ModelError
 from .pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
@@ -179,6 +180,7 @@ class SmartReidApp:
         self.risk = RiskMonitor(RiskConfig.from_section(settings.section("risk")))
         self.detector: Detector | None = None
         self.embedder: Embedder | None = None
+        self.device_choice: DeviceChoice | None = None
         self.threshold = 0.0
         self.centering_on = False
         self.identity_thread: IdentityThread | None = None
@@ -256,6 +258,7 @@ class SmartReidApp:
                 "camera_centering": self.centering_on,
                 "retention_days": int(self.settings.raw["retention_days"]),
                 "auth_required": self.token is not None,
+                "device": self.device_choice.as_info() if self.device_choice else None,
             },
         }
 
@@ -339,6 +342,11 @@ class SmartReidApp:
 
     def _load_models(self, manager: ModelManager) -> tuple[Detector, Embedder]:
         models_cfg = dict(self.settings.section("models"))
+        # One decision and one log line for both models (a warning when falling back).
+        self.device_choice = select_device(str(models_cfg["device"]))
+        log_choice(self.device_choice)
+        models_cfg["device"] = self.device_choice.device
+        models_cfg["engine_cache_dir"] = manager.cache_dir / "engines"
         if not models_cfg.get("threads"):
             models_cfg["threads"] = inference_threads(
                 int(self.settings.section("queue")["workers"])
@@ -348,11 +356,14 @@ class SmartReidApp:
         detector.detect(np.zeros((480, 640, 3), np.uint8))
         embedder.embed([np.zeros((256, 128, 3), np.uint8)])
         _LOGGER.info(
-            "models loaded: detector %s (%s), reid %s (%s, %d-d), %d inference threads each",
+            "models loaded: detector %s (%s on %s), reid %s (%s on %s, %d-d), "
+            "%d inference threads each",
             detector.name,
             detector.runtime,
+            detector.device,
             embedder.name,
             embedder.runtime,
+            embedder.device,
             embedder.dim,
             models_cfg["threads"],
         )

@@ -22,6 +22,7 @@ import voluptuous as vol
 import yaml
 
 from .ingest.sources import SOURCES_SCHEMA
+from .models.devices import REQUESTABLE as DEVICES
 from .risk.rules import LEVEL_DEFAULTS, LEVELS, WEIGHT_DEFAULTS, parse_clock
 
 CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
@@ -167,14 +168,18 @@ SCHEMA = vol.Schema(
             # A local directory laid out like ../shared/models (tests, offline installs).
             vol.Optional("dir", default=None): vol.Any(None, str),
             vol.Optional("download", default=True): bool,
+            # Fetch model files from <mirror>/<path> (laid out like models.dir) instead of
+            # their upstream URLs: a local mirror for offline sites; sha256 is checked the same.
+            vol.Optional("mirror", default=None): vol.Any(
+                None, vol.Match(r"^https?://\S+$", msg="must be an http:// or https:// URL")
+            ),
             vol.Optional("verify", default=True): bool,
             vol.Optional("detector", default="yolox_nano_416"): str,
             vol.Optional("reid", default="person-reidentification-retail-0277"): str,
             vol.Optional("custom_reid", default=None): vol.Any(None, _CUSTOM_REID),
             vol.Optional("runtime", default="auto"): vol.In(["auto", "openvino", "onnxruntime"]),
-            vol.Optional("device", default="cpu"): vol.In(
-                ["cpu", "gpu", "cuda", "tensorrt", "auto"]
-            ),
+            # auto: the fastest of tensorrt, cuda, openvino_gpu, cpu (models/devices.py).
+            vol.Optional("device", default="auto"): vol.In(list(DEVICES)),
             vol.Optional("threads", default=0): vol.All(int, vol.Range(min=0, max=256)),
             vol.Optional("flip_tta", default=False): bool,
         },

@@ -89,8 +89,9 @@ class Detector:
             name=spec.name,
             preferred_runtime=spec.runtime,
             runtime=str(models_cfg.get("runtime", "auto")),
-            device=str(models_cfg.get("device", "cpu")),
+            device=str(models_cfg.get("device", "auto")),
             threads=int(models_cfg.get("threads", 0)),
+            cache_dir=models_cfg.get("engine_cache_dir"),  # set by the app (TensorRT engines)
         )
         self.runtime = self._model.runtime
         self.device = self._model.device

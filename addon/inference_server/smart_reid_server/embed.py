@@ -55,8 +55,9 @@ class Embedder:
             name=spec.name,
             preferred_runtime=spec.runtime,
             runtime=str(models_cfg.get("runtime", "auto")),
-            device=str(models_cfg.get("device", "cpu")),
+            device=str(models_cfg.get("device", "auto")),
             threads=int(models_cfg.get("threads", 0)),
+            cache_dir=models_cfg.get("engine_cache_dir"),  # set by the app (TensorRT engines)
             many=True,
             max_batch=2 * max(1, max_batch),  # x2: flip TTA doubles a chunk
         )

@@ -57,6 +57,7 @@ class ModelManager:
         verify: bool = True,
         timeout_s: float = 30.0,
         attempts: int = 3,
+        mirror: str | None = None,
     ) -> None:
         self.models_dir = models_dir
         self.cache_dir = cache_dir
@@ -64,6 +65,7 @@ class ModelManager:
         self.verify = verify
         self.timeout_s = timeout_s
         self.attempts = max(1, attempts)
+        self.mirror = mirror.rstrip("/") if mirror else None
         self._lock = threading.Lock()
         self._verified: dict[str, str] | None = None
 
@@ -76,6 +78,7 @@ class ModelManager:
             data_dir / "models",
             download=bool(models_cfg.get("download", True)),
             verify=bool(models_cfg.get("verify", True)),
+            mirror=models_cfg.get("mirror"),
         )
 
     def resolve(self, spec: ModelSpec) -> dict[str, Path]:
@@ -134,7 +137,7 @@ class ModelManager:
     def _download(self, spec: ModelSpec, file: ModelFile, target: Path) -> Path:
         if not self.download or file.url is None:
             raise ModelError(self._missing_message(spec, file, target))
-        url = file.url
+        url = f"{self.mirror}/{file.path}" if self.mirror else file.url
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp, digest = self._fetch_with_retries(spec, file, url, target)
         try:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .devices import ort_provider_options, plan, select_device
 from .errors import ModelError
 
 _LOGGER = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class OpenVinoModel(LoadedModel):
             )
             target = "CPU"
             compiled = core.compile_model(model, target, config)
-        self.device = target.lower()
+        self.device = "cpu" if target == "CPU" else "openvino_gpu"
         self._outputs = len(compiled.outputs)
         self._request = compiled.create_infer_request()
         self._queue: Any = None
@@ -169,7 +170,16 @@ class OpenVinoModel(LoadedModel):
 
 
 class OnnxRuntimeModel(LoadedModel):
-    def __init__(self, path: Path, *, device: str, threads: int, many: bool, name: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device: str,
+        threads: int,
+        many: bool,
+        name: str,
+        cache_dir: Path | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.runtime = "onnxruntime"
@@ -181,7 +191,7 @@ class OnnxRuntimeModel(LoadedModel):
             options.inter_op_num_threads = 1
         # Spinning worker threads would steal the few cores from the other model between calls.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        providers = _ort_providers(device, ort.get_available_providers())
+        providers = ort_provider_options(device, cache_dir)
         try:
             session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as err:  # onnxruntime raises its own exception classes
@@ -278,19 +288,6 @@ def _openvino_device(requested: str, available: Sequence[str], name: str) -> str
     return "CPU"
 
 
-def _ort_providers(requested: str, available: Sequence[str]) -> list[str]:
-    """Providers in preference order, only those installed (the caller warns on fallback)."""
-    if requested == "tensorrt":
-        wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
-    elif requested in ("cuda", "gpu"):
-        wanted = ["CUDAExecutionProvider"]
-    elif requested == "auto":
-        wanted = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
-    else:
-        wanted = []
-    return [p for p in wanted if p in available] + ["CPUExecutionProvider"]
-
-
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -319,31 +316,40 @@ def load_model(
     threads: int = 0,
     many: bool = False,
     max_batch: int = 32,
+    cache_dir: Path | None = None,
 ) -> LoadedModel:
     """Open a model file (``files[0]``; ``files[1]`` is the IR weights file when given).
 
     ``many``: callers will pass several images per call (an embedder), so set the model up for
     throughput; otherwise for the latency of one image (a detector). ``max_batch`` bounds the
-    batch of models run in ``batch`` mode.
+    batch of models run in ``batch`` mode. ``device`` is ``models.device`` (see
+    ``models.devices``); a device this machine lacks gives one warning naming the model and the
+    device that runs instead. ``cache_dir`` keeps TensorRT engines between starts.
     """
     path = Path(files[0])
     if not path.is_file():
         raise ModelError(f"model file {path} for {name} does not exist")
     chosen = choose_runtime(preferred_runtime, runtime, path, name)
+    choice = select_device(device)
+    if choice.fallback:
+        _LOGGER.warning("model %s: %s", name, choice.fallback)
+    where = plan(choice.device, preferred_runtime=chosen, configured_runtime=runtime, path=path)
     model: LoadedModel
-    if chosen == "openvino":
+    if where.runtime == "openvino":
         weights = Path(files[1]) if len(files) > 1 else None
         model = OpenVinoModel(
             path,
             weights,
-            device=device,
+            device=where.device,
             threads=threads,
             many=many,
             max_batch=max_batch,
             name=name,
         )
     else:
-        model = OnnxRuntimeModel(path, device=device, threads=threads, many=many, name=name)
+        model = OnnxRuntimeModel(
+            path, device=where.device, threads=threads, many=many, name=name, cache_dir=cache_dir
+        )
     _warm_up(model, name, 2 if many else 1)
     _LOGGER.debug(
         "loaded %s with %s on %s (input %s %s, %s)",
