@@ -82,13 +82,19 @@ async def supervisor(models_dir: Path) -> AsyncIterator[SupervisorStandIn]:
         state.withdrawn.append(request.match_info["uuid"])
         return web.json_response({"result": "ok", "data": {}})
 
+    def read_model(rel: str) -> bytes | None:
+        root = models_dir.resolve()
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+        return path.read_bytes()
+
     async def model(request: web.Request) -> web.StreamResponse:
         rel = request.match_info["path"]
         state.model_requests.append(rel)
-        path = (models_dir / rel).resolve()
-        if not path.is_relative_to(models_dir.resolve()) or not path.is_file():
+        body = await asyncio.to_thread(read_model, rel)
+        if body is None:
             return web.Response(status=404)
-        body = path.read_bytes()
         if state.corrupt_models:
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
         return web.Response(body=body, content_type="application/octet-stream")
