@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 from homeassistant.config_entries import SOURCE_HASSIO, SOURCE_MQTT, SOURCE_USER
 from homeassistant.core import HomeAssistant
@@ -275,6 +279,50 @@ async def test_hassio_discovery(hass: HomeAssistant, server: FakeServer) -> None
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["data"] == {CONF_URL: server.url, CONF_BASE_TOPIC: BASE, CONF_TOKEN: TOKEN}
+
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _app_discovery() -> ModuleType:
+    """The App's own discovery code, loaded from its file (it imports nothing else), so this
+    test feeds the flow exactly what the App sends to the Supervisor."""
+    path = REPO / "addon/inference_server/smart_reid_server/hassio_discovery.py"
+    spec = importlib.util.spec_from_file_location("smart_reid_app_discovery", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_hassio_discovery_of_the_app(hass: HomeAssistant, server: FakeServer) -> None:
+    """The message the App posts to /discovery, as the Supervisor hands it on (config plus the
+    App's name and slug from addon/config.yaml), ends in an entry with the App's token."""
+    app = yaml.safe_load((REPO / "addon/config.yaml").read_text("utf-8"))
+    discovery = _app_discovery()
+    host, port = server.url.removeprefix("http://").split(":")
+    message = discovery.discovery_message(host, int(port), "smart_reid", TOKEN)
+    assert message["service"] == DOMAIN
+    assert DOMAIN in app["discovery"]
+    result = await hass.config_entries.flow.async_init(
+        DOMAIN,
+        context={"source": SOURCE_HASSIO},
+        data=HassioServiceInfo(
+            config=message["config"], name=app["name"], slug=app["slug"], uuid="d15c0e7e"
+        ),
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "hassio_confirm"
+    assert result["description_placeholders"] == {"addon": "Smart ReID"}
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "Smart ReID"
+    assert result["data"] == {
+        CONF_URL: server.url,
+        CONF_BASE_TOPIC: "smart_reid",
+        CONF_TOKEN: TOKEN,
+    }
+    assert result["result"].unique_id == SERVER_ID
 
 
 async def test_hassio_discovery_updates_existing(hass: HomeAssistant, server: FakeServer) -> None:
