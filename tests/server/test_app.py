@@ -5,6 +5,7 @@ Option files and the server's own schema are read for real; nothing here needs D
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -202,3 +203,44 @@ def test_check_install_passes() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"failed": 0' in result.stdout
+
+
+def test_compose_environment_is_a_valid_server_configuration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What docker-compose.yml hands the container (with .env.example's values filled in) and
+    the image's command line make a valid server configuration, read the way `serve` reads it."""
+    from smart_reid_server.cli import build_parser, settings_from_args
+
+    compose = yaml.safe_load((REPO / "docker/docker-compose.yml").read_text("utf-8"))
+    example = dict(
+        re.findall(
+            r"(?m)^([A-Z][A-Z0-9_]*)=(.*)$", (REPO / "docker/.env.example").read_text("utf-8")
+        )
+    )
+    example["SMART_REID_HTTP__TOKEN"] = "0123456789abcdef"  # the one value a user must add
+
+    def substitute(value: Any) -> str:
+        def one(match: re.Match[str]) -> str:
+            return example.get(match[1]) or (match[3] if match[2] == ":-" else "")
+
+        return re.sub(r"\$\{([A-Z0-9_]+)(:-|:\?)?([^}]*)\}", one, str(value))
+
+    dockerfile = (REPO / "docker/Dockerfile").read_text("utf-8")
+    cmd = json.loads(re.findall(r"(?m)^CMD (\[.*\])$", dockerfile)[0])
+    assert cmd[:4] == ["python", "-m", "smart_reid_server", "serve"]
+    for name in ("smart-reid", "smart-reid-nvidia", "smart-reid-intel"):
+        for key in [k for k in os.environ if k.startswith("SMART_REID_")]:
+            monkeypatch.delenv(key)
+        for key, value in compose["services"][name]["environment"].items():
+            monkeypatch.setenv(key, substitute(value))
+        settings = settings_from_args(build_parser().parse_args(cmd[3:]))
+        assert settings.section("http")["token"] == "0123456789abcdef"
+        assert (settings.section("http")["host"], settings.section("http")["port"]) == (
+            "0.0.0.0",
+            8756,
+        )
+        assert settings.raw["data_dir"] == "/data"
+        assert settings.section("mqtt")["host"] == "mosquitto"
+        assert settings.section("models")["device"] == "auto"
+        assert settings.raw["auto_add_cameras"] is True
