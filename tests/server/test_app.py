@@ -244,3 +244,55 @@ def test_compose_environment_is_a_valid_server_configuration(
         assert settings.section("mqtt")["host"] == "mosquitto"
         assert settings.section("models")["device"] == "auto"
         assert settings.raw["auto_add_cameras"] is True
+
+
+def test_check_install_catches_broken_artefacts(tmp_path: Path) -> None:
+    """A copy of the repository with one mistake in each artefact: every one is named."""
+    import shutil
+
+    copy = tmp_path / "repo"
+    shutil.copytree(
+        REPO,
+        copy,
+        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".cache", "*.pyc", "eval"),
+    )
+
+    def edit(rel: str, old: str, new: str) -> None:
+        path = copy / rel
+        text = path.read_text("utf-8")
+        assert old in text, (rel, old)
+        path.write_text(text.replace(old, new, 1), "utf-8")
+
+    edit("addon/translations/de.yaml", "  workers:\n", "  retired_option:\n")
+    edit("addon/config.yaml", "  log_level: list(", "  frame_rate: int\n  log_level: list(")
+    edit(
+        "custom_components/smart_reid/manifest.json",
+        f'"version": "{__version__}"',
+        '"version": "9.9.9"',
+    )
+    edit("docker/Dockerfile", "COPY bench/bench_gpu.py", "COPY bench/missing.py")
+    edit("docker/docker-compose.yml", "    gpus: all\n", "")
+    edit("docker/docker-compose.yml", "  read_only: true\n  tmpfs:", "  tmpfs:")
+    (copy / "addon/icon.png").write_bytes(b"not a picture")
+    result = subprocess.run(
+        [sys.executable, str(copy / "scripts/check_install.py")],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SMART_REID_CHECK_ROOT": str(copy)},
+        timeout=180,
+    )
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    expected = [
+        "addon/translations/de.yaml: option workers needs a name and a description",
+        "addon/translations/de.yaml: translations for unknown options ['retired_option']",
+        "only in config.yaml ['frame_rate']",
+        "custom_components/smart_reid/manifest.json has '9.9.9', expected",
+        "docker/Dockerfile: COPY source bench/missing.py is not in .",
+        "smart-reid-nvidia needs gpus: all",
+        "smart-reid must have read_only: true",
+        "addon/icon.png is not a PNG",
+    ]
+    for line in expected:
+        assert line in out, f"{line!r} not reported:\n{out}"
