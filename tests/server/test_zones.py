@@ -3,9 +3,12 @@ lost people, the zone facts of a visit's risk assessment, and the config's error
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from smart_reid_server.config import ConfigError, validate
 from smart_reid_server.risk import RiskConfig, assess
 from smart_reid_server.risk.facts import (
@@ -25,6 +28,10 @@ from smart_reid_server.zones import (
     passes_through,
     side_of,
 )
+
+from eval.risk.run import SCENARIOS, play, risk_config
+
+BERLIN = ZoneInfo("Europe/Berlin")
 
 SQUARE = ((0.5, 0.5), (0.9, 0.5), (0.9, 0.9), (0.5, 0.9))
 # A garden camera: the back door in the lower right, the gate a vertical line on the left whose
@@ -242,3 +249,22 @@ def test_bad_zone_config_names_the_camera_and_the_zone(zones: dict[str, Any], me
     with pytest.raises(ConfigError) as caught:
         validate({"zones": zones})
     assert message in str(caught.value)
+
+
+def test_the_labelled_zone_scenarios_need_their_zones(tmp_path: Path) -> None:
+    """eval/risk/scenarios.yaml: the visits with zones are assessed as labelled, and the two
+    daytime strangers who went where visitors do not go would be low without their zones."""
+    data = yaml.safe_load(SCENARIOS.read_text(encoding="utf-8"))
+    config = risk_config(data["config"])
+    sensitivity = data["zone_sensitivity"]
+    zone_visits = [v for v in data["visits"] if v.get("zones")]
+    assert len(zone_visits) >= 5
+    for spec in zone_visits:
+        (outcome,) = play(spec, config, BERLIN, tmp_path / "with", sensitivity)
+        assert outcome.final.level == spec["expect"], (spec["id"], outcome.final.reasons)
+    for name in ("stranger_garage_side_door_day", "stranger_side_path_day"):
+        spec = next(v for v in zone_visits if v["id"] == name)
+        (with_zone,) = play(spec, config, BERLIN, tmp_path / "again", sensitivity)
+        assert any(r.text.startswith("reached zone") for r in with_zone.final.reasons)
+        (without,) = play({**spec, "zones": []}, config, BERLIN, tmp_path / "without")
+        assert (with_zone.final.level, without.final.level) == ("medium", "low")
