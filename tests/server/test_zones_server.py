@@ -36,7 +36,9 @@ ZONES: dict[str, Any] = {
             },
             # Drawn downwards at x = 0.5: walking right to left crosses it into its right side.
             "lines": {"path": {"points": [[0.5, 0.7], [0.5, 1.0]], "in": "right"}},
-        }
+        },
+        # A typo for a camera name: a warning at start, and nothing else happens.
+        "bakc": {"zones": {"doormat": {"polygon": [[0, 0], [1, 0], [1, 1]]}}},
     }
 }
 
@@ -63,6 +65,7 @@ async def test_a_man_walking_over_the_back_door_zone_enters_leaves_and_crosses_o
     video_dir: Path,
     mosquitto_broker: tuple[str, int],
     mqtt_collector: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     host, port = mosquitto_broker
     watcher = mqtt_collector(host, port, f"{BASE}/#")
@@ -96,6 +99,7 @@ async def test_a_man_walking_over_the_back_door_zone_enters_leaves_and_crosses_o
         )[0].json()
         await asyncio.sleep(0.5)
 
+    assert "zones.cameras.bakc: there is no camera bakc (cameras: front, back)" in caplog.text
     topic = f"{BASE}/events/zone"
     events = [m.json() for m in watcher.messages if m.topic == topic]
     assert all(not m.retain for m in watcher.messages if m.topic == topic)

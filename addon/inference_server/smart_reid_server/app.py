@@ -328,6 +328,7 @@ class SmartReidApp:
             )
             self.ingest.attach(self.publisher)
         await self._start_sources()
+        self._check_zone_cameras()
         if self.settings.section("http")["enabled"]:
             await self._start_http()
         self.publisher.set_retained("info", self.info())  # now that the HTTP port is known
@@ -341,6 +342,20 @@ class SmartReidApp:
             self.http_url() if self._runner else "off",
             f"{self.publisher.host}:{self.publisher.port}" if self.publisher.enabled else "off",
         )
+
+    def _check_zone_cameras(self) -> None:
+        """Zones of a camera the server will never see are almost always a typo: say so."""
+        if self.cameras.auto_add:
+            return
+        for camera in self.zones.config.cameras:
+            if camera not in self.cameras:
+                _LOGGER.warning(
+                    "zones.cameras.%s: there is no camera %s (cameras: %s); its zones and lines "
+                    "are never used: fix the name or add the camera",
+                    camera,
+                    camera,
+                    ", ".join(self.cameras.names) or "none",
+                )
 
     def _load_models(self, manager: ModelManager) -> tuple[Detector, Embedder]:
         models_cfg = dict(self.settings.section("models"))
