@@ -44,6 +44,7 @@ EVENT_VISIT_UPDATED: Final = f"{DOMAIN}.visit_updated"
 EVENT_VISIT_ENDED: Final = f"{DOMAIN}.visit_ended"
 EVENT_PERSON_MERGED: Final = f"{DOMAIN}.person_merged"
 EVENT_RISK_ASSESSED: Final = f"{DOMAIN}.risk_assessed"
+EVENT_ZONE: Final = f"{DOMAIN}.zone_event"
 
 # Event entity types on each camera: who started a visit there.
 EVENT_TYPE_NEW: Final = "new_person"

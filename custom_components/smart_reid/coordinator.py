@@ -41,6 +41,7 @@ from .const import (
     EVENT_RISK_ASSESSED,
     EVENT_VISIT_ENDED,
     EVENT_VISIT_UPDATED,
+    EVENT_ZONE,
     HTTP_CHECK_INTERVAL,
     IMAGE_VIEW_PREFIX,
     ISSUE_NOT_REID,
@@ -66,6 +67,7 @@ from .models import (
     Person,
     RiskAssessment,
     VisitEvent,
+    ZoneEvent,
     decode_json,
     is_stranger,
 )
@@ -398,6 +400,7 @@ class SmartReidCoordinator:
             "visit_ended",
             "merged",
             "risk_assessed",
+            "zone",
         ):
             return
         if (data := self._decode(msg)) is None:
@@ -409,6 +412,8 @@ class SmartReidCoordinator:
                 self._handle_merged(Merged.from_json(data))
             elif kind == "risk_assessed":
                 self._handle_risk(RiskAssessment.from_json(data))
+            elif kind == "zone":
+                self._handle_zone(ZoneEvent.from_json(data))
             else:
                 self._handle_visit_event(kind, VisitEvent.from_json(data))
         except PayloadError as err:
@@ -523,6 +528,32 @@ class SmartReidCoordinator:
             previous = self.risks.get(risk.visit_id)
             self.risks[risk.visit_id] = risk
             self._notify_risk(risk, previous)
+
+    @callback
+    def _handle_zone(self, event: ZoneEvent) -> None:
+        """Fire `smart_reid.zone_event` on the camera's device (docs/integration.md)."""
+        self._ensure_camera(event.camera)
+        self._ensure_event_person(event.person_id, event.label, event.known)
+        self.hass.bus.async_fire(
+            EVENT_ZONE,
+            {
+                ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
+                "device_id": self._device_id(self.camera_identifier(event.camera)),
+                "person_device_id": self._device_id(self.person_identifier(event.person_id)),
+                "type": event.type,
+                "camera": event.camera,
+                "kind": event.kind,
+                "name": event.name,
+                "direction": event.direction,
+                "reason": event.reason,
+                "dwell_s": event.dwell_s,
+                "person_id": event.person_id,
+                "label": event.label,
+                "known": event.known,
+                "visit_id": event.visit_id,
+                "timestamp": event.timestamp,
+            },
+        )
 
     @callback
     def _end_visit_risk(self, visit_id: str) -> None:

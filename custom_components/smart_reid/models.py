@@ -98,6 +98,9 @@ _CAMERA_STATE = _HUB_STATE.extend(
         vol.Optional("last_label", default=None): _OPT_STR,
         vol.Optional("last_seen", default=None): _OPT_NUMBER,
         vol.Optional("sightings_today", default=0): _COUNT,
+        # Names of the camera's zones and lines (servers before zones send neither).
+        vol.Optional("zones", default=[]): [vol.Match(r"^[a-z0-9_]{1,64}$")],
+        vol.Optional("lines", default=[]): [vol.Match(r"^[a-z0-9_]{1,64}$")],
     }
 )
 
@@ -224,7 +227,7 @@ _RISK = vol.Schema(
 )
 
 
-def _validate(schema: vol.Schema, data: Any, what: str) -> dict[str, Any]:
+def _validate(schema: vol.Schema | vol.All, data: Any, what: str) -> dict[str, Any]:
     try:
         result: dict[str, Any] = schema(data)
     except vol.Invalid as err:
@@ -344,6 +347,8 @@ class CameraState:
     frames_processed: int
     frames_dropped: int
     updated_at: float | None
+    zones: tuple[str, ...] = ()
+    lines: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: Any) -> CameraState:
@@ -521,3 +526,72 @@ class RiskAssessment:
             cameras=tuple(facts["cameras"]),
             facts=dict(facts),
         )
+
+
+ZONE_EVENT_TYPES: tuple[str, ...] = ("enter", "exit", "cross")
+_ZONE_NAME = vol.Match(r"^[a-z0-9_]{1,64}$", msg="must be a zone or line name (a-z, 0-9, _)")
+
+
+def _zone_event_shape(raw: dict[str, Any]) -> dict[str, Any]:
+    """A cross names a line and its direction; an enter or exit names a zone and no direction."""
+    if raw["type"] == "cross":
+        if raw["kind"] != "line" or raw["direction"] not in ("in", "out"):
+            raise vol.Invalid("a cross needs kind line and direction in or out", path=["direction"])
+    elif raw["kind"] != "zone" or raw["direction"] is not None:
+        raise vol.Invalid(f"an {raw['type']} needs kind zone and no direction", path=["kind"])
+    return raw
+
+
+_ZONE_EVENT = vol.All(
+    vol.Schema(
+        {
+            vol.Required("type"): vol.In(ZONE_EVENT_TYPES),
+            vol.Required("camera"): vol.Match(r"^[a-z0-9_]{1,64}$"),
+            vol.Required("kind"): vol.In(("zone", "line")),
+            vol.Required("name"): _ZONE_NAME,
+            vol.Optional("direction", default=None): vol.Any(None, "in", "out"),
+            vol.Optional("reason", default=None): vol.Any(None, "left", "lost"),
+            vol.Optional("dwell_s", default=None): vol.Any(
+                None, vol.All(_NUMBER, vol.Range(min=0.0))
+            ),
+            vol.Required("person_id"): _id,
+            vol.Optional("label", default=None): _OPT_STR,
+            vol.Optional("known", default=False): bool,
+            vol.Required("visit_id"): _id,
+            vol.Optional("timestamp", default=None): _OPT_NUMBER,
+            vol.Optional("point", default=None): vol.Any(
+                None,
+                vol.All(
+                    vol.ExactSequence([_NUMBER, _NUMBER]),
+                    [vol.Range(min=0.0, max=1.0)],
+                ),
+            ),
+        },
+        extra=vol.ALLOW_EXTRA,
+    ),
+    _zone_event_shape,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneEvent:
+    """Someone entered or left a camera's zone, or crossed one of its lines
+    (`B/events/zone`)."""
+
+    type: str  # enter | exit | cross
+    camera: str
+    kind: str  # zone | line
+    name: str
+    direction: str | None  # cross: in | out
+    reason: str | None  # exit: left | lost
+    dwell_s: float | None
+    person_id: str
+    label: str
+    known: bool
+    visit_id: str
+    timestamp: float | None
+    point: tuple[float, ...] | None
+
+    @classmethod
+    def from_json(cls, data: Any) -> ZoneEvent:
+        return _build(cls, _validate(_ZONE_EVENT, data, "zone event"))

@@ -113,8 +113,15 @@ def _frames(path: list[list[Any]], start: float) -> list[tuple[float, str]]:
     return sorted(frames)
 
 
-def play(spec: dict[str, Any], config: RiskConfig, zone: ZoneInfo, folder: Path) -> list[Outcome]:
-    """One scenario through store, visit tracker and risk monitor; outcomes of scored people."""
+def play(
+    spec: dict[str, Any],
+    config: RiskConfig,
+    zone: ZoneInfo,
+    folder: Path,
+    zone_sensitivity: dict[str, float] | None = None,
+) -> list[Outcome]:
+    """One scenario through store, visit tracker and risk monitor; outcomes of scored people.
+    The subject's ``zones`` are recorded as the server's zone watcher records them."""
     start = datetime.strptime(spec["start"], "%Y-%m-%d %H:%M").replace(tzinfo=zone).timestamp()
     people = _people(spec)
     store = Store(folder / spec["id"])
@@ -143,6 +150,14 @@ def play(spec: dict[str, Any], config: RiskConfig, zone: ZoneInfo, folder: Path)
                     store.start_visit(
                         visit.visit_id, person_id, visit.started_at, visit.is_new_identity
                     )
+                for where, name, begin, end in spec.get("zones", []) if person is people[0] else []:
+                    if where == camera and start + begin <= timestamp <= start + end:
+                        sensitivity = (zone_sensitivity or {}).get(name)
+                        if sensitivity is None:
+                            sensitivity = config.camera_sensitivity(camera)
+                        monitor.zones.saw(
+                            observation.visit.visit_id, camera, name, sensitivity, timestamp
+                        )
                 seen.append(person_id)
             note(monitor.on_frame(store, tracker, seen, timestamp))
             note(monitor.tick(store, tracker, timestamp))
@@ -187,8 +202,9 @@ def run(path: Path = SCENARIOS, weights: dict[str, float] | None = None) -> dict
     zone = ZoneInfo(data["config"]["timezone"])
     outcomes: list[Outcome] = []
     with tempfile.TemporaryDirectory(prefix="risk-eval-") as folder:
+        sensitivity = {str(k): float(v) for k, v in (data.get("zone_sensitivity") or {}).items()}
         for spec in data["visits"]:
-            outcomes.extend(play(spec, config, zone, Path(folder)))
+            outcomes.extend(play(spec, config, zone, Path(folder), sensitivity))
     exact = sum(o.final.level == o.expect for o in outcomes)
     within = sum(abs(LEVELS.index(o.final.level) - LEVELS.index(o.expect)) <= 1 for o in outcomes)
     household = [o for o in outcomes if o.status == "household"]

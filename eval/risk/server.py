@@ -83,7 +83,8 @@ def _plan(data: dict[str, Any], zone: ZoneInfo) -> tuple[list[_Frame], dict[str,
     frames: list[_Frame] = []
     people: dict[str, list[_Person]] = {}
     identity = 0
-    for number, spec in enumerate(data["visits"]):
+    # Zones need foot points on a real picture; these crops fill the whole frame.
+    for number, spec in enumerate(v for v in data["visits"] if not v.get("zones")):
         clock = datetime.strptime(spec["start"], "%Y-%m-%d %H:%M")
         day = FIRST_DAY + timedelta(days=SPACING_DAYS * number)
         start = day.replace(hour=clock.hour, minute=clock.minute, tzinfo=zone).timestamp()

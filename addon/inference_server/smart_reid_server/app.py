@@ -54,6 +54,7 @@ from .stats import CameraBook, LatencyStats
 from .store import Store, StoreError
 from .tracker import Tracks
 from .types import Decision, Detection, Frame, Image
+from .zones import ZoneConfig, ZoneEvent, ZoneWatcher, foot_point
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -178,6 +179,10 @@ class SmartReidApp:
         self.states = StatePublisher(self.publisher, self.cameras)
         # Used only on the identity thread (it reads the store); results travel in StateView.
         self.risk = RiskMonitor(RiskConfig.from_section(settings.section("risk")))
+        # Zones and lines (zones.py): also used only on the identity thread.
+        self.zones = ZoneWatcher(ZoneConfig.from_section(settings.section("zones")))
+        self.risk.zones.gap_s = self.zones.config.lost_after_s
+        self.cameras.layout = self.zones.config.layout
         self.detector: Detector | None = None
         self.embedder: Embedder | None = None
         self.device_choice: DeviceChoice | None = None
@@ -326,6 +331,7 @@ class SmartReidApp:
             )
             self.ingest.attach(self.publisher)
         await self._start_sources()
+        self._check_zone_cameras()
         if self.settings.section("http")["enabled"]:
             await self._start_http()
         self.publisher.set_retained("info", self.info())  # now that the HTTP port is known
@@ -339,6 +345,20 @@ class SmartReidApp:
             self.http_url() if self._runner else "off",
             f"{self.publisher.host}:{self.publisher.port}" if self.publisher.enabled else "off",
         )
+
+    def _check_zone_cameras(self) -> None:
+        """Zones of a camera the server will never see are almost always a typo: say so."""
+        if self.cameras.auto_add:
+            return
+        for camera in self.zones.config.cameras:
+            if camera not in self.cameras:
+                _LOGGER.warning(
+                    "zones.cameras.%s: there is no camera %s (cameras: %s); its zones and lines "
+                    "are never used: fix the name or add the camera",
+                    camera,
+                    camera,
+                    ", ".join(self.cameras.names) or "none",
+                )
 
     def _load_models(self, manager: ModelManager) -> tuple[Detector, Embedder]:
         models_cfg = dict(self.settings.section("models"))
@@ -584,6 +604,7 @@ class SmartReidApp:
                     ).thumbnail_url
         for event in observed.visit_events:
             view.thumbnails.setdefault(event.visit.person_id, event.thumbnail_url)
+        view.zones = self._watch_zones(identities, observed, frame)
         view.risk = self._assess(
             identities,
             lambda store: self.risk.on_frame(
@@ -599,10 +620,76 @@ class SmartReidApp:
     def _after_expire(self, identities: Identities, events: list[VisitEvent]) -> StateView:
         ids = {event.visit.person_id for event in events}
         view = gather(identities, person_ids=ids, cameras=self.cameras.names, now=self.now())
+        view.zones = self._zone_json(identities, self.zones.end(v.visit_id for v in _ended(events)))
         view.risk = self._assess(
             identities, lambda store: self.risk.on_ended(store, _ended(events))
         )
         return view
+
+    def _watch_zones(
+        self, identities: Identities, observed: ObserveResult, frame: Frame
+    ) -> list[dict[str, Any]]:
+        """Zone events of one frame (ended visits leave their zones first), and the zones each
+        person in it is in, for the risk facts. A failure is logged and never stops the frame."""
+        try:
+            events = self.zones.end(v.visit_id for v in _ended(observed.visit_events))
+            if self.zones.watches(frame.camera):
+                sightings = [
+                    (
+                        d.person_id,
+                        d.visit_id,
+                        foot_point(
+                            (d.box.x1, d.box.y1, d.box.x2, d.box.y2), frame.width, frame.height
+                        ),
+                    )
+                    for d in observed.decisions
+                    if d.person_id and d.visit_id
+                ]
+                events += self.zones.frame(frame.camera, frame.timestamp, sightings)
+                spec = self.zones.config.cameras[frame.camera]
+                for person_id, visit_id, _point in sightings:
+                    for name in self.zones.inside(frame.camera, person_id):
+                        zone = spec.zone(name)
+                        assert zone is not None
+                        sensitivity = (
+                            zone.sensitivity
+                            if zone.sensitivity is not None
+                            else self.risk.config.camera_sensitivity(frame.camera)
+                        )
+                        self.risk.zones.saw(
+                            visit_id, frame.camera, name, sensitivity, frame.timestamp
+                        )
+            return self._zone_json(identities, events, observed.decisions)
+        except Exception:
+            _LOGGER.exception("zone evaluation failed on camera %s", frame.camera)
+            return []
+
+    @staticmethod
+    def _zone_json(
+        identities: Identities, events: list[ZoneEvent], decisions: Iterable[Decision] = ()
+    ) -> list[dict[str, Any]]:
+        """The contract's Zone event payloads, with each person's label as it is now."""
+        people = {d.person_id: (d.label, d.known) for d in decisions}
+        out = []
+        for event in events:
+            if event.person_id not in people:
+                record = identities.store.person(event.person_id)
+                people[event.person_id] = (
+                    (str(record.label), bool(record.known))
+                    if record is not None
+                    else (event.person_id, False)
+                )
+            label, known = people[event.person_id]
+            out.append(event.to_json(label=label, known=known))
+        return out
+
+    def _zone_tick(self, identities: Identities, now: float) -> list[dict[str, Any]]:
+        """``exit`` of people no camera has shown for ``zones.lost_after_s``."""
+        try:
+            return self._zone_json(identities, self.zones.expire(now))
+        except Exception:
+            _LOGGER.exception("zone expiry failed")
+            return []
 
     def _risk_tick(self, identities: Identities, now: float) -> list[dict[str, Any]]:
         return self._assess(identities, lambda store: self.risk.tick(store, identities.visits, now))
@@ -636,6 +723,7 @@ class SmartReidApp:
                 self.on_merged(merge["timestamp"], merge["person_id"], merge["merged_person_id"])
         for decision in result.decisions:
             self.publisher.sighting(decision_json(decision, view.thumbnails))
+        self._publish_zones(view.zones)  # after new_person, exits before visit_ended
         self._publish_visit_events(result.visit_events)
         self._publish_risk(view.risk)
         self._latest[result.frame.camera] = (
@@ -647,9 +735,14 @@ class SmartReidApp:
     async def _on_expired(self, events: list[Any], extra: Any) -> None:
         if isinstance(extra, StateView):
             self.states.apply(extra)
+            self._publish_zones(extra.zones)  # exits before the visit's end
         self._publish_visit_events(events)
         if isinstance(extra, StateView):
             self._publish_risk(extra.risk)
+
+    def _publish_zones(self, events: Iterable[dict[str, Any]]) -> None:
+        for event in events:
+            self.publisher.event("zone", event)
 
     def _publish_risk(self, assessments: Iterable[dict[str, Any]]) -> None:
         for assessment in assessments:
@@ -697,6 +790,7 @@ class SmartReidApp:
                 self.cameras.rollover()
                 view = await self._call(_gather_cameras, self.cameras.names, self.now())
                 self.states.apply(view)
+                self._publish_zones(await self._call(self._zone_tick, self.now()))
                 self._publish_risk(await self._call(self._risk_tick, self.now()))
             except asyncio.CancelledError:
                 raise

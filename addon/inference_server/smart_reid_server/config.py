@@ -11,6 +11,7 @@ Values are parsed as YAML scalars, so numbers and booleans come out typed.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -145,6 +146,95 @@ _RISK = {
     },
 }
 
+
+def _zone_name(value: Any) -> str:
+    name = str(value)
+    if not CAMERA_NAME.match(name):
+        raise vol.Invalid(
+            f"name {name!r} must be 1-64 characters of a-z, 0-9 and _ (e.g. back_door)"
+        )
+    return name
+
+
+def _point(value: Any) -> list[float]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise vol.Invalid(f"point {value!r} must be [x, y]")
+    try:
+        x, y = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise vol.Invalid(f"point {value!r} must be two numbers [x, y]") from None
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise vol.Invalid(
+            f"point {list(value)} is outside the picture: x and y are fractions of its width "
+            "and height, 0-1 (0, 0 is the top left corner)"
+        )
+    return [x, y]
+
+
+def _polygon(value: Any) -> list[list[float]]:
+    from .zones import polygon_area
+
+    if not isinstance(value, list) or len(value) < 3:
+        raise vol.Invalid("polygon must be a list of at least 3 points [x, y]")
+    points = [_point(v) for v in value]
+    if polygon_area([(p[0], p[1]) for p in points]) < 1e-6:
+        raise vol.Invalid("polygon has no area: its points lie on one line or coincide")
+    return points
+
+
+def _zone_sensitivity(value: Any) -> float | None:
+    """0 (public ground) to 1 (inside the house); None: the camera's (risk.cameras)."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0.0 <= number <= 1.0:
+        raise vol.Invalid(
+            f"sensitivity {value!r} must be a number from 0 (public ground) to 1 (inside)"
+        )
+    return number
+
+
+def _line_points(value: Any) -> list[list[float]]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise vol.Invalid("points must be exactly 2 points [[x1, y1], [x2, y2]]")
+    a, b = _point(value[0]), _point(value[1])
+    if abs(a[0] - b[0]) + abs(a[1] - b[1]) < 1e-6:
+        raise vol.Invalid("the line's two points are the same point")
+    return [a, b]
+
+
+_ZONE = vol.Schema(
+    {
+        vol.Required("polygon"): _polygon,
+        vol.Optional("sensitivity", default=None): _zone_sensitivity,
+    }
+)
+_LINE = vol.Schema(
+    {
+        vol.Required("points"): _line_points,
+        vol.Required("in"): vol.In(
+            ["left", "right"],
+            msg="must be left or right: the side that counts as in, seen on the picture "
+            "walking from the first point to the second",
+        ),
+    }
+)
+_ZONES = {
+    vol.Optional("margin", default=0.02): vol.All(vol.Coerce(float), vol.Range(min=0.0, max=0.25)),
+    vol.Optional("lost_after_s", default=4.0): vol.All(
+        vol.Coerce(float), vol.Range(min=0.5, max=600.0)
+    ),
+    vol.Optional("cameras", default={}): {
+        camera_name: {
+            vol.Optional("zones", default={}): {_zone_name: _ZONE},
+            vol.Optional("lines", default={}): {_zone_name: _LINE},
+        }
+    },
+}
+
 _CUSTOM_REID = vol.Schema(
     {
         vol.Required("path"): str,
@@ -255,6 +345,8 @@ SCHEMA = vol.Schema(
         },
         # Risk assessment per visit (risk/, docs/server.md "Risk assessment").
         vol.Optional("risk", default={}): _RISK,
+        # Zones and lines per camera (zones.py, docs/server.md "Zones and lines").
+        vol.Optional("zones", default={}): _ZONES,
         vol.Optional("retention_days", default=90): vol.All(int, vol.Range(min=1)),
         vol.Optional("cameras", default=[]): [camera_name],
         # Accept frames from cameras not listed above (they are added on first frame).
@@ -386,6 +478,13 @@ def validate(data: Mapping[str, Any]) -> Settings:
             problems.append(f"{path}: {error.msg}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
     settings = Settings(validated)
+    for camera, spec in settings.section("zones")["cameras"].items():
+        both = set(spec["zones"]) & set(spec["lines"])
+        if both:
+            raise ConfigError(
+                f"zones.cameras.{camera}: {', '.join(sorted(both))} is both a zone and a line; "
+                "give them different names"
+            )
     token = settings.section("http")["token"]
     if token is not None and not token.strip():
         # An empty token would switch authentication off while passing the check below.

@@ -45,6 +45,7 @@ class StateView:
     unidentified_total: int = 0
     merges: list[dict[str, Any]] = field(default_factory=list)  # automatic merges to announce
     risk: list[dict[str, Any]] = field(default_factory=list)  # risk assessments to publish
+    zones: list[dict[str, Any]] = field(default_factory=list)  # zone events to publish
 
 
 def gather(

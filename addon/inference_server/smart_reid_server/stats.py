@@ -91,6 +91,11 @@ class CameraBook:
         self._drop_times: deque[float] = deque(maxlen=100_000)
         self.on_added: Callable[[str], None] | None = None
         self._warned_full = False
+        # camera -> {"zones": [names], "lines": [names]} (zones.py), listed in the camera state.
+        self.layout: Callable[[str], dict[str, list[str]]] = lambda _camera: {
+            "zones": [],
+            "lines": [],
+        }
 
     @property
     def names(self) -> list[str]:
@@ -228,6 +233,7 @@ class CameraBook:
             "distinct_people_today": len(counters.people_today),
             "frames_processed": counters.frames_processed,
             "frames_dropped": counters.frames_dropped,
+            **self.layout(camera),
             "updated_at": round(time.time() if now is None else now, 3),
         }
 

@@ -8,7 +8,9 @@ of day (``TimeOfDay``: a configured time zone; night as fixed hours or from suns
 
 Dwell on a camera is the time between the first and the last sighting there, so a person who
 stood at the back door for six minutes has a six-minute dwell even if the camera saw them in
-bursts.
+bursts. Zones (``zones.py``) a visit touched are collected as frames arrive too (``ZoneLog``):
+dwell in a zone adds up the time between sightings inside it that are at most the zones'
+``lost_after_s`` apart.
 """
 
 from __future__ import annotations
@@ -86,6 +88,64 @@ def sun_is_down(timestamp: float, latitude: float, longitude: float) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneStay:
+    """A zone the person was in during the visit (``sensitivity``: the zone's, else its
+    camera's)."""
+
+    camera: str
+    zone: str
+    sensitivity: float
+    first_seen: float
+    last_seen: float
+    dwell_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "camera": self.camera,
+            "zone": self.zone,
+            "sensitivity": self.sensitivity,
+            "dwell_s": round(self.dwell_s, 1),
+        }
+
+
+@dataclass(slots=True)
+class ZoneLog:
+    """The zones each visit touched, with dwell (collected as frames arrive)."""
+
+    gap_s: float = 4.0  # sightings inside further apart than this do not add dwell
+    _stays: dict[str, dict[tuple[str, str], ZoneStay]] = field(default_factory=dict)
+
+    def saw(
+        self, visit_id: str, camera: str, zone: str, sensitivity: float, timestamp: float
+    ) -> None:
+        stays = self._stays.setdefault(visit_id, {})
+        stay = stays.get((camera, zone))
+        if stay is None:
+            stays[(camera, zone)] = ZoneStay(camera, zone, sensitivity, timestamp, timestamp, 0.0)
+            return
+        step = timestamp - stay.last_seen
+        if step < 0:
+            return  # frames of another camera may arrive a little out of order
+        dwell = stay.dwell_s + (step if step <= self.gap_s else 0.0)
+        stays[(camera, zone)] = ZoneStay(
+            camera, zone, sensitivity, stay.first_seen, timestamp, dwell
+        )
+
+    def of(self, visit_id: str) -> tuple[ZoneStay, ...]:
+        """In the order the visit first entered them."""
+        return tuple(self._stays.get(visit_id, {}).values())
+
+    def drop(self, visit_ids: Iterable[str]) -> None:
+        for visit_id in visit_ids:
+            self._stays.pop(visit_id, None)
+
+    def keep_only(self, visit_ids: Iterable[str]) -> None:
+        keep = set(visit_ids)
+        for visit_id in [v for v in self._stays if v not in keep]:
+            del self._stays[visit_id]
+
+
+@dataclass(frozen=True, slots=True)
 class TimeOfDay:
     """Local time in a fixed zone (None: the server's) and when it is night.
 
@@ -133,6 +193,7 @@ class VisitFacts:
     visits_7d: int = 1
     local_time: str = ""  # "02:47", at the visit's start
     night: bool = False  # the visit started or was last seen during night hours
+    zones: tuple[ZoneStay, ...] = ()  # zones the visit touched, in the order first entered
 
     @property
     def cameras(self) -> list[str]:
@@ -158,6 +219,7 @@ class VisitFacts:
             "visits_7d": self.visits_7d,
             "local_time": self.local_time,
             "night": self.night,
+            "zones": [stay.to_json() for stay in self.zones],
         }
 
 
@@ -216,9 +278,11 @@ def collect(
     clock: TimeOfDay,
     household: frozenset[str] = frozenset(),
     counts: Sequence[int] | None = None,
+    zones: Iterable[ZoneStay] = (),
 ) -> VisitFacts:
     """The facts of ``visit`` now (``household``: person ids and case-folded labels;
-    ``counts``: the person's visits in 24 h and 7 d when the caller already has them)."""
+    ``counts``: the person's visits in 24 h and 7 d when the caller already has them;
+    ``zones``: the zones it touched, from a ``ZoneLog``)."""
     record = store.person(visit.person_id)
     status = identity_status(record, visit.is_new_identity, household)
     others: list[IdentityStatus] = []
@@ -254,4 +318,5 @@ def collect(
         visits_7d=max(1, counts[1]),
         local_time=clock.local(quoted).strftime("%H:%M"),
         night=night_start or night_end,
+        zones=tuple(zones),
     )

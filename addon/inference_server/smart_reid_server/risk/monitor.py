@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..visits import Visit
-from .facts import Companions, PersonLookup, collect, visit_counts
+from .facts import Companions, PersonLookup, ZoneLog, collect, visit_counts
 from .rules import LEVELS, Assessment, RiskConfig, assess
 
 
@@ -47,6 +47,7 @@ class RiskMonitor:
     def __init__(self, config: RiskConfig) -> None:
         self.config = config
         self.companions = Companions()
+        self.zones = ZoneLog()  # filled by the server's zone watcher (zones.py)
         self._published: dict[str, _Published] = {}
         # Visits before a visit's start do not change while it lasts: counted once per visit
         # (again if a merge changes its person or start).
@@ -89,6 +90,7 @@ class RiskMonitor:
             self._published.pop(visit.visit_id, None)
             self._counts.pop(visit.visit_id, None)
             self.companions.drop([visit.visit_id])
+            self.zones.drop([visit.visit_id])
         return out
 
     def tick(self, store: RiskStore, visits: ActiveVisits, now: float) -> list[Assessment]:
@@ -103,6 +105,7 @@ class RiskMonitor:
         for visit_id in [v for v in self._counts if v not in live]:
             del self._counts[visit_id]
         self.companions.keep_only(live)
+        self.zones.keep_only(live)
         out = []
         for visit in active:
             published = self._published.get(visit.visit_id)
@@ -124,6 +127,7 @@ class RiskMonitor:
             clock=self.config.clock,
             household=self.config.household,
             counts=cached[1],
+            zones=self.zones.of(visit.visit_id),
         )
         return assess(facts, self.config, final=final, timestamp=now)
 

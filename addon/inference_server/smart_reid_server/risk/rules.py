@@ -5,12 +5,14 @@ comes from a reason, so a user can see why a visit was rated as it was and which
 change (config section ``risk``, docs/server.md "Risk assessment"):
 
 - who: an unknown person, a returning one, or a named one (``weights.new_stranger`` ...);
-- where: the most sensitive camera reached, ``weights.place`` x its sensitivity (0-1, per camera
-  in ``risk.cameras``; 0 means public ground such as the street);
+- where: the most sensitive camera or zone reached, ``weights.place`` x its sensitivity (0-1,
+  per camera in ``risk.cameras``, per zone in ``zones``; 0 means public ground such as the
+  street); a zone is named only when it is more sensitive than every camera of the visit;
 - when: night hours add ``weights.night`` once the person is on the property (a camera with
   sensitivity above 0); walking past on the street at night is not suspicious by itself;
 - how: ``weights.path`` per camera beyond the second, ``weights.loiter`` for staying at least
-  ``risk.loiter_s`` on a camera (scaled between half and all of it by its sensitivity), and
+  ``risk.loiter_s`` on a camera or in a zone (scaled between half and all of it by its
+  sensitivity; the highest counts once), and
   ``weights.group`` per other person in the frame with them (at most two counted);
 - how often: ``weights.repeat_24h`` per earlier visit in the last 24 h (at most three counted),
   ``weights.repeat_7d`` per earlier visit in the week before that (at most five counted).
@@ -205,8 +207,13 @@ def assess(facts: VisitFacts, config: RiskConfig, *, final: bool, timestamp: flo
         sensitivity = config.camera_sensitivity(stay.camera)
         if not deepest or sensitivity > depth:
             deepest, depth = stay.camera, sensitivity
+    place = f"reached {deepest} (sensitivity {depth:g})"
+    for zone in facts.zones:
+        if zone.sensitivity > depth:
+            depth = zone.sensitivity
+            place = f"reached zone {zone.zone} (sensitivity {depth:g}) on {zone.camera}"
     if deepest:
-        add("place", f"reached {deepest} (sensitivity {depth:g})", w["place"] * depth)
+        add("place", place, w["place"] * depth)
     if facts.night and depth > 0:
         add("night", f"{facts.local_time} at night", w["night"])
     cameras = facts.cameras
@@ -220,6 +227,11 @@ def assess(facts: VisitFacts, config: RiskConfig, *, final: bool, timestamp: flo
             points = w["loiter"] * (0.5 + 0.5 * config.camera_sensitivity(stay.camera))
             if loiter is None or points > loiter[0]:
                 loiter = (points, stay.camera, stay.dwell_s)
+    for zone in facts.zones:
+        if zone.dwell_s >= config.loiter_s:
+            points = w["loiter"] * (0.5 + 0.5 * zone.sensitivity)
+            if loiter is None or points > loiter[0]:
+                loiter = (points, f"zone {zone.zone} on {zone.camera}", zone.dwell_s)
     if loiter is not None:
         add("loiter", f"stayed {_duration(loiter[2])} at {loiter[1]}", loiter[0])
 
