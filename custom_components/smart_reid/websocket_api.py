@@ -381,9 +381,23 @@ def _visit_log(hass: HomeAssistant) -> VisitLog:
     return log
 
 
+def _current_label(hass: HomeAssistant, entry_id: str, person_id: Any) -> str | None:
+    """The person's label now (a visit keeps the one it started with; a rename should show)."""
+    entry: SmartReidConfigEntry | None = hass.config_entries.async_get_entry(entry_id)
+    if (
+        entry is None
+        or entry.state is not ConfigEntryState.LOADED
+        or not isinstance(person_id, str)
+    ):
+        return None
+    person = entry.runtime_data.coordinator.persons.get(person_id)
+    return person.label if person is not None else None
+
+
 def _item_for_client(hass: HomeAssistant, visit: dict[str, Any]) -> dict[str, Any]:
-    """A visit as the cards read it, with freshly signed pictures."""
+    """A visit as the cards read it, with freshly signed pictures and the current label."""
     item = dict(visit)
+    item["label"] = _current_label(hass, visit["entry_id"], visit["person_id"]) or visit["label"]
     item["snapshot_url"] = _sign(hass, visit.get("snapshot_url"))
     item["thumbnail_url"] = _sign(hass, visit.get("thumbnail_url"))
     item["path"] = [dict(step) for step in visit.get("path", [])]
@@ -410,7 +424,7 @@ def _server_visit(
         "entry_id": entry_id,
         "visit_id": visit_id,
         "person_id": raw.get("person_id"),
-        "label": raw.get("label"),
+        "label": _current_label(hass, entry_id, raw.get("person_id")) or raw.get("label"),
         "known": bool(raw.get("known", False)),
         "is_new_identity": bool(raw.get("is_new_identity", False)),
         "started_at": raw.get("started_at"),
@@ -568,13 +582,45 @@ def ws_visits_subscribe(
                 )
             )
 
+    # Renames reach the timeline too: `{"labels": {person_id: label}}` for those that changed.
+    labels = _labels(hass, entry_id)
+    pending: list[Callable[[], None]] = []
+
+    @callback
+    def push_labels(_now: datetime | None = None) -> None:
+        pending.clear()
+        current = _labels(hass, entry_id)
+        changed = {pid: label for pid, label in current.items() if labels.get(pid) != label}
+        labels.clear()
+        labels.update(current)
+        if changed:
+            connection.send_message(event_message(msg["id"], {"labels": changed}))
+
+    @callback
+    def people_changed() -> None:
+        if not pending:
+            pending.append(async_call_later(hass, PEOPLE_PUSH_DELAY_S, push_labels))
+
     log.listeners.append(forward)
-    unlisten = hass.bus.async_listen(EVENT_PERSON_MERGED, merged)
+    undo = [hass.bus.async_listen(EVENT_PERSON_MERGED, merged)]
+    undo += [
+        entry.runtime_data.coordinator.async_add_change_listener(people_changed)
+        for entry in _loaded_entries(hass, entry_id)
+    ]
 
     @callback
     def stop() -> None:
         log.listeners.remove(forward)
-        unlisten()
+        for cancel in pending + undo:
+            cancel()
 
     connection.subscriptions[msg["id"]] = stop
     connection.send_result(msg["id"])
+
+
+def _labels(hass: HomeAssistant, entry_id: str | None) -> dict[str, str]:
+    return {
+        person_id: person.label
+        for entry in _loaded_entries(hass, entry_id)
+        for person_id, person in entry.runtime_data.coordinator.persons.items()
+    }

@@ -18,9 +18,13 @@ export function cameraName(camera: string | null | undefined): string {
   return words.charAt(0).toUpperCase() + words.slice(1);
 }
 
+/** "14:02" or "2:02 PM", following the user's time format setting in Home Assistant. */
 export function clockTime(hass: HomeAssistant | undefined, unix: number): string {
-  const lang = language(hass);
-  return new Date(unix * 1000).toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" });
+  const format = hass?.locale?.time_format;
+  const options: Intl.DateTimeFormatOptions = { hour: "2-digit", minute: "2-digit" };
+  if (format === "12" || format === "24") options.hour12 = format === "12";
+  const lang = format === "system" ? undefined : language(hass);
+  return new Date(unix * 1000).toLocaleTimeString(lang, options);
 }
 
 /** "just now", "5 min ago", "3 h ago", "yesterday 14:02", or a date. */

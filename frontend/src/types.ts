@@ -9,7 +9,7 @@ export interface HassUser {
 
 export interface HomeAssistant {
   language: string;
-  locale?: { language: string; time_format?: string };
+  locale?: { language: string; time_format?: "language" | "system" | "12" | "24" };
   themes?: { darkMode?: boolean };
   user?: HassUser;
   connection: {
@@ -105,6 +105,8 @@ export interface VisitsAnswer {
 
 export interface VisitsEvent {
   visit?: VisitItem;
+  /** People renamed since (or first heard of): their current labels. */
+  labels?: Record<string, string>;
   merged?: { person_id: string; merged_person_id: string; merged_visit_id: string | null };
 }
 

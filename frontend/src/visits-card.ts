@@ -129,6 +129,10 @@ export class SmartReidVisitsCard extends LitElement {
       if (this._selected?.visit_id === event.visit.visit_id) {
         this._selected = this._visits.find((v) => v.visit_id === event.visit?.visit_id) ?? this._selected;
       }
+    } else if (event.labels) {
+      const labels = event.labels;
+      this._visits = (this._visits ?? []).map((v) => (labels[v.person_id] ? { ...v, label: labels[v.person_id] } : v));
+      if (this._selected && labels[this._selected.person_id]) this._selected = { ...this._selected, label: labels[this._selected.person_id] };
     } else if (event.merged?.merged_visit_id) {
       this._visits = (this._visits ?? []).filter((v) => v.visit_id !== event.merged?.merged_visit_id);
     }
@@ -225,7 +229,7 @@ export class SmartReidVisitsCard extends LitElement {
       .who { font-weight: 500; }
       .summary { font-size: 14px; }
       .reasons { font-size: 12px; }
-      .big { width: 100%; height: auto; border-radius: 8px; margin-top: 8px; }
+      .big { display: block; max-width: 100%; max-height: 60vh; width: auto; height: auto; margin: 8px auto 0; border-radius: 8px; object-fit: contain; }
       .crop { height: 120px; width: auto; border-radius: 6px; margin-top: 8px; }
       .reason-list { padding-left: 18px; }
     `,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cameraName, durationText, pathText, periodStart, selectPeople, sinceText, upsertVisit } from "../src/format";
+import { cameraName, clockTime, durationText, pathText, periodStart, selectPeople, sinceText, upsertVisit } from "../src/format";
 import { DE_TEXTS, EN_TEXTS, t } from "../src/i18n";
 import type { HomeAssistant, PersonItem, VisitItem } from "../src/types";
 
@@ -90,5 +90,13 @@ describe("live visits", () => {
     list = upsertVisit(list, visit({ ended_at: NOW }), { ...window, minLevel: "medium" });
     expect(list[0].risk?.level).toBe("high");
     expect(upsertVisit([], visit({}), { ...window, minLevel: "medium" })).toEqual([]);
+  });
+});
+
+describe("clock times", () => {
+  it("follow the user's 12/24 hour setting", () => {
+    const at = new Date(2026, 11, 6, 14, 2).getTime() / 1000;
+    expect(clockTime({ language: "en", locale: { language: "en", time_format: "24" } } as HomeAssistant, at)).toBe("14:02");
+    expect(clockTime({ language: "de", locale: { language: "de", time_format: "12" } } as HomeAssistant, at)).toMatch(/^02:02\s?PM$/i);
   });
 });

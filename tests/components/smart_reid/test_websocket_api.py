@@ -223,6 +223,14 @@ async def test_live_visits_and_fallback_without_the_server_route(
     people = (await client.receive_json())["result"]["people"]
     assert people[0]["visits_today"] == 1
 
+    # A rename reaches the timeline, and later answers carry the new name.
+    await hass.services.async_call(
+        "smart_reid", "rename_person", {"person_id": PERSON_A, "name": "Bob"}, blocking=True
+    )
+    assert (await client.receive_json())["event"] == {"labels": {PERSON_A: "Bob"}}
+    await client.send_json_auto_id({"type": "smart_reid/visits"})
+    assert (await client.receive_json())["result"]["visits"][0]["label"] == "Bob"
+
 
 async def test_errors_say_what_to_do(
     hass: HomeAssistant,
