@@ -7,6 +7,7 @@ import type {
   PeopleAnswer,
   PeopleCardConfig,
   PeopleFilter,
+  PeopleSort,
   PersonItem,
   VisitItem,
   VisitsAnswer,
@@ -20,6 +21,7 @@ export class SmartReidPeopleCard extends LitElement {
   declare private _data: PeopleAnswer | undefined;
   declare private _error: string | undefined;
   declare private _filter: PeopleFilter;
+  declare private _sort: PeopleSort;
   declare private _selected: PersonItem | undefined;
   declare private _history: VisitItem[] | undefined;
   declare private _mode: Mode;
@@ -35,6 +37,7 @@ export class SmartReidPeopleCard extends LitElement {
     _data: { state: true },
     _error: { state: true },
     _filter: { state: true },
+    _sort: { state: true },
     _selected: { state: true },
     _history: { state: true },
     _mode: { state: true },
@@ -47,6 +50,7 @@ export class SmartReidPeopleCard extends LitElement {
     super();
     this._config = { type: "custom:smart-reid-people-card" };
     this._filter = "everyone";
+    this._sort = "recent";
     this._mode = "view";
     this._busy = false;
   }
@@ -69,6 +73,7 @@ export class SmartReidPeopleCard extends LitElement {
     }
     this._config = config;
     this._filter = config.filter ?? "everyone";
+    this._sort = config.sort ?? "recent";
     this._resubscribe();
   }
 
@@ -140,6 +145,12 @@ export class SmartReidPeopleCard extends LitElement {
               (f) => html`<button class="chip" aria-pressed=${this._filter === f ? "true" : "false"}
                 @click=${() => (this._filter = f)}>${t(hass, `filter_${f}`)}</button>`,
             )}
+            <select class="chip sort" aria-label=${t(hass, "opt_sort")}
+              @change=${(e: Event) => (this._sort = (e.target as HTMLSelectElement).value as PeopleSort)}>
+              ${(["recent", "name", "visits"] as PeopleSort[]).map(
+                (o) => html`<option value=${o} ?selected=${this._sort === o}>${t(hass, `sort_${o}`)}</option>`,
+              )}
+            </select>
           </div>
         </div>
         ${offline ? html`<div class="notice offline">${t(hass, "offline")}</div>` : nothing}
@@ -155,7 +166,7 @@ export class SmartReidPeopleCard extends LitElement {
     if (!this._data) return html`<div class="empty">${this._error ? "" : t(hass, "loading")}</div>`;
     const people = selectPeople(this._data.people, {
       filter: this._filter,
-      sort: this._config.sort,
+      sort: this._sort,
       hours: this._config.hours,
       max: this._config.max_people,
     });

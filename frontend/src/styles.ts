@@ -67,6 +67,9 @@ export const shared = css`
     font-size: 13px;
     cursor: pointer;
   }
+  select.chip {
+    background: var(--card-background-color, #fff);
+  }
   .chip[aria-pressed="true"] {
     background: var(--primary-color);
     border-color: var(--primary-color);

@@ -142,3 +142,35 @@ describe("visits card", () => {
     expect(cards).toEqual(expect.arrayContaining(["smart-reid-people-card", "smart-reid-visits-card"]));
   });
 });
+
+describe("editors", () => {
+  it("offer every option with a translated label, in the card picker's editor", async () => {
+    const { peopleSchema, visitsSchema } = await import("../src/editors");
+    const de = { language: "de" } as HomeAssistant;
+    expect(peopleSchema(de).map((s) => s.name)).toEqual(["title", "filter", "sort", "layout", "hours", "max_people", "entry_id"]);
+    expect(visitsSchema(de).map((s) => s.name)).toEqual(["title", "period", "min_level", "limit", "show_snapshots", "entry_id"]);
+    const editor = (await (customElements.get("smart-reid-visits-card") as unknown as { getConfigElement(): Promise<HTMLElement> }).getConfigElement()) as HTMLElement & { setConfig(c: unknown): void };
+    expect(editor.tagName.toLowerCase()).toBe("smart-reid-visits-card-editor");
+    const changes: unknown[] = [];
+    editor.addEventListener("config-changed", (e) => changes.push((e as CustomEvent).detail.config));
+    editor.setConfig({ type: "custom:smart-reid-visits-card", period: "today" });
+    document.body.appendChild(editor);
+    await (editor as unknown as { updateComplete: Promise<unknown> }).updateComplete;
+    const form = editor.shadowRoot?.querySelector("ha-form") as HTMLElement;
+    form.dispatchEvent(new CustomEvent("value-changed", { detail: { value: { type: "custom:smart-reid-visits-card", period: "7d", title: "" } } }));
+    expect(changes).toEqual([{ type: "custom:smart-reid-visits-card", period: "7d" }]);
+  });
+});
+
+describe("people card sorting", () => {
+  it("sorts by name from the header", async () => {
+    const { hass } = fakeHass(PEOPLE);
+    const card = await mount<HTMLElement & { updateComplete: Promise<unknown> }>("smart-reid-people-card", {}, hass);
+    const select = root(card).querySelector("select.sort") as HTMLSelectElement;
+    select.value = "name";
+    select.dispatchEvent(new Event("change"));
+    await card.updateComplete;
+    const names = [...root(card).querySelectorAll(".tile .name")].map((n) => n.textContent?.trim());
+    expect(names).toEqual(["Alice", "Visitor 3"]);
+  });
+});
