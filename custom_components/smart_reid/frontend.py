@@ -12,8 +12,10 @@ from pathlib import Path
 
 from homeassistant.components import frontend
 from homeassistant.components.http import StaticPathConfig
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_COMPONENT_LOADED
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.loader import async_get_integration
+from homeassistant.setup import EventComponentLoaded
 
 from .const import DOMAIN, LOGGER
 
@@ -22,6 +24,7 @@ CARDS_FILE = "smart-reid-cards.js"
 STATIC_PREFIX = "/smart_reid_static"
 CARDS_URL = f"{STATIC_PREFIX}/{CARDS_FILE}"
 DATA_REGISTERED = f"{DOMAIN}_frontend_registered"
+DATA_WAITING = f"{DOMAIN}_frontend_waiting"
 
 
 async def async_register_cards(hass: HomeAssistant) -> None:
@@ -29,7 +32,23 @@ async def async_register_cards(hass: HomeAssistant) -> None:
     if hass.data.get(DATA_REGISTERED):
         return
     if "frontend" not in hass.config.components:
-        LOGGER.debug("No frontend in this Home Assistant: the dashboard cards are not served")
+        # Set up before the frontend (a config flow during start-up, or no frontend at all):
+        # register once it is loaded, if ever.
+        if not hass.data.get(DATA_WAITING):
+            hass.data[DATA_WAITING] = True
+
+            @callback
+            def is_frontend(data: EventComponentLoaded) -> bool:
+                return data["component"] == "frontend"
+
+            async def frontend_loaded(_event: Event[EventComponentLoaded]) -> None:
+                unsubscribe()
+                await async_register_cards(hass)
+
+            unsubscribe = hass.bus.async_listen(
+                EVENT_COMPONENT_LOADED, frontend_loaded, event_filter=is_frontend
+            )
+        LOGGER.debug("The frontend is not loaded (yet): the dashboard cards wait for it")
         return
     bundle = FRONTEND_DIR / CARDS_FILE
     exists = await hass.async_add_executor_job(bundle.is_file)

@@ -28,6 +28,7 @@ async function postFrame(frame) {
   return response.json();
 }
 
+let page;
 const browser = await chromium.launch({
   executablePath: plan.chromium,
   headless: true,
@@ -36,7 +37,7 @@ const browser = await chromium.launch({
 });
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
-  const page = await context.newPage();
+  page = await context.newPage();
   const consoleErrors = [];
   page.on("console", (msg) => {
     if (msg.type() === "error") consoleErrors.push(msg.text());
@@ -46,7 +47,8 @@ try {
   await page.goto(`${plan.ha}${plan.view}`, { waitUntil: "load" });
   const people = page.locator("smart-reid-people-card");
   const visits = page.locator("smart-reid-visits-card");
-  await people.locator(".tile").first().waitFor({ timeout: 60000 });
+  // Generous: the first load of Home Assistant's front end is slow on a busy 2-core machine.
+  await people.locator(".tile").first().waitFor({ timeout: 150000 });
 
   step("people with pictures");
   const tiles = people.locator(".tile");
@@ -121,6 +123,7 @@ try {
   console.log(JSON.stringify(findings));
 } catch (err) {
   console.log(JSON.stringify(findings));
+  await page?.screenshot({ path: join(plan.shots, "failure.png") }).catch(() => undefined);
   console.error(`failed at "${findings.step}": ${err.stack || err}`);
   process.exitCode = 1;
 } finally {

@@ -29,7 +29,7 @@ from .conftest import CUHK03, REPO, Broker, free_port
 from .test_e2e import TOKEN, ServerProcess, _pick_people, _upload
 from .test_e2e import inference_server as inference_server  # a fixture
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 FRONTEND = REPO / "frontend"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -263,10 +263,10 @@ async def test_cards_in_a_real_browser(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await asyncio.wait_for(browser.communicate(), timeout=180)
+    out, err = await asyncio.wait_for(browser.communicate(), timeout=240)
     report = out.decode().strip().splitlines()
     assert browser.returncode == 0, (
-        f"{err.decode()}\n{report}\nhass log:\n{hass_process.tail()}\n"
+        f"(the page as it was: {shots / 'failure.png'})\n{err.decode()}\n{report}\nhass log:\n{hass_process.tail()}\n"
         f"server log:\n{inference_server.tail()}"
     )
     findings = json.loads(report[-1])

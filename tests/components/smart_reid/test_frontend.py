@@ -77,6 +77,20 @@ async def test_start_order_with_the_frontend_first(
     assert (await client.get(cards.CARDS_URL)).status == HTTPStatus.OK
 
 
+async def test_set_up_before_the_frontend(
+    hass: HomeAssistant, ha_frontend: None, hass_client: ClientSessionGenerator
+) -> None:
+    """A config flow during start-up can set the integration up before the frontend is
+    loaded: the cards are registered as soon as it is."""
+    assert await async_setup_component(hass, DOMAIN, {})
+    assert not hass.data.get(cards.DATA_REGISTERED)
+    assert await async_setup_component(hass, "frontend", {})
+    await hass.async_block_till_done()
+    assert any("smart-reid-cards.js" in u for u in hass.data[DATA_EXTRA_MODULE_URL].urls)
+    client = await hass_client()
+    assert (await client.get(cards.CARDS_URL)).status == HTTPStatus.OK
+
+
 async def test_a_missing_bundle_is_logged_not_fatal(
     hass: HomeAssistant,
     ha_frontend: None,
