@@ -282,3 +282,101 @@ async def test_nothing_is_served_without_an_entry(
         answer = await client.receive_json()
         assert answer["error"]["code"] == "not_loaded"
         assert "Settings > Devices & services" in answer["error"]["message"]
+
+
+async def test_visit_filters_merges_and_odd_answers(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: FakeServer,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """Filters by person and camera, a merge withdrawing a duplicate visit, and a server answer
+    with entries that are not visits (skipped, not an error)."""
+    server.visits = None
+    entry_id = loaded_entry.entry_id
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id({"type": "smart_reid/visits/subscribe", "entry_id": entry_id})
+    assert (await client.receive_json())["success"]
+    now = time.time()
+    await publish(hass, f"{BASE}/events/new_person", decision_payload(timestamp=now - 5))
+    await publish(
+        hass,
+        f"{BASE}/events/new_person",
+        decision_payload(
+            timestamp=now,
+            person_id=PERSON_B,
+            camera="back",
+            visit_id="0a1b2c3d4e5f",
+            visit_cameras=["back"],
+        ),
+    )
+    for _ in range(2):
+        assert "visit" in (await client.receive_json())["event"]
+
+    for query, expected in (
+        ({"person_id": PERSON_B}, ["0a1b2c3d4e5f"]),
+        ({"camera": "front"}, ["9c8b7a6d5e4f"]),
+        ({"start": now + 60, "end": now + 120}, ["0a1b2c3d4e5f", "9c8b7a6d5e4f"]),  # ongoing
+    ):
+        answer = await _ask(client, {"type": "smart_reid/visits", **query})
+        assert [v["visit_id"] for v in answer["result"]["visits"]] == expected, query
+
+    await publish(
+        hass,
+        f"{BASE}/events/merged",
+        {
+            "person_id": PERSON_A,
+            "merged_person_id": PERSON_B,
+            "visit_id": "9c8b7a6d5e4f",
+            "merged_visit_id": "0a1b2c3d4e5f",
+            "similarity": 0.62,
+            "camera": "back",
+            "timestamp": now,
+            "reason": "same_person",
+            "label": "Visitor 3",
+            "known": False,
+        },
+    )
+    event = (await client.receive_json())["event"]
+    while "merged" not in event:  # the merge also moves people: label updates may come first
+        event = (await client.receive_json())["event"]
+    assert event["merged"] == {
+        "person_id": PERSON_A,
+        "merged_person_id": PERSON_B,
+        "merged_visit_id": "0a1b2c3d4e5f",
+    }
+
+    server.visits = [{"no": "visit id"}, "not an object", server_visit("9c8b7a6d5e4f", now - 60)]
+    answer = await _ask(client, {"type": "smart_reid/visits", "entry_id": entry_id})
+    assert [v["visit_id"] for v in answer["result"]["visits"]] == ["9c8b7a6d5e4f"]
+
+    answer = await _ask(client, {"type": "smart_reid/visits", "entry_id": "other"})
+    assert answer["error"]["code"] == "not_loaded"
+
+
+async def _ask(client: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """Send a command and return its result, passing over subscription events on the way."""
+    await client.send_json_auto_id(payload)
+    while True:
+        message: dict[str, Any] = await client.receive_json()
+        if message["type"] == "result":
+            return message
+
+
+async def test_unsubscribing_stops_pending_pushes(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: FakeServer,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """A card that goes away right after a change gets nothing more, and leaves no timer."""
+    client = await hass_ws_client(hass)
+    await client.send_json_auto_id({"type": "smart_reid/people/subscribe"})
+    subscription = (await client.receive_json())["id"]
+    await client.receive_json()  # the people now
+    server.persons[PERSON_A]["present"] = False
+    await server.publish_person(PERSON_A)
+    coordinator = loaded_entry.runtime_data.coordinator
+    await wait_for(hass, lambda: not coordinator.persons[PERSON_A].present, "the change")
+    await client.send_json_auto_id({"type": "unsubscribe_events", "subscription": subscription})
+    assert (await client.receive_json())["success"]
