@@ -116,9 +116,13 @@ def _start_of_today() -> float:
 # --- people ------------------------------------------------------------------------------------
 
 
-def _people_payload(hass: HomeAssistant, entries: Iterable[SmartReidConfigEntry]) -> dict[str, Any]:
+def _people_payload(
+    hass: HomeAssistant, entries: Iterable[SmartReidConfigEntry], hours: float
+) -> dict[str, Any]:
+    """Household and named people, everyone present, and strangers seen within `hours`."""
     log = _visit_log(hass)
     today = _start_of_today()
+    since = time.time() - hours * 3600
     servers: list[dict[str, Any]] = []
     people: list[dict[str, Any]] = []
     for entry in entries:
@@ -133,6 +137,9 @@ def _people_payload(hass: HomeAssistant, entries: Iterable[SmartReidConfigEntry]
         )
         uncertain = _uncertain_people(coordinator)
         for person in coordinator.persons.values():
+            status = _person_status(person.known, person.named, person.label)
+            if status == "unknown" and not person.present and (person.last_seen or 0.0) < since:
+                continue
             people.append(
                 {
                     "entry_id": entry.entry_id,
@@ -140,7 +147,7 @@ def _people_payload(hass: HomeAssistant, entries: Iterable[SmartReidConfigEntry]
                     "label": person.label,
                     "named": person.named,
                     "known": person.known,
-                    "status": _person_status(person.known, person.named, person.label),
+                    "status": status,
                     "uncertain": uncertain.get(person.person_id),
                     "present": person.present,
                     "camera": person.camera,
@@ -173,7 +180,17 @@ def _uncertain_people(coordinator: SmartReidCoordinator) -> dict[str, dict[str, 
     return found
 
 
-@websocket_command({vol.Required("type"): "smart_reid/people", vol.Optional("entry_id"): str})
+# Strangers seen within this many hours (the people card's `hours`); at most 30 days.
+HOURS = vol.All(vol.Coerce(float), vol.Range(min=0.1, max=720))
+
+
+@websocket_command(
+    {
+        vol.Required("type"): "smart_reid/people",
+        vol.Optional("entry_id"): str,
+        vol.Optional("hours", default=24.0): HOURS,
+    }
+)
 @callback
 def ws_people(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]) -> None:
     """Everyone the server(s) know now."""
@@ -181,11 +198,15 @@ def ws_people(hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, 
     if not entries:
         connection.send_error(msg["id"], "not_loaded", _no_entry_message(msg.get("entry_id")))
         return
-    connection.send_result(msg["id"], _people_payload(hass, entries))
+    connection.send_result(msg["id"], _people_payload(hass, entries, msg["hours"]))
 
 
 @websocket_command(
-    {vol.Required("type"): "smart_reid/people/subscribe", vol.Optional("entry_id"): str}
+    {
+        vol.Required("type"): "smart_reid/people/subscribe",
+        vol.Optional("entry_id"): str,
+        vol.Optional("hours", default=24.0): HOURS,
+    }
 )
 @callback
 def ws_people_subscribe(
@@ -204,7 +225,9 @@ def ws_people_subscribe(
     def push(_now: datetime | None = None) -> None:
         pending.clear()
         connection.send_message(
-            event_message(msg["id"], _people_payload(hass, _loaded_entries(hass, entry_id)))
+            event_message(
+                msg["id"], _people_payload(hass, _loaded_entries(hass, entry_id), msg["hours"])
+            )
         )
 
     @callback

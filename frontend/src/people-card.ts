@@ -116,7 +116,7 @@ export class SmartReidPeopleCard extends LitElement {
   private _subscribe(): void {
     if (!this.hass) return;
     this._subscribedHass = this.hass;
-    const msg: Record<string, unknown> = { type: "smart_reid/people/subscribe" };
+    const msg: Record<string, unknown> = { type: "smart_reid/people/subscribe", hours: this._config.hours ?? 24 };
     if (this._config.entry_id) msg.entry_id = this._config.entry_id;
     this._unsubscribe = this.hass.connection.subscribeMessage<PeopleAnswer>((answer) => {
       this._data = answer;

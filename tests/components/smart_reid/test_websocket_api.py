@@ -101,6 +101,29 @@ async def test_people_lists_everyone_with_signed_pictures(
     assert await picture.read() == cuhk03_image(1, 0).read_bytes()
 
 
+async def test_people_leaves_out_strangers_not_seen_recently(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    server: FakeServer,
+    hass_ws_client: WebSocketGenerator,
+) -> None:
+    """A busy street's passers-by of last week stay out unless the card asks for them."""
+    old = "c2d3e4f5a6b7"
+    server.persons[old] = person_payload(
+        old, label="Visitor 9", present=False, camera=None, last_seen=NOW - 3 * 86400
+    )
+    await server.publish_person(old)
+    coordinator = loaded_entry.runtime_data.coordinator
+    await wait_for(hass, lambda: old in coordinator.persons, "the old stranger's state")
+    client = await hass_ws_client(hass)
+    for hours, expected in ((None, [PERSON_A]), (96, [PERSON_A, old])):
+        await client.send_json_auto_id(
+            {"type": "smart_reid/people"} | ({"hours": hours} if hours else {})
+        )
+        answer = await client.receive_json()
+        assert [p["person_id"] for p in answer["result"]["people"]] == expected, hours
+
+
 async def test_people_uncertain_badge(
     hass: HomeAssistant, loaded_entry: MockConfigEntry, hass_ws_client: WebSocketGenerator
 ) -> None:
