@@ -19,8 +19,10 @@ from .api import SmartReidApi, SmartReidAuthError, SmartReidError
 from .const import CONF_FORWARD, CONF_TOKEN, CONF_URL, DOMAIN
 from .coordinator import SmartReidConfigEntry, SmartReidCoordinator, SmartReidRuntimeData
 from .forwarder import CameraForwarder
+from .frontend import async_register_cards
 from .services import async_setup_services
 from .views import SmartReidImageView
+from .websocket_api import async_setup as async_setup_websocket_api
 
 PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.IMAGE, Platform.SENSOR]
 
@@ -31,6 +33,8 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions and the picture view once, for all servers."""
     async_setup_services(hass)
     hass.http.register_view(SmartReidImageView())
+    async_setup_websocket_api(hass)
+    await async_register_cards(hass)
     return True
 
 

@@ -176,6 +176,10 @@ class SmartReidApi:
     async def reset(self, camera: str | None = None) -> dict[str, Any]:
         return await self._json("POST", "/api/reset", json={"camera": camera} if camera else {})
 
+    async def visits(self, params: dict[str, str]) -> dict[str, Any]:
+        """`GET /api/visits`: visits in a period, newest first (docs/contract.md)."""
+        return await self._json("GET", "/api/visits", params=params)
+
     async def image(self, path: str) -> tuple[bytes, str]:
         """Bytes and content type of one of the server's pictures (a contract `*_url` path)."""
         _, body, ctype = await self._request("GET", path)

@@ -137,6 +137,8 @@ class SmartReidCoordinator:
         self.http_ok = True
         self.last_decisions: dict[str, Decision] = {}
         self._listeners: dict[str, list[Callable[[], None]]] = {}
+        # Called after any change at all (the dashboard cards' people subscription).
+        self._change_listeners: list[Callable[[], None]] = []
         self._camera_event_listeners: dict[str, list[Callable[[Decision], None]]] = {}
         self._new_camera_callbacks: list[Callable[[str], None]] = []
         self._new_person_callbacks: list[Callable[[str], None]] = []
@@ -242,6 +244,12 @@ class SmartReidCoordinator:
         listeners = self._listeners.setdefault(key, [])
         listeners.append(update)
         return lambda: listeners.remove(update)
+
+    @callback
+    def async_add_change_listener(self, changed: Callable[[], None]) -> CALLBACK_TYPE:
+        """Call `changed` after every change of any part (or of availability)."""
+        self._change_listeners.append(changed)
+        return lambda: self._change_listeners.remove(changed)
 
     @callback
     def async_add_camera_event_listener(
@@ -867,12 +875,16 @@ class SmartReidCoordinator:
     def _notify(self, key: str) -> None:
         for update in list(self._listeners.get(key, [])):
             update()
+        for changed in list(self._change_listeners):
+            changed()
 
     @callback
     def _notify_all(self) -> None:
         for listeners in list(self._listeners.values()):
             for update in list(listeners):
                 update()
+        for changed in list(self._change_listeners):
+            changed()
 
     @callback
     def _update_availability(self) -> None:

@@ -420,6 +420,9 @@ class FakeServer:
     health_ahead: bool = False
     frames: list[dict[str, Any]] = field(default_factory=list)
     searches: list[dict[str, Any]] = field(default_factory=list)
+    # `GET /api/visits` answers these (Visit + risk, label, known); None: the route is missing
+    # (a server from before it), 404 like any unknown route.
+    visits: list[dict[str, Any]] | None = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     frame_status: int = 200
     # Anything but 200: picture requests fail with it (a server restarting, a lost file).
@@ -440,6 +443,7 @@ class FakeServer:
         app.router.add_post("/api/reset", self._reset)
         app.router.add_get("/api/persons/{person_id}/thumbnail.jpg", self._thumbnail)
         app.router.add_get("/api/visits/{visit_id}/snapshot.jpg", self._snapshot)
+        app.router.add_get("/api/visits", self._visits)
         app.router.add_post("/api/frames", self._frames)
         app.router.add_post("/api/search", self._search)
         self.runner = web.AppRunner(app)
@@ -549,6 +553,29 @@ class FakeServer:
 
     async def _snapshot(self, request: web.Request) -> web.Response:
         return web.Response(body=cuhk03_image(1, 5).read_bytes(), content_type="image/jpeg")
+
+    async def _visits(self, request: web.Request) -> web.Response:
+        """Visits overlapping `start`-`end`, newest first, as docs/contract.md describes."""
+        if self.visits is None:
+            return _error(404, "not_found", "no such route")
+        start, end = float(request.query["start"]), float(request.query["end"])
+        person = request.query.get("person")
+        found = [
+            v
+            for v in self.visits
+            if not isinstance(v, dict)  # a test's malformed entry goes out as it is
+            or "started_at" not in v
+            or (
+                v["started_at"] < end
+                and (v["ended_at"] is None or v["ended_at"] > start)
+                and (person is None or v["person_id"] == person)
+            )
+        ]
+        found.sort(key=lambda v: -float(v.get("started_at", 0)) if isinstance(v, dict) else 0.0)
+        limit = int(request.query.get("limit", 200))
+        return web.json_response(
+            {"start": start, "end": end, "truncated": len(found) > limit, "visits": found[:limit]}
+        )
 
     async def _frames(self, request: web.Request) -> web.Response:
         camera = request.query.get("camera", "")

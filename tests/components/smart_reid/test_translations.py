@@ -112,7 +112,8 @@ def test_manifest() -> None:
     manifest = _load(COMPONENT / "manifest.json")
     assert manifest["domain"] == "smart_reid"
     assert manifest["iot_class"] == "local_push"
-    assert set(manifest["dependencies"]) == {"http", "mqtt"}
+    assert set(manifest["dependencies"]) == {"http", "mqtt", "websocket_api"}
+    assert manifest["after_dependencies"] == ["frontend"]  # the dashboard cards
     assert "smart_reid/info" in manifest["mqtt"]
     assert manifest["requirements"] == []
     for key in ("version", "documentation", "issue_tracker", "codeowners"):
