@@ -18,6 +18,7 @@ from homeassistant.helpers.typing import ConfigType
 from .api import SmartReidApi, SmartReidAuthError, SmartReidError
 from .const import CONF_FORWARD, CONF_TOKEN, CONF_URL, DOMAIN
 from .coordinator import SmartReidConfigEntry, SmartReidCoordinator, SmartReidRuntimeData
+from .digest import async_setup_digest
 from .forwarder import CameraForwarder
 from .services import async_setup_services
 from .views import SmartReidImageView
@@ -92,6 +93,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartReidConfigEntry) ->
         coordinator.async_set_http_state(False, http_error)
     entry.async_on_unload(forwarder.async_stop)
     forwarder.async_start()
+    async_setup_digest(hass, entry)
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
 

@@ -115,6 +115,9 @@ def visit_to_event(visit: dict[str, Any], now: datetime) -> CalendarEvent | None
 class SmartReidVisitsCalendar(SmartReidHubEntity, CalendarEntity):
     """The server's visits; on while one is going on."""
 
+    # Newer Home Assistant reads a colour from the description otherwise; the user picks one.
+    _attr_initial_color: str | None = None
+
     def __init__(self, coordinator: SmartReidCoordinator) -> None:
         super().__init__(coordinator, VISITS)
         self._current: dict[str, Any] | None = None
