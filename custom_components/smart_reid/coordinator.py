@@ -162,6 +162,7 @@ class SmartReidCoordinator:
         self._visit_snapshots: OrderedDict[str, str] = OrderedDict()
         # Each recent visit's last assessed level, for the risk event's `previous_level`.
         self._visit_levels: OrderedDict[str, str] = OrderedDict()
+        self.last_risk: RiskAssessment | None = None
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._was_available: bool | None = None
@@ -496,6 +497,7 @@ class SmartReidCoordinator:
             self._ensure_camera(camera)
         known = risk.facts.get("status") in ("household", "known")
         self._ensure_event_person(risk.person_id, risk.label, known)
+        self.last_risk = risk
         previous_level = self._visit_levels.pop(risk.visit_id, None)
         self._visit_levels[risk.visit_id] = risk.level
         while len(self._visit_levels) > SEEN_VISITS_MEMORY:
