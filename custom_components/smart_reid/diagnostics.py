@@ -34,7 +34,11 @@ def _assessment(risk: RiskAssessment) -> dict[str, Any]:
         "source": risk.source,
         "cameras": list(risk.cameras),
         "reasons": [reason.as_dict() for reason in risk.reasons],
-        "time": dt_util.utc_from_timestamp(risk.timestamp).isoformat(),
+        "time": (
+            dt_util.utc_from_timestamp(risk.timestamp).isoformat()
+            if risk.timestamp is not None
+            else None
+        ),
         "summary": risk.summary,
     }
 
