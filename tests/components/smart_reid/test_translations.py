@@ -107,7 +107,9 @@ def test_code_keys_are_translated() -> None:
     for reason in re.findall(r'reason="(\w+)"', code):
         assert f"config.abort.{reason}" in STRINGS, reason
     # Texts looked up by key rather than raised (the daily digest without its server).
-    for key in re.findall(r"exceptions\.(\w+)\.message", code):
+    looked_up = re.findall(r"\{prefix\}(\w+)\.message", code)
+    assert len(looked_up) == 2
+    for key in [*looked_up, "calendar_failed"]:  # the calendar's error (calendar.py)
         assert f"exceptions.{key}.message" in STRINGS, key
 
 
