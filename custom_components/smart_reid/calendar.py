@@ -151,7 +151,10 @@ class SmartReidVisitsCalendar(SmartReidHubEntity, CalendarEntity):
             EVENT_RISK_ASSESSED,
         ):
             self.async_on_remove(self.hass.bus.async_listen(event_type, self._visit_changed))
-        await self._async_refresh_current()
+        # In the background: a server that does not answer must not hold up the set-up.
+        self.coordinator.entry.async_create_background_task(
+            self.hass, self._async_refresh_current(), f"{DOMAIN} current visit"
+        )
 
     @callback
     def _visit_changed(self, event: Event) -> None:
