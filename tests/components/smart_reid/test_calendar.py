@@ -22,6 +22,8 @@ from pytest_homeassistant_custom_component.common import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.smart_reid.calendar import visit_to_event
+
 from .conftest import (
     BASE,
     PERSON_B,
@@ -180,3 +182,25 @@ async def test_long_ranges_cache_and_errors(
         client, now - timedelta(days=3), now, status=HTTPStatus.INTERNAL_SERVER_ERROR
     )
     assert "Cannot read the visits from the Smart ReID server Smart ReID" in answer["message"]
+
+
+def test_odd_visit_records() -> None:
+    """A record without id or start is left out; a household member's low level is not
+    mentioned; the LLM's narrative joins the description."""
+    now = dt_util.now()
+    assert visit_to_event({"visit_id": "000000000001"}, now) is None
+    assert visit_to_event({"started_at": 1763740000.0}, now) is None
+    alice = visit_payload("000000000002", 1763740000.0, label="Alice", known=True)
+    event = visit_to_event(alice, now)
+    assert event is not None and event.summary == "Alice"
+    stranger = visit_payload("000000000003", 1763740000.0, 0.0, level="critical")
+    stranger["risk"]["summary"] = "Someone tried the back door."
+    stranger["risk"]["level"] = "unheard-of"
+    event = visit_to_event(stranger, now)
+    assert event is not None
+    assert event.summary == "Visitor 3 (stranger)"
+    assert event.end - event.start == timedelta(seconds=1)
+    stranger["risk"]["level"] = "critical"
+    event = visit_to_event(stranger, now)
+    assert event is not None and event.description is not None
+    assert event.description.endswith("Someone tried the back door.")

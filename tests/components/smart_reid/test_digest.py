@@ -131,3 +131,16 @@ async def test_no_digest_unless_chosen(
     async_fire_time_changed(hass, clock.now)
     await hass.async_block_till_done()
     assert digests == []
+
+
+async def test_a_bad_stored_time_is_reported(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An option edited by hand into something that is no time: a warning that says what
+    to do, and the integration runs on without a digest."""
+    hass.config_entries.async_update_entry(loaded_entry, options={CONF_DIGEST_TIME: "25:99"})
+    await hass.async_block_till_done()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    assert "Ignoring the daily digest time '25:99'" in caplog.text

@@ -156,3 +156,14 @@ async def test_ai_task_not_available_falls_back_with_the_reason(
     response = await _summarize(hass, use_ai_task="ai_task.openai")
     assert response["source"] == "rules"
     assert "2025.7" in response["ai_task_error"]
+
+
+async def test_a_summary_without_text_is_a_server_error(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, server: FakeServer
+) -> None:
+    """A server answering a summary without its title is refused with the reason."""
+    server.summary = {"source": "rules", "title": " ", "summary": "Nobody came."}
+    with pytest.raises(HomeAssistantError) as err:
+        await _summarize(hass)
+    assert err.value.translation_key == "server_error"
+    assert "title is missing or empty" in str(err.value)
