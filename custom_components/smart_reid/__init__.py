@@ -18,13 +18,20 @@ from homeassistant.helpers.typing import ConfigType
 from .api import SmartReidApi, SmartReidAuthError, SmartReidError
 from .const import CONF_FORWARD, CONF_TOKEN, CONF_URL, DOMAIN
 from .coordinator import SmartReidConfigEntry, SmartReidCoordinator, SmartReidRuntimeData
+from .digest import async_setup_digest
 from .forwarder import CameraForwarder
 from .frontend import async_register_cards
 from .services import async_setup_services
 from .views import SmartReidImageView
 from .websocket_api import async_setup as async_setup_websocket_api
 
-PLATFORMS = [Platform.BINARY_SENSOR, Platform.EVENT, Platform.IMAGE, Platform.SENSOR]
+PLATFORMS = [
+    Platform.BINARY_SENSOR,
+    Platform.CALENDAR,
+    Platform.EVENT,
+    Platform.IMAGE,
+    Platform.SENSOR,
+]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
@@ -90,6 +97,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: SmartReidConfigEntry) ->
         coordinator.async_set_http_state(False, http_error)
     entry.async_on_unload(forwarder.async_stop)
     forwarder.async_start()
+    async_setup_digest(hass, entry)
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))
     return True
 

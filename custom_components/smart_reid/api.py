@@ -17,7 +17,7 @@ import aiohttp
 from homeassistant.util.json import json_loads
 from yarl import URL
 
-from .const import HTTP_TIMEOUT_S
+from .const import HTTP_TIMEOUT_S, SUMMARY_TIMEOUT_S
 from .models import Info, PayloadError
 
 
@@ -94,6 +94,7 @@ class SmartReidApi:
         params: dict[str, str] | None = None,
         content_type: str | None = None,
         accept_503: bool = False,
+        timeout_s: float | None = None,
     ) -> tuple[int, bytes, str]:
         headers = self._headers({"Content-Type": content_type} if content_type else None)
         try:
@@ -104,7 +105,9 @@ class SmartReidApi:
                 data=data,
                 params=params,
                 headers=headers,
-                timeout=self._timeout,
+                timeout=self._timeout
+                if timeout_s is None
+                else aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 body = await response.read()
                 status = response.status
@@ -205,6 +208,22 @@ class SmartReidApi:
         return await self._json(
             "POST", "/api/search", data=image, params=params, content_type=content_type
         )
+
+    async def visits(
+        self, start: float, end: float, *, limit: int = 1000, min_level: str | None = None
+    ) -> dict[str, Any]:
+        """Visits overlapping ``start``..``end`` (Unix seconds, at most 31 days), newest first
+        (``GET /api/visits``)."""
+        params = {"start": f"{start:.3f}", "end": f"{end:.3f}", "limit": str(limit)}
+        if min_level:
+            params["min_level"] = min_level
+        return await self._json("GET", "/api/visits", params=params)
+
+    async def summary(self, start: float, end: float, narrative: str = "auto") -> dict[str, Any]:
+        """What happened between ``start`` and ``end`` (``GET /api/summary``). The server may
+        ask its own LLM first, so this waits longer than other calls."""
+        params = {"start": f"{start:.3f}", "end": f"{end:.3f}", "narrative": narrative}
+        return await self._json("GET", "/api/summary", params=params, timeout_s=SUMMARY_TIMEOUT_S)
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

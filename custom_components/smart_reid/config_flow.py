@@ -29,6 +29,7 @@ from homeassistant.helpers.selector import (
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
+    TimeSelector,
 )
 from homeassistant.helpers.service_info.hassio import HassioServiceInfo
 from homeassistant.helpers.service_info.mqtt import MqttServiceInfo
@@ -45,6 +46,7 @@ from .const import (
     CAMERA_NAME,
     CONF_BASE_TOPIC,
     CONF_CAMERA_ENTITY,
+    CONF_DIGEST_TIME,
     CONF_FORWARD,
     CONF_INTERVAL_S,
     CONF_SIGHTING_EVENTS,
@@ -323,6 +325,7 @@ class SmartReidOptionsFlow(OptionsFlow):
         self._sighting_events = False
         self._stranger_hours = DEFAULT_STRANGER_HOURS
         self._stranger_devices = DEFAULT_STRANGER_DEVICES
+        self._digest_time: str | None = None
 
     def _current(self) -> dict[str, Mapping[str, Any]]:
         return {
@@ -348,6 +351,7 @@ class SmartReidOptionsFlow(OptionsFlow):
                 self._stranger_devices = int(
                     user_input.get(CONF_STRANGER_DEVICES, DEFAULT_STRANGER_DEVICES)
                 )
+                self._digest_time = user_input.get(CONF_DIGEST_TIME) or None
                 return await self.async_step_camera()
         return self.async_show_form(
             step_id="init",
@@ -384,6 +388,12 @@ class SmartReidOptionsFlow(OptionsFlow):
                             min=0, max=MAX_STRANGER_DEVICES, step=1, mode=NumberSelectorMode.BOX
                         )
                     ),
+                    vol.Optional(
+                        CONF_DIGEST_TIME,
+                        description={
+                            "suggested_value": self.config_entry.options.get(CONF_DIGEST_TIME)
+                        },
+                    ): TimeSelector(),
                 }
             ),
             errors=errors,
@@ -400,15 +410,17 @@ class SmartReidOptionsFlow(OptionsFlow):
                 }
             )
         if len(self._routes) >= len(self._cameras):
-            return self.async_create_entry(
-                data={
-                    **self.config_entry.options,
-                    CONF_FORWARD: self._routes,
-                    CONF_SIGHTING_EVENTS: self._sighting_events,
-                    CONF_STRANGER_HOURS: self._stranger_hours,
-                    CONF_STRANGER_DEVICES: self._stranger_devices,
-                }
-            )
+            options = {
+                **self.config_entry.options,
+                CONF_FORWARD: self._routes,
+                CONF_SIGHTING_EVENTS: self._sighting_events,
+                CONF_STRANGER_HOURS: self._stranger_hours,
+                CONF_STRANGER_DEVICES: self._stranger_devices,
+                CONF_DIGEST_TIME: self._digest_time,
+            }
+            if not self._digest_time:
+                del options[CONF_DIGEST_TIME]
+            return self.async_create_entry(data=options)
         camera = self._cameras[len(self._routes)]
         existing = self._current().get(camera, {})
         trigger_key = (

@@ -91,6 +91,8 @@ UNREACHABLE_GRACE: Final = timedelta(minutes=3)
 HTTP_CHECK_INTERVAL: Final = timedelta(minutes=1)
 
 HTTP_TIMEOUT_S: Final = 10.0
+# GET /api/summary may wait for the server's LLM (which gives up on its own after its timeout).
+SUMMARY_TIMEOUT_S: Final = 60.0
 # How many visit ids are remembered to fire smart_reid.new_person at most once per visit.
 SEEN_VISITS_MEMORY: Final = 2048
 
@@ -108,3 +110,13 @@ ATTR_KNOWN: Final = "known"
 ATTR_CAMERA: Final = "camera"
 ATTR_CAMERA_ENTITY_ID: Final = "camera_entity_id"
 ATTR_LIMIT: Final = "limit"
+ATTR_START: Final = "start"
+ATTR_END: Final = "end"
+ATTR_USE_AI_TASK: Final = "use_ai_task"
+
+EVENT_DAILY_DIGEST: Final = f"{DOMAIN}.daily_digest"
+# Options: local time of day ("HH:MM:SS") of the daily digest; absent or empty: no digest.
+CONF_DIGEST_TIME: Final = "digest_time"
+
+# The server answers at most this long a period per request (docs/contract.md).
+MAX_PERIOD: Final = timedelta(days=31)

@@ -164,6 +164,9 @@ class SmartReidCoordinator:
         self._ended_visits: OrderedDict[str, None] = OrderedDict()
         # Each recent visit's snapshot (server path), for the risk event's picture.
         self._visit_snapshots: OrderedDict[str, str] = OrderedDict()
+        # Each recent visit's last assessed level, for the risk event's `previous_level`.
+        self._visit_levels: OrderedDict[str, str] = OrderedDict()
+        self.last_risk: RiskAssessment | None = None
         self._forgotten: OrderedDict[str, None] = OrderedDict()
         self._unsubscribe: list[CALLBACK_TYPE] = []
         self._was_available: bool | None = None
@@ -507,6 +510,11 @@ class SmartReidCoordinator:
             self._ensure_camera(camera)
         known = risk.facts.get("status") in ("household", "known")
         self._ensure_event_person(risk.person_id, risk.label, known)
+        self.last_risk = risk
+        previous_level = self._visit_levels.pop(risk.visit_id, None)
+        self._visit_levels[risk.visit_id] = risk.level
+        while len(self._visit_levels) > SEEN_VISITS_MEMORY:
+            self._visit_levels.popitem(last=False)
         data: dict[str, Any] = {
             ATTR_CONFIG_ENTRY_ID: self.entry.entry_id,
             "person_device_id": self._device_id(self.person_identifier(risk.person_id)),
@@ -514,6 +522,9 @@ class SmartReidCoordinator:
             "person_id": risk.person_id,
             "label": risk.label,
             "level": risk.level,
+            "previous_level": previous_level,
+            "known": known,
+            "status": risk.facts.get("status"),
             "score": risk.score,
             "reasons": [reason.as_dict() for reason in risk.reasons],
             "final": risk.final,

@@ -9,6 +9,7 @@ the bus events and the notification buttons carry) or by its device (what the UI
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any, cast
 
 import voluptuous as vol
@@ -24,6 +25,7 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
 
 from .api import SmartReidApiError, SmartReidAuthError, SmartReidError
 from .const import (
@@ -31,19 +33,24 @@ from .const import (
     ATTR_CAMERA_ENTITY_ID,
     ATTR_CONFIG_ENTRY_ID,
     ATTR_DEVICE_ID,
+    ATTR_END,
     ATTR_FROM_DEVICE_ID,
     ATTR_FROM_PERSON_ID,
     ATTR_KNOWN,
     ATTR_LIMIT,
     ATTR_NAME,
     ATTR_PERSON_ID,
+    ATTR_START,
+    ATTR_USE_AI_TASK,
     CAMERA_NAME,
     DOMAIN,
+    MAX_PERIOD,
 )
 from .coordinator import SmartReidConfigEntry
 from .devices import owner_entry_ids
 from .forwarder import camera_slug
 from .models import ID_PATTERN
+from .summary import async_summarize
 
 SERVICE_RENAME_PERSON = "rename_person"
 SERVICE_MARK_KNOWN = "mark_known"
@@ -51,6 +58,7 @@ SERVICE_MERGE_PERSONS = "merge_persons"
 SERVICE_FORGET_PERSON = "forget_person"
 SERVICE_RESET_GALLERY = "reset_gallery"
 SERVICE_IDENTIFY = "identify"
+SERVICE_SUMMARIZE = "summarize"
 
 PERSON_SCHEMA = vol.Schema(
     {
@@ -85,6 +93,15 @@ IDENTIFY_SCHEMA = vol.Schema(
         vol.Required(ATTR_CAMERA_ENTITY_ID): cv.entity_domain("camera"),
         vol.Optional(ATTR_CAMERA): cv.string,
         vol.Optional(ATTR_LIMIT, default=3): vol.All(vol.Coerce(int), vol.Range(min=1, max=50)),
+    }
+)
+
+SUMMARIZE_SCHEMA = vol.Schema(
+    {
+        vol.Optional(ATTR_CONFIG_ENTRY_ID): cv.string,
+        vol.Optional(ATTR_START): cv.datetime,
+        vol.Optional(ATTR_END): cv.datetime,
+        vol.Optional(ATTR_USE_AI_TASK): cv.entity_domain("ai_task"),
     }
 )
 
@@ -292,6 +309,50 @@ async def _identify(call: ServiceCall) -> ServiceResponse:
     }
 
 
+def _period(call: ServiceCall) -> tuple[datetime, datetime]:
+    """The call's period; by default today since midnight until now (Home Assistant's time
+    zone). A time without a zone is in Home Assistant's time zone."""
+    now = dt_util.now()
+    start = dt_util.as_utc(call.data.get(ATTR_START) or dt_util.start_of_local_day())
+    end = dt_util.as_utc(call.data.get(ATTR_END) or now)
+    if end <= start:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="summary_period",
+            translation_placeholders={
+                "start": dt_util.as_local(start).isoformat(),
+                "end": dt_util.as_local(end).isoformat(),
+            },
+        )
+    if end - start > MAX_PERIOD:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="summary_period_too_long",
+            translation_placeholders={"days": str(MAX_PERIOD.days)},
+        )
+    return start, end
+
+
+async def _summarize(call: ServiceCall) -> ServiceResponse:
+    """What happened between start and end: title, summary, level, counts and highlights."""
+    entry = _entry(call.hass, call.data.get(ATTR_CONFIG_ENTRY_ID))
+    start, end = _period(call)
+    try:
+        return await _call_server(
+            entry,
+            lambda: async_summarize(call.hass, entry, start, end, call.data.get(ATTR_USE_AI_TASK)),
+        )
+    except HomeAssistantError as err:
+        cause = err.__cause__
+        if isinstance(cause, SmartReidApiError) and cause.status == 404:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="summary_unsupported",
+                translation_placeholders={"name": entry.title},
+            ) from cause
+        raise
+
+
 @callback
 def async_setup_services(hass: HomeAssistant) -> None:
     """Register the actions once for all entries (they pick the entry per call)."""
@@ -308,10 +369,10 @@ def async_setup_services(hass: HomeAssistant) -> None:
         hass.services.async_register(
             DOMAIN, name, handler, schema=schema, supports_response=SupportsResponse.OPTIONAL
         )
-    hass.services.async_register(
-        DOMAIN,
-        SERVICE_IDENTIFY,
-        _identify,
-        schema=IDENTIFY_SCHEMA,
-        supports_response=SupportsResponse.ONLY,
-    )
+    for name, handler, schema in (
+        (SERVICE_IDENTIFY, _identify, IDENTIFY_SCHEMA),
+        (SERVICE_SUMMARIZE, _summarize, SUMMARIZE_SCHEMA),
+    ):
+        hass.services.async_register(
+            DOMAIN, name, handler, schema=schema, supports_response=SupportsResponse.ONLY
+        )

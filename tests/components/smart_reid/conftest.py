@@ -244,6 +244,106 @@ def risk_payload(level: str = "critical", score: int = 95, **overrides: Any) -> 
     return payload
 
 
+LEVELS = ("low", "medium", "high", "critical")
+
+
+def visit_payload(
+    visit_id: str = "9c8b7a6d5e4f",
+    started_at: float = 1763740000.0,
+    duration: float | None = 160.0,
+    *,
+    level: str | None = "low",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One visit as `GET /api/visits` lists it: Visit, `risk`, `label` and `known`;
+    `duration` None: still going on."""
+    ended_at = None if duration is None else started_at + duration
+    cameras = overrides.pop("cameras", ["front", "back"])
+    payload: dict[str, Any] = {
+        "visit_id": visit_id,
+        "person_id": PERSON_A,
+        "label": "Visitor 3",
+        "known": False,
+        "is_new_identity": False,
+        "started_at": started_at,
+        "last_seen": ended_at or started_at + 30,
+        "ended_at": ended_at,
+        "cameras": cameras,
+        "first_camera": cameras[0],
+        "last_camera": cameras[-1],
+        "sightings": 17,
+        "snapshot_url": f"/api/visits/{visit_id}/snapshot.jpg",
+        "thumbnail_url": f"/api/persons/{PERSON_A}/thumbnail.jpg",
+        "risk": None,
+    }
+    payload.update(overrides)
+    if level is not None:
+        payload["risk"] = risk_payload(
+            level,
+            {"low": 10, "medium": 40, "high": 70, "critical": 95}[level],
+            visit_id=visit_id,
+            person_id=payload["person_id"],
+            label=payload["label"],
+            final=ended_at is not None,
+            facts={
+                "status": "household" if payload["known"] else "returning_stranger",
+                "cameras": cameras,
+            },
+        )
+    return payload
+
+
+def summary_payload(visits: list[dict[str, Any]], start: float, end: float) -> dict[str, Any]:
+    """What the server's rules would answer for these visits (the wording is simpler)."""
+    levels = [v["risk"]["level"] if v.get("risk") else "low" for v in visits]
+    strangers = [v for v in visits if not v["known"]]
+    ranked = sorted(
+        visits,
+        key=lambda v: (LEVELS.index(v["risk"]["level"]) if v.get("risk") else 0, v["started_at"]),
+        reverse=True,
+    )
+    return {
+        "start": start,
+        "end": end,
+        "source": "rules",
+        "title": f"{len(visits)} visits, {len(strangers)} strangers" if visits else "Quiet day",
+        "summary": " ".join(f"{v['label']} at {v['first_camera']}." for v in reversed(visits))
+        or "Nobody came.",
+        "counts": {
+            "visits": len(visits),
+            "people": len({v["person_id"] for v in visits}),
+            "household": 0,
+            "known": len(visits) - len(strangers),
+            "strangers": len(strangers),
+            "by_level": {level: levels.count(level) for level in LEVELS},
+        },
+        "highest_level": max(levels, key=LEVELS.index) if levels else None,
+        "highlights": [
+            {
+                "visit_id": v["visit_id"],
+                "person_id": v["person_id"],
+                "label": v["label"],
+                "started_at": v["started_at"],
+                "level": v["risk"]["level"] if v.get("risk") else None,
+                "text": f"{v['label']} at {v['first_camera']}",
+                "snapshot_url": v["snapshot_url"],
+            }
+            for v in ranked[:10]
+        ],
+        "facts": [
+            {
+                "visit_id": v["visit_id"],
+                "person": v["label"],
+                "status": "known" if v["known"] else "returning_stranger",
+                "cameras": v["cameras"],
+                "level": v["risk"]["level"] if v.get("risk") else None,
+                "reasons": [r["text"] for r in v["risk"]["reasons"]] if v.get("risk") else [],
+            }
+            for v in visits
+        ],
+    }
+
+
 def state(hass: HomeAssistant, entity_id: str) -> State:
     """The entity's state; fails the test, naming the entity, when it does not exist."""
     found = hass.states.get(entity_id)
@@ -429,6 +529,12 @@ class FakeServer:
     thumbnail_status: int = 200
     # The CUHK03 crop (identity, cell) served as every person's thumbnail.
     thumbnail_crop: tuple[int, int] = (1, 0)
+    # Stored visits (GET /api/visits answers those overlapping the period asked for) and the
+    # summary GET /api/summary answers (None: one written from the visits like the rules do).
+    visits: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    # Anything but 200: GET /api/visits and /api/summary fail with it (404: an older server).
+    summary_status: int = 200
     url: str = ""
     runner: web.AppRunner | None = None
 
@@ -446,6 +552,8 @@ class FakeServer:
         app.router.add_get("/api/visits", self._visits)
         app.router.add_post("/api/frames", self._frames)
         app.router.add_post("/api/search", self._search)
+        app.router.add_get("/api/visits", self._list_visits)
+        app.router.add_get("/api/summary", self._summary)
         self.runner = web.AppRunner(app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", port)
@@ -607,6 +715,49 @@ class FakeServer:
                 "results": hits,
             }
         )
+
+    def _period(self, request: web.Request) -> tuple[float, float] | web.Response:
+        if self.summary_status != 200:
+            return _error(self.summary_status, "not_found", "no such route")
+        try:
+            end = float(request.query.get("end", time.time()))
+            start = float(request.query.get("start", end - 86400))
+        except ValueError:
+            return _error(400, "bad_period", "start and end must be Unix seconds or ISO 8601")
+        if end <= start or end - start > 31 * 86400:
+            return _error(400, "bad_period", "end must be after start, at most 31 days later")
+        return start, end
+
+    def _overlapping(self, start: float, end: float) -> list[dict[str, Any]]:
+        found = [
+            v
+            for v in self.visits
+            if v["started_at"] < end and (v["ended_at"] is None or v["ended_at"] > start)
+        ]
+        return sorted(found, key=lambda v: v["started_at"], reverse=True)
+
+    async def _list_visits(self, request: web.Request) -> web.Response:
+        period = self._period(request)
+        if isinstance(period, web.Response):
+            return period
+        limit = int(request.query.get("limit", 200))
+        found = self._overlapping(*period)
+        return web.json_response(
+            {
+                "start": period[0],
+                "end": period[1],
+                "truncated": len(found) > limit,
+                "visits": found[:limit],
+            }
+        )
+
+    async def _summary(self, request: web.Request) -> web.Response:
+        period = self._period(request)
+        if isinstance(period, web.Response):
+            return period
+        if self.summary is not None:
+            return web.json_response({"start": period[0], "end": period[1], **self.summary})
+        return web.json_response(summary_payload(self._overlapping(*period), *period))
 
     async def publish_basics(self, status: str = "online") -> None:
         """What a running server keeps retained: status, info, hub and camera states."""

@@ -33,6 +33,7 @@ from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockModule,
     MockPlatform,
+    async_capture_events,
     async_mock_service,
     mock_config_flow,
     mock_integration,
@@ -49,6 +50,7 @@ from .conftest import (
     FakeServer,
     decision_payload,
     publish,
+    risk_payload,
     state,
     visit_event_payload,
     wait_for,
@@ -70,6 +72,7 @@ def test_blueprint_is_valid() -> None:
     assert set(blueprint.inputs) == {
         "notify_target",
         "unknown_only",
+        "min_level",
         "home_entity",
         "cameras",
         "update_in_place",
@@ -469,3 +472,93 @@ async def test_fallback_sensors_alert_only_while_the_server_is_offline(
     assert phone[3].data["data"]["tag"] == "0c0c0c0c0c0c"
     await hass.async_block_till_done()
     assert len(phone) == 4
+
+
+# --- risk levels ------------------------------------------------------------------------------
+
+
+async def _assess(hass: HomeAssistant, seen: list[Any], level: str, score: int, **kw: Any) -> None:
+    """Publish an assessment and let every automation run it has started finish."""
+    count = len(seen)
+    await publish(hass, f"{BASE}/events/risk_assessed", risk_payload(level, score, **kw))
+    await wait_for(hass, lambda: len(seen) == count + 1, f"the {level} assessment")
+    await hass.async_block_till_done()
+
+
+async def test_the_level_and_reasons_join_the_notification(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, phone: list[ServiceCall]
+) -> None:
+    """All visits (the default): the visit is announced at once; its first assessment adds
+    level and reasons to the same notification quietly, repeats change nothing, a rising
+    level speaks up, and the LLM's narrative is added quietly."""
+    seen = async_capture_events(hass, "smart_reid.risk_assessed")
+    await _new_visit(hass)
+    await wait_for(hass, lambda: len(phone) == 1, "the notification")
+    assert "alert_once" not in phone[0].data["data"]
+
+    await _assess(hass, seen, "medium", 45)
+    assert len(phone) == 2
+    update = phone[1].data
+    assert update["data"]["tag"] == "9c8b7a6d5e4f"
+    assert update["title"] == "Visitor 3 (seen before) at back"
+    assert update["message"] == (
+        "Medium risk: unknown person, reached back (sensitivity 0.8), 02:47 at night, "
+        "2 cameras: front -> back. Seen on front, back."
+    )
+    assert update["data"]["alert_once"] is True
+
+    await _assess(hass, seen, "medium", 45)  # interim repeat
+    assert len(phone) == 2
+    await _assess(hass, seen, "critical", 95)  # rising: with sound
+    assert len(phone) == 3
+    assert phone[2].data["message"].startswith("Critical risk: ")
+    assert "alert_once" not in phone[2].data["data"]
+
+    await _assess(
+        hass, seen, "critical", 95, source="llm", summary="A stranger went round the back."
+    )
+    assert len(phone) == 4
+    assert phone[3].data["message"].endswith("Seen on front, back. A stranger went round the back.")
+    assert phone[3].data["data"]["alert_once"] is True
+    assert phone[3].data["data"]["tag"] == "9c8b7a6d5e4f"
+
+
+async def test_only_at_or_above_a_level(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, tmp_path: Path
+) -> None:
+    """Threshold high: a low visit stays quiet; when a later assessment of the same visit
+    reaches high it is announced (with sound); the LLM's summary then updates that same
+    notification; household members stay quiet however their visit is rated."""
+    _install_blueprint(hass, tmp_path)
+    calls = async_mock_service(hass, "notify", "mobile_app_test_phone")
+    await _automation(hass, notify_target={"device_id": _phone_device(hass)}, min_level="high")
+    seen = async_capture_events(hass, "smart_reid.risk_assessed")
+
+    await _new_visit(hass)
+    await _assess(hass, seen, "low", 20)
+    await _assess(hass, seen, "low", 20)
+    await publish(hass, f"{BASE}/events/visit_updated", visit_event_payload("camera_added"))
+    await hass.async_block_till_done()
+    assert calls == []
+
+    await _assess(hass, seen, "high", 70)
+    await wait_for(hass, lambda: len(calls) == 1, "the notification at high")
+    alert = calls[0].data
+    assert alert["data"]["tag"] == "9c8b7a6d5e4f"
+    assert alert["message"].startswith("High risk: unknown person")
+    assert "alert_once" not in alert["data"]
+    assert alert["data"]["image"].startswith(f"/api/smart_reid/{loaded_entry.entry_id}/visits/")
+
+    await _assess(hass, seen, "high", 70)  # interim repeat: nothing new
+    assert len(calls) == 1
+    await _assess(
+        hass, seen, "high", 70, source="llm", summary="Someone tried the back door at night."
+    )
+    assert len(calls) == 2
+    assert calls[1].data["data"]["tag"] == "9c8b7a6d5e4f"
+    assert calls[1].data["message"].endswith("Someone tried the back door at night.")
+    assert calls[1].data["data"]["alert_once"] is True
+
+    household = {"status": "household", "cameras": ["front"]}
+    await _assess(hass, seen, "critical", 95, visit_id="0e0e0e0e0e0e", facts=household)
+    assert len(calls) == 2

@@ -9,7 +9,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .conftest import PERSON_A, TOKEN
+from .conftest import BASE, PERSON_A, TOKEN, publish, risk_payload, wait_for
 
 
 async def test_diagnostics(
@@ -36,3 +36,37 @@ async def test_diagnostics(
     assert person["label"] == "Visitor 3"
     assert person["thumbnail_url"] == "**REDACTED**"
     assert diagnostics["forwarding"] == []
+    assert diagnostics["risk"] == {
+        "home_level": "none",
+        "levels": {"front": "none", "back": "none"},
+        "visits_going_on": [],
+        "last_assessment": None,
+    }
+
+
+async def test_diagnostics_show_the_risk_state(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """Levels per camera and the last assessment, with the LLM's narrative left out."""
+    await publish(
+        hass,
+        f"{BASE}/events/risk_assessed",
+        risk_payload("high", 70, source="llm", summary="Alice's brother tried the back door."),
+    )
+    await wait_for(
+        hass,
+        lambda: loaded_entry.runtime_data.coordinator.last_risk is not None,
+        "the assessment",
+    )
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+    risk = diagnostics["risk"]
+    assert risk["home_level"] == "high"
+    assert risk["levels"] == {"front": "high", "back": "high"}
+    last = risk["last_assessment"]
+    assert last["level"] == "high" and last["source"] == "llm"
+    assert last["time"] == "2025-11-21T02:27:00+00:00"
+    assert last["summary"] == "**REDACTED**"
+    assert risk["visits_going_on"] == [last]
+    assert "brother" not in str(diagnostics)

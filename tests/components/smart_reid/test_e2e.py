@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from homeassistant.config_entries import SOURCE_USER, ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import device_registry as dr
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
@@ -188,6 +190,7 @@ async def test_two_visits_two_alerts(
     inference_server: ServerProcess,
     device_registry: dr.DeviceRegistry,
     hass_client_no_auth: ClientSessionGenerator,
+    hass_client: ClientSessionGenerator,
     tmp_path: Path,
 ) -> None:
     # Set the integration up the way a user does: the config flow against the live server.
@@ -281,6 +284,38 @@ async def test_two_visits_two_alerts(
     assert isinstance(results, list) and results
     assert results[0]["person_id"] == first["person_id"]
     assert results[0]["match"] in ("matched", "uncertain")
+
+    # "What happened in the last hour?": the server's summary of both visits (its rules; no
+    # LLM is configured here), with pictures through Home Assistant's signed links.
+    now = dt_util.now()
+    summary = await hass.services.async_call(
+        DOMAIN,
+        "summarize",
+        {"start": (now - timedelta(hours=1)).isoformat(), "end": now.isoformat()},
+        blocking=True,
+        return_response=True,
+    )
+    assert summary is not None and summary["source"] == "rules"
+    assert summary["title"] and summary["summary"]
+    assert summary["counts"]["visits"] == 2
+    assert summary["highest_level"] == worst.data["level"]
+    highlights = summary["highlights"]
+    assert {h["visit_id"] for h in highlights} == {first["visit_id"], third["visit_id"]}
+    assert all(h["snapshot_url"].startswith("/api/smart_reid/") for h in highlights)
+    assert TOKEN not in str(summary)
+
+    # The visits calendar lists both visits, read through Home Assistant's calendar API.
+    client = await hass_client()
+    response = await client.get(
+        "/api/calendars/calendar.smart_reid_visits",
+        params={
+            "start": (now - timedelta(hours=1)).isoformat(),
+            "end": (now + timedelta(minutes=5)).isoformat(),
+        },
+    )
+    assert response.status == 200, await response.text()
+    uids = {event["uid"] for event in await response.json()}
+    assert uids == {first["visit_id"], third["visit_id"]}
 
 
 def _still_camera_picture(name: str) -> bytes:

@@ -361,7 +361,7 @@ async def test_sighting_events_option_in_the_options_flow(
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
     schema = result["data_schema"]
     assert schema is not None
-    defaults = {str(key): key.default() for key in schema.schema if hasattr(key, "default")}
+    defaults = {str(key): key.default() for key in schema.schema if callable(key.default)}
     assert defaults[CONF_SIGHTING_EVENTS] is False
     result = await hass.config_entries.options.async_configure(
         result["flow_id"], {"cameras": [], CONF_SIGHTING_EVENTS: True}
@@ -373,5 +373,5 @@ async def test_sighting_events_option_in_the_options_flow(
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
     schema = result["data_schema"]
     assert schema is not None
-    defaults = {str(key): key.default() for key in schema.schema if hasattr(key, "default")}
+    defaults = {str(key): key.default() for key in schema.schema if callable(key.default)}
     assert defaults[CONF_SIGHTING_EVENTS] is True

@@ -64,6 +64,9 @@ async def test_event_carries_the_assessment(
         "person_id": PERSON_A,
         "label": "Visitor 3",
         "level": "critical",
+        "previous_level": None,
+        "known": False,
+        "status": "returning_stranger",
         "score": 95,
         "reasons": [
             {"code": "identity", "text": "unknown person", "points": 20},
@@ -83,6 +86,11 @@ async def test_event_carries_the_assessment(
     assert other["snapshot_url"] is None
     assert "summary" not in other
     assert other["level"] == "low"
+    # A later assessment of the same visit names the level before it (for notifications that
+    # should speak up only when the level changed).
+    await publish(hass, RISK_TOPIC, risk_payload("high", 70, final=True))
+    await wait_for(hass, lambda: len(events) == 3, "the final assessment")
+    assert events[2].data["previous_level"] == "critical"
 
 
 async def test_sensors_follow_the_worst_visit_and_fall_back(

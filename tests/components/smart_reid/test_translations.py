@@ -19,6 +19,7 @@ from custom_components.smart_reid.binary_sensor import (
     PERSON_BINARY_SENSORS,
     SERVER_CONNECTIVITY,
 )
+from custom_components.smart_reid.calendar import VISITS
 from custom_components.smart_reid.const import EVENT_TYPES
 from custom_components.smart_reid.device_trigger import TRIGGERS
 from custom_components.smart_reid.event import VISIT_STARTED
@@ -68,6 +69,7 @@ def test_entities_and_triggers_have_names() -> None:
         "binary_sensor": (SERVER_CONNECTIVITY, *CAMERA_BINARY_SENSORS, *PERSON_BINARY_SENSORS),
         "event": (VISIT_STARTED,),
         "image": (THUMBNAIL,),
+        "calendar": (VISITS,),
     }.items():
         for description in descriptions:
             assert f"entity.{platform}.{description.translation_key}.name" in STRINGS
@@ -82,7 +84,13 @@ def test_code_keys_are_translated() -> None:
     """Exceptions, issues, flow errors and aborts named in the code all have texts."""
     code = "\n".join(
         (COMPONENT / name).read_text(encoding="utf-8")
-        for name in ("__init__.py", "config_flow.py", "coordinator.py", "services.py")
+        for name in (
+            "__init__.py",
+            "config_flow.py",
+            "coordinator.py",
+            "digest.py",
+            "services.py",
+        )
     )
     for key in re.findall(r'translation_key="(\w+)"', code):
         assert f"exceptions.{key}.message" in STRINGS or f"issues.{key}.title" in STRINGS, key
@@ -98,6 +106,11 @@ def test_code_keys_are_translated() -> None:
         assert f"config.error.{error}" in STRINGS or f"options.error.{error}" in STRINGS, error
     for reason in re.findall(r'reason="(\w+)"', code):
         assert f"config.abort.{reason}" in STRINGS, reason
+    # Texts looked up by key rather than raised (the daily digest without its server).
+    looked_up = re.findall(r"\{prefix\}(\w+)\.message", code)
+    assert len(looked_up) == 2
+    for key in [*looked_up, "calendar_failed"]:  # the calendar's error (calendar.py)
+        assert f"exceptions.{key}.message" in STRINGS, key
 
 
 def test_services_documented() -> None:
