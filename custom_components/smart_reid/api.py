@@ -179,10 +179,6 @@ class SmartReidApi:
     async def reset(self, camera: str | None = None) -> dict[str, Any]:
         return await self._json("POST", "/api/reset", json={"camera": camera} if camera else {})
 
-    async def visits(self, params: dict[str, str]) -> dict[str, Any]:
-        """`GET /api/visits`: visits in a period, newest first (docs/contract.md)."""
-        return await self._json("GET", "/api/visits", params=params)
-
     async def image(self, path: str) -> tuple[bytes, str]:
         """Bytes and content type of one of the server's pictures (a contract `*_url` path)."""
         _, body, ctype = await self._request("GET", path)
@@ -210,13 +206,21 @@ class SmartReidApi:
         )
 
     async def visits(
-        self, start: float, end: float, *, limit: int = 1000, min_level: str | None = None
+        self,
+        start: float,
+        end: float,
+        *,
+        limit: int = 1000,
+        min_level: str | None = None,
+        person: str | None = None,
+        camera: str | None = None,
     ) -> dict[str, Any]:
         """Visits overlapping ``start``..``end`` (Unix seconds, at most 31 days), newest first
         (``GET /api/visits``)."""
         params = {"start": f"{start:.3f}", "end": f"{end:.3f}", "limit": str(limit)}
-        if min_level:
-            params["min_level"] = min_level
+        for name, value in (("min_level", min_level), ("person", person), ("camera", camera)):
+            if value:
+                params[name] = value
         return await self._json("GET", "/api/visits", params=params)
 
     async def summary(self, start: float, end: float, narrative: str = "auto") -> dict[str, Any]:

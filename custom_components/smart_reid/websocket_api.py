@@ -512,16 +512,15 @@ async def ws_visits(hass: HomeAssistant, connection: ActiveConnection, msg: dict
     truncated = False
     errors: list[str] = []
     for entry in entries:
-        params = {"start": str(start), "end": str(end), "limit": str(limit)}
-        for key, name in (
-            ("person_id", "person"),
-            ("camera", "camera"),
-            ("min_level", "min_level"),
-        ):
-            if msg.get(key):
-                params[name] = msg[key]
         try:
-            answer = await entry.runtime_data.api.visits(params)
+            answer = await entry.runtime_data.api.visits(
+                start,
+                end,
+                limit=limit,
+                min_level=msg.get("min_level"),
+                person=msg.get("person_id"),
+                camera=msg.get("camera"),
+            )
         except SmartReidApiError as err:
             if err.status != 404:
                 errors.append(f"{entry.title}: {err.message}")

@@ -520,18 +520,17 @@ class FakeServer:
     health_ahead: bool = False
     frames: list[dict[str, Any]] = field(default_factory=list)
     searches: list[dict[str, Any]] = field(default_factory=list)
-    # `GET /api/visits` answers these (Visit + risk, label, known); None: the route is missing
-    # (a server from before it), 404 like any unknown route.
-    visits: list[dict[str, Any]] | None = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     frame_status: int = 200
     # Anything but 200: picture requests fail with it (a server restarting, a lost file).
     thumbnail_status: int = 200
     # The CUHK03 crop (identity, cell) served as every person's thumbnail.
     thumbnail_crop: tuple[int, int] = (1, 0)
-    # Stored visits (GET /api/visits answers those overlapping the period asked for) and the
-    # summary GET /api/summary answers (None: one written from the visits like the rules do).
-    visits: list[dict[str, Any]] = field(default_factory=list)
+    # Stored visits (Visit + risk, label, known): GET /api/visits answers those overlapping the
+    # period asked for; None: the route is missing (a server from before it), 404 like any
+    # unknown route. The summary GET /api/summary answers (None: one written from the visits
+    # like the rules do).
+    visits: list[dict[str, Any]] | None = field(default_factory=list)
     summary: dict[str, Any] | None = None
     # Anything but 200: GET /api/visits and /api/summary fail with it (404: an older server).
     summary_status: int = 200
@@ -549,7 +548,6 @@ class FakeServer:
         app.router.add_post("/api/reset", self._reset)
         app.router.add_get("/api/persons/{person_id}/thumbnail.jpg", self._thumbnail)
         app.router.add_get("/api/visits/{visit_id}/snapshot.jpg", self._snapshot)
-        app.router.add_get("/api/visits", self._visits)
         app.router.add_post("/api/frames", self._frames)
         app.router.add_post("/api/search", self._search)
         app.router.add_get("/api/visits", self._list_visits)
@@ -662,29 +660,6 @@ class FakeServer:
     async def _snapshot(self, request: web.Request) -> web.Response:
         return web.Response(body=cuhk03_image(1, 5).read_bytes(), content_type="image/jpeg")
 
-    async def _visits(self, request: web.Request) -> web.Response:
-        """Visits overlapping `start`-`end`, newest first, as docs/contract.md describes."""
-        if self.visits is None:
-            return _error(404, "not_found", "no such route")
-        start, end = float(request.query["start"]), float(request.query["end"])
-        person = request.query.get("person")
-        found = [
-            v
-            for v in self.visits
-            if not isinstance(v, dict)  # a test's malformed entry goes out as it is
-            or "started_at" not in v
-            or (
-                v["started_at"] < end
-                and (v["ended_at"] is None or v["ended_at"] > start)
-                and (person is None or v["person_id"] == person)
-            )
-        ]
-        found.sort(key=lambda v: -float(v.get("started_at", 0)) if isinstance(v, dict) else 0.0)
-        limit = int(request.query.get("limit", 200))
-        return web.json_response(
-            {"start": start, "end": end, "truncated": len(found) > limit, "visits": found[:limit]}
-        )
-
     async def _frames(self, request: web.Request) -> web.Response:
         camera = request.query.get("camera", "")
         if self.frame_status != 200:
@@ -728,20 +703,34 @@ class FakeServer:
             return _error(400, "bad_period", "end must be after start, at most 31 days later")
         return start, end
 
-    def _overlapping(self, start: float, end: float) -> list[dict[str, Any]]:
+    def _overlapping(
+        self, start: float, end: float, person: str | None = None
+    ) -> list[dict[str, Any]]:
         found = [
             v
-            for v in self.visits
-            if v["started_at"] < end and (v["ended_at"] is None or v["ended_at"] > start)
+            for v in self.visits or []
+            if not isinstance(v, dict)  # a test's malformed entry goes out as it is
+            or "started_at" not in v
+            or (
+                v["started_at"] < end
+                and (v["ended_at"] is None or v["ended_at"] > start)
+                and (person is None or v["person_id"] == person)
+            )
         ]
-        return sorted(found, key=lambda v: v["started_at"], reverse=True)
+        return sorted(
+            found,
+            key=lambda v: float(v.get("started_at", 0)) if isinstance(v, dict) else 0.0,
+            reverse=True,
+        )
 
     async def _list_visits(self, request: web.Request) -> web.Response:
+        if self.visits is None:
+            return _error(404, "not_found", "no such route")
         period = self._period(request)
         if isinstance(period, web.Response):
             return period
         limit = int(request.query.get("limit", 200))
-        found = self._overlapping(*period)
+        found = self._overlapping(*period, request.query.get("person"))
         return web.json_response(
             {
                 "start": period[0],
