@@ -216,6 +216,8 @@ SCHEMA = vol.Schema(
                 vol.Coerce(float), vol.Range(min=0.0)
             ),
             vol.Optional("learn_transit", default=True): bool,
+            # An impossible walk between non-overlapping cameras vetoes tier 1's fused score.
+            vol.Optional("veto_impossible", default=True): bool,
             # {front: [drive, garden]} or {front: {drive: [5, 40], garden: null}} (seconds).
             vol.Optional("adjacency", default={}): {camera_name: _neighbours},
         },
@@ -226,7 +228,7 @@ SCHEMA = vol.Schema(
             vol.Optional("decide_after_s", default=1.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=30.0)
             ),
-            vol.Optional("poor_create_after_s", default=1.2): vol.All(
+            vol.Optional("poor_create_after_s", default=1.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=600.0)
             ),
             vol.Optional("continuous_gap_s", default=2.0): vol.All(
@@ -238,7 +240,7 @@ SCHEMA = vol.Schema(
             vol.Optional("merge_threshold", default=None): vol.Any(None, _probability),
             vol.Optional("active_threshold", default=0.5): vol.Any(None, _probability),
             vol.Optional("overlap_share", default=0.3): _probability,
-            vol.Optional("reacquire_s", default=3.0): vol.All(
+            vol.Optional("reacquire_s", default=6.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=60.0)
             ),
         },

@@ -174,7 +174,7 @@ class Matcher:
                 (c.score, c.appearance, crop, c.person_id)
                 for crop, found in enumerate(active)
                 for c in found
-                if c.appearance >= self.threshold or c.score >= active_threshold
+                if c.appearance >= self.threshold + c.bar or c.score >= active_threshold
             ),
             key=lambda pair: (-pair[0], -pair[1], pair[2]),
         )
@@ -476,6 +476,10 @@ class ActiveTierConfig:
     place_weight: float = 0.05
     min_transit_s: float = 2.0
     learn_transit: bool = True
+    # A walk between two cameras quicker than their fastest transit (a person seen on another,
+    # non-overlapping camera a moment ago) vetoes the fused score: only an appearance match at
+    # the gallery threshold can still attribute the crop. False: only ``place_weight`` lowers it.
+    veto_impossible: bool = True
     adjacency: Adjacency = field(default_factory=dict)
 
     @classmethod
@@ -491,6 +495,7 @@ class ActiveTierConfig:
             place_weight=float(match_cfg.get("place_weight", defaults.place_weight)),
             min_transit_s=float(match_cfg.get("min_transit_s", defaults.min_transit_s)),
             learn_transit=bool(match_cfg.get("learn_transit", defaults.learn_transit)),
+            veto_impossible=bool(match_cfg.get("veto_impossible", defaults.veto_impossible)),
             adjacency=parse_adjacency(match_cfg.get("adjacency")),
         )
 
@@ -506,6 +511,11 @@ class ActiveTierConfig:
         return max(0.0, gallery_threshold - self.margin)
 
 
+# Subtracted from the fused score of an impossible walk (``veto_impossible``): more than any
+# cosine can make up, so the fused route cannot attribute the crop.
+IMPOSSIBLE_PENALTY = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveCandidate:
     """One active visit's person as a candidate for one crop."""
@@ -513,6 +523,9 @@ class ActiveCandidate:
     person_id: str
     appearance: float  # best cosine to the person's exemplars and the visit's recent crops
     score: float  # appearance fused with time and place
+    # How far above the gallery threshold appearance alone must reach to attribute the crop
+    # (the stay penalty: the camera the person was last seen on, not a moment ago).
+    bar: float = 0.0
 
 
 class ActiveTier:
@@ -588,7 +601,8 @@ class ActiveTier:
         The stay penalty is waived for a person seen on this camera at most ``reacquire_s``
         ago: with per-track decisions, a new track there so soon is most often the same person
         picked up again after an occlusion (their old track, if still in the frame, already
-        holds them and is not offered)."""
+        holds them and is not offered). Later, for tracks (``reacquire_s`` > 0), it applies to
+        the appearance route too (``ActiveCandidate.bar``)."""
         out: list[list[ActiveCandidate]] = [[] for _ in range(len(queries))]
         for visit in visits:
             bank = self.gallery.exemplars(visit.person_id)
@@ -606,10 +620,20 @@ class ActiveTier:
             prior = self.config.place_weight * self.transit.plausibility(
                 visit.last_camera, camera, elapsed
             ) - self.config.time_weight * min(1.0, abs(elapsed) / self.window_s)
+            if self.config.veto_impossible and self.transit.impossible(
+                visit.last_camera, camera, elapsed
+            ):
+                prior -= IMPOSSIBLE_PENALTY
+            bar = 0.0
             if visit.last_camera == camera and (reacquire_s <= 0 or elapsed > reacquire_s):
                 prior -= self.stay_penalty
+                # A new track (video) on the camera the person left a while ago: appearance
+                # alone must clear the same margin (stills keep the gallery threshold).
+                bar = self.stay_penalty if reacquire_s > 0 else 0.0
             for row, similarity in enumerate(appearance):
                 out[row].append(
-                    ActiveCandidate(visit.person_id, float(similarity), float(similarity) + prior)
+                    ActiveCandidate(
+                        visit.person_id, float(similarity), float(similarity) + prior, bar
+                    )
                 )
         return out
