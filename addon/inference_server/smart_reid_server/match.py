@@ -30,7 +30,10 @@ scores each crop against every active visit with a fused score: appearance (best
 person's exemplars and to the visit's own recent crops, which show today's clothes from today's
 cameras), plus ``place_weight`` times the plausibility of walking from the visit's last camera to
 this one in the time since (``visits.TransitTimes``), minus ``time_weight`` times the share of the
-visit window that has passed. A crop on the camera the person was last seen on is no hand-over:
+visit window that has passed. A walk quicker than the pair's fastest transit (someone seen on
+another camera a moment ago, and the two cameras do not overlap) is impossible: it closes the
+fused route (``veto_impossible``), leaving only an appearance match at the gallery threshold. A
+crop on the camera the person was last seen on is no hand-over:
 it must score ``uncertain_margin`` above the active threshold. A crop is attributed to an active
 visit when its fused score reaches the active threshold (per model, ``DEFAULT_ACTIVE_THRESHOLDS``;
 looser than the gallery threshold because the candidate set is tiny), or its appearance alone
