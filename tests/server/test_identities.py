@@ -558,7 +558,7 @@ def test_a_look_alike_on_a_far_camera_a_second_later_is_someone_else(
     ids.close()
 
     blind = ActiveTierConfig(
-        adjacency=adjacency, place_weight=0.0, time_weight=0.0, veto_impossible=False
+        adjacency=adjacency, place_weight=0.0, time_weight=0.0, veto_within_s=0.0
     )
     looks_only = open_identities(tmp_path / "looks", active=blind)
     (first,) = walk_past_front(looks_only, plan, T0).decisions
@@ -621,7 +621,7 @@ def test_a_stranger_a_moment_later_on_a_camera_that_does_not_overlap_is_someone_
     assert ids.person(arrival.person_id).camera == "front"
     ids.close()
 
-    lowered = open_identities(tmp_path / "weighted", active=ActiveTierConfig(veto_impossible=False))
+    lowered = open_identities(tmp_path / "weighted", active=ActiveTierConfig(veto_within_s=0.0))
     (first,) = walk_past_front(lowered, plan, T0).decisions
     (swallowed,) = see(lowered, "back", last + 0.25, [stranger]).decisions
     assert swallowed.person_id == first.person_id and not swallowed.new_person, (

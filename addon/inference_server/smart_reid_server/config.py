@@ -216,8 +216,11 @@ SCHEMA = vol.Schema(
                 vol.Coerce(float), vol.Range(min=0.0)
             ),
             vol.Optional("learn_transit", default=True): bool,
-            # An impossible walk between non-overlapping cameras vetoes tier 1's fused score.
-            vol.Optional("veto_impossible", default=True): bool,
+            # Seen on another, non-overlapping camera less than this ago: tier 1's fused score
+            # is vetoed (0: never).
+            vol.Optional("veto_within_s", default=1.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0, max=60.0)
+            ),
             # {front: [drive, garden]} or {front: {drive: [5, 40], garden: null}} (seconds).
             vol.Optional("adjacency", default={}): {camera_name: _neighbours},
         },

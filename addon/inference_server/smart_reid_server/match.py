@@ -30,9 +30,9 @@ scores each crop against every active visit with a fused score: appearance (best
 person's exemplars and to the visit's own recent crops, which show today's clothes from today's
 cameras), plus ``place_weight`` times the plausibility of walking from the visit's last camera to
 this one in the time since (``visits.TransitTimes``), minus ``time_weight`` times the share of the
-visit window that has passed. A walk quicker than the pair's fastest transit (someone seen on
-another camera a moment ago, and the two cameras do not overlap) is impossible: it closes the
-fused route (``veto_impossible``), leaving only an appearance match at the gallery threshold. A
+visit window that has passed. Someone seen on another camera less than ``veto_within_s`` ago,
+where the walk between the two takes longer (the cameras do not overlap), is still there: that
+closes the fused route, leaving only an appearance match at the gallery threshold. A
 crop on the camera the person was last seen on is no hand-over:
 it must score ``uncertain_margin`` above the active threshold. A crop is attributed to an active
 visit when its fused score reaches the active threshold (per model, ``DEFAULT_ACTIVE_THRESHOLDS``;
@@ -479,10 +479,11 @@ class ActiveTierConfig:
     place_weight: float = 0.05
     min_transit_s: float = 2.0
     learn_transit: bool = True
-    # A walk between two cameras quicker than their fastest transit (a person seen on another,
-    # non-overlapping camera a moment ago) vetoes the fused score: only an appearance match at
-    # the gallery threshold can still attribute the crop. False: only ``place_weight`` lowers it.
-    veto_impossible: bool = True
+    # A person seen on another camera less than this long ago, where the walk between the two
+    # takes longer (they do not overlap), is still there: the fused score is vetoed, and only an
+    # appearance match at the gallery threshold can still attribute the crop. Walks that are
+    # merely faster than usual only lose ``place_weight``. 0: never vetoed.
+    veto_within_s: float = 1.0
     adjacency: Adjacency = field(default_factory=dict)
 
     @classmethod
@@ -498,7 +499,7 @@ class ActiveTierConfig:
             place_weight=float(match_cfg.get("place_weight", defaults.place_weight)),
             min_transit_s=float(match_cfg.get("min_transit_s", defaults.min_transit_s)),
             learn_transit=bool(match_cfg.get("learn_transit", defaults.learn_transit)),
-            veto_impossible=bool(match_cfg.get("veto_impossible", defaults.veto_impossible)),
+            veto_within_s=float(match_cfg.get("veto_within_s", defaults.veto_within_s)),
             adjacency=parse_adjacency(match_cfg.get("adjacency")),
         )
 
@@ -514,7 +515,7 @@ class ActiveTierConfig:
         return max(0.0, gallery_threshold - self.margin)
 
 
-# Subtracted from the fused score of an impossible walk (``veto_impossible``): more than any
+# Subtracted from the fused score of an impossible walk (``veto_within_s``): more than any
 # cosine can make up, so the fused route cannot attribute the crop.
 IMPOSSIBLE_PENALTY = 2.0
 
@@ -623,7 +624,7 @@ class ActiveTier:
             prior = self.config.place_weight * self.transit.plausibility(
                 visit.last_camera, camera, elapsed
             ) - self.config.time_weight * min(1.0, abs(elapsed) / self.window_s)
-            if self.config.veto_impossible and self.transit.impossible(
+            if abs(elapsed) < self.config.veto_within_s and self.transit.impossible(
                 visit.last_camera, camera, elapsed
             ):
                 prior -= IMPOSSIBLE_PENALTY

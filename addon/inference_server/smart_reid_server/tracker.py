@@ -4,7 +4,8 @@ Embedding a crop is the most expensive step per person. A person standing at the
 minute is the same person in every frame, and a camera's consecutive frames show it plainly:
 the boxes overlap. So each camera gets a light tracker (IoU matching of detections against each
 track's box moved forward at its constant velocity, with a centre-distance fallback for small,
-fast boxes at low frame rates) and the pipeline embeds a track's crop only
+fast boxes at low frame rates; a track missing from the camera's frames for more than
+``relink_s`` is not continued) and the pipeline embeds a track's crop only
 
 - for its first ``embed_first`` sightings (a few looks, so a bad first crop does not decide),
 - then every ``embed_every``-th sighting (appearance may change: a coat comes off),
