@@ -557,7 +557,9 @@ def test_a_look_alike_on_a_far_camera_a_second_later_is_someone_else(
     assert ids.person(arrival.person_id).camera == "front"
     ids.close()
 
-    blind = ActiveTierConfig(adjacency=adjacency, place_weight=0.0, time_weight=0.0)
+    blind = ActiveTierConfig(
+        adjacency=adjacency, place_weight=0.0, time_weight=0.0, veto_within_s=0.0
+    )
     looks_only = open_identities(tmp_path / "looks", active=blind)
     (first,) = walk_past_front(looks_only, plan, T0).decisions
     (merged,) = see(looks_only, "back", last + 1, [stranger]).decisions
@@ -587,6 +589,89 @@ def test_sure_hand_overs_teach_walking_times_and_faint_ones_do_not(
     (joined,) = see(ids, "back", T0 + 9000 + len(faint.view_a) + 10, [faint.view_b]).decisions
     assert joined.match is MatchStatus.UNCERTAIN and not joined.new_person
     assert "back|front" not in tier.transit.learned(), "an unsure hand-over is no evidence"
+
+
+@functools.cache
+def clear_stranger() -> tuple[Plan, Sample]:
+    """A person and someone else's view-B crop that resembles the person's exemplars well above
+    the active threshold (more than ``place_weight`` above) but below the gallery threshold:
+    tier 1's fused score takes it for the person unless something vetoes the walk."""
+    for identity, sequence in _walkers():
+        kept = _kept(sequence)
+        for other, crops in samples().items():
+            for crop in crops:
+                near = ACTIVE + 0.07 <= _best(crop, kept) <= THRESHOLD - 0.02
+                if other != identity and crop.view == "B" and near:
+                    return Plan(identity, sequence, crop, _best(crop, kept)), crop
+    pytest.skip("no stranger well above the active threshold among the embedded identities")
+
+
+def test_a_stranger_a_moment_later_on_a_camera_that_does_not_overlap_is_someone_else(
+    tmp_path: Path,
+) -> None:
+    require_assets()
+    plan, stranger = clear_stranger()
+    last = T0 + len(plan.view_a) - 1
+    ids = open_identities(tmp_path / "veto")  # nothing configured: a walk takes 2 s at least
+    (arrival,) = walk_past_front(ids, plan, T0).decisions
+    (other,) = see(ids, "back", last + 0.25, [stranger]).decisions
+    assert other.new_person and other.person_id != arrival.person_id, (
+        "nobody walks between two cameras that do not overlap in a quarter of a second"
+    )
+    assert ids.person(arrival.person_id).camera == "front"
+    ids.close()
+
+    lowered = open_identities(tmp_path / "weighted", active=ActiveTierConfig(veto_within_s=0.0))
+    (first,) = walk_past_front(lowered, plan, T0).decisions
+    (swallowed,) = see(lowered, "back", last + 0.25, [stranger]).decisions
+    assert swallowed.person_id == first.person_id and not swallowed.new_person, (
+        "lowering the score by place_weight alone attaches the stranger"
+    )
+    lowered.close()
+
+
+def test_one_person_seen_at_once_by_two_overlapping_cameras_stays_one_person(
+    tmp_path: Path, weak: tuple[Plan, Sample]
+) -> None:
+    plan, _ = weak
+    last = T0 + len(plan.view_a) - 1
+    overlap = ActiveTierConfig(adjacency={"front": {"back": (0.0, 10.0)}})
+    ids = open_identities(tmp_path / "overlap", active=overlap)
+    assert ids.active_tier is not None and ids.active_tier.transit.overlapping("front", "back")
+    (arrival,) = walk_past_front(ids, plan, T0).decisions
+    (same,) = see(ids, "back", last, [plan.view_b]).decisions
+    assert same.person_id == arrival.person_id and not same.new_person
+    assert same.visit_id == arrival.visit_id
+    ids.close()
+
+    # Not said to overlap: a faint look at the same moment on another camera is someone else.
+    apart = open_identities(tmp_path / "apart")
+    (first,) = walk_past_front(apart, plan, T0).decisions
+    (second,) = see(apart, "back", last, [plan.view_b]).decisions
+    assert second.new_person and second.person_id != first.person_id
+    apart.close()
+
+
+def test_overlap_is_learned_from_sure_simultaneous_sightings(
+    ids: Identities, plans: list[Plan], weak: tuple[Plan, Sample]
+) -> None:
+    tier = ids.active_tier
+    assert tier is not None
+    assert not tier.transit.overlapping("front", "back")
+    for n, plan in enumerate(plans[:3]):
+        start = T0 + 1000 * n
+        walk_past_front(ids, plan, start)
+        last = start + len(plan.view_a) - 1
+        (both,) = see(ids, "back", last, [plan.view_b]).decisions
+        assert both.match is MatchStatus.MATCHED and not both.new_person, (
+            "a sure match is one person even where the walk looks impossible"
+        )
+    assert tier.transit.overlapping("front", "back")
+    faint, _ = weak
+    start = T0 + 9000
+    (arrival,) = walk_past_front(ids, faint, start).decisions
+    (same,) = see(ids, "back", start + len(faint.view_a) - 1, [faint.view_b]).decisions
+    assert same.person_id == arrival.person_id and not same.new_person
 
 
 def _search_rank1(

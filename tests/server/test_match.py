@@ -259,3 +259,40 @@ def test_a_new_decision_reports_its_best_similarity_to_anyone_in_the_gallery(
     loser = next(r for r in both if r.person_id is None)
     assert loser.status is MatchStatus.NEW
     assert loser.similarity == pytest.approx(float(first.vector @ second.vector), abs=2e-3)
+
+
+def test_a_new_track_where_the_person_was_a_while_ago_must_clear_the_stay_margin(
+    people: dict[int, list[Sample]],
+) -> None:
+    """Video: a person's own track holds them while they are in view, so a new track on the
+    camera they left longer than ``reacquire_s`` ago is someone else unless it looks like them
+    by the gallery threshold plus the stay margin. Stills keep the gallery threshold."""
+    found_pair = None
+    for crops in people.values():
+        view_a = [s for s in crops if s.view == "A"]
+        for b in (s for s in crops if s.view == "B"):
+            best = max((float(b.vector @ a.vector) for a in view_a), default=0.0)
+            if THRESHOLD + 0.01 <= best <= THRESHOLD + 0.04:
+                found_pair = (view_a, b)
+                break
+        if found_pair:
+            break
+    if found_pair is None:
+        pytest.skip("no cross-view crop just above the gallery threshold")
+    view_a, look = found_pair
+    gallery = gallery_of(("p", view_a))
+    matcher = Matcher(gallery, THRESHOLD, MARGIN)
+    tier = ActiveTier(ActiveTierConfig(), gallery, THRESHOLD, 60.0, model=MODEL_NAME)
+    visit = _on_visit("p", "front", T0)
+    query = look.vector[None, :]
+    # Tier 1 for tracks just below the gallery threshold, as shipped (0.5 against 0.55).
+    track_tier = THRESHOLD - 0.05
+
+    def decide(at: float, reacquire_s: float) -> str | None:
+        found = tier.candidates(query, "front", at, [visit], reacquire_s=reacquire_s)
+        (result,) = matcher.match_two_tier(query, found, track_tier)
+        return result.person_id
+
+    assert decide(T0 + 10, reacquire_s=6.0) is None, "a new track 10 s later: someone new"
+    assert decide(T0 + 3, reacquire_s=6.0) == "p", "picked up again 3 s later: the person"
+    assert decide(T0 + 10, reacquire_s=0.0) == "p", "a still: the gallery threshold as before"

@@ -159,3 +159,40 @@ def test_sharpness_must_match_the_detections() -> None:
         CameraTracker("x").update(
             [Detection(Box(0, 0, 10, 30), 0.9), Detection(Box(50, 0, 60, 30), 0.9)], 1.0, [3.0]
         )
+
+
+def test_a_track_lost_for_long_is_not_continued_by_whoever_walks_into_its_path() -> None:
+    """At 10 frames a second, a walker hidden for 2 s: extrapolated that far, the track's box
+    would land on a stranger stepping in there; the stranger gets a track of their own."""
+    tracker = CameraTracker("street")
+    walker = [
+        tracker.update([Detection(_walk((100, 200), (50, 0), (50, 150), t), 0.9)], t)[0]
+        for t in (0.0, 0.1, 0.2, 0.3)
+    ]
+    assert len({w.track_id for w in walker}) == 1
+    # Nobody visible for 2 s (frames keep coming), then someone exactly where the walker's
+    # box would be by now.
+    for step in range(1, 20):
+        tracker.update([], 0.3 + step * 0.1)
+    there = _walk((100, 200), (50, 0), (50, 150), 2.3)
+    stranger = tracker.update([Detection(there, 0.9)], 2.3)[0]
+    assert stranger.new_track and stranger.track_id != walker[0].track_id
+
+    # Hidden for less than relink_s (1 s): still the same track.
+    tracker = CameraTracker("street")
+    first = tracker.update([Detection(_walk((100, 200), (50, 0), (50, 150), 0.0), 0.9)], 0.0)[0]
+    tracker.update([Detection(_walk((100, 200), (50, 0), (50, 150), 0.1), 0.9)], 0.1)
+    for step in range(1, 10):
+        tracker.update([], 0.1 + step * 0.1)
+    back = tracker.update([Detection(_walk((100, 200), (50, 0), (50, 150), 1.1), 0.9)], 1.1)[0]
+    assert back.track_id == first.track_id and not back.new_track
+
+
+def test_a_camera_sending_a_frame_every_two_seconds_keeps_its_tracks() -> None:
+    """Frames further apart than relink_s: a track seen in the previous frame goes on."""
+    tracker = CameraTracker("gate")
+    ids = {
+        tracker.update([Detection(_walk((100, 200), (20, 0), (50, 150), t), 0.9)], t)[0].track_id
+        for t in (0.0, 2.0, 4.0, 6.0)
+    }
+    assert len(ids) == 1

@@ -311,6 +311,11 @@ SCHEMA = vol.Schema(
                 vol.Coerce(float), vol.Range(min=0.0)
             ),
             vol.Optional("learn_transit", default=True): bool,
+            # Seen on another, non-overlapping camera less than this ago: tier 1's fused score
+            # is vetoed (0: never).
+            vol.Optional("veto_within_s", default=1.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0, max=60.0)
+            ),
             # {front: [drive, garden]} or {front: {drive: [5, 40], garden: null}} (seconds).
             vol.Optional("adjacency", default={}): {camera_name: _neighbours},
         },
@@ -321,7 +326,7 @@ SCHEMA = vol.Schema(
             vol.Optional("decide_after_s", default=1.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=30.0)
             ),
-            vol.Optional("poor_create_after_s", default=1.2): vol.All(
+            vol.Optional("poor_create_after_s", default=1.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=600.0)
             ),
             vol.Optional("continuous_gap_s", default=2.0): vol.All(
@@ -333,7 +338,7 @@ SCHEMA = vol.Schema(
             vol.Optional("merge_threshold", default=None): vol.Any(None, _probability),
             vol.Optional("active_threshold", default=0.5): vol.Any(None, _probability),
             vol.Optional("overlap_share", default=0.3): _probability,
-            vol.Optional("reacquire_s", default=3.0): vol.All(
+            vol.Optional("reacquire_s", default=6.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=60.0)
             ),
         },

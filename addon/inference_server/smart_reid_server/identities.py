@@ -854,9 +854,11 @@ class Identities:
             if not others:
                 continue
             query = self._centred(camera, aggregate).reshape(1, -1)
-            found = self.active_tier.candidates(query, camera, timestamp, others)[0]
+            found = self.active_tier.candidates(
+                query, camera, timestamp, others, reacquire_s=book.settings.reacquire_s
+            )[0]
             best = max(found, key=lambda c: c.appearance, default=None)
-            if best is None or best.appearance < threshold:
+            if best is None or best.appearance < threshold + best.bar:
                 continue
             if any(s.person_id == best.person_id for s in plan.states if s is not None):
                 continue  # both are in this very frame: two people

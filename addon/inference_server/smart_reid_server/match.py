@@ -30,7 +30,10 @@ scores each crop against every active visit with a fused score: appearance (best
 person's exemplars and to the visit's own recent crops, which show today's clothes from today's
 cameras), plus ``place_weight`` times the plausibility of walking from the visit's last camera to
 this one in the time since (``visits.TransitTimes``), minus ``time_weight`` times the share of the
-visit window that has passed. A crop on the camera the person was last seen on is no hand-over:
+visit window that has passed. Someone seen on another camera less than ``veto_within_s`` ago,
+where the walk between the two takes longer (the cameras do not overlap), is still there: that
+closes the fused route, leaving only an appearance match at the gallery threshold. A
+crop on the camera the person was last seen on is no hand-over:
 it must score ``uncertain_margin`` above the active threshold. A crop is attributed to an active
 visit when its fused score reaches the active threshold (per model, ``DEFAULT_ACTIVE_THRESHOLDS``;
 looser than the gallery threshold because the candidate set is tiny), or its appearance alone
@@ -174,7 +177,7 @@ class Matcher:
                 (c.score, c.appearance, crop, c.person_id)
                 for crop, found in enumerate(active)
                 for c in found
-                if c.appearance >= self.threshold or c.score >= active_threshold
+                if c.appearance >= self.threshold + c.bar or c.score >= active_threshold
             ),
             key=lambda pair: (-pair[0], -pair[1], pair[2]),
         )
@@ -476,6 +479,11 @@ class ActiveTierConfig:
     place_weight: float = 0.05
     min_transit_s: float = 2.0
     learn_transit: bool = True
+    # A person seen on another camera less than this long ago, where the walk between the two
+    # takes longer (they do not overlap), is still there: the fused score is vetoed, and only an
+    # appearance match at the gallery threshold can still attribute the crop. Walks that are
+    # merely faster than usual only lose ``place_weight``. 0: never vetoed.
+    veto_within_s: float = 1.0
     adjacency: Adjacency = field(default_factory=dict)
 
     @classmethod
@@ -491,6 +499,7 @@ class ActiveTierConfig:
             place_weight=float(match_cfg.get("place_weight", defaults.place_weight)),
             min_transit_s=float(match_cfg.get("min_transit_s", defaults.min_transit_s)),
             learn_transit=bool(match_cfg.get("learn_transit", defaults.learn_transit)),
+            veto_within_s=float(match_cfg.get("veto_within_s", defaults.veto_within_s)),
             adjacency=parse_adjacency(match_cfg.get("adjacency")),
         )
 
@@ -506,6 +515,11 @@ class ActiveTierConfig:
         return max(0.0, gallery_threshold - self.margin)
 
 
+# Subtracted from the fused score of an impossible walk (``veto_within_s``): more than any
+# cosine can make up, so the fused route cannot attribute the crop.
+IMPOSSIBLE_PENALTY = 2.0
+
+
 @dataclass(frozen=True, slots=True)
 class ActiveCandidate:
     """One active visit's person as a candidate for one crop."""
@@ -513,6 +527,9 @@ class ActiveCandidate:
     person_id: str
     appearance: float  # best cosine to the person's exemplars and the visit's recent crops
     score: float  # appearance fused with time and place
+    # How far above the gallery threshold appearance alone must reach to attribute the crop
+    # (the stay penalty: the camera the person was last seen on, not a moment ago).
+    bar: float = 0.0
 
 
 class ActiveTier:
@@ -588,7 +605,8 @@ class ActiveTier:
         The stay penalty is waived for a person seen on this camera at most ``reacquire_s``
         ago: with per-track decisions, a new track there so soon is most often the same person
         picked up again after an occlusion (their old track, if still in the frame, already
-        holds them and is not offered)."""
+        holds them and is not offered). Later, for tracks (``reacquire_s`` > 0), it applies to
+        the appearance route too (``ActiveCandidate.bar``)."""
         out: list[list[ActiveCandidate]] = [[] for _ in range(len(queries))]
         for visit in visits:
             bank = self.gallery.exemplars(visit.person_id)
@@ -606,10 +624,20 @@ class ActiveTier:
             prior = self.config.place_weight * self.transit.plausibility(
                 visit.last_camera, camera, elapsed
             ) - self.config.time_weight * min(1.0, abs(elapsed) / self.window_s)
+            if abs(elapsed) < self.config.veto_within_s and self.transit.impossible(
+                visit.last_camera, camera, elapsed
+            ):
+                prior -= IMPOSSIBLE_PENALTY
+            bar = 0.0
             if visit.last_camera == camera and (reacquire_s <= 0 or elapsed > reacquire_s):
                 prior -= self.stay_penalty
+                # A new track (video) on the camera the person left a while ago: appearance
+                # alone must clear the same margin (stills keep the gallery threshold).
+                bar = self.stay_penalty if reacquire_s > 0 else 0.0
             for row, similarity in enumerate(appearance):
                 out[row].append(
-                    ActiveCandidate(visit.person_id, float(similarity), float(similarity) + prior)
+                    ActiveCandidate(
+                        visit.person_id, float(similarity), float(similarity) + prior, bar
+                    )
                 )
         return out

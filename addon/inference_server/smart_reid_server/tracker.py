@@ -4,7 +4,8 @@ Embedding a crop is the most expensive step per person. A person standing at the
 minute is the same person in every frame, and a camera's consecutive frames show it plainly:
 the boxes overlap. So each camera gets a light tracker (IoU matching of detections against each
 track's box moved forward at its constant velocity, with a centre-distance fallback for small,
-fast boxes at low frame rates) and the pipeline embeds a track's crop only
+fast boxes at low frame rates; a track missing from the camera's frames for more than
+``relink_s`` is not continued) and the pipeline embeds a track's crop only
 
 - for its first ``embed_first`` sightings (a few looks, so a bad first crop does not decide),
 - then every ``embed_every``-th sighting (appearance may change: a coat comes off),
@@ -113,6 +114,7 @@ class CameraTracker:
         iou_threshold: float = 0.2,
         max_centre_shift: float = 0.6,
         max_age_s: float = 3.0,
+        relink_s: float = 1.5,
         external_max_age_s: float = 60.0,
         embed_first: int = 3,
         embed_every: int = 10,
@@ -123,6 +125,7 @@ class CameraTracker:
         self.iou_threshold = iou_threshold
         self.max_centre_shift = max_centre_shift
         self.max_age_s = max_age_s
+        self.relink_s = relink_s
         self.external_max_age_s = external_max_age_s
         self.embed_first = embed_first
         self.embed_every = embed_every
@@ -131,6 +134,7 @@ class CameraTracker:
         self._tracks: dict[str, _Track] = {}
         self._counter = 0
         self._latest = -math.inf
+        self._previous_frame = -math.inf  # the newest frame time before the current one
         self._ended: list[str] = []
         self._weak: set[int] = set()  # detections of the current update linked by distance
         self._lock = threading.Lock()
@@ -151,7 +155,8 @@ class CameraTracker:
                 f"sharpness has {len(sharpness)} values for {len(detections)} detections"
             )
         with self._lock:
-            self._latest = max(self._latest, timestamp)
+            if timestamp > self._latest:
+                self._previous_frame, self._latest = self._latest, timestamp
             assigned = self._assign(detections, timestamp)
             out: list[TrackedDetection] = []
             for index, detection in enumerate(detections):
@@ -193,7 +198,20 @@ class CameraTracker:
                 assigned[index] = (track, True)
             else:
                 assigned[index] = (track, False)
-        candidates = [t for t in self._tracks.values() if not t.external and t.hits > 0]
+        # A track missing from the camera's frames for longer than ``relink_s`` is not
+        # continued: extrapolated that far, its box lands on whoever walks there next (on real
+        # video most tracks that carried two people were re-linked after 1.5-2 s out of sight).
+        # Whoever appears is a new track, and the identity layer decides by looks whether it is
+        # the person lost there. A track seen in the camera's previous frame always may go on
+        # (a camera sending a frame every 2 s).
+        previous = self._previous_frame
+        candidates = [
+            t
+            for t in self._tracks.values()
+            if not t.external
+            and t.hits > 0
+            and (timestamp - t.last_seen <= self.relink_s or t.last_seen >= previous)
+        ]
         pairs: list[tuple[float, int, int]] = []
         predicted = [t.predicted(timestamp) for t in candidates]
         for index in free:

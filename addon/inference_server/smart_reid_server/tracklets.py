@@ -55,11 +55,11 @@ class TrackSettings:
     enabled: bool = True
     decide_looks: int = 3
     decide_after_s: float = 1.0
-    poor_create_after_s: float = 1.2
+    poor_create_after_s: float = 1.0
     continuous_gap_s: float = 2.0
     split_threshold: float = 0.25
     merge_threshold: float | None = None  # None: the gallery threshold
-    reacquire_s: float = 3.0
+    reacquire_s: float = 6.0
     # Tier 1 for a track's aggregate (None: the crop threshold of the active tier). A track's
     # mean of good looks is surer than one crop, and strangers' means still reach 0.37 at the
     # 99th percentile on real video: 0.5 (centred, retail-0277), chosen on the tuning half.

@@ -314,6 +314,10 @@ class TransitWindow:
     kind: PairKind
 
 
+# Two sightings this close in time on two cameras are "at the same moment" (a frame or two).
+SIMULTANEOUS_S = 0.25
+
+
 def _pair(a: str, b: str) -> tuple[str, str]:
     return (a, b) if a <= b else (b, a)
 
@@ -379,6 +383,18 @@ class TransitTimes:
         if a in self._listed and b in self._listed:
             return TransitWindow(self.min_transit_s, self.window_s, PairKind.NOT_ADJACENT)
         return TransitWindow(self.min_transit_s, self.window_s, PairKind.UNKNOWN)
+
+    def impossible(self, a: str, b: str, seconds: float) -> bool:
+        """Whether nobody could have got from camera ``a`` to camera ``b`` in ``seconds``:
+        quicker than the pair's fastest walk. Never for one camera, and never for cameras that
+        overlap (``overlapping``), where one person is seen by both at the same moment."""
+        return a != b and abs(seconds) < self.window(a, b).fastest
+
+    def overlapping(self, a: str, b: str) -> bool:
+        """Whether ``a`` and ``b`` may see one person at the same moment: configured with a
+        fastest walk of 0 (``adjacency: {a: {b: [0, 10]}}``), or learned from sure hand-overs
+        that were (nearly) simultaneous."""
+        return a == b or self.window(a, b).fastest <= SIMULTANEOUS_S
 
     def plausibility(self, a: str, b: str, seconds: float) -> float:
         """-1 (could not have walked from ``a`` to ``b`` in ``seconds``) .. +1 (a usual walk).
