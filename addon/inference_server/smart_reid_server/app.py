@@ -790,7 +790,9 @@ class SmartReidApp:
         """``GET /api/summary``: rules text, or the LLM's when asked, configured and valid."""
         visits, _ = await self.visits(start, end, limit=1000)
         config = self.risk.config
-        answer = rules_summary(visits, start, end, config.clock, config.household)
+        answer = rules_summary(
+            visits, start, end, config.clock, config.household, config.camera_sensitivity
+        )
         llm = self.narrator.config
         if narrative != "auto" or not llm.enabled:
             return answer

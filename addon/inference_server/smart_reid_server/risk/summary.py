@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,13 +121,16 @@ class _Clock:
     def __init__(self, clock: TimeOfDay, start: float, end: float) -> None:
         self.clock = clock
         self.days = clock.local(start).date() != clock.local(max(start, end - 1)).date()
+        self.whole = clock.local(start).date() != clock.local(end).date()
 
     def at(self, timestamp: float) -> str:
         local = self.clock.local(timestamp)
         return local.strftime("%a %H:%M") if self.days else local.strftime("%H:%M")
 
-    def hm(self, timestamp: float) -> str:
-        return self.clock.local(timestamp).strftime("%H:%M")
+    def span(self, timestamp: float) -> str:
+        """An end of the period: with the date when the period does not lie within one day."""
+        local = self.clock.local(timestamp)
+        return local.strftime("%a %d %b %H:%M") if self.whole else local.strftime("%H:%M")
 
 
 def _path(cameras: Sequence[str]) -> str:
@@ -181,9 +184,11 @@ def rules_summary(
     end: float,
     clock: TimeOfDay,
     household: frozenset[str] = frozenset(),
+    sensitivity: Callable[[str], float] | None = None,
 ) -> dict[str, Any]:
     """The whole answer with ``source: "rules"`` (``visits``: Visit objects with ``risk``,
-    ``label`` and ``known``, as ``GET /api/visits`` lists them, in any order)."""
+    ``label`` and ``known``, as ``GET /api/visits`` lists them, in any order; ``sensitivity``:
+    a camera's ``risk.cameras`` value, to tell a household member coming home from leaving)."""
     rows = sorted((_row(v, household) for v in visits), key=lambda r: (r.start, r.visit_id))
     times = _Clock(clock, start, end)
     people: dict[str, str] = {}
@@ -205,7 +210,7 @@ def rules_summary(
         "strangers": strangers,
         "by_level": by_level,
     }
-    period = f"between {times.at(start)} and {times.at(end)}"
+    period = f"between {times.span(start)} and {times.span(end)}"
     if not rows:
         title = "Nothing happened"
         summary = f"Nothing happened {period}: no visits were recorded."
@@ -213,7 +218,7 @@ def rules_summary(
         title = (
             f"{_HEADLINE[highest]}: {_plural(len(rows), 'visit')}, {_plural(strangers, 'stranger')}"
         )
-        summary = _text(rows, times, period)
+        summary = _text(rows, times, period, sensitivity)
     highlights = sorted(rows, key=lambda r: (-r.rank, -r.start, r.visit_id))[:HIGHLIGHTS_MAX]
     return {
         "start": round(start, 3),
@@ -228,63 +233,93 @@ def rules_summary(
     }
 
 
-def _text(rows: list[_Row], times: _Clock, period: str) -> str:
-    sentences: list[str] = []
-    # 1. The worst first: every visit at medium or above, highest level first, then in time.
-    worrying = sorted(
-        (r for r in rows if r.rank >= 1), key=lambda r: (-r.rank, r.start, r.visit_id)
-    )
-    shown = {r.visit_id for r in worrying}
-    sentences += [_worrying(r, times) for r in worrying]
-    # 2. The household, by name, in the order they first came.
+def _movement(row: _Row, sensitivity: Callable[[str], float] | None) -> str:
+    """ "came home", "left" or "was seen", from the path's first and last camera's
+    sensitivity (inside the home is more sensitive than the street)."""
+    cameras = row.cameras
+    if sensitivity is not None and len(cameras) > 1:
+        first, last = sensitivity(cameras[0]), sensitivity(cameras[-1])
+        if last > first:
+            return "came home"
+        if last < first:
+            return "left"
+    return "was seen"
+
+
+def _text(
+    rows: list[_Row], times: _Clock, period: str, sensitivity: Callable[[str], float] | None
+) -> str:
     by_person: dict[str, list[_Row]] = {}
     for row in rows:
         by_person.setdefault(row.person_id, []).append(row)
-    for rows_of in by_person.values():
-        first = rows_of[0]
-        if first.status in ("household", "known", "named"):
-            rest = [r for r in rows_of if r.visit_id not in shown]
-            if rest:
-                verb = "came home" if first.status == "household" else "came by"
-                extra = "" if first.status == "household" else f" ({_status_word(first.status)})"
-                sentences.append(f"{first.label}{extra} {verb} at {_times_list(rest, times)}.")
-    # 3. Other strangers: a repeated one by name, the single low ones together.
-    single: list[_Row] = []
-    for rows_of in by_person.values():
-        first = rows_of[0]
-        if first.status not in STRANGER:
+    groups = list(by_person.values())
+    worst = {id(g): max(r.rank for r in g) for g in groups}
+    sentences: list[str] = []
+    # 1. The worst first: people with a visit at medium or above, highest level first.
+    worrying = sorted(
+        (g for g in groups if worst[id(g)] >= 1), key=lambda g: (-worst[id(g)], g[0].start)
+    )
+    for group in worrying:
+        if len(group) == 1:
+            sentences.append(_worrying(group[0], times))
             continue
-        rest = [r for r in rows_of if r.visit_id not in shown]
-        if len(rows_of) > 1 and rest:
-            sentences.append(
-                f"{first.label} (stranger) came {_plural(len(rows_of), 'time')}: "
-                f"{_times_list(rest, times)}."
-            )
-        else:
-            single += rest
-    if single:
-        cameras = sorted({c for r in single for c in r.cameras})
-        when = (
-            _times_list(single, times)
-            if len(single) <= 3
-            else f"{times.at(single[0].start)} to {times.at(single[-1].start)}"
-        )
-        noun = "stranger was" if len(single) == 1 else "strangers were"
+        top = max(group, key=lambda r: (r.rank, r.start))
+        why = ", ".join(top.reasons[:3])
         sentences.append(
-            f"{_plural(len(single), 'other', 'other')} {noun} seen briefly "
-            f"({', '.join(cameras) or 'no camera'}; {when}), nothing worrying."
+            f"{_who(group[0])} came {_plural(len(group), 'time')}: {_times_list(group, times)}; "
+            f"{top.level} at {times.at(top.start)}" + (f" ({why})." if why else ".")
+        )
+    calm = [g for g in groups if worst[id(g)] < 1]
+    # 2. The household and known people by name, in the order they first came.
+    for group in calm:
+        first = group[0]
+        if first.status == "household":
+            moves = [
+                f"{_movement(r, sensitivity)} at {times.at(r.start)} ({_path(r.cameras)})"
+                for r in group
+            ]
+            if len(moves) > 4:
+                moves = [*moves[:3], f"was seen {len(group) - 3} more times"]
+            sentences.append(f"{first.label} {_and(moves)}.")
+        elif first.status in ("known", "named"):
+            sentences.append(
+                f"{first.label} ({_status_word(first.status)}) came by at "
+                f"{_times_list(group, times)}."
+            )
+    # 3. Other strangers: a repeated one by name, the rest in one sentence.
+    single = [g[0] for g in calm if g[0].status in STRANGER and len(g) == 1]
+    for group in calm:
+        if group[0].status in STRANGER and len(group) > 1:
+            sentences.append(
+                f"{_who(group[0])} came {_plural(len(group), 'time')}: "
+                f"{_times_list(group, times)}; nothing worrying."
+            )
+    if 1 <= len(single) <= 2:
+        sentences += [
+            f"{_who(r)} came by at {times.at(r.start)} ({_path(r.cameras)}, "
+            f"{_duration(r.end - r.start)}); nothing worrying."
+            for r in single
+        ]
+    elif single:
+        cameras = sorted({c for r in single for c in r.cameras})
+        sentences.append(
+            f"{len(single)} other strangers came by between {times.at(single[0].start)} and "
+            f"{times.at(single[-1].start)} ({', '.join(cameras)}); nothing worrying."
         )
     if not worrying:
         sentences.insert(0, f"Nothing worrying {period}.")
     out = ""
     for i, sentence in enumerate(sentences):
         left = len(sentences) - i
-        tail = f" ...and {left} more." if left > 1 else ""
         candidate = f"{out} {sentence}".strip()
-        if len(candidate) + len(tail) > SUMMARY_MAX and i > 0:
+        if i > 0 and len(candidate) + len(f" ...and {left} more.") > SUMMARY_MAX:
             return f"{out} ...and {left} more."[:SUMMARY_MAX]
         out = candidate
     return out[:SUMMARY_MAX]
+
+
+def _and(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _highlight(row: _Row, times: _Clock) -> dict[str, Any]:
