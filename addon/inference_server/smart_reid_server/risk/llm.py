@@ -16,7 +16,8 @@ publishes nothing: the rule assessment stays as it is, a log line says why (one 
 failure per ``LOG_EVERY_S``), and ``/api/stats`` ``risk_llm`` counts it.
 
 Load control (all in config ``risk.llm``): a bounded queue (a newer request for a visit replaces
-its queued one; when full, the oldest interim request is dropped; a final one is never dropped),
+its queued one; when full, the oldest interim request is dropped; a final one is not dropped
+for that, only beyond ten times the queue's size, which only a dead-slow endpoint reaches),
 at most ``concurrency`` requests at a time, at most ``rate_per_min`` started per minute, and a
 budget of ``daily_tokens`` per local day, counted from the ``usage`` the server reports (or
 estimated at four characters a token when it reports none).
@@ -48,6 +49,9 @@ SUMMARY_MAX = 400
 TITLE_MAX = 80
 REASON_MAX = 200
 CHARS_PER_TOKEN = 4
+# Final requests are never dropped for interim ones; beyond ``queue`` x this many the oldest
+# final goes (an endpoint that slow would never catch up anyway).
+FINALS_FACTOR = 10
 
 DEFAULT_PROMPT = """\
 You review one visit recorded by a home's security cameras and write a short notification \
@@ -512,7 +516,11 @@ class Narrator:
             elif not final:
                 self.stats.dropped_queue_full += 1
                 return False
-            # A final into a queue of finals: kept (finals are never dropped).
+            elif len(self._queue) >= self.config.queue * FINALS_FACTOR:
+                # Only a dead-slow endpoint gets here: keep memory bounded, say so.
+                self._queue.popleft()
+                self._fail("queue_full", visit_id, "the oldest queued final request was dropped")
+            # Otherwise a final is kept even in a full queue.
         self._queue.append(_Request(assessment, time.monotonic()))
         self._wake.set()
         return True
