@@ -180,6 +180,24 @@ async def test_json_schema_mode_sends_openais_structured_output_form(tmp_path: P
     assert form["type"] == "json_schema" and form["json_schema"]["schema"] == SCHEMA
 
 
+async def test_images_true_sends_the_visits_snapshot_as_a_data_url(tmp_path: Path) -> None:
+    jpeg = b"\xff\xd8\xff\xe0 a real enough jpeg header"
+    asked: list[str] = []
+
+    async def snapshot(visit_id: str) -> bytes | None:
+        asked.append(visit_id)
+        return jpeg
+
+    rules = _night_stranger(tmp_path)
+    async with fake_chat(lambda body: _answer("critical", 90)) as (url, chat):
+        narrator = Narrator(LlmConfig(url=url, images=True), LEVEL_DEFAULTS, Collected(), snapshot)
+        assert await narrator.narrate(rules) is not None
+    assert asked == [rules["visit_id"]]
+    text, image = chat.requests[0]["messages"][1]["content"]
+    assert text["type"] == "text" and "back_garden" in text["text"]
+    assert image["image_url"]["url"].startswith("data:image/jpeg;base64,/9j/")
+
+
 def _bad_json(body: dict[str, Any]) -> Any:
     return chat_reply('{"level": "high", "score": 7')
 
@@ -432,3 +450,56 @@ async def test_decisions_never_wait_for_a_slow_llm_and_a_narrative_follows_the_r
             status, settings_json = await get_json(f"{base}/api/settings")
             assert settings_json["risk"]["llm"]["url"] == url
             assert settings_json["risk"]["llm"]["api_key"] == "**redacted**"
+
+
+async def test_the_real_llm_through_the_server_follows_the_rule_assessment(
+    tmp_path: Path,
+    models_dir: Path,
+    cuhk03_dir: Path,
+    mosquitto_broker: tuple[str, int],
+    mqtt_collector: Callable[..., Any],
+    real_llm: str,
+) -> None:
+    """Gemma behind the real server: the rule assessments go out first; the final one's
+    narrative follows as a valid ``source: llm`` message, or is a counted failure."""
+    host, port = mosquitto_broker
+    watcher = mqtt_collector(host, port, TOPIC)
+    settings = settings_for(
+        tmp_path,
+        models_dir,
+        mqtt={"enabled": True, "host": host, "port": port, "base_topic": BASE},
+        visits={"window_s": 2.0},
+        risk={
+            "timezone": "Europe/Berlin",
+            "cameras": {"front": 0.25, "back": 0.8},
+            "llm": {"url": real_llm, "timeout_s": 120, "min_level": "critical"},
+        },
+    )
+    async with running_app(settings) as app:
+        base = app.http_url()
+        picker = CuhkPicker(cuhk03_dir, app.embedder)
+        view_a, _ = picker.same_person(app.threshold + 0.02)
+        decision = (await upload_ok(base, "back", cuhk(cuhk03_dir, view_a), time.time() - 5))[
+            "decisions"
+        ][0]
+        final = (
+            await watcher.await_for(
+                TOPIC, lambda m: m.json()["final"] and m.json()["source"] == "rules", within=20
+            )
+        )[0].json()
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            narratives = watcher.on(TOPIC, lambda m: m.json()["source"] == "llm")
+            _, stats = await get_json(f"{base}/api/stats")
+            if narratives or stats["risk_llm"]["failures"]:
+                break
+            await asyncio.sleep(0.5)
+        assert narratives or stats["risk_llm"]["failures"], "neither a narrative nor a failure"
+        if narratives:
+            llm = narratives[0].json()
+            assert llm["visit_id"] == decision["visit_id"] and llm["final"] is True
+            assert llm["rules"] == {"level": final["level"], "score": final["score"]}
+            assert abs(LEVELS.index(llm["level"]) - LEVELS.index(final["level"])) <= 1
+            assert 1 <= len(llm["summary"]) <= 400 and 1 <= len(llm["title"]) <= 80
+            sources = [m.json()["source"] for m in watcher.on(TOPIC)]
+            assert sources.index("llm") > sources.index("rules")

@@ -47,7 +47,7 @@ from .models.errors import ModelError
 from .pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
 from .publish import Publisher
 from .risk import RiskConfig, RiskMonitor
-from .risk.llm import LlmConfig, Narrator
+from .risk.llm import LlmConfig, NarrativeError, Narrator
 from .risk.summary import list_visits, narrate, rules_summary
 from .snapshots import Marker, render_jpeg
 from .states import StatePublisher, StateView, gather
@@ -793,11 +793,15 @@ class SmartReidApp:
         answer = rules_summary(
             visits, start, end, config.clock, config.household, config.camera_sensitivity
         )
-        llm = self.narrator.config
-        if narrative != "auto" or not llm.enabled:
+        narrator = self.narrator
+        if narrative != "auto" or not narrator.enabled:
             return answer
         try:
-            return await narrate(answer, llm, config.clock, self.narrator.client)
+            if narrator.tokens_left() < narrator.config.max_tokens:
+                raise NarrativeError("budget", "today's risk.llm.daily_tokens are spent")
+            return await narrate(
+                answer, narrator.config, config.clock, narrator.client, narrator.spend
+            )
         except Exception as err:  # NarrativeError and anything the model's server does
             kind = getattr(err, "kind", type(err).__name__)
             self.narrator.stats.failures[f"summary_{kind}"] = (

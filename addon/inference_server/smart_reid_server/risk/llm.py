@@ -538,7 +538,12 @@ class Narrator:
             message,
         )
 
-    def _tokens_left(self) -> int:
+    def spend(self, tokens: int) -> None:
+        """Count tokens used outside the queue (``GET /api/summary``) against today's budget."""
+        self.tokens_left()
+        self.stats.tokens_today += tokens
+
+    def tokens_left(self) -> int:
         today = self._day(time.time())
         if self.stats.day != today:
             self.stats.day, self.stats.tokens_today = today, 0
@@ -598,7 +603,7 @@ class Narrator:
         visit_id = str(assessment.get("visit_id"))
         messages = await self._messages(assessment)
         estimate = estimate_tokens(messages, self.config.max_tokens)
-        if self._tokens_left() < estimate:
+        if self.tokens_left() < estimate:
             self._fail(
                 "budget",
                 visit_id,
@@ -639,7 +644,7 @@ class Narrator:
                 return None
             return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
 
-        self._tokens_left()
+        self.tokens_left()
         s = self.stats
         return {
             "enabled": self.enabled,

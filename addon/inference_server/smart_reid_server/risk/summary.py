@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import TimeOfDay
-from .llm import ChatClient, LlmConfig, NarrativeError, check_text
+from .llm import ChatClient, LlmConfig, NarrativeError, check_text, estimate_tokens
 from .rules import LEVELS
 
 SUMMARY_MAX = 1000
@@ -357,10 +357,11 @@ async def narrate(
     config: LlmConfig,
     clock: TimeOfDay,
     client: ChatClient | None = None,
+    spent: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """``answer`` (the rules summary) with ``title``/``summary`` from the LLM and ``source:
     "llm"``; raises NarrativeError (its ``kind`` says why) when the model fails or its text is
-    not usable, so the caller keeps the rules text."""
+    not usable, so the caller keeps the rules text. ``spent`` is told the tokens used."""
     times = _Clock(clock, float(answer["start"]), float(answer["end"]))
     data = {
         "period": {"from": times.at(answer["start"]), "to": times.at(answer["end"])},
@@ -379,10 +380,12 @@ async def narrate(
     own = client is None
     chat = client or ChatClient(config)
     try:
-        reply, _ = await chat.complete(messages, SUMMARY_SCHEMA, config.timeout_s)
+        reply, tokens = await chat.complete(messages, SUMMARY_SCHEMA, config.timeout_s)
     finally:
         if own:
             await chat.close()
+    if spent is not None:
+        spent(tokens if tokens is not None else estimate_tokens(messages, config.max_tokens))
     title = check_text(reply, "title", TITLE_MAX)
     summary = check_text(reply, "summary", SUMMARY_MAX)
     if not answer["facts"] and not re.search(r"\bno\b|nothing|quiet", summary, re.IGNORECASE):
