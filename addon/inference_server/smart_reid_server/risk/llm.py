@@ -52,6 +52,7 @@ CHARS_PER_TOKEN = 4
 # Final requests are never dropped for interim ones; beyond ``queue`` x this many the oldest
 # final goes (an endpoint that slow would never catch up anyway).
 FINALS_FACTOR = 10
+MAX_TRACKED_VISITS = 4096  # visits whose latest rule assessment time is remembered
 
 DEFAULT_PROMPT = """\
 You review one visit recorded by a home's security cameras and write a short notification \
@@ -494,7 +495,12 @@ class Narrator:
         if not self.enabled:
             return False
         visit_id = str(assessment.get("visit_id"))
+        self._latest.pop(visit_id, None)  # re-inserted last: the dict stays in time order
         self._latest[visit_id] = float(assessment.get("timestamp", 0.0))
+        if len(self._latest) > MAX_TRACKED_VISITS:
+            for old in list(self._latest)[: MAX_TRACKED_VISITS // 2]:
+                del self._latest[old]
+                self._sent_level.pop(old, None)
         if not self.wants(assessment):
             return False
         final = bool(assessment.get("final"))
