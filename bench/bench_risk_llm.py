@@ -45,9 +45,12 @@ HOLD_S = 30.0
 
 @contextlib.asynccontextmanager
 async def slow_endpoint() -> AsyncIterator[str]:
+    closing = asyncio.Event()
+
     async def chat(request: web.Request) -> web.Response:
         await request.read()
-        await asyncio.sleep(HOLD_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closing.wait(), HOLD_S)
         return web.json_response({"error": "too slow on purpose"}, status=503)
 
     app = web.Application()
@@ -60,6 +63,7 @@ async def slow_endpoint() -> AsyncIterator[str]:
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
+        closing.set()
         await runner.cleanup()
 
 

@@ -5,6 +5,7 @@ purpose (slow, broken JSON, HTTP errors) for the fallbacks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -126,13 +127,19 @@ class FakeChat:
         self.delay_s = delay_s
         self.requests: list[dict[str, Any]] = []
         self.started = asyncio.Event()
+        self.closing = asyncio.Event()
+
+    async def hold(self, seconds: float) -> None:
+        """Wait ``seconds``, or less when the endpoint shuts down (no task left behind)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closing.wait(), seconds)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         self.started.set()
         if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+            await self.hold(self.delay_s)
         result = self.handler(body)
         if asyncio.iscoroutine(result):
             result = await result
@@ -155,6 +162,7 @@ async def fake_chat(handler: Handler, delay_s: float = 0.0) -> AsyncIterator[tup
     try:
         yield f"http://127.0.0.1:{port}/v1", chat
     finally:
+        chat.closing.set()
         await runner.cleanup()
 
 

@@ -387,15 +387,17 @@ async def test_decisions_never_wait_for_a_slow_llm_and_a_narrative_follows_the_r
     host, port = mosquitto_broker
     watcher = mqtt_collector(host, port, f"{BASE}/#")
     calls = 0
+    endpoint: list[Any] = []
 
     async def first_slow(body: dict[str, Any]) -> Any:
         nonlocal calls
         calls += 1
         if calls == 1:
-            await asyncio.sleep(30)  # the first request hangs well past the frames
+            await endpoint[0].hold(30)  # the first request hangs well past the frames
         return _answer("critical", 92, "")
 
     async with fake_chat(first_slow) as (url, chat):
+        endpoint.append(chat)
         settings = settings_for(
             tmp_path,
             models_dir,
