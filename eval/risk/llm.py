@@ -35,7 +35,8 @@ LLM_VENV = Path(os.environ.get("SMART_REID_LLM_VENV", REPO / ".venv-llm"))
 @contextmanager
 def local_llm(ready_within_s: float = 180.0) -> Iterator[str]:
     """Base URL of llama.cpp's server with ``.venv-llm/gemma.gguf``, for the duration."""
-    python, model = LLM_VENV / "bin" / "python", LLM_VENV / "gemma.gguf"
+    python = LLM_VENV / "bin" / "python"
+    model = Path(os.environ.get("SMART_REID_LLM_MODEL", LLM_VENV / "gemma.gguf"))
     if not python.exists() or not model.exists():
         raise SystemExit(f"{LLM_VENV} with gemma.gguf is missing: run scripts/setup --llm")
     with socket.socket() as sock:

@@ -22,7 +22,7 @@ from aiohttp import web
 
 REPO = Path(__file__).resolve().parents[2]
 LLM_VENV = Path(os.environ.get("SMART_REID_LLM_VENV", REPO / ".venv-llm"))
-LLM_MODEL = LLM_VENV / "gemma.gguf"
+LLM_MODEL = Path(os.environ.get("SMART_REID_LLM_MODEL", LLM_VENV / "gemma.gguf"))
 READY_WITHIN_S = 120.0
 
 

@@ -211,7 +211,8 @@ def parse_json_object(content: Any) -> dict[str, Any]:
     if text.startswith("```"):
         text = text.strip("`").removeprefix("json").strip()
     try:
-        value = json.loads(text)
+        # strict=False: a raw line break inside a string is harmless (texts are re-spaced).
+        value = json.loads(text, strict=False)
     except ValueError as err:
         raise NarrativeError("invalid_json", f"the answer is not JSON ({err})") from None
     if not isinstance(value, dict):
