@@ -136,7 +136,7 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def _main(people: int, endpoint: str) -> int:
+async def _main(people: int, endpoint: str, threads: int | None) -> int:
     idle, _ = await _run(people, None)
     if endpoint == "slow":
         async with slow_endpoint() as url:
@@ -144,11 +144,13 @@ async def _main(people: int, endpoint: str) -> int:
     elif endpoint == "real":
         from eval.risk.llm import local_llm
 
-        with local_llm() as url:
+        with local_llm(threads=threads) as url:
             busy, stats = await _run(people, url)
     else:
         busy, stats = await _run(people, endpoint)
     print(f"load average: {os.getloadavg()[0]:.2f}; {people} new people, one frame each")
+    if endpoint == "real":
+        print(f"LLM threads: {threads or 'llama.cpp default (all cores)'}")
     for name, values in (("idle", idle), ("busy", busy)):
         print(
             f"{name}: frame -> new_person p50 {statistics.median(values):.0f} ms, "
@@ -170,8 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--people", type=int, default=40)
     parser.add_argument("--endpoint", default="slow", help="slow | real | an OpenAI-style URL")
+    parser.add_argument(
+        "--llm-threads", type=int, default=None, help="real: llama.cpp's --n_threads"
+    )
     args = parser.parse_args(argv)
-    return asyncio.run(_main(args.people, args.endpoint))
+    return asyncio.run(_main(args.people, args.endpoint, args.llm_threads))
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ LLM_VENV = Path(os.environ.get("SMART_REID_LLM_VENV", REPO / ".venv-llm"))
 
 
 @contextmanager
-def local_llm(ready_within_s: float = 180.0) -> Iterator[str]:
-    """Base URL of llama.cpp's server with ``.venv-llm/gemma.gguf``, for the duration."""
+def local_llm(ready_within_s: float = 180.0, threads: int | None = None) -> Iterator[str]:
+    """Base URL of llama.cpp's server with ``.venv-llm/gemma.gguf``, for the duration
+    (``threads``: its ``--n_threads``; None: llama.cpp's default, every core)."""
     python = LLM_VENV / "bin" / "python"
     model = Path(os.environ.get("SMART_REID_LLM_MODEL", LLM_VENV / "gemma.gguf"))
     if not python.exists() or not model.exists():
@@ -44,7 +45,8 @@ def local_llm(ready_within_s: float = 180.0) -> Iterator[str]:
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [str(python), "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048"],
+         "--port", str(port), "--n_ctx", "2048"]
+        + (["--n_threads", str(threads)] if threads else []),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -64,7 +66,11 @@ def local_llm(ready_within_s: float = 180.0) -> Iterator[str]:
         yield base
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # busy generating: it does not stop at once
+            process.kill()
+            process.wait()
 
 
 def _pct(values: list[float], p: float) -> float:
