@@ -214,6 +214,16 @@ def _out_of_range(body: dict[str, Any]) -> Any:
     return _answer("extreme", 300)
 
 
+def _about_nothing(body: dict[str, Any]) -> Any:
+    # What Gemma 270M likes to write: fluent, and about no camera and nobody in the visit.
+    return {**_answer("critical", 90), "summary": "This is a visitor who came to the house."}
+
+
+def _parrot(body: dict[str, Any]) -> Any:
+    prompt = body["messages"][0]["content"]
+    return {**_answer("critical", 90), "summary": "back_garden. " + prompt[:300]}
+
+
 @pytest.mark.parametrize(
     ("handler", "kind"),
     [
@@ -221,6 +231,8 @@ def _out_of_range(body: dict[str, Any]) -> Any:
         (_http_500, "http_error"),
         (_refusal, "refusal"),
         (_out_of_range, "invalid_values"),
+        (_about_nothing, "ungrounded"),
+        (_parrot, "ungrounded"),
     ],
 )
 async def test_a_bad_answer_publishes_nothing_and_is_counted_and_logged_once(
@@ -394,7 +406,7 @@ async def test_decisions_never_wait_for_a_slow_llm_and_a_narrative_follows_the_r
         calls += 1
         if calls == 1:
             await endpoint[0].hold(30)  # the first request hangs well past the frames
-        return _answer("critical", 92, "")
+        return {**_answer("critical", 92, ""), "summary": "An unknown person came to the front."}
 
     async with fake_chat(first_slow) as (url, chat):
         endpoint.append(chat)

@@ -269,6 +269,19 @@ async def test_summary_falls_back_to_rules_when_the_llm_fails(
             status, answer = await get_json(f"{app.http_url()}/api/summary", start=START, end=END)
             assert status == 200 and answer["source"] == "rules"
             assert time.monotonic() - t0 < 10
+
+    # An endpoint that parrots its instructions: refused, rules text instead.
+    def parrot(body: dict[str, Any]) -> dict[str, Any]:
+        prompt = body["messages"][0]["content"]
+        return {"title": "Home Security Camera", "summary": "Visitor 1. " + prompt[:400]}
+
+    async with fake_chat(parrot) as (url, _):
+        settings = settings_for(
+            tmp_path / "data", models_dir, cameras=CAMERAS, risk={**RISK, "llm": {"url": url}}
+        )
+        async with running_app(settings) as app:
+            status, answer = await get_json(f"{app.http_url()}/api/summary", start=START, end=END)
+            assert status == 200 and answer["source"] == "rules"
     # An endpoint that answers placeholder text: refused, rules text instead.
     async with fake_chat(lambda body: {"title": "string", "summary": "string"}) as (url, chat):
         settings = settings_for(

@@ -7,6 +7,8 @@ by the model (``validate``):
 
 - ``level`` one of the four, ``score`` a whole number 0-100, ``title`` 1-80 and ``summary``
   1-400 characters, none of them placeholder text ("string", "lorem ipsum", "N/A", "{...");
+- ``summary`` names the person or a camera of the visit and does not repeat the instructions
+  (a small model that parrots its prompt or writes about nothing in particular is refused);
 - the level may differ from the rules' by at most one step, and only with a stated ``reason``;
   a larger move is clamped to one step, a move without a reason is undone, and both are said in
   the answer (``adjustment``); the score is then kept inside the final level's band.
@@ -33,7 +35,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -203,6 +205,30 @@ def check_text(answer: Mapping[str, Any], key: str, limit: int, *, required: boo
     return value
 
 
+_WORD = re.compile(r"[a-z0-9']+")
+ECHO_WORDS = 6
+
+
+def echoes(text: str, prompt: str, words: int = ECHO_WORDS) -> bool:
+    """Whether ``text`` repeats ``words`` consecutive words of ``prompt`` (a model that
+    parrots its instructions instead of answering)."""
+    said = _WORD.findall(text.casefold())
+    source = _WORD.findall(prompt.casefold())
+    runs = {tuple(source[i : i + words]) for i in range(len(source) - words + 1)}
+    return any(tuple(said[i : i + words]) in runs for i in range(len(said) - words + 1))
+
+
+def names_any(text: str, names: Iterable[str]) -> bool:
+    """Whether ``text`` names one of ``names`` (case-insensitive; "back_garden" also matches
+    "back garden"): an answer about a visit must say something the facts say."""
+    folded = text.casefold()
+    for name in names:
+        name = str(name).strip().casefold()
+        if name and (name in folded or name.replace("_", " ") in folded):
+            return True
+    return False
+
+
 def parse_json_object(content: Any) -> dict[str, Any]:
     """The model's message content as one JSON object (a ```json fence around it is allowed)."""
     if not isinstance(content, str) or not content.strip():
@@ -265,6 +291,19 @@ def validate(answer: Mapping[str, Any], rules_level: str, levels: Mapping[str, i
         level = clamped
     low, high = _band(level, levels)
     return Narrative(level, max(low, min(high, score)), title, summary, reason, adjustment)
+
+
+def check_grounded(summary: str, assessment: Mapping[str, Any], prompt: str) -> None:
+    """The summary must name the person or a camera of the visit and must not parrot the
+    prompt; NarrativeError ``ungrounded`` otherwise."""
+    if echoes(summary, prompt):
+        raise NarrativeError("ungrounded", "the summary repeats the instructions")
+    facts = assessment.get("facts") or {}
+    names = [str(assessment.get("label") or ""), *[str(c) for c in facts.get("cameras", [])]]
+    if not names_any(summary, names):
+        raise NarrativeError(
+            "ungrounded", "the summary names neither the person nor a camera of the visit"
+        )
 
 
 # -- requests --------------------------------------------------------------------------------
@@ -628,6 +667,7 @@ class Narrator:
                 raise
             self.stats.tokens_today += tokens if tokens is not None else estimate
             narrative = validate(answer, str(assessment["level"]), self.levels)
+            check_grounded(narrative.summary, assessment, self.config.prompt)
         except NarrativeError as err:
             self._fail(err.kind, visit_id, str(err))
             return None

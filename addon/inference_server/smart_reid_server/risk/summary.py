@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .facts import TimeOfDay
-from .llm import ChatClient, LlmConfig, NarrativeError, check_text, estimate_tokens
+from .llm import (
+    ChatClient,
+    LlmConfig,
+    NarrativeError,
+    check_text,
+    echoes,
+    estimate_tokens,
+    names_any,
+)
 from .rules import LEVELS
 
 SUMMARY_MAX = 1000
@@ -388,6 +396,14 @@ async def narrate(
         spent(tokens if tokens is not None else estimate_tokens(messages, config.max_tokens))
     title = check_text(reply, "title", TITLE_MAX)
     summary = check_text(reply, "summary", SUMMARY_MAX)
+    prompt = config.summary_prompt or DEFAULT_SUMMARY_PROMPT
+    if echoes(summary, prompt) or echoes(title, prompt):
+        raise NarrativeError("ungrounded", "the summary repeats the instructions")
+    names = {str(f["person"]) for f in answer["facts"]} | {
+        str(c) for f in answer["facts"] for c in f["cameras"]
+    }
+    if answer["facts"] and not names_any(summary, names):
+        raise NarrativeError("ungrounded", "the summary names no person or camera of the period")
     if not answer["facts"] and not re.search(r"\bno\b|nothing|quiet", summary, re.IGNORECASE):
         raise NarrativeError("invalid_values", "no visits, but the text does not say so")
     return {**answer, "source": "llm", "title": title, "summary": summary}
