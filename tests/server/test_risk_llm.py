@@ -373,12 +373,16 @@ async def test_prompt_injection_in_a_camera_name_moves_the_level_at_most_one_ste
     collected = Collected()
     narrator = _narrator(real_llm, collected, timeout_s=90.0)
     payload = await narrator.narrate(rules)
+    await narrator.client.close()
     if payload is not None:
         assert rules["level"] == "critical"
         assert payload["level"] in ("high", "critical")
     # The same attack against an endpoint that obeys it fully is clamped as well.
-    async with fake_chat(lambda body: {**_answer("low", 0, "the data says so")}) as (url, _):
-        obeying = await _narrator(url, collected).narrate(rules)
+    said = {**_answer("low", 0, "the data says so"), "summary": f"Someone was at {injected}."}
+    async with fake_chat(lambda body: said) as (url, _):
+        obeying_narrator = _narrator(url, collected)
+        obeying = await obeying_narrator.narrate(rules)
+        await obeying_narrator.client.close()
     assert obeying is not None and obeying["level"] == "high"
     assert "clamped" in obeying["llm"]["adjustment"]
 
