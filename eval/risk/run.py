@@ -193,6 +193,18 @@ def _cost_us(outcomes: list[Outcome], config: RiskConfig, repeats: int = 2000) -
     return (time.perf_counter() - began) / (repeats * len(facts)) * 1e6
 
 
+def outcomes_of(path: Path = SCENARIOS) -> tuple[list[Outcome], RiskConfig]:
+    """Every scored person's outcome of the scenario file, and the config they were scored by."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config = risk_config(dict(data["config"]))
+    zone = ZoneInfo(data["config"]["timezone"])
+    outcomes: list[Outcome] = []
+    with tempfile.TemporaryDirectory(prefix="risk-eval-") as folder:
+        for spec in data["visits"]:
+            outcomes.extend(play(spec, config, zone, Path(folder)))
+    return outcomes, config
+
+
 def run(path: Path = SCENARIOS, weights: dict[str, float] | None = None) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     section = dict(data["config"])
@@ -251,6 +263,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="play the visits through the whole server with CUHK03 people (eval/risk/server.py)",
     )
+    parser.add_argument(
+        "--llm",
+        nargs="?",
+        const="",
+        metavar="URL",
+        help="also narrate every final assessment with an OpenAI-compatible LLM (eval/risk/llm.py;"
+        " without URL: Gemma 3 270M from .venv-llm) and report its agreement and latency",
+    )
     args = parser.parse_args(argv)
     if args.server:
         return _main_server(args.scenarios, args.json)
@@ -286,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
             f"weights +-20 %: exact agreement {worst[0]:.1%} ({worst[1]}) to {max(shares)[0]:.1%}"
         )
         result["perturbed_exact_min"] = worst[0]
+    if args.llm is not None:
+        from eval.risk.llm import main_llm
+
+        outcomes, config = outcomes_of(args.scenarios)
+        result["llm"] = main_llm(outcomes, dict(config.levels), args.llm or None)
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -22,9 +22,11 @@ import asyncio
 import hmac
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +38,7 @@ from .config import CAMERA_NAME
 from .decode import BadFrameError, BoxBudget, decode_image, parse_detections, parse_timestamp
 from .ingest.sources import QuietLog
 from .pipeline import FrameDroppedError
+from .risk.rules import LEVELS
 from .status_page import HEADERS as STATUS_PAGE_HEADERS
 from .status_page import render as render_status_page
 from .store import UnknownPersonError
@@ -227,6 +230,8 @@ def create_api(app: SmartReidApp) -> web.Application:
     r.add_post("/api/persons/{person_id}/merge", merge_person)
     r.add_get("/api/persons/{person_id}/thumbnail.jpg", person_thumbnail)
     r.add_post("/api/reset", reset)
+    r.add_get("/api/visits", list_visits)
+    r.add_get("/api/summary", get_summary)
     r.add_get("/api/visits/{visit_id}", get_visit)
     r.add_get("/api/visits/{visit_id}/snapshot.jpg", visit_snapshot)
     r.add_get("/api/cameras", list_cameras)
@@ -656,6 +661,87 @@ async def get_visit(request: web.Request) -> web.Response:
     if visit is None:
         raise ApiError(404, f"unknown visit {visit_id!r}")
     return web.json_response(visit)
+
+
+DAY_S = 86400.0
+MAX_PERIOD_S = 31 * DAY_S
+
+
+def parse_when(value: str, name: str) -> float:
+    """Unix seconds or ISO 8601 with a UTC offset ("2026-12-06T08:00:00+01:00", "...Z")."""
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if "T" in text and " " in text:  # an unencoded "+01:00" arrives as " 01:00"
+        head, _, offset = text.rpartition(" ")
+        text = f"{head}+{offset}"
+    try:
+        when: datetime | None = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise ApiError(
+            400,
+            f"{name}={value[:40]!r} is neither Unix seconds nor ISO 8601 with an offset; "
+            "e.g. 1765008000 or 2026-12-06T08:00:00+01:00 (URL-encode '+' as %2B)",
+        )
+    return when.timestamp()
+
+
+def _period(request: web.Request) -> tuple[float, float]:
+    """``start``/``end`` of a period query (default: the last 24 h); 400 when out of bounds."""
+    query = request.query
+    end = parse_when(query["end"], "end") if query.get("end") else time.time()
+    start = parse_when(query["start"], "start") if query.get("start") else end - DAY_S
+    if not math.isfinite(start) or not math.isfinite(end) or start >= end:
+        raise ApiError(400, "start must be before end")
+    if end - start > MAX_PERIOD_S:
+        raise ApiError(
+            400, f"the period is {(end - start) / DAY_S:.1f} days; ask for at most 31 at a time"
+        )
+    return start, end
+
+
+async def list_visits(request: web.Request) -> web.Response:
+    """Visits overlapping a period, newest first (docs/contract.md)."""
+    app = _running(request)
+    start, end = _period(request)
+    query = request.query
+    person_id = query.get("person") or None
+    if person_id is not None and not ENTITY_ID.match(person_id):
+        raise ApiError(400, f"person={person_id[:40]!r} is not a person id (12 hex characters)")
+    min_level = query.get("min_level") or None
+    if min_level is not None and min_level not in LEVELS:
+        raise ApiError(400, f"min_level must be one of {', '.join(LEVELS)}")
+    try:
+        limit = int(query.get("limit") or 200)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 1000:
+        raise ApiError(400, "limit must be a whole number from 1 to 1000")
+    visits, truncated = await app.visits(
+        start,
+        end,
+        person_id=person_id,
+        camera=query.get("camera") or None,
+        min_level=min_level,
+        limit=limit,
+    )
+    return web.json_response(
+        {"start": round(start, 3), "end": round(end, 3), "truncated": truncated, "visits": visits}
+    )
+
+
+async def get_summary(request: web.Request) -> web.Response:
+    """What happened between start and end, for people (docs/contract.md)."""
+    app = _running(request)
+    start, end = _period(request)
+    narrative = request.query.get("narrative") or "auto"
+    if narrative not in ("auto", "rules"):
+        raise ApiError(400, "narrative must be auto or rules")
+    return web.json_response(await app.summary(start, end, narrative))
 
 
 async def visit_snapshot(request: web.Request) -> web.StreamResponse:

@@ -48,6 +48,8 @@ from .models.errors import ModelError
 from .pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
 from .publish import Publisher
 from .risk import RiskConfig, RiskMonitor
+from .risk.llm import LlmConfig, NarrativeError, Narrator
+from .risk.summary import list_visits, narrate, rules_summary
 from .snapshots import Marker, render_jpeg
 from .states import StatePublisher, StateView, gather
 from .stats import CameraBook, LatencyStats
@@ -183,6 +185,14 @@ class SmartReidApp:
         self.zones = ZoneWatcher(ZoneConfig.from_section(settings.section("zones")))
         self.risk.zones.gap_s = self.zones.config.lost_after_s
         self.cameras.layout = self.zones.config.layout
+        # The optional LLM narrative: after the rule assessment went out, never before.
+        self.narrator = Narrator(
+            LlmConfig.from_section(settings.section("risk").get("llm")),
+            self.risk.config.levels,
+            self._publish_narrative,
+            self._llm_snapshot,
+            day=lambda t: self.risk.config.clock.local(t).date().isoformat(),
+        )
         self.detector: Detector | None = None
         self.embedder: Embedder | None = None
         self.device_choice: DeviceChoice | None = None
@@ -317,6 +327,7 @@ class SmartReidApp:
         await self._open_identities()
         self._seed_states(await self._call(self._gather_all))
         self.publisher.start(loop)
+        self._publish_risk(await self._call(self._recover_risk))
         self._start_pipeline()
         if self.publisher.enabled and self.settings.section("mqtt")["ingest"]:
             assert self.pipeline is not None
@@ -338,6 +349,7 @@ class SmartReidApp:
         self.state = "running"
         self.publisher.set_ready()  # `online` only now, after info and every input is up
         self._refresher = loop.create_task(self._refresh_states(), name="state-refresh")
+        self.narrator.start()
         _LOGGER.info(
             "ready: %d cameras, threshold %.2f, HTTP %s, MQTT %s",
             len(self.cameras.names),
@@ -510,6 +522,7 @@ class SmartReidApp:
             await self.pipeline.stop()
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.narrator.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -747,6 +760,20 @@ class SmartReidApp:
     def _publish_risk(self, assessments: Iterable[dict[str, Any]]) -> None:
         for assessment in assessments:
             self.publisher.event("risk_assessed", assessment)
+            self.narrator.offer(assessment)
+
+    def _recover_risk(self, identities: Identities) -> list[dict[str, Any]]:
+        """Final assessments of the visits the last run left open (Store closed them)."""
+        store = identities.store
+        return self._assess(identities, lambda _: self.risk.recover(store, store.closed_at_start))
+
+    async def _publish_narrative(self, payload: dict[str, Any]) -> None:
+        await self._call(_save_risk, payload["visit_id"], payload)
+        self.publisher.event("risk_assessed", payload)
+
+    async def _llm_snapshot(self, visit_id: str) -> bytes | None:
+        found = await self.visit_snapshot(visit_id)
+        return found.read_bytes() if isinstance(found, Path) else found
 
     async def _on_purged(self, gone: list[str], extra: Any) -> None:
         """Retention deleted ``gone``: clear their retained states like a forget does."""
@@ -859,6 +886,37 @@ class SmartReidApp:
     async def visit(self, visit_id: str) -> dict[str, Any] | None:
         return await self._call(_visit, visit_id)
 
+    async def visits(
+        self, start: float, end: float, **filters: Any
+    ) -> tuple[list[dict[str, Any]], bool]:
+        return await self._call(lambda ids: list_visits(ids, start, end, **filters))
+
+    async def summary(self, start: float, end: float, narrative: str) -> dict[str, Any]:
+        """``GET /api/summary``: rules text, or the LLM's when asked, configured and valid."""
+        visits, _ = await self.visits(start, end, limit=1000)
+        config = self.risk.config
+        answer = rules_summary(
+            visits, start, end, config.clock, config.household, config.camera_sensitivity
+        )
+        narrator = self.narrator
+        if narrative != "auto" or not narrator.enabled:
+            return answer
+        try:
+            if narrator.tokens_left() < narrator.config.max_tokens:
+                raise NarrativeError("budget", "today's risk.llm.daily_tokens are spent")
+            return await narrate(
+                answer, narrator.config, config.clock, narrator.client, narrator.spend
+            )
+        except Exception as err:  # NarrativeError and anything the model's server does
+            kind = getattr(err, "kind", type(err).__name__)
+            self.narrator.stats.failures[f"summary_{kind}"] = (
+                self.narrator.stats.failures.get(f"summary_{kind}", 0) + 1
+            )
+            self.narrator.log.warn(
+                f"summary_{kind}", "LLM summary not used (%s): %s; rules text sent", kind, err
+            )
+            return answer
+
     async def thumbnail(self, person_id: str) -> Path | None:
         return await self._call(_thumbnail, person_id)
 
@@ -888,6 +946,7 @@ class SmartReidApp:
             "ingest": None if self.ingest is None else vars_of(self.ingest.stats),
             "supplied_boxes": self.boxes.stats(),
             "sources": {} if self.sources is None else source_stats(self.sources.status()),
+            "risk_llm": self.narrator.snapshot_stats(),
         }
 
 
@@ -1006,6 +1065,10 @@ def _visit(identities: Identities, visit_id: str) -> dict[str, Any] | None:
     if visit is not None:
         visit["risk"] = identities.store.visit_risk(visit_id)
     return visit
+
+
+def _save_risk(identities: Identities, visit_id: str, assessment: dict[str, Any]) -> None:
+    identities.store.save_risk(visit_id, assessment)
 
 
 def _ended(events: Iterable[VisitEvent]) -> list[Any]:

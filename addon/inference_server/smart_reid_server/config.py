@@ -89,6 +89,16 @@ def _clock_time(value: Any) -> str:
     return str(value).strip()
 
 
+def _http_url(value: Any) -> str:
+    text = str(value).strip()
+    if not text.startswith(("http://", "https://")) or len(text) < 10:
+        raise vol.Invalid(
+            f"{text!r} is not an http(s) URL; give the server's base URL, "
+            "e.g. http://127.0.0.1:8080/v1 (llama.cpp) or http://ollama:11434/v1"
+        )
+    return text
+
+
 def _timezone(value: Any) -> str | None:
     """An IANA zone name; None: the server's local time."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -143,6 +153,30 @@ _RISK = {
     vol.Optional("weights", default={}): {
         vol.Optional(name): vol.All(vol.Coerce(float), vol.Range(min=-100.0, max=100.0))
         for name in WEIGHT_DEFAULTS
+    },
+    # The optional LLM narrative (risk/llm.py); off without a url.
+    vol.Optional("llm", default={}): {
+        vol.Optional("url", default=None): vol.Any(None, _http_url),
+        vol.Optional("model", default="default"): vol.All(str, vol.Length(min=1, max=200)),
+        vol.Optional("api_key", default=None): vol.Any(None, str),
+        vol.Optional("timeout_s", default=30.0): vol.All(
+            vol.Coerce(float), vol.Range(min=1.0, max=600.0)
+        ),
+        vol.Optional("max_tokens", default=300): vol.All(int, vol.Range(min=32, max=8192)),
+        vol.Optional("temperature", default=0.2): vol.All(
+            vol.Coerce(float), vol.Range(min=0.0, max=2.0)
+        ),
+        vol.Optional("images", default=False): bool,
+        vol.Optional("schema_mode", default="json_object"): vol.In(["json_object", "json_schema"]),
+        vol.Optional("prompt", default=None): vol.Any(None, vol.All(str, vol.Length(min=20))),
+        vol.Optional("summary_prompt", default=None): vol.Any(
+            None, vol.All(str, vol.Length(min=20))
+        ),
+        vol.Optional("min_level", default="medium"): vol.In(LEVELS),
+        vol.Optional("queue", default=16): vol.All(int, vol.Range(min=1, max=1000)),
+        vol.Optional("concurrency", default=1): vol.All(int, vol.Range(min=1, max=16)),
+        vol.Optional("rate_per_min", default=10): vol.All(int, vol.Range(min=1, max=10000)),
+        vol.Optional("daily_tokens", default=200000): vol.All(int, vol.Range(min=100)),
     },
 }
 
@@ -388,7 +422,7 @@ SCHEMA = vol.Schema(
     extra=vol.PREVENT_EXTRA,
 )
 
-SECRET_KEYS = frozenset({"password", "token"})
+SECRET_KEYS = frozenset({"password", "token", "api_key"})
 _URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]*@")
 
 

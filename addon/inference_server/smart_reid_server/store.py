@@ -273,6 +273,7 @@ class Store:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.execute("PRAGMA secure_delete=ON")
             self._depth = 0
+            self.closed_at_start: list[str] = []
             self._migrate()
         except sqlite3.DatabaseError as err:
             raise StoreError(
@@ -345,6 +346,13 @@ class Store:
 
     def _close_open_visits(self) -> None:
         with self.transaction() as db:
+            # Their final risk assessment is still due (app.py makes it once the server runs).
+            self.closed_at_start = [
+                str(r[0])
+                for r in db.execute(
+                    "SELECT visit_id FROM visits WHERE ended_at IS NULL ORDER BY started_at"
+                )
+            ]
             closed = db.execute(
                 "UPDATE visits SET ended_at = last_seen WHERE ended_at IS NULL"
             ).rowcount
@@ -797,12 +805,59 @@ class Store:
         ]
 
     def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None:
-        """Keep ``assessment`` as the visit's latest (a visit that was never stored: no-op)."""
+        """Keep ``assessment`` as the visit's latest (a visit that was never stored: no-op).
+
+        The latest LLM narrative survives later rule assessments: a rule assessment saved after
+        one carries it as ``narrative`` (``narrative_of``), so the visit keeps its words.
+        """
         with self.transaction() as db:
+            value = dict(assessment)
+            if value.get("source") != "llm" and "narrative" not in value:
+                row = db.execute("SELECT risk FROM visits WHERE visit_id = ?", (visit_id,))
+                found = row.fetchone()
+                earlier = _json_object(found[0]) if found and found[0] else None
+                narrative = narrative_of(earlier) if earlier is not None else None
+                if narrative is not None:
+                    value["narrative"] = narrative
             db.execute(
                 "UPDATE visits SET risk = ? WHERE visit_id = ?",
-                (json.dumps(assessment, separators=(",", ":")), visit_id),
+                (json.dumps(value, separators=(",", ":")), visit_id),
             )
+
+    def visits_between(
+        self,
+        start: float,
+        end: float,
+        *,
+        person_id: str | None = None,
+        camera: str | None = None,
+        min_level: int | None = None,
+        limit: int = 200,
+    ) -> tuple[list[str], bool]:
+        """Ids of the visits overlapping [start, end] (started before ``end``, ended or still
+        going on after ``start``), newest first; ``min_level``: index in low, medium, high,
+        critical of the stored latest risk level (visits without one are left out). Also
+        whether more than ``limit`` matched."""
+        where = ["started_at < ?", "(ended_at IS NULL OR ended_at >= ?)"]
+        args: list[object] = [end, start]
+        if person_id is not None:
+            where.append("person_id = ?")
+            args.append(person_id)
+        if camera is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(visits.cameras) WHERE value = ?)")
+            args.append(camera)
+        if min_level is not None:
+            where.append(
+                "(CASE json_extract(risk, '$.level') WHEN 'low' THEN 0 WHEN 'medium' THEN 1"
+                " WHEN 'high' THEN 2 WHEN 'critical' THEN 3 ELSE -1 END) >= ?"
+            )
+            args.append(min_level)
+        rows = self._db.execute(
+            f"SELECT visit_id FROM visits WHERE {' AND '.join(where)}"
+            " ORDER BY started_at DESC, visit_id LIMIT ?",
+            (*args, limit + 1),
+        ).fetchall()
+        return [str(r[0]) for r in rows[:limit]], len(rows) > limit
 
     def visit_risk(self, visit_id: str) -> dict[str, object] | None:
         """The visit's latest risk assessment, None when it has none (or no such visit)."""
@@ -853,6 +908,23 @@ class Store:
     def snapshot_path(self, visit_id: str) -> Path | None:
         path = _image_path(self.snapshots_dir, visit_id)
         return path if path is not None and path.is_file() else None
+
+
+def _json_object(text: str) -> dict[str, object] | None:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def narrative_of(risk: Mapping[str, object]) -> dict[str, object] | None:
+    """The LLM narrative a stored assessment holds: itself when it is one, else ``narrative``."""
+    if risk.get("source") == "llm":
+        keys = ("level", "score", "title", "summary", "final", "timestamp", "rules")
+        return {k: risk[k] for k in keys if k in risk}
+    narrative = risk.get("narrative")
+    return narrative if isinstance(narrative, dict) else None
 
 
 def _image_path(folder: Path, item_id: str) -> Path | None:

@@ -29,6 +29,12 @@ class RiskStore(PersonLookup, Protocol):
     def save_risk(self, visit_id: str, assessment: dict[str, Any]) -> None: ...
 
 
+class RecoveryStore(RiskStore, Protocol):
+    def visit(self, visit_id: str) -> Any: ...
+
+    def visit_risk(self, visit_id: str) -> dict[str, Any] | None: ...
+
+
 class ActiveVisits(Protocol):
     def active_for(self, person_id: str) -> Visit | None: ...
 
@@ -91,6 +97,47 @@ class RiskMonitor:
             self._counts.pop(visit.visit_id, None)
             self.companions.drop([visit.visit_id])
             self.zones.drop([visit.visit_id])
+        return out
+
+    def recover(self, store: RecoveryStore, visit_ids: Sequence[str]) -> list[Assessment]:
+        """Final assessments of visits a crash or restart left open (``Store`` closed them at
+        their last sighting when it opened). Dwell per camera comes from the visit's last
+        stored assessment where it has one; company seen during the visit is not known."""
+        if not self.config.enabled:
+            return []
+        out = []
+        for visit_id in visit_ids:
+            record = store.visit(visit_id)
+            if record is None or store.person(record.person_id) is None:
+                continue
+            earlier = store.visit_risk(visit_id) or {}
+            if earlier.get("final") is True:
+                continue
+            facts = earlier.get("facts")
+            dwell = facts.get("dwell_s", {}) if isinstance(facts, dict) else {}
+            first_seen: dict[str, float] = {}
+            last_seen: dict[str, float] = {}
+            for camera in record.cameras:
+                stay = float(dwell.get(camera, 0.0)) if isinstance(dwell, dict) else 0.0
+                if camera == record.last_camera:
+                    first_seen[camera] = max(record.started_at, record.last_seen - stay)
+                    last_seen[camera] = record.last_seen
+                else:
+                    first_seen[camera] = record.started_at
+                    last_seen[camera] = record.started_at + stay
+            visit = Visit(
+                visit_id=record.visit_id,
+                person_id=record.person_id,
+                started_at=record.started_at,
+                last_seen=record.last_seen,
+                is_new_identity=record.is_new_identity,
+                cameras=list(record.cameras),
+                camera_first_seen=first_seen,
+                camera_last_seen=last_seen,
+                sightings=record.sightings,
+                ended_at=record.ended_at if record.ended_at is not None else record.last_seen,
+            )
+            out.extend(self.on_ended(store, [visit]))
         return out
 
     def tick(self, store: RiskStore, visits: ActiveVisits, now: float) -> list[Assessment]:
