@@ -52,6 +52,7 @@ from smart_reid_server.types import Box, Detection, Frame  # noqa: E402
 U8 = npt.NDArray[np.uint8]
 
 
+# Its own frame reader on purpose: the GPU image copies this file without bench_inference.py.
 def video_frames(video: Path, count: int) -> Iterator[U8]:
     capture = cv2.VideoCapture(str(video))
     try:
