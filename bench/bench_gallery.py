@@ -53,7 +53,7 @@ import numpy.typing as npt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "addon" / "inference_server"))
 
-from smart_reid_server.gallery import SCAN_MIN_ROWS, Gallery, ScanStats, quantise  # noqa: E402
+from smart_reid_server.identity.gallery import SCAN_MIN_ROWS, Gallery, ScanStats, quantise  # noqa: E402
 
 DIM = 256
 PER_PERSON = 8

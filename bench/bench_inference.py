@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "addon" / "inference_server"))
 
 from smart_reid_server import config  # noqa: E402
-from smart_reid_server.crops import extract_crops  # noqa: E402
-from smart_reid_server.detect import Detector  # noqa: E402
-from smart_reid_server.embed import Embedder  # noqa: E402
 from smart_reid_server.models import ModelManager, get_spec  # noqa: E402
 from smart_reid_server.models.runtimes import import_openvino  # noqa: E402
 from smart_reid_server.types import Frame  # noqa: E402
+from smart_reid_server.vision.crops import extract_crops  # noqa: E402
+from smart_reid_server.vision.detect import Detector  # noqa: E402
+from smart_reid_server.vision.embed import Embedder  # noqa: E402
 
 F32 = npt.NDArray[np.float32]
 U8 = npt.NDArray[np.uint8]

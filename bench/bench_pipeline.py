@@ -49,16 +49,16 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from PIL import Image as PILImage
-from smart_reid_server.app import SmartReidApp, inference_threads
 from smart_reid_server.config import Settings, load
-from smart_reid_server.crops import extract_crops
-from smart_reid_server.decode import decode_image
-from smart_reid_server.detect import Detector
-from smart_reid_server.embed import Embedder
 from smart_reid_server.models.download import ModelManager
 from smart_reid_server.pipeline import FrameResult
-from smart_reid_server.stats import LatencyStats
+from smart_reid_server.serve.app import SmartReidApp, inference_threads
+from smart_reid_server.serve.stats import LatencyStats
 from smart_reid_server.types import Frame, Image, Vector
+from smart_reid_server.vision.crops import extract_crops
+from smart_reid_server.vision.decode import decode_image
+from smart_reid_server.vision.detect import Detector
+from smart_reid_server.vision.embed import Embedder
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SMART_REID_SHARED") or REPO.parent / "shared")

@@ -33,10 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "addon" / "inference_server"))
 
+from smart_reid_server.identity.store import Store  # noqa: E402
+from smart_reid_server.identity.visits import VisitTracker  # noqa: E402
 from smart_reid_server.risk import RiskConfig, RiskMonitor, assess  # noqa: E402
 from smart_reid_server.risk.facts import TimeOfDay, collect  # noqa: E402
-from smart_reid_server.store import Store  # noqa: E402
-from smart_reid_server.visits import VisitTracker  # noqa: E402
 
 BUDGET_US = 1000.0
 CAMERAS = ["street", "driveway", "garage", "back_garden", "hallway"]

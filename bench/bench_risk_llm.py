@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
-from smart_reid_server.app import SmartReidApp  # noqa: E402
 from smart_reid_server.config import load  # noqa: E402
+from smart_reid_server.serve.app import SmartReidApp  # noqa: E402
 
 SHARED = Path(os.environ.get("SMART_REID_SHARED", ROOT.parent / "shared"))
 CUHK = SHARED / "data" / "cuhk03" / "labeled" / "val"

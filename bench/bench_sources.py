@@ -140,8 +140,8 @@ def duration_s(video: Path) -> float:
 def detector_ms() -> float | None:
     """Milliseconds per frame of the product detector on vtest.avi frames, or None."""
     try:
-        from smart_reid_server.detect import Detector
         from smart_reid_server.models.download import ModelManager
+        from smart_reid_server.vision.detect import Detector
     except ImportError:
         return None
     models = SHARED / "models"

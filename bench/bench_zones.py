@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "addon" / "inference_server"))
 
 from smart_reid_server.config import validate  # noqa: E402
-from smart_reid_server.zones import ZoneConfig, ZoneWatcher  # noqa: E402
+from smart_reid_server.vision.zones import ZoneConfig, ZoneWatcher  # noqa: E402
 
 GARDEN = {
     "cameras": {

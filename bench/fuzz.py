@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "addon" / "inference_server"))
 sys.path.insert(0, str(ROOT))
 
-from smart_reid_server.app import SmartReidApp  # noqa: E402
+from smart_reid_server.serve.app import SmartReidApp  # noqa: E402
 
 from tests.server.fuzz_support import FuzzRun  # noqa: E402
 from tests.server.server_support import settings_for  # noqa: E402

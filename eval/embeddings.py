@@ -1,7 +1,7 @@
 """Embeddings of crop files through the product's own Embedder, cached on disk.
 
 The evaluation must measure what users run, so this module never preprocesses or runs a model
-itself: it reads the crops and hands them to ``smart_reid_server.embed.Embedder``. Results are
+itself: it reads the crops and hands them to ``smart_reid_server.vision.embed.Embedder``. Results are
 cached under ``eval/results/cache/`` keyed by model, flip option, the file list and a
 fingerprint of what the product's code does: the vectors it returns for a few fixed synthetic
 images. A change that alters embeddings (preprocessing, runtime, model file) recomputes; an edit
@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
-from smart_reid_server.embed import Embedder
 from smart_reid_server.models.download import ModelManager
+from smart_reid_server.vision.embed import Embedder
 
 from eval.data import REPO, models_dir
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from smart_reid_server.identities import SEARCH_CANDIDATES, SEARCH_RERANK_MIN_EXEMPLARS
-from smart_reid_server.rerank import (
+from smart_reid_server.identity.identities import SEARCH_CANDIDATES, SEARCH_RERANK_MIN_EXEMPLARS
+from smart_reid_server.identity.rerank import (
     GalleryReranker,
     k_reciprocal_distance,
     normalize,

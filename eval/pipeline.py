@@ -3,7 +3,7 @@
 An option is a combination of: the model(s) whose embeddings are used (more than one = fusion by
 concatenating the per-model unit vectors, which averages their cosine similarities), flip TTA,
 per-model centering, alpha query expansion and k-reciprocal re-ranking. The post-processing steps
-come from ``smart_reid_server.rerank`` so the product can switch on exactly what was measured.
+come from ``smart_reid_server.identity.rerank`` so the product can switch on exactly what was measured.
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from smart_reid_server.match import CameraCentering
-from smart_reid_server.models.priors import prior_mean
-from smart_reid_server.rerank import (
+from smart_reid_server.identity.match import CameraCentering
+from smart_reid_server.identity.rerank import (
     center,
     center_groups,
     k_reciprocal_distance,
     normalize,
     query_expansion,
 )
+from smart_reid_server.models.priors import prior_mean
 
 from eval.data import Split
 from eval.embeddings import embed_images

@@ -29,12 +29,12 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 from smart_reid_server.config import load
-from smart_reid_server.crops import extract_crops
-from smart_reid_server.detect import Detector
 from smart_reid_server.models.download import ModelManager
 from smart_reid_server.models.priors import PRIORS_FILE
 from smart_reid_server.models.registry import names
 from smart_reid_server.types import Frame
+from smart_reid_server.vision.crops import extract_crops
+from smart_reid_server.vision.detect import Detector
 
 from eval.data import shared_dir
 from eval.embeddings import CACHE, make_embedder

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from smart_reid_server.config import Settings
-from smart_reid_server.match import centering_enabled, gallery_threshold
+from smart_reid_server.identity.match import centering_enabled, gallery_threshold
 from smart_reid_server.models.registry import DEFAULT_MATCH_THRESHOLDS, DEFAULT_REID
 
 from eval import scenario_active

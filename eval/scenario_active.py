@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from smart_reid_server.config import Settings
-from smart_reid_server.gallery import unit_rows
-from smart_reid_server.identities import Identities
+from smart_reid_server.identity.gallery import unit_rows
+from smart_reid_server.identity.identities import Identities
 
 from eval.scenario_metrics import Answers
 from eval.scenario_replay import replay

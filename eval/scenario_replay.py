@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from smart_reid_server.config import Settings, load
-from smart_reid_server.crops import extract_crops
-from smart_reid_server.decode import decode_image, parse_detections
-from smart_reid_server.identities import Identities
-from smart_reid_server.store import Store
+from smart_reid_server.identity.identities import Identities
+from smart_reid_server.identity.store import Store
 from smart_reid_server.types import Box, Crop, Detection, Frame, QualityReport
+from smart_reid_server.vision.crops import extract_crops
+from smart_reid_server.vision.decode import decode_image, parse_detections
 
 from eval.embeddings import CACHE, fingerprint, make_embedder
 from eval.scenario_metrics import Answers, Said

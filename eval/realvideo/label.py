@@ -81,14 +81,14 @@ def sampled_frames(path: Path, step: int = STEP) -> Iterator[tuple[int, Image]]:
 def detect(step: int = STEP) -> dict[str, Any]:
     """Every box of the product's default detector on every ``step``-th frame."""
     from smart_reid_server.config import load
-    from smart_reid_server.detect import Detector
     from smart_reid_server.models.download import ModelManager
+    from smart_reid_server.vision.detect import Detector
 
     cfg = load(None, environ={})
     manager = ModelManager(shared_dir() / "models", WORK / "models", download=False)
     detector = Detector.from_config(cfg.section("models"), cfg.section("detect"), manager)
     description = (
-        f"{detector.name} via smart_reid_server.detect.Detector, product defaults: "
+        f"{detector.name} via smart_reid_server.vision.detect.Detector, product defaults: "
         f"score_threshold {detector.score_threshold}, nms_iou {detector.nms_iou}, "
         f"max_persons {detector.max_persons}; {detector.runtime} on {detector.device}; "
         f"every {step}rd frame decoded with cv2.VideoCapture"

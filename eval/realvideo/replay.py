@@ -28,15 +28,15 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from smart_reid_server.app import SmartReidApp
 from smart_reid_server.config import Settings, load, validate
 from smart_reid_server.demo import video_frames
-from smart_reid_server.detect import Detector
-from smart_reid_server.embed import Embedder
 from smart_reid_server.models.download import ModelManager
 from smart_reid_server.pipeline import FrameResult
-from smart_reid_server.tracker import TrackedDetection, Tracks
+from smart_reid_server.serve.app import SmartReidApp
 from smart_reid_server.types import Box, Detection, Frame, Image
+from smart_reid_server.vision.detect import Detector
+from smart_reid_server.vision.embed import Embedder
+from smart_reid_server.vision.tracker import TrackedDetection, Tracks
 
 from eval.data import REPO, models_dir, shared_dir
 

@@ -17,7 +17,7 @@ moving from one person to another) come from ``motmetrics``, HOTA / DetA / AssA 
 
 Trackers:
 
-- ``product``: ``smart_reid_server.tracker.CameraTracker`` with its defaults, frame time =
+- ``product``: ``smart_reid_server.vision.tracker.CameraTracker`` with its defaults, frame time =
   index / 29.97 s; ``product+...``: a few settings tried on the tuning half (``--sweep``);
 - ``proposer``: the conservative tracklet proposer that made the labels (``label.propose``);
 - ``rf-sort``, ``rf-bytetrack``, ``rf-ocsort``, ``rf-botsort``, ``rf-cbiou``: roboflow
@@ -129,9 +129,9 @@ def product_vectors(frames: Sequence[Frame]) -> dict[int, Floats]:
         if {k: len(v) for k, v in found.items()} == expected:
             return found
     from smart_reid_server.config import load
-    from smart_reid_server.crops import extract_crops
     from smart_reid_server.types import Box, Detection
     from smart_reid_server.types import Frame as ServerFrame
+    from smart_reid_server.vision.crops import extract_crops
 
     from eval.embeddings import make_embedder
 
@@ -172,10 +172,10 @@ def product_vectors(frames: Sequence[Frame]) -> dict[int, Floats]:
 
 
 class ProductTracker:
-    """``smart_reid_server.tracker.CameraTracker``; frame time = frame index / 29.97."""
+    """``smart_reid_server.vision.tracker.CameraTracker``; frame time = frame index / 29.97."""
 
     def __init__(self, **settings: Any) -> None:
-        from smart_reid_server.tracker import CameraTracker
+        from smart_reid_server.vision.tracker import CameraTracker
 
         self.inner = CameraTracker("street", **settings)
 

@@ -28,10 +28,10 @@ from zoneinfo import ZoneInfo
 
 import yaml
 from smart_reid_server.config import validate
+from smart_reid_server.identity.store import Store
+from smart_reid_server.identity.visits import VisitTracker
 from smart_reid_server.risk import LEVELS, Assessment, RiskConfig, RiskMonitor, assess
 from smart_reid_server.risk.rules import WEIGHT_DEFAULTS
-from smart_reid_server.store import Store
-from smart_reid_server.visits import VisitTracker
 
 SCENARIOS = Path(__file__).with_name("scenarios.yaml")
 WINDOW_S = 60.0

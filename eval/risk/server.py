@@ -29,8 +29,8 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import cv2
 import numpy as np
-from smart_reid_server.app import SmartReidApp
 from smart_reid_server.config import load
+from smart_reid_server.serve.app import SmartReidApp
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("SMART_REID_SHARED", REPO.parent / "shared"))

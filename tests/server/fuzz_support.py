@@ -35,10 +35,10 @@ import cv2
 import numpy as np
 from aiohttp import web
 from PIL import Image as PILImage
-from smart_reid_server.app import SmartReidApp
 from smart_reid_server.ingest.edge import EdgeSource
 from smart_reid_server.ingest.frigate import FrigateSource
 from smart_reid_server.ingest.mqtt import MqttIngest
+from smart_reid_server.serve.app import SmartReidApp
 
 # -- building blocks ------------------------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import cv2
 import numpy as np
-from smart_reid_server.app import SmartReidApp
 from smart_reid_server.config import Settings, load
+from smart_reid_server.serve.app import SmartReidApp
 from smart_reid_server.types import Image, Vector
 
 

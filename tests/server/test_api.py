@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 import pytest_asyncio
 from smart_reid_server import __version__
-from smart_reid_server.app import SmartReidApp
-from smart_reid_server.match import CENTERED_THRESHOLDS
+from smart_reid_server.identity.match import CENTERED_THRESHOLDS
+from smart_reid_server.serve.app import SmartReidApp
 
 from tests.server.server_support import (
     CuhkPicker,
@@ -289,7 +289,7 @@ async def test_raw_jpeg_body_with_query_camera_runs_the_detector(
 async def test_upload_errors_use_contract_codes_and_say_what_to_do(
     server: Server, session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="smart_reid_server.api")
+    caplog.set_level(logging.WARNING, logger="smart_reid_server.serve.api")
     jpeg = server.image("0004_00")
     cases: list[tuple[str, dict[str, Any], int, str]] = [
         ("no camera", {"camera": ""}, 400, "camera is missing"),
@@ -316,7 +316,7 @@ async def test_upload_errors_use_contract_codes_and_say_what_to_do(
             assert words in body["message"], (name, body)
             assert body["error"]
         # Each refusal is one log line with its status, camera and reason (no image bytes).
-        logged = [r.getMessage() for r in caplog.records if r.name == "smart_reid_server.api"]
+        logged = [r.getMessage() for r in caplog.records if r.name == "smart_reid_server.serve.api"]
         assert len(logged) == 1, (name, logged)
         line = logged[0]
         assert line.startswith(f"frame upload refused: status={code} error={body['error']}")
@@ -617,7 +617,7 @@ async def test_a_server_on_every_interface_announces_an_address_others_can_use(
     settings = settings_for(
         tmp_path, models_dir, http={"host": "0.0.0.0", "port": 0, "token": TOKEN}
     )
-    with caplog.at_level(logging.WARNING, logger="smart_reid_server.app"):
+    with caplog.at_level(logging.WARNING, logger="smart_reid_server.serve.app"):
         async with running_app(settings) as app, aiohttp.ClientSession(headers=AUTH) as session:
             url = app.http_url()
             assert "0.0.0.0" not in url and url.endswith(f":{app.http_port}")

@@ -10,8 +10,8 @@ import numpy.typing as npt
 import pytest
 from _embeddings import DIM, MODEL_NAME, Sample, make_frame, require_assets, samples
 from smart_reid_server.config import load
-from smart_reid_server.identities import Identities
-from smart_reid_server.match import (
+from smart_reid_server.identity.identities import Identities
+from smart_reid_server.identity.match import (
     CENTERED_THRESHOLDS,
     ActiveTierConfig,
     CameraCentering,
@@ -19,10 +19,10 @@ from smart_reid_server.match import (
     centering_enabled,
     gallery_threshold,
 )
+from smart_reid_server.identity.store import DB_NAME, MIGRATIONS, Store
 from smart_reid_server.models import priors
 from smart_reid_server.models.priors import _table, prior_mean
 from smart_reid_server.models.registry import names
-from smart_reid_server.store import DB_NAME, MIGRATIONS, Store
 
 T0 = 1_763_740_000.0
 DAY = 86400.0

@@ -9,7 +9,9 @@ import cv2
 import numpy as np
 import pytest
 from smart_reid_server import config
-from smart_reid_server.crops import (
+from smart_reid_server.models import ModelManager, get_spec
+from smart_reid_server.types import Box, Crop, Detection, Frame, Image
+from smart_reid_server.vision.crops import (
     ASPECT,
     BLURRY,
     LOW_SCORE,
@@ -20,10 +22,8 @@ from smart_reid_server.crops import (
     sharpness,
     thumbnail_score,
 )
-from smart_reid_server.detect import Detector
-from smart_reid_server.models import ModelManager, get_spec
-from smart_reid_server.tracklets import at_edge, overlapped
-from smart_reid_server.types import Box, Crop, Detection, Frame, Image
+from smart_reid_server.vision.detect import Detector
+from smart_reid_server.vision.tracklets import at_edge, overlapped
 
 QUALITY = config.validate({}).section("quality")  # the shipped defaults
 

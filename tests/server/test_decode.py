@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image as PILImage
-from smart_reid_server.decode import (
+from smart_reid_server.vision.decode import (
     BadFrameError,
     decode_image,
     parse_detections,

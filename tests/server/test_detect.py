@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from smart_reid_server.detect import Detector
 from smart_reid_server.models import ModelManager, get_spec
 from smart_reid_server.types import Box, Detection, Image
+from smart_reid_server.vision.detect import Detector
 
 # Frame 199 of vtest.avi, checked by eye: the centre of each of the 7 people in it.
 HAND_CHECKED_FRAME = 199

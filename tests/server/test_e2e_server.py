@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from smart_reid_server.embed import Embedder
 from smart_reid_server.models.download import ModelManager
+from smart_reid_server.vision.embed import Embedder
 
 from tests.server.server_support import CuhkPicker, cuhk, full_box
 
@@ -193,7 +193,7 @@ def test_served_process_handles_real_uploads_and_publishes_mqtt(
     assert server_process.stop(signal.SIGTERM) == 0
     watcher.wait_for(f"{BASE}/status", lambda m: m.payload == b"offline")
     log = server_process.log.read_text()
-    assert "level=info logger=smart_reid_server.app msg=stopped" in log
+    assert "level=info logger=smart_reid_server.serve.app msg=stopped" in log
     assert "Traceback" not in log
 
     # Restart on the same data dir: everyone is still known.

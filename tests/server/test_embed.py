@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 from smart_reid_server import config
-from smart_reid_server.embed import Embedder
 from smart_reid_server.models import ModelError, ModelManager, custom_reid_spec, get_spec
 from smart_reid_server.types import Image
+from smart_reid_server.vision.embed import Embedder
 
 IDENTITIES = 20
 OSNET_CUSTOM = {

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from smart_reid_server.rerank import (
+from smart_reid_server.identity.rerank import (
     GalleryReranker,
     center,
     k_reciprocal_distance,

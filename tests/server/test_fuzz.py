@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from smart_reid_server.decode import BadFrameError, BoxBudget, decode_image, parse_detections
 from smart_reid_server.ingest.edge import EdgeSource, EnvelopeError, parse_envelope
 from smart_reid_server.ingest.frigate import FrigateSource
+from smart_reid_server.vision.decode import BadFrameError, BoxBudget, decode_image, parse_detections
 
 from tests.server.fuzz_support import (
     Corpus,

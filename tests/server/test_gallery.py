@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 from _embeddings import DIM, Sample, clear_plans, require_assets, samples
-from smart_reid_server.gallery import Gallery, GalleryError, _scan_session
+from smart_reid_server.identity.gallery import Gallery, GalleryError, _scan_session
 
 
 @pytest.fixture(scope="module")

@@ -27,8 +27,7 @@ from _embeddings import (
     samples,
     uncertain_plan,
 )
-from smart_reid_server.crops import sharpness
-from smart_reid_server.identities import (
+from smart_reid_server.identity.identities import (
     ActiveTierConfig,
     Identities,
     ObserveResult,
@@ -36,8 +35,9 @@ from smart_reid_server.identities import (
     UnknownPersonError,
     VisitEventReason,
 )
-from smart_reid_server.store import DB_NAME, Store
+from smart_reid_server.identity.store import DB_NAME, Store
 from smart_reid_server.types import Box, Crop, Detection, Frame, MatchStatus, QualityReport
+from smart_reid_server.vision.crops import sharpness
 
 WINDOW = 60.0
 T0 = 1_763_740_000.0

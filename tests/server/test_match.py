@@ -19,10 +19,10 @@ from _embeddings import (
     uncertain_plan,
 )
 from smart_reid_server.config import ConfigError, load
-from smart_reid_server.gallery import Gallery
-from smart_reid_server.match import ActiveTier, ActiveTierConfig, Matcher, UncertainPolicy
+from smart_reid_server.identity.gallery import Gallery
+from smart_reid_server.identity.match import ActiveTier, ActiveTierConfig, Matcher, UncertainPolicy
+from smart_reid_server.identity.visits import Visit, VisitTracker
 from smart_reid_server.types import MatchStatus
-from smart_reid_server.visits import Visit, VisitTracker
 
 
 @pytest.fixture(scope="module")

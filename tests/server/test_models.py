@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from smart_reid_server import config
-from smart_reid_server.embed import Embedder
 from smart_reid_server.models import (
     REGISTRY,
     ModelError,
@@ -30,6 +29,7 @@ from smart_reid_server.models import (
     reid_spec,
     sha256_file,
 )
+from smart_reid_server.vision.embed import Embedder
 
 OSNET = "osnet_x0_25_msmt17"
 OSNET_FILE = "reid/osnet_x0_25_msmt17.onnx"

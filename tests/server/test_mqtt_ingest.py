@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 import pytest_asyncio
 from paho.mqtt.enums import CallbackAPIVersion
-from smart_reid_server.app import SmartReidApp
+from smart_reid_server.serve.app import SmartReidApp
 
 from tests.server.server_support import cuhk, full_box, jpeg_image, running_app, settings_for
 

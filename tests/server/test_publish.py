@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import numpy as np
 import pytest
-from smart_reid_server.app import SmartReidApp
-from smart_reid_server.publish import Publisher
+from smart_reid_server.serve.app import SmartReidApp
+from smart_reid_server.serve.publish import Publisher
 
 from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload_ok
 
@@ -446,7 +446,7 @@ async def test_an_automatic_merge_clears_the_duplicate_then_announces_it(
     test_tracklets): the duplicate's retained state is cleared, then ``events/merged`` names
     both, and the kept person's state is current. The merge itself is asked of the identity
     thread here, where a track's repair would make it."""
-    from smart_reid_server.identities import MergeEvent, ObserveResult
+    from smart_reid_server.identity.identities import MergeEvent, ObserveResult
     from smart_reid_server.pipeline import FrameResult
     from smart_reid_server.types import Frame
 

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from smart_reid_server.config import ConfigError, load
+from smart_reid_server.identity.store import DB_NAME, Store
+from smart_reid_server.identity.visits import VisitTracker
 from smart_reid_server.risk import RiskConfig, RiskMonitor
-from smart_reid_server.store import DB_NAME, Store
-from smart_reid_server.visits import VisitTracker
 
 from eval.risk.run import SCENARIOS, play, risk_config, run
 

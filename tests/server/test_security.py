@@ -22,8 +22,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 from PIL import Image as PILImage
-from smart_reid_server.app import SmartReidApp, bounded_crops
-from smart_reid_server.decode import BadFrameError, BoxBudget, decode_image, parse_detections
+from smart_reid_server.identity.store import Store
 from smart_reid_server.ingest.edge import EdgeSource, EnvelopeError, parse_envelope
 from smart_reid_server.ingest.frigate import FrigateSource
 from smart_reid_server.ingest.mqtt import MqttIngest
@@ -33,9 +32,10 @@ from smart_reid_server.ingest.sources import (
     fetch_bytes,
     url_allowed,
 )
-from smart_reid_server.stats import CameraBook
-from smart_reid_server.store import Store
+from smart_reid_server.serve.app import SmartReidApp, bounded_crops
+from smart_reid_server.serve.stats import CameraBook
 from smart_reid_server.types import Box, Detection, Frame
+from smart_reid_server.vision.decode import BadFrameError, BoxBudget, decode_image, parse_detections
 
 from tests.server.server_support import cuhk, full_box, jpeg_image, running_app, settings_for
 from tests.server.sources_support import LocalHttp, RecordingSink
@@ -613,7 +613,7 @@ def test_an_empty_token_does_not_open_the_api_on_every_interface(tmp_path: Path)
 
 def test_auto_added_cameras_stop_at_a_limit(caplog: pytest.LogCaptureFixture) -> None:
     """Whoever can publish on the ingest topic must not grow the camera list without end."""
-    from smart_reid_server.stats import MAX_AUTO_CAMERAS
+    from smart_reid_server.serve.stats import MAX_AUTO_CAMERAS
 
     cameras = CameraBook([], auto_add=True)
     ingest = MqttIngest(RecordingSink(), cameras, base_topic="b", max_bytes=1 << 20)
@@ -645,7 +645,7 @@ def test_passwords_inside_stream_urls_are_redacted_from_settings(tmp_path: Path)
 def test_a_failing_message_handler_cannot_flood_the_log(caplog: pytest.LogCaptureFixture) -> None:
     """The dispatchers' last line: a handler bug logs its traceback, but not once per message."""
     from smart_reid_server.ingest.sources import MqttSubscriber
-    from smart_reid_server.publish import Publisher
+    from smart_reid_server.serve.publish import Publisher
 
     def broken(_topic: str, _payload: bytes) -> None:
         raise RuntimeError("bug")

@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from smart_reid_server.snapshots import Marker, annotate, person_colour
 from smart_reid_server.types import Box, Image, MatchStatus
+from smart_reid_server.vision.snapshots import Marker, annotate, person_colour
 
 
 @pytest.fixture(name="frame")

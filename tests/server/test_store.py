@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
-from smart_reid_server.store import (
+from smart_reid_server.identity.store import (
     DB_NAME,
     SCHEMA_VERSION,
     Store,
@@ -296,7 +296,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from smart_reid_server.store import Store
+    from smart_reid_server.identity.store import Store
 
     store = Store(sys.argv[1])
     rng = np.random.default_rng(0)

@@ -16,11 +16,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from smart_reid_server.app import SmartReidApp
+from smart_reid_server.identity.store import Store
 from smart_reid_server.risk.facts import TimeOfDay
 from smart_reid_server.risk.rules import LEVELS
 from smart_reid_server.risk.summary import rules_summary
-from smart_reid_server.store import Store
+from smart_reid_server.serve.app import SmartReidApp
 
 from tests.server.llm_support import dead_url, fake_chat, get_json, real_llm
 from tests.server.server_support import running_app, settings_for

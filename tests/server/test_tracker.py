@@ -1,6 +1,6 @@
 """Per-camera tracker: real detections on vtest.avi, and known walks of real people.
 
-The product's detector (``smart_reid_server.detect``, YOLOX-Nano from ../shared/models) runs on
+The product's detector (``smart_reid_server.vision.detect``, YOLOX-Nano from ../shared/models) runs on
 vtest.avi at the 2 fps a stream source delivers; the tracker should turn those detections into a
 few long tracks and ask for far fewer embeddings than there are detections.
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from smart_reid_server.crops import sharpness
-from smart_reid_server.detect import Detector
 from smart_reid_server.models.download import ModelManager
-from smart_reid_server.tracker import CameraTracker, Tracks, iou
 from smart_reid_server.types import Box, Detection
+from smart_reid_server.vision.crops import sharpness
+from smart_reid_server.vision.detect import Detector
+from smart_reid_server.vision.tracker import CameraTracker, Tracks, iou
 
 SAMPLE_EVERY = 5  # vtest.avi is 10 fps: every 5th frame is the 2 fps a stream source samples
 SECONDS = 40

@@ -23,9 +23,9 @@ from _embeddings import (
     Sample,
     make_frame,
 )
-from smart_reid_server.identities import Identities, ObserveResult
-from smart_reid_server.tracklets import TrackSettings, at_edge, overlapped
+from smart_reid_server.identity.identities import Identities, ObserveResult
 from smart_reid_server.types import Box, Crop, Frame
+from smart_reid_server.vision.tracklets import TrackSettings, at_edge, overlapped
 from test_identities import open_identities as open_plain
 
 T0 = 1_763_740_000.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from smart_reid_server.visits import PairKind, TransitTimes, VisitTracker
+from smart_reid_server.identity.visits import PairKind, TransitTimes, VisitTracker
 
 WINDOW = 60.0
 T0 = 1_763_740_000.0

@@ -18,7 +18,7 @@ from smart_reid_server.risk.facts import (
     ZoneLog,
     ZoneStay,
 )
-from smart_reid_server.zones import (
+from smart_reid_server.vision.zones import (
     Line,
     ZoneConfig,
     ZoneWatcher,

@@ -113,7 +113,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _serve(settings: Settings) -> int:
-    from .app import SmartReidApp, StartupError
+    from .serve.app import SmartReidApp, StartupError
 
     setup_logging(str(settings.raw["log_level"]))
     app = SmartReidApp(settings)

@@ -22,11 +22,11 @@ from typing import Any
 import voluptuous as vol
 import yaml
 
-from .ingest.sources import SOURCES_SCHEMA
+from .ingest.sources import SOURCES_SCHEMA, camera_name
 from .models.devices import REQUESTABLE as DEVICES
 from .risk.rules import LEVEL_DEFAULTS, LEVELS, WEIGHT_DEFAULTS, parse_clock
+from .types import CAMERA_NAME
 
-CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 ENV_PREFIX = "SMART_REID_"
 # Variables with the prefix that are not settings: the config file, and the repository's own
 # scripts (scripts/setup, scripts/test), which must not make the server refuse to start.
@@ -37,16 +37,6 @@ _NOT_SETTINGS = frozenset(
 
 class ConfigError(ValueError):
     """The configuration is invalid; the message names the key and the problem."""
-
-
-def camera_name(value: Any) -> str:
-    """Voluptuous validator for a camera name (also used by the sources schema)."""
-    name = str(value)
-    if not CAMERA_NAME.match(name):
-        raise vol.Invalid(
-            f"camera name {name!r} must be 1-64 characters of a-z, 0-9 and _ (e.g. front_door)"
-        )
-    return name
 
 
 def _probability(value: Any) -> float:
@@ -206,7 +196,7 @@ def _point(value: Any) -> list[float]:
 
 
 def _polygon(value: Any) -> list[list[float]]:
-    from .zones import polygon_area
+    from .vision.zones import polygon_area
 
     if not isinstance(value, list) or len(value) < 3:
         raise vol.Invalid("polygon must be a list of at least 3 points [x, y]")

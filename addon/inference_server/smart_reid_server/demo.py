@@ -35,13 +35,13 @@ import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .app import SmartReidApp, StartupError
 from .config import Settings, validate
 from .logging_setup import setup_logging
 from .models.errors import ModelError
 from .pipeline import FrameDroppedError, FrameResult
-from .snapshots import Marker, render_jpeg
+from .serve.app import SmartReidApp, StartupError
 from .types import Decision, Frame, Image, MatchStatus
+from .vision.snapshots import Marker, render_jpeg
 
 STRIP_NAMES = {1: ["cam"], 2: ["left", "right"], 3: ["left", "middle", "right"]}
 SEEN_REPEAT_S = 5.0

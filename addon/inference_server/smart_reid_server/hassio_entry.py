@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from .app import SmartReidApp, StartupError
+    from .serve.app import SmartReidApp, StartupError
 
     options = read_options(args.options)
     advanced = read_advanced(args.config_dir / ADVANCED_FILE)

@@ -33,9 +33,9 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
-from .stats import CameraBook, LatencyStats
-from .tracker import Tracks
+from .serve.stats import CameraBook, LatencyStats
 from .types import Crop, Decision, Detection, Frame, Image
+from .vision.tracker import Tracks
 
 _LOGGER = logging.getLogger(__name__)
 

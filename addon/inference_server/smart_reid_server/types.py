@@ -11,12 +11,16 @@ latency measurement.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+# Camera names appear in MQTT topics, URLs and file names: keep them to this safe alphabet.
+CAMERA_NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 
 type Image = npt.NDArray[np.uint8]
 type Vector = npt.NDArray[np.float32]

@@ -148,8 +148,8 @@ async def inference_server(
 
 def _pick_people(info: dict[str, Any], work_dir: Path) -> tuple[str, str, str]:
     """(person view A, same person view B, a stranger), chosen with the server's embedder."""
-    from smart_reid_server.embed import Embedder
     from smart_reid_server.models.download import ModelManager
+    from smart_reid_server.vision.embed import Embedder
 
     from tests.server.server_support import CuhkPicker
 

@@ -24,9 +24,8 @@ from typing import Any
 import aiohttp
 import voluptuous as vol
 
-from ..config import CAMERA_NAME
-from ..decode import MAX_SIDE_PX, BadFrameError, BoxBudget, check_inside, decode_image
-from ..types import Box, Detection, Frame, Image
+from ..types import CAMERA_NAME, Box, Detection, Frame, Image
+from ..vision.decode import MAX_SIDE_PX, BadFrameError, BoxBudget, check_inside, decode_image
 from .sources import (
     BackgroundTasks,
     FetchError,

@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import CAMERA_NAME
-from ..decode import BadFrameError, decode_image
-from ..types import Frame, Image
+from ..types import CAMERA_NAME, Frame, Image
+from ..vision.decode import BadFrameError, decode_image
 from .sources import FrameSink, SourceStats, offer
 
 _LOGGER = logging.getLogger(__name__)

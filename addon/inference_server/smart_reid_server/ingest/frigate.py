@@ -34,9 +34,8 @@ from urllib.parse import quote
 import aiohttp
 import voluptuous as vol
 
-from ..config import CAMERA_NAME
-from ..decode import BadFrameError, decode_image
-from ..types import Box, Detection, Frame
+from ..types import CAMERA_NAME, Box, Detection, Frame
+from ..vision.decode import BadFrameError, decode_image
 from .sources import (
     BackgroundTasks,
     FetchError,

@@ -22,10 +22,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..config import CAMERA_NAME
-from ..decode import BadFrameError, BoxBudget, decode_image, parse_detections, parse_timestamp
-from ..stats import CameraBook, LatencyStats
-from ..types import Frame
+from ..serve.stats import CameraBook, LatencyStats
+from ..types import CAMERA_NAME, Frame
+from ..vision.decode import (
+    BadFrameError,
+    BoxBudget,
+    decode_image,
+    parse_detections,
+    parse_timestamp,
+)
 from .sources import QuietLog
 
 _LOGGER = logging.getLogger(__name__)

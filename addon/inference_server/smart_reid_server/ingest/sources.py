@@ -30,11 +30,11 @@ import paho.mqtt.client as mqtt
 import voluptuous as vol
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ..types import Frame
+from ..types import CAMERA_NAME, Frame
 
 if TYPE_CHECKING:
     from ..config import Settings
-    from ..decode import BoxBudget
+    from ..vision.decode import BoxBudget
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -73,10 +73,14 @@ def finite_number(value: Any) -> float:
     return float(value)
 
 
-def _camera_name(value: Any) -> str:
-    from ..config import camera_name  # config imports this module for its schema
-
-    return camera_name(value)
+def camera_name(value: Any) -> str:
+    """Voluptuous validator for a camera name (also used by the settings schema)."""
+    name = str(value)
+    if not CAMERA_NAME.match(name):
+        raise vol.Invalid(
+            f"camera name {name!r} must be 1-64 characters of a-z, 0-9 and _ (e.g. front_door)"
+        )
+    return name
 
 
 def _http_url(value: Any) -> str:
@@ -113,7 +117,7 @@ FRIGATE_SCHEMA = vol.Schema(
     {
         vol.Required("url"): _http_url,
         vol.Optional("topic", default="frigate/events"): _topic_filter,
-        vol.Optional("camera_map", default={}): {str: _camera_name},
+        vol.Optional("camera_map", default={}): {str: camera_name},
         vol.Optional("min_score", default=0.6): _PROBABILITY,
         # full: the whole frame plus Frigate's box (no second detection).
         # crop: Frigate's crop around the person; our detector finds the box in it.
@@ -127,7 +131,7 @@ FRIGATE_SCHEMA = vol.Schema(
 
 STREAM_SCHEMA = vol.Schema(
     {
-        vol.Required("camera"): _camera_name,
+        vol.Required("camera"): camera_name,
         vol.Required("url"): vol.All(str, vol.Length(min=1)),
         # Kept out of the URL so /api/settings can redact the password.
         vol.Optional("username", default=None): vol.Any(None, str),

@@ -22,7 +22,7 @@ from datetime import datetime, tzinfo
 from enum import StrEnum
 from typing import Any, Protocol
 
-from ..visits import Visit
+from ..identity.visits import Visit
 
 DAY_S = 86400.0
 WEEK_S = 7 * DAY_S

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..visits import Visit
+from ..identity.visits import Visit
 from .facts import Companions, PersonLookup, ZoneLog, collect, visit_counts
 from .rules import LEVELS, Assessment, RiskConfig, assess
 

@@ -15,8 +15,8 @@ from typing import Any, Final
 import cv2
 import numpy as np
 
+from ..types import Box, Crop, Detection, Frame, Image, QualityReport
 from .tracklets import at_edge
-from .types import Box, Crop, Detection, Frame, Image, QualityReport
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .types import Box, Detection
+from ..types import Box, Detection
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .types import Decision
+from ..types import Decision
 
 STAGES = ("queue", "decode", "detect", "embed", "match", "publish", "total")
 MAX_AUTO_CAMERAS = 64

@@ -55,9 +55,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..models.priors import prior_mean
+from ..types import MatchResult, MatchStatus
 from .gallery import Candidates, Gallery, unit_rows
-from .models.priors import prior_mean
-from .types import MatchResult, MatchStatus
 from .visits import Adjacency, TransitRange, TransitTimes, Visit
 
 _LOGGER = logging.getLogger(__name__)

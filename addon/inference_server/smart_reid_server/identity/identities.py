@@ -52,8 +52,18 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .config import Settings
-from .crops import thumbnail_score
+from ..config import Settings
+from ..types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
+from ..vision.crops import thumbnail_score
+from ..vision.tracklets import (
+    Look,
+    TrackBook,
+    TrackSettings,
+    TrackState,
+    at_edge,
+    look_weight,
+    overlapped,
+)
 from .gallery import Gallery, unit_rows
 from .match import (
     ActiveTier,
@@ -66,16 +76,6 @@ from .match import (
 )
 from .rerank import rerank_candidates
 from .store import PersonRecord, Store, UnknownPersonError, check_label
-from .tracklets import (
-    Look,
-    TrackBook,
-    TrackSettings,
-    TrackState,
-    at_edge,
-    look_weight,
-    overlapped,
-)
-from .types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
 from .visits import Visit, VisitObservation, VisitTracker
 
 __all__ = [

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from .types import Box, Detection, Image
+from ..types import Box, Detection, Image
 
 MAX_SIDE_PX = 8192
 DEFAULT_MAX_PERSONS = 32

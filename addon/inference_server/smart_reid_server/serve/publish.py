@@ -28,7 +28,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from .ingest.sources import QuietLog
+from ..ingest.sources import QuietLog
 
 _LOGGER = logging.getLogger(__name__)
 

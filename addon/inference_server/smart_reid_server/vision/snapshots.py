@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .types import Box, Decision, Image, MatchStatus
+from ..types import Box, Decision, Image, MatchStatus
 
 JPEG_QUALITY = 85
 

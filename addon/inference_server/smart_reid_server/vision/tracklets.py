@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .types import Box, Crop, MatchStatus
+from ..types import Box, Crop, MatchStatus
 
 EDGE_MARGIN_PX = 2.0
 OVERLAP_SHARE = 0.3  # a box with this much of its area under another box is "overlapped"

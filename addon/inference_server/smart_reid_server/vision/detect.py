@@ -18,11 +18,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .models.download import ModelManager
-from .models.errors import ModelError
-from .models.registry import InputSpec, ModelSpec, detector_spec
-from .models.runtimes import LoadedModel, load_model
-from .types import Box, Detection, Image
+from ..models.download import ModelManager
+from ..models.errors import ModelError
+from ..models.registry import InputSpec, ModelSpec, detector_spec
+from ..models.runtimes import LoadedModel, load_model
+from ..types import Box, Detection, Image
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -27,36 +27,36 @@ from typing import Any, TypeVar
 import numpy as np
 from aiohttp import web
 
-from . import __version__
-from .config import Settings
-from .crops import extract_crops
-from .decode import BoxBudget
-from .detect import Detector
-from .embed import Embedder
-from .identities import (
+from .. import __version__
+from ..config import Settings
+from ..identity.identities import (
     Identities,
     ObserveResult,
     SearchHit,
     VisitEvent,
     VisitEventReason,
 )
-from .ingest.mqtt import MqttIngest
-from .match import centering_enabled, gallery_threshold
-from .models.devices import DeviceChoice, log_choice, select_device
-from .models.download import ModelManager
-from .models.errors import ModelError
-from .pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
+from ..identity.match import centering_enabled, gallery_threshold
+from ..identity.store import Store, StoreError
+from ..ingest.mqtt import MqttIngest
+from ..models.devices import DeviceChoice, log_choice, select_device
+from ..models.download import ModelManager
+from ..models.errors import ModelError
+from ..pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
+from ..risk import RiskConfig, RiskMonitor
+from ..risk.llm import LlmConfig, NarrativeError, Narrator
+from ..risk.summary import list_visits, narrate, rules_summary
+from ..types import Decision, Detection, Frame, Image
+from ..vision.crops import extract_crops
+from ..vision.decode import BoxBudget
+from ..vision.detect import Detector
+from ..vision.embed import Embedder
+from ..vision.snapshots import Marker, render_jpeg
+from ..vision.tracker import Tracks
+from ..vision.zones import ZoneConfig, ZoneEvent, ZoneWatcher, foot_point
 from .publish import Publisher
-from .risk import RiskConfig, RiskMonitor
-from .risk.llm import LlmConfig, NarrativeError, Narrator
-from .risk.summary import list_visits, narrate, rules_summary
-from .snapshots import Marker, render_jpeg
 from .states import StatePublisher, StateView, gather
 from .stats import CameraBook, LatencyStats
-from .store import Store, StoreError
-from .tracker import Tracks
-from .types import Decision, Detection, Frame, Image
-from .zones import ZoneConfig, ZoneEvent, ZoneWatcher, foot_point
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -460,7 +460,7 @@ class SmartReidApp:
         if not self.settings.raw.get("sources"):
             return
         assert self.pipeline is not None
-        from .ingest.sources import start_sources
+        from ..ingest.sources import start_sources
 
         self.sources = await start_sources(
             self.settings,
@@ -972,7 +972,7 @@ def bounded_crops(crops: Callable[[Frame, list[Detection]], list[Any]], boxes: B
     this is the last line for any path that forgets to: near-identical boxes become one and at
     most ``max_persons`` of the best scored are cropped (and so embedded).
     """
-    from .decode import dedupe_detections
+    from ..vision.decode import dedupe_detections
 
     def run(frame: Frame, detections: list[Detection]) -> list[Any]:
         if len(detections) > 1:

@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from .models.download import ModelManager
-from .models.errors import ModelError
-from .models.registry import ModelSpec, reid_spec
-from .models.runtimes import LoadedModel, load_model
-from .types import Image
+from ..models.download import ModelManager
+from ..models.errors import ModelError
+from ..models.registry import ModelSpec, reid_spec
+from ..models.runtimes import LoadedModel, load_model
+from ..types import Image
 
 _LOGGER = logging.getLogger(__name__)
 

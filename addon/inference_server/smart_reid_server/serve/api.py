@@ -33,16 +33,21 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import BodyPartReader, web
 from yarl import URL
 
-from . import __version__
-from .config import CAMERA_NAME
-from .decode import BadFrameError, BoxBudget, decode_image, parse_detections, parse_timestamp
-from .ingest.sources import QuietLog
-from .pipeline import FrameDroppedError
-from .risk.rules import LEVELS
+from .. import __version__
+from ..identity.store import UnknownPersonError
+from ..ingest.sources import QuietLog
+from ..pipeline import FrameDroppedError
+from ..risk.rules import LEVELS
+from ..types import CAMERA_NAME, Detection, Frame, Image
+from ..vision.decode import (
+    BadFrameError,
+    BoxBudget,
+    decode_image,
+    parse_detections,
+    parse_timestamp,
+)
 from .status_page import HEADERS as STATUS_PAGE_HEADERS
 from .status_page import render as render_status_page
-from .store import UnknownPersonError
-from .types import Detection, Frame, Image
 
 if TYPE_CHECKING:
     from .app import SmartReidApp

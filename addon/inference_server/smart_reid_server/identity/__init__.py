@@ -1,0 +1,1 @@
+"""identity stage modules of the Smart ReID server."""

@@ -1,0 +1,1 @@
+"""serve stage modules of the Smart ReID server."""

@@ -1,0 +1,1 @@
+"""vision stage modules of the Smart ReID server."""
