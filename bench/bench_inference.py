@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "addon" / "inference_server"))
 
 from smart_reid_server import config  # noqa: E402
 from smart_reid_server.models import ModelManager, get_spec  # noqa: E402
-from smart_reid_server.models.runtimes import import_openvino  # noqa: E402
+from smart_reid_server.models.openvino import import_openvino  # noqa: E402
 from smart_reid_server.types import Frame  # noqa: E402
 from smart_reid_server.vision.crops import extract_crops  # noqa: E402
 from smart_reid_server.vision.detect import Detector  # noqa: E402

@@ -15,7 +15,8 @@ import pytest
 from aiohttp import web
 from smart_reid_server.config import Settings
 from smart_reid_server.ingest.edge import EdgeSource, parse_envelope
-from smart_reid_server.ingest.sources import MqttSubscriber, Sources, start_sources
+from smart_reid_server.ingest.sources import MqttSubscriber, Sources
+from smart_reid_server.ingest.start import start_sources
 from smart_reid_server.types import Box
 
 from tests.server.sources_support import (

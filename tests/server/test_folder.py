@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from smart_reid_server.config import Settings
 from smart_reid_server.ingest.folder import FolderSource
-from smart_reid_server.ingest.sources import start_sources
+from smart_reid_server.ingest.start import start_sources
 from smart_reid_server.pipeline import FrameResult
 from smart_reid_server.types import Frame, Image
 

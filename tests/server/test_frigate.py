@@ -21,7 +21,8 @@ import pytest
 from aiohttp import web
 from smart_reid_server.config import Settings
 from smart_reid_server.ingest.frigate import FrigateSource
-from smart_reid_server.ingest.sources import MqttSubscriber, Sources, start_sources
+from smart_reid_server.ingest.sources import MqttSubscriber, Sources
+from smart_reid_server.ingest.start import start_sources
 from smart_reid_server.types import Box, Image
 
 from tests.server.server_support import running_app, settings_for

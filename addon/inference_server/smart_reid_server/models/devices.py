@@ -115,7 +115,7 @@ def probe() -> Accelerators:
         pass
     devices: tuple[str, ...] = ("CPU",)
     try:
-        from .runtimes import import_openvino
+        from .openvino import import_openvino
 
         ov = import_openvino()
         devices = tuple(ov.Core().available_devices)

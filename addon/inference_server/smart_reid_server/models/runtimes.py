@@ -24,9 +24,7 @@ bits), the other modes always run images alone.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +35,7 @@ import numpy.typing as npt
 
 from .devices import ort_provider_options, plan, select_device
 from .errors import ModelError
+from .openvino import import_openvino
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -240,35 +239,6 @@ def _at_least_two(batch: Array) -> Array:
 def _stack(per_image: list[list[npt.NDArray[Any]]]) -> list[npt.NDArray[Any]]:
     """Per-image output lists (each with a batch axis of 1) -> one array per output."""
     return [np.concatenate(outputs) for outputs in zip(*per_image, strict=True)]
-
-
-def import_openvino() -> Any:
-    """Import OpenVINO with its usage telemetry off.
-
-    Importing ``openvino`` sets up Intel's telemetry client, which reports the import (and ONNX
-    reads) to Google Analytics from a forked process. A camera server has no business phoning
-    home, and forking a multi-threaded process can deadlock. The client is a singleton, so
-    creating it first with consent withdrawn silences every later use.
-    """
-    if "openvino" not in sys.modules:
-        with contextlib.suppress(Exception):
-            import openvino_telemetry
-
-            client = openvino_telemetry.Telemetry(
-                app_name="OpenVINO",
-                tid="none",
-                backend="ga4",
-                enable_opt_in_dialog=False,
-                disable_in_ci=True,
-            )
-            client.consent = False
-    import openvino as ov
-
-    with contextlib.suppress(Exception):
-        from openvino.tools.ovc import telemetry
-
-        telemetry.consent = False
-    return ov
 
 
 def _openvino_device(requested: str, available: Sequence[str], name: str) -> str:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import BodyPartReader, web
 from yarl import URL
@@ -46,15 +46,15 @@ from ..vision.decode import (
     parse_detections,
     parse_timestamp,
 )
+from .host import ApiHost
+from .publish import decision_json
+from .states import StateView
 from .status_page import HEADERS as STATUS_PAGE_HEADERS
 from .status_page import render as render_status_page
 
-if TYPE_CHECKING:
-    from .app import SmartReidApp
-
 _LOGGER = logging.getLogger(__name__)
 
-APP_KEY: web.AppKey[SmartReidApp] = web.AppKey("smart_reid_app", object)  # type: ignore[arg-type]
+APP_KEY: web.AppKey[ApiHost] = web.AppKey("smart_reid_app", object)  # type: ignore[arg-type]
 # Refused uploads are logged through this, so a misbehaving client cannot flood the log.
 QUIET_KEY: web.AppKey[QuietLog] = web.AppKey("smart_reid_quiet_log", QuietLog)
 _UPLOAD_CAMERA = "smart_reid_upload_camera"  # the camera a form named, for the refusal log
@@ -151,7 +151,7 @@ def _host_name(value: str) -> str | None:
     return host.rstrip(".").lower() if host else None
 
 
-def _hosts_allowed(app: SmartReidApp) -> set[str]:
+def _hosts_allowed(app: ApiHost) -> set[str]:
     """Host names a request may name when the API has no token (DNS rebinding defence)."""
     allowed = set(_LOOPBACK_HOSTS)
     http = app.settings.section("http")
@@ -166,7 +166,7 @@ def _hosts_allowed(app: SmartReidApp) -> set[str]:
     return allowed
 
 
-def _guard(app: SmartReidApp) -> Any:
+def _guard(app: ApiHost) -> Any:
     """Refuse what only a browser tricked by another web site would send (module docstring)."""
 
     @web.middleware
@@ -212,7 +212,7 @@ def _same_origin(origin: str, host: str) -> bool:
     return (given.raw_host.lower(), given.port) == (reached.raw_host.lower(), reached.port)
 
 
-def create_api(app: SmartReidApp) -> web.Application:
+def create_api(app: ApiHost) -> web.Application:
     """The aiohttp application serving ``app``."""
     web_app = web.Application(
         middlewares=[_errors, _guard(app), _auth(app.token)],
@@ -245,11 +245,11 @@ def create_api(app: SmartReidApp) -> web.Application:
     return web_app
 
 
-def _app(request: web.Request) -> SmartReidApp:
+def _app(request: web.Request) -> ApiHost:
     return request.app[APP_KEY]
 
 
-def _running(request: web.Request) -> SmartReidApp:
+def _running(request: web.Request) -> ApiHost:
     app = _app(request)
     if app.state != "running":
         raise ApiError(503, f"server is {app.state}; try again in a moment")
@@ -368,8 +368,6 @@ async def _upload_frame(request: web.Request) -> web.Response:
         raise ApiError(503, f"{err}; retry later or send fewer frames", "overloaded") from None
     except (ValueError, RuntimeError) as err:
         raise ApiError(400, f"the frame could not be processed: {err}") from None
-    from .app import decision_json
-    from .states import StateView
 
     view = result.extra if isinstance(result.extra, StateView) else StateView()
     return web.json_response(
@@ -762,7 +760,7 @@ async def visit_snapshot(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _camera(request: web.Request) -> tuple[SmartReidApp, str]:
+def _camera(request: web.Request) -> tuple[ApiHost, str]:
     app = _running(request)
     camera = request.match_info["camera"]
     if camera not in app.cameras:

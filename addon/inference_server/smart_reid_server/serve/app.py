@@ -54,7 +54,7 @@ from ..vision.embed import Embedder
 from ..vision.snapshots import Marker, render_jpeg
 from ..vision.tracker import Tracks
 from ..vision.zones import ZoneConfig, ZoneEvent, ZoneWatcher, foot_point
-from .publish import Publisher
+from .publish import Publisher, decision_json
 from .states import StatePublisher, StateView, gather
 from .stats import CameraBook, LatencyStats
 
@@ -148,14 +148,6 @@ def url_host(host: str) -> str:
         if ipaddress.ip_address(host).version == 6:
             return f"[{host}]"
     return host
-
-
-def decision_json(decision: Decision, thumbnails: dict[str, str | None]) -> dict[str, Any]:
-    """A Decision as published and answered: the contract adds the two image URLs."""
-    payload = decision.to_json()
-    payload["snapshot_url"] = f"/api/visits/{decision.visit_id}/snapshot.jpg"
-    payload["thumbnail_url"] = thumbnails.get(decision.person_id)
-    return payload
 
 
 class SmartReidApp:
@@ -460,7 +452,7 @@ class SmartReidApp:
         if not self.settings.raw.get("sources"):
             return
         assert self.pipeline is not None
-        from ..ingest.sources import start_sources
+        from ..ingest.start import start_sources
 
         self.sources = await start_sources(
             self.settings,

@@ -29,6 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ..ingest.sources import QuietLog
+from ..types import Decision
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -354,3 +355,11 @@ class Publisher:
 def _wait_published(info: mqtt.MQTTMessageInfo, timeout: float) -> None:
     with contextlib.suppress(RuntimeError, ValueError):
         info.wait_for_publish(timeout)
+
+
+def decision_json(decision: Decision, thumbnails: dict[str, str | None]) -> dict[str, Any]:
+    """A Decision as published and answered: the contract adds the two image URLs."""
+    payload = decision.to_json()
+    payload["snapshot_url"] = f"/api/visits/{decision.visit_id}/snapshot.jpg"
+    payload["thumbnail_url"] = thumbnails.get(decision.person_id)
+    return payload

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 
 if TYPE_CHECKING:
-    from .app import SmartReidApp
+    from .host import ApiHost
 
 REPOSITORY = "https://github.com/smart-reid/smart-reid"
 DOCS: tuple[tuple[str, str], ...] = (
@@ -76,7 +76,7 @@ def _model_rows(info: dict[str, Any]) -> list[tuple[str, object]]:
     return rows
 
 
-def render(app: SmartReidApp) -> str:
+def render(app: ApiHost) -> str:
     """The page for ``app`` as it is now (cheap: no executor, no database)."""
     status, reasons = app.health()
     info = app.info()
