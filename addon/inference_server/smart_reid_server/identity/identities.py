@@ -75,7 +75,7 @@ from .match import (
     centering_enabled,
 )
 from .rerank import rerank_candidates
-from .store import PersonRecord, Store, UnknownPersonError, check_label
+from .store import IdentityStore, PersonRecord, UnknownPersonError, check_label
 from .visits import Visit, VisitObservation, VisitTracker
 
 __all__ = [
@@ -330,7 +330,7 @@ class Identities:
 
     def __init__(
         self,
-        store: Store,
+        store: IdentityStore,
         *,
         model_name: str,
         dim: int,
@@ -386,7 +386,13 @@ class Identities:
 
     @classmethod
     def from_settings(
-        cls, store: Store, settings: Settings, *, model_name: str, dim: int, threshold: float
+        cls,
+        store: IdentityStore,
+        settings: Settings,
+        *,
+        model_name: str,
+        dim: int,
+        threshold: float,
     ) -> Identities:
         """As the server runs it: every ``match``/``visits`` setting applied, not yet loaded."""
         match_cfg = settings.section("match")
