@@ -102,19 +102,17 @@ class Leadership:
             if conn is None:
                 break
             started = time.monotonic()
-            try:
-                async with asyncio.timeout(CHECK_TIMEOUT_S):
-                    await conn.execute(b"SELECT 1")
-            except (psycopg.Error, TimeoutError) as err:
-                why = "no answer" if isinstance(err, TimeoutError) else _first_line(err)
-                _LOGGER.warning(
-                    "lost leadership of %s: the PostgreSQL session failed its check after "
-                    "%.1f s (%s); stop deciding and wait to lead again",
-                    self.key,
-                    time.monotonic() - started,
-                    why,
-                )
-                break
+            why = await self._ask(conn, b"SELECT 1")
+            if why is None:
+                continue
+            _LOGGER.warning(
+                "lost leadership of %s: the PostgreSQL session failed its check after %.1f s "
+                "(%s); stop deciding and wait to lead again",
+                self.key,
+                time.monotonic() - started,
+                why,
+            )
+            break
         self._leader = False
         await self._drop()
 
@@ -122,13 +120,28 @@ class Leadership:
         """Give leadership up (the standby takes over within ``POLL_S``)."""
         conn = self._conn
         if self._leader and conn is not None:
-            with contextlib.suppress(psycopg.Error, TimeoutError):
-                async with asyncio.timeout(CHECK_TIMEOUT_S):
-                    await conn.execute(
-                        b"SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self.key,)
-                    )
+            unlock = b"SELECT pg_advisory_unlock(hashtextextended(%s, 0))"
+            await self._ask(conn, unlock, (self.key,))
         self._leader = False
         await self._drop()
+
+    async def _ask(
+        self,
+        conn: psycopg.AsyncConnection[tuple[Any, ...]],
+        query: bytes,
+        args: tuple[object, ...] = (),
+    ) -> str | None:
+        """Run ``query``; None when it succeeded, else why not. Not cancelled by a timeout:
+        psycopg would wait for the server to confirm the cancellation, which a stalled server
+        never does; a query left without an answer is abandoned and its connection closed."""
+        task = asyncio.ensure_future(conn.execute(query, args))
+        done, _ = await asyncio.wait({task}, timeout=CHECK_TIMEOUT_S)
+        if not done:
+            task.add_done_callback(_consume)
+            await self._drop()
+            task.cancel()
+            return f"no answer within {CHECK_TIMEOUT_S:.0f} s"
+        return _failure(task)
 
     async def _connection(self) -> psycopg.AsyncConnection[tuple[Any, ...]]:
         if self._conn is None or self._conn.closed:
@@ -153,6 +166,21 @@ class Leadership:
         if problem != self._reported:
             _LOGGER.warning("%s; retrying every %.0f s", problem, RETRY_S)
             self._reported = problem
+
+
+def _failure(check: asyncio.Future[Any]) -> str | None:
+    """Why a finished check failed; None when it passed."""
+    err = check.exception()
+    if err is None:
+        return None
+    if isinstance(err, psycopg.Error | OSError):
+        return _first_line(err)
+    raise err
+
+
+def _consume(check: asyncio.Future[Any]) -> None:
+    if not check.cancelled():
+        check.exception()
 
 
 def _first_line(err: BaseException) -> str:
