@@ -10,6 +10,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pg_support import execute, local_postgres, psycopg, temp_database, wait_until, wipe
@@ -226,3 +227,64 @@ def test_store_url_is_validated_and_its_password_never_shown(tmp_path: Path) -> 
     assert "hidden" not in str(caught.value)
     assert "s3cret" not in redact_url("postgresql://reid:s3cret@db.lan/reid")
     assert redact_url("postgresql://db.lan/reid") == "postgresql://db.lan/reid"
+
+
+def _identities(store: PgStore) -> Any:
+    from _embeddings import DIM, MARGIN, MODEL_NAME, THRESHOLD
+    from smart_reid_server.identity.identities import Identities
+
+    identities = Identities(
+        store,
+        model_name=MODEL_NAME,
+        dim=DIM,
+        threshold=THRESHOLD,
+        uncertain_margin=MARGIN,
+        max_exemplars=8,
+        exemplar_min_distance=0.08,
+        window_s=60.0,
+        retention_days=30,
+    )
+    identities.load()
+    return identities
+
+
+def test_a_standby_matcher_takes_over_every_identity(
+    url: str, tmp_path: Path, plans: list[Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real embeddings through the Identities facade: what the leader learnt, a matcher on
+    another host (its own data_dir) recognises after take-over, pictures included; a frame
+    PostgreSQL refuses is rolled back and the next one works."""
+    from test_identities import see, walk_past_front
+
+    leader = _identities(PgStore(url, tmp_path / "host_a"))
+    (first,) = walk_past_front(leader, plans[0], T0).decisions
+    (second,) = walk_past_front(leader, plans[1], T0 + 30).decisions
+    assert first.new_person and second.new_person
+    execute(
+        url,
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN RAISE EXCEPTION 'disk trouble'; END $$",
+    )
+    execute(
+        url, "CREATE TRIGGER refuse BEFORE INSERT ON visits FOR EACH ROW EXECUTE FUNCTION refuse()"
+    )
+    with caplog.at_level(logging.WARNING), pytest.raises(psycopg.Error, match="disk trouble"):
+        see(leader, "back", T0 + 100, [plans[2].view_b])
+    assert "reloading identities" in caplog.text
+    assert sorted(v.person_id for v in leader.persons()) == sorted(
+        [first.person_id, second.person_id]
+    )
+    execute(url, "DROP TRIGGER refuse ON visits")
+    leader.store.close()  # as after kill -9: nothing more is written
+
+    standby = _identities(PgStore(url, tmp_path / "host_b"))
+    assert standby.gallery.person_count == 2
+    (again,) = see(standby, "back", T0 + 200, [plans[0].view_b]).decisions
+    assert again.person_id == first.person_id and not again.is_new_identity
+    view = standby.person(first.person_id)
+    assert view.thumbnail_url is not None
+    picture = standby.thumbnail_path(first.person_id)
+    assert picture is not None and picture.is_relative_to(tmp_path / "host_b")
+    (stranger,) = see(standby, "back", T0 + 210, [plans[2].view_b]).decisions
+    assert stranger.is_new_identity and stranger.label == "Visitor 3"
+    standby.close()

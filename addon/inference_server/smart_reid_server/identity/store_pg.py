@@ -871,7 +871,15 @@ class PgStore:
         row = self._one(f"SELECT jpeg FROM {table} WHERE {column} = %s", (item_id,))
         if row is None:
             return None
-        _write_atomically(path, bytes(row[0]))
+        try:
+            _write_atomically(path, bytes(row[0]))
+        except OSError as err:
+            _LOGGER.warning(
+                "cannot cache a picture under %s (%s); set data_dir to a writable folder",
+                folder,
+                err.strerror or err,
+            )
+            return None
         return path
 
     def _unlink_snapshot(self, visit_id: str) -> None:
