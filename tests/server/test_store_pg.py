@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pg_support import execute, local_postgres, psycopg, temp_database, wait_until, wipe
 from smart_reid_server.config import ConfigError, load
@@ -288,3 +289,41 @@ def test_a_standby_matcher_takes_over_every_identity(
     (stranger,) = see(standby, "back", T0 + 210, [plans[2].view_b]).decisions
     assert stranger.is_new_identity and stranger.label == "Visitor 3"
     standby.close()
+
+
+def _bytes_under(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def test_forget_and_purge_leave_no_vector_or_id_in_the_table_files(tmp_path: Path) -> None:
+    """Scan a private instance's table files (not its WAL) for the forgotten people's ids and
+    vectors after a checkpoint: VACUUM FULL left no dead copy behind."""
+    rng = np.random.default_rng(5)
+    with local_postgres() as server:
+        execute(f"{server.url}/postgres", "CREATE DATABASE smart_reid")
+        dsn = f"{server.url}/smart_reid"
+        store = PgStore(dsn, tmp_path)
+        vectors: dict[str, list[bytes]] = {}
+        for index, person in enumerate(("forgotten000", "stalestale01", "knownknown02")):
+            store.create_person(person, 1000.0 + index)
+            store.save_thumbnail(person, person.encode() * 20, 0.5)
+            vectors[person] = []
+            for k in range(4):
+                vector = rng.standard_normal(256).astype(np.float32)
+                vectors[person].append(vector.astype("<f4").tobytes())
+                store.add_exemplar(index * 10 + k + 1, person, vector, "m", camera="front")
+            store.start_visit(f"{person}v", person, 1000.0 + index, True)
+            store.record_sighting(person, "front", 1000.0 + index)
+        store.set_known("knownknown02", True)
+        store.forget("forgotten000")
+        assert store.purge(older_than=5000.0) == ["stalestale01"]
+        store.close()
+        execute(dsn, "CHECKPOINT")
+        on_disk = _bytes_under(server.data / "base")
+        for person, gone in (
+            ("forgotten000", True),
+            ("stalestale01", True),
+            ("knownknown02", False),
+        ):
+            found = [person.encode() in on_disk] + [v in on_disk for v in vectors[person]]
+            assert found == [not gone] * 5, f"{person}: id/vectors on disk {found}"
