@@ -3,6 +3,7 @@ losing PostgreSQL and coming back, and how ``store.url`` is chosen, checked and 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -327,3 +328,32 @@ def test_forget_and_purge_leave_no_vector_or_id_in_the_table_files(tmp_path: Pat
         ):
             found = [person.encode() in on_disk] + [v in on_disk for v in vectors[person]]
             assert found == [not gone] * 5, f"{person}: id/vectors on disk {found}"
+
+
+async def test_the_server_runs_on_postgresql_and_hides_the_password(
+    url: str, tmp_path: Path, models_dir: Path, cuhk03_dir: Path
+) -> None:
+    """The real server with ``store.url`` (trust auth ignores the password in it): a frame's new
+    person lands in PostgreSQL, and /api/settings never shows the password."""
+    import aiohttp
+
+    from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
+
+    with_password = url.replace("postgresql://postgres@", "postgresql://postgres:pa55word@", 1)
+    settings = settings_for(tmp_path, models_dir, store={"url": with_password})
+    async with running_app(settings) as app, aiohttp.ClientSession() as session:
+        assert app.embedder is not None
+        view_a, _ = CuhkPicker(cuhk03_dir, app.embedder).same_person(app.threshold + 0.02)
+        status, body = await upload(session, app.http_url(), "front", cuhk(cuhk03_dir, view_a))
+        assert status == 200, body
+        (decision,) = body["decisions"]
+        async with session.get(f"{app.http_url()}/api/settings") as response:
+            shown = await response.json()
+    assert "pa55word" not in json.dumps(shown)
+    assert shown["store"]["url"].startswith("postgresql://postgres:**redacted**@")
+    with psycopg.connect(url) as db:
+        row = db.execute(
+            b"SELECT label FROM persons WHERE person_id = %s", (decision["person_id"],)
+        ).fetchone()
+    assert row is not None and row[0] == decision["label"]
+    assert not (tmp_path / "identities.sqlite3").exists(), "SQLite is not used"
