@@ -1,4 +1,9 @@
-"""The SQLite identity store: durability, numbering, retention, merge/forget, damaged data."""
+"""The identity store: durability, numbering, retention, merge/forget, damaged data.
+
+Tests that take ``make`` run on both stores, SQLite (``Store``) and PostgreSQL (``PgStore``, one
+throw-away database per module on the shared server, emptied before each test): the behaviour
+is meant to be the same. File-level SQLite specifics stay SQLite-only.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -19,10 +24,13 @@ import pytest
 from smart_reid_server.identity.store import (
     DB_NAME,
     SCHEMA_VERSION,
+    IdentityStore,
     Store,
     StoreError,
     UnknownPersonError,
 )
+
+Make = Callable[[Path], IdentityStore]
 
 MODEL = "person-reidentification-retail-0277"
 DIM = 256
@@ -49,9 +57,53 @@ def jpeg(shade: int) -> bytes:
     return data.tobytes()
 
 
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    from pg_support import temp_database
+
+    with temp_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store(tmp_path / "data")
+def make(backend: str, request: pytest.FixtureRequest) -> Make:
+    """Opens the store under test on a data folder (PostgreSQL: the module's database)."""
+    if backend == "sqlite":
+        return Store
+    from pg_support import wipe
+    from smart_reid_server.identity.store_pg import PgStore
+
+    url: str = request.getfixturevalue("pg_url")
+    wipe(url)
+    return lambda folder: PgStore(url, folder)
+
+
+@pytest.fixture
+def raw(backend: str, request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Runs SQL (``?`` placeholders) on the store's database behind its back."""
+
+    def run(folder: Path, sql: str, *args: object) -> None:
+        if backend == "sqlite":
+            db = sqlite3.connect(folder / DB_NAME)
+            db.execute(sql, args)
+            db.commit()
+            db.close()
+        else:
+            from pg_support import execute
+
+            execute(request.getfixturevalue("pg_url"), sql.replace("?", "%s"), *args)
+
+    return run
+
+
+@pytest.fixture
+def store(make: Make, tmp_path: Path) -> Iterator[IdentityStore]:
+    opened = make(tmp_path / "data")
     yield opened
     opened.close()
 
@@ -65,8 +117,8 @@ def test_new_store_uses_wal_and_records_its_schema(tmp_path: Path) -> None:
     assert (tmp_path / "thumbnails").is_dir() and (tmp_path / "snapshots").is_dir()
 
 
-def test_visitor_numbers_are_never_reused(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+def test_visitor_numbers_are_never_reused(make: Make, tmp_path: Path) -> None:
+    store = make(tmp_path)
     assert [store.create_person(f"p{i}", T0).label for i in range(3)] == [
         "Visitor 1",
         "Visitor 2",
@@ -75,23 +127,23 @@ def test_visitor_numbers_are_never_reused(tmp_path: Path) -> None:
     store.forget("p2")
     store.forget_many(["p0", "p1"])
     store.close()
-    reopened = Store(tmp_path)
+    reopened = make(tmp_path)
     assert reopened.persons() == []
     assert reopened.create_person("p9", T0).label == "Visitor 4"
     reopened.close()
 
 
 def test_exemplars_survive_a_restart_and_other_models_are_skipped(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make: Make, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store(tmp_path)
+    store = make(tmp_path)
     store.create_person("a", T0)
     store.add_exemplar(1, "a", unit(1), MODEL, T0)
     store.add_exemplar(2, "a", unit(2), MODEL, T0)
     store.add_exemplar(3, "a", unit(3)[:128], "osnet_x0_25_msmt17", T0)
     store.close()
     with caplog.at_level(logging.WARNING):
-        loaded = Store(tmp_path).load_exemplars(MODEL, DIM)
+        loaded = make(tmp_path).load_exemplars(MODEL, DIM)
     assert loaded.person_ids == ["a", "a"] and loaded.keys == [1, 2]
     assert np.allclose(loaded.vectors, np.stack([unit(1), unit(2)]))
     assert loaded.skipped_other_model == 1
@@ -99,31 +151,24 @@ def test_exemplars_survive_a_restart_and_other_models_are_skipped(
 
 
 def test_damaged_exemplar_rows_are_skipped_with_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    make: Make, raw: Callable[..., None], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    store = Store(tmp_path)
+    store = make(tmp_path)
     store.create_person("a", T0)
     store.add_exemplar(1, "a", unit(1), MODEL, T0)
     store.close()
-    db = sqlite3.connect(tmp_path / DB_NAME)
-    db.execute(
-        "INSERT INTO exemplars (id, person_id, model, vector, created_at) VALUES (?, ?, ?, ?, ?)",
-        (2, "a", MODEL, b"\x00\x01\x02", T0),
+    insert = (
+        "INSERT INTO exemplars (id, person_id, model, vector, created_at) VALUES (?, ?, ?, ?, ?)"
     )
-    nan = np.full(DIM, np.nan, dtype="<f4").tobytes()
-    db.execute(
-        "INSERT INTO exemplars (id, person_id, model, vector, created_at) VALUES (?, ?, ?, ?, ?)",
-        (3, "a", MODEL, nan, T0),
-    )
-    db.commit()
-    db.close()
+    raw(tmp_path, insert, 2, "a", MODEL, b"\x00\x01\x02", T0)
+    raw(tmp_path, insert, 3, "a", MODEL, np.full(DIM, np.nan, dtype="<f4").tobytes(), T0)
     with caplog.at_level(logging.WARNING):
-        loaded = Store(tmp_path).load_exemplars(MODEL, DIM)
+        loaded = make(tmp_path).load_exemplars(MODEL, DIM)
     assert loaded.keys == [1] and loaded.skipped_corrupt == 2
     assert "skipped 2 damaged exemplar row(s)" in caplog.text
 
 
-def test_only_a_better_thumbnail_replaces_the_stored_one(store: Store) -> None:
+def test_only_a_better_thumbnail_replaces_the_stored_one(store: IdentityStore) -> None:
     store.create_person("a", T0)
     assert store.thumbnail_path("a") is None
     assert store.save_thumbnail("a", jpeg(10), score=50.0)
@@ -138,25 +183,35 @@ def test_only_a_better_thumbnail_replaces_the_stored_one(store: Store) -> None:
         store.save_thumbnail("nobody", jpeg(1), 1.0)
 
 
-def test_a_person_whose_picture_is_gone_no_longer_claims_one(tmp_path: Path) -> None:
-    """A restored database or a hand-cleaned folder: no thumbnail URL that answers 404."""
-    store = Store(tmp_path)
+def test_a_person_whose_picture_is_gone_no_longer_claims_one(
+    backend: str, make: Make, raw: Callable[..., None], tmp_path: Path
+) -> None:
+    """A restored database or a hand-cleaned folder: no thumbnail URL that answers 404.
+    PostgreSQL keeps the pictures itself: there, the row is what goes missing, and a deleted
+    local copy is fetched again."""
+    store = make(tmp_path)
     store.create_person("a", T0)
     store.create_person("b", T0)
     store.save_thumbnail("a", jpeg(10), 0.5)
     store.save_thumbnail("b", jpeg(20), 0.5)
     store.close()
-    (tmp_path / "thumbnails" / "a.jpg").unlink()
-    reopened = Store(tmp_path)
+    if backend == "sqlite":
+        (tmp_path / "thumbnails" / "a.jpg").unlink()
+    else:
+        raw(tmp_path, "DELETE FROM thumbnails WHERE person_id = ?", "a")
+        (store.thumbnails_dir / "b.jpg").unlink()
+    reopened = make(tmp_path)
     assert reopened.require("a").thumbnail_score is None and reopened.thumbnail_path("a") is None
     assert reopened.require("b").thumbnail_score == 0.5
+    assert abs(mean_shade(reopened.thumbnail_path("b")) - 20) <= 2
     assert reopened.save_thumbnail("a", jpeg(30), 0.1), "the next good crop is kept at once"
     reopened.close()
 
 
 def test_pictures_ranked_by_sharpness_give_way_to_the_next_good_crop(tmp_path: Path) -> None:
     """Schema 3 ranks thumbnails on a 0-1 scale; an older sharpness score (hundreds) must not
-    keep its picture forever: it is kept, ranked lowest."""
+    keep its picture forever: it is kept, ranked lowest. SQLite only: the PostgreSQL schema
+    began with the 0-1 scale."""
     store = Store(tmp_path)
     store.create_person("a", T0)
     store.save_thumbnail("a", jpeg(10), 480.0)
@@ -172,7 +227,7 @@ def test_pictures_ranked_by_sharpness_give_way_to_the_next_good_crop(tmp_path: P
     upgraded.close()
 
 
-def test_forget_removes_every_trace(store: Store) -> None:
+def test_forget_removes_every_trace(store: IdentityStore) -> None:
     store.create_person("a", T0)
     store.add_exemplar(1, "a", unit(1), MODEL, T0)
     store.start_visit("v1", "a", T0, True)
@@ -186,7 +241,7 @@ def test_forget_removes_every_trace(store: Store) -> None:
         store.forget("a")
 
 
-def test_purge_drops_stale_strangers_but_keeps_known_and_present(store: Store) -> None:
+def test_purge_drops_stale_strangers_but_keeps_known_and_present(store: IdentityStore) -> None:
     for key, pid in enumerate(("stale", "known", "recent", "present"), start=1):
         store.create_person(pid, T0)
         store.add_exemplar(key, pid, unit(key), MODEL, T0)
@@ -207,7 +262,7 @@ def test_purge_drops_stale_strangers_but_keeps_known_and_present(store: Store) -
     assert store.thumbnail_path("known") is not None and store.exemplar_count("known") == 1
 
 
-def test_merge_folds_one_identity_into_another(store: Store) -> None:
+def test_merge_folds_one_identity_into_another(store: IdentityStore) -> None:
     store.create_person("a", T0)
     store.create_person("b", T0 - 100)
     store.record_sighting("a", "front", T0 + 10)
@@ -241,7 +296,7 @@ def test_merge_folds_one_identity_into_another(store: Store) -> None:
     assert store.merge("a", "c").label == "Alice", "a named person keeps their own name"
 
 
-def test_reset_of_a_camera_targets_people_seen_only_there(store: Store) -> None:
+def test_reset_of_a_camera_targets_people_seen_only_there(store: IdentityStore) -> None:
     for pid, cameras in {"f": ["front"], "fb": ["front", "back"], "b": ["back"]}.items():
         store.create_person(pid, T0)
         for camera in cameras:
@@ -251,7 +306,7 @@ def test_reset_of_a_camera_targets_people_seen_only_there(store: Store) -> None:
     assert store.persons_only_on("garage") == []
 
 
-def test_labels_are_checked(store: Store) -> None:
+def test_labels_are_checked(store: IdentityStore) -> None:
     store.create_person("a", T0)
     with pytest.raises(ValueError, match="empty"):
         store.rename("a", "   ")
@@ -260,8 +315,8 @@ def test_labels_are_checked(store: Store) -> None:
     assert store.rename("a", "  Bob ").label == "Bob"
 
 
-def test_visits_left_open_by_a_crash_are_closed_on_start(tmp_path: Path) -> None:
-    store = Store(tmp_path)
+def test_visits_left_open_by_a_crash_are_closed_on_start(make: Make, tmp_path: Path) -> None:
+    store = make(tmp_path)
     store.create_person("a", T0)
     store.start_visit("v", "a", T0, True)
     store.update_visit(
@@ -269,20 +324,19 @@ def test_visits_left_open_by_a_crash_are_closed_on_start(tmp_path: Path) -> None
         last_camera="front", sightings=4,
     )  # fmt: skip
     store.close()
-    record = Store(tmp_path).visit("v")
+    record = make(tmp_path).visit("v")
     assert record is not None and record.ended_at == T0 + 30 and record.sightings == 4
-    person = Store(tmp_path).person("a")
+    person = make(tmp_path).person("a")
     assert person is not None and person.visit_count == 1
 
 
-def test_a_newer_schema_is_refused_not_damaged(tmp_path: Path) -> None:
-    Store(tmp_path).close()
-    db = sqlite3.connect(tmp_path / DB_NAME)
-    db.execute("UPDATE schema_version SET version = 99")
-    db.commit()
-    db.close()
+def test_a_newer_schema_is_refused_not_damaged(
+    make: Make, raw: Callable[..., None], tmp_path: Path
+) -> None:
+    make(tmp_path).close()
+    raw(tmp_path, "UPDATE schema_version SET version = 99")
     with pytest.raises(StoreError, match="newer Smart ReID"):
-        Store(tmp_path)
+        make(tmp_path)
 
 
 def test_a_file_that_is_not_a_database_is_reported_and_left_alone(tmp_path: Path) -> None:
@@ -296,9 +350,9 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from smart_reid_server.identity.store import Store
+    from smart_reid_server.identity.store import open_store
 
-    store = Store(sys.argv[1])
+    store = open_store(sys.argv[1], sys.argv[2] or None)
     rng = np.random.default_rng(0)
     i = 0
     while True:
@@ -315,10 +369,14 @@ _WRITER = textwrap.dedent(
 )
 
 
-def test_a_killed_writer_loses_nothing_it_committed(tmp_path: Path) -> None:
+def test_a_killed_writer_loses_nothing_it_committed(
+    backend: str, make: Make, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    url = request.getfixturevalue("pg_url") if backend == "postgres" else ""
+    make(tmp_path).close()  # a clean store (PostgreSQL: the emptied database, migrated)
     child = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(tmp_path)],
+        [sys.executable, "-c", _WRITER, str(tmp_path), url],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -334,10 +392,11 @@ def test_a_killed_writer_loses_nothing_it_committed(tmp_path: Path) -> None:
     child.wait(timeout=10)
     assert committed >= 200, child.stderr.read() if child.stderr else "writer died"
 
-    store = Store(tmp_path)
-    db = sqlite3.connect(tmp_path / DB_NAME)
-    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    db.close()
+    store = make(tmp_path)
+    if backend == "sqlite":
+        db = sqlite3.connect(tmp_path / DB_NAME)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
     persons = {p.person_id: p for p in store.persons()}
     assert all(f"p{i:06d}" in persons for i in range(committed + 1))
     for pid, person in persons.items():

@@ -89,6 +89,19 @@ def _http_url(value: Any) -> str:
     return text
 
 
+def _store_url(value: Any) -> str:
+    """A PostgreSQL URL for the shared identity store (the value is never echoed: it may hold a
+    password)."""
+    text = str(value).strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres") or not rest:
+        raise vol.Invalid(
+            "must be a PostgreSQL URL such as postgresql://smart_reid@db.lan:5432/smart_reid, "
+            "or null for the SQLite file in data_dir"
+        )
+    return text
+
+
 def _timezone(value: Any) -> str | None:
     """An IANA zone name; None: the server's local time."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -277,6 +290,10 @@ _CUSTOM_REID = vol.Schema(
 SCHEMA = vol.Schema(
     {
         vol.Optional("data_dir", default="./data"): str,
+        # Identities in PostgreSQL instead of SQLite (identity/store_pg.py, docs/server.md).
+        vol.Optional("store", default={}): {
+            vol.Optional("url", default=None): vol.Any(None, _store_url),
+        },
         vol.Optional("log_level", default="info"): vol.In(["debug", "info", "warning", "error"]),
         vol.Optional("models", default={}): {
             # A local directory laid out like ../shared/models (tests, offline installs).
@@ -414,6 +431,8 @@ SCHEMA = vol.Schema(
 
 SECRET_KEYS = frozenset({"password", "token", "api_key"})
 _URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@/\s]*@")
+# postgresql://host/db?password=...: a password in a URL's query.
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&\s]*", re.IGNORECASE)
 
 
 @dataclass(slots=True)
@@ -448,7 +467,8 @@ class Settings:
                 return [scrub(v) for v in node]
             if isinstance(node, str):
                 # rtsp://user:password@camera/...: the password is a secret wherever it sits.
-                return _URL_PASSWORD.sub(r"\1**redacted**@", node)
+                node = _URL_PASSWORD.sub(r"\1**redacted**@", node)
+                return _QUERY_PASSWORD.sub(r"\1**redacted**", node) if "://" in node else node
             return node
 
         return scrub(copy.deepcopy(self.raw))  # type: ignore[no-any-return]

@@ -166,6 +166,7 @@ ADVANCED: tuple[str, ...] = (
     "mqtt.buffer_size",
     "http.max_upload_mb",
     "sources",
+    "store",
 )
 
 

@@ -75,7 +75,7 @@ from .match import (
     centering_enabled,
 )
 from .rerank import rerank_candidates
-from .store import PersonRecord, Store, UnknownPersonError, check_label
+from .store import IdentityStore, PersonRecord, UnknownPersonError, check_label
 from .visits import Visit, VisitObservation, VisitTracker
 
 __all__ = [
@@ -330,7 +330,7 @@ class Identities:
 
     def __init__(
         self,
-        store: Store,
+        store: IdentityStore,
         *,
         model_name: str,
         dim: int,
@@ -386,7 +386,13 @@ class Identities:
 
     @classmethod
     def from_settings(
-        cls, store: Store, settings: Settings, *, model_name: str, dim: int, threshold: float
+        cls,
+        store: IdentityStore,
+        settings: Settings,
+        *,
+        model_name: str,
+        dim: int,
+        threshold: float,
     ) -> Identities:
         """As the server runs it: every ``match``/``visits`` setting applied, not yet loaded."""
         match_cfg = settings.section("match")
@@ -1345,13 +1351,16 @@ class Identities:
         )
 
     def _thumbnail_url(self, record: PersonRecord) -> str | None:
-        """The picture's URL only while there is a picture (one stat: a file removed by hand
-        must not become an image that answers 404)."""
+        """The picture's URL only while there is a picture (a file removed by hand must not
+        become an image that answers 404; the PostgreSQL store fetches its copy again)."""
         if record.thumbnail_score is None:
             return None
+        path = self.store.thumbnail_path(record.person_id)
         try:
-            picture = (self.store.thumbnails_dir / f"{record.person_id}.jpg").stat()
+            picture = path.stat() if path is not None else None
         except OSError:
+            picture = None
+        if picture is None:
             return None
         return thumbnail_url(
             record.person_id, _picture_version(record.thumbnail_score, picture.st_mtime_ns)

@@ -36,11 +36,16 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .store_pg import PgStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -235,6 +240,122 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def _unlink(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+
+
+class IdentityStore(Protocol):
+    """What the identity thread needs from a store: ``Store`` (SQLite, one host) and
+    ``store_pg.PgStore`` (PostgreSQL, shared by a matcher and its standby) both provide it."""
+
+    @property
+    def path(self) -> Path | str: ...  # where the identities live, for messages
+
+    @property
+    def thumbnails_dir(self) -> Path: ...
+
+    @property
+    def closed_at_start(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+    def transaction(self) -> AbstractContextManager[object]: ...
+    def create_person(self, person_id: str, timestamp: float) -> PersonRecord: ...
+    def person(self, person_id: str) -> PersonRecord | None: ...
+    def require(self, person_id: str) -> PersonRecord: ...
+    def persons(self) -> list[PersonRecord]: ...
+    def __contains__(self, person_id: object) -> bool: ...
+    def record_sighting(self, person_id: str, camera: str, timestamp: float) -> None: ...
+    def rename(self, person_id: str, label: str) -> PersonRecord: ...
+    def set_known(self, person_id: str, known: bool) -> PersonRecord: ...
+    def merge(
+        self,
+        keep: str,
+        drop: str,
+        *,
+        discarded_exemplars: Iterable[int] = (),
+        absorbed_visit_id: str | None = None,
+    ) -> PersonRecord: ...
+    def forget(self, person_id: str) -> None: ...
+    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]: ...
+    def all_person_ids(self) -> list[str]: ...
+    def persons_only_on(self, camera: str) -> list[str]: ...
+    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]: ...
+    def add_exemplar(
+        self,
+        key: int,
+        person_id: str,
+        vector: npt.NDArray[np.float32],
+        model: str,
+        created_at: float | None = None,
+        camera: str | None = None,
+    ) -> None: ...
+    def delete_exemplars(self, keys: Iterable[int]) -> None: ...
+    def max_exemplar_key(self) -> int: ...
+    def exemplar_count(self, person_id: str | None = None) -> int: ...
+    def load_exemplars(self, model: str, dim: int) -> StoredExemplars: ...
+    def save_camera_means(
+        self, model: str, means: Mapping[str, tuple[int, npt.NDArray[np.float32]]]
+    ) -> None: ...
+    def load_camera_means(
+        self, model: str, dim: int
+    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]: ...
+    def start_visit(
+        self, visit_id: str, person_id: str, started_at: float, is_new_identity: bool
+    ) -> None: ...
+    def update_visit(
+        self,
+        visit_id: str,
+        *,
+        person_id: str,
+        started_at: float,
+        last_seen: float,
+        cameras: Sequence[str],
+        last_camera: str,
+        sightings: int,
+        ended_at: float | None = None,
+    ) -> None: ...
+    def visit(self, visit_id: str) -> VisitRecord | None: ...
+    def visit_counts(self, person_id: str, at: float, windows: Sequence[float]) -> list[int]: ...
+    def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None: ...
+    def visits_between(
+        self,
+        start: float,
+        end: float,
+        *,
+        person_id: str | None = None,
+        camera: str | None = None,
+        min_level: int | None = None,
+        limit: int = 200,
+    ) -> tuple[list[str], bool]: ...
+    def visit_risk(self, visit_id: str) -> dict[str, object] | None: ...
+    def visit_stats(self, since: float) -> tuple[int, int]: ...
+    def save_thumbnail(self, person_id: str, jpeg: bytes, score: float) -> bool: ...
+    def thumbnail_path(self, person_id: str) -> Path | None: ...
+    def save_snapshot(self, visit_id: str, jpeg: bytes) -> Path: ...
+    def snapshot_path(self, visit_id: str) -> Path | None: ...
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return url is not None and url.split("://", 1)[0].lower() in ("postgresql", "postgres")
+
+
+def open_store(data_dir: str | Path, url: str | None = None) -> Store | PgStore:
+    """The identity store ``store.url`` names: SQLite under ``data_dir`` when it is None (or
+    ``sqlite``/``sqlite://``), else PostgreSQL (``postgresql://...``), with ``data_dir`` as
+    the local picture cache. StoreError says what is wrong."""
+    if url is None or url.strip().lower() in ("", "sqlite", "sqlite://"):
+        return Store(data_dir)
+    if is_postgres_url(url):
+        try:
+            from .store_pg import PgStore
+        except ImportError as err:  # psycopg is an optional dependency (the cluster extra)
+            raise StoreError(
+                "store.url names PostgreSQL but psycopg is not installed; install it with "
+                "pip install 'smart-reid[cluster]' (or 'psycopg[binary]>=3.1')"
+            ) from err
+        return PgStore(url, data_dir)
+    raise StoreError(
+        f"store.url must be a postgresql:// URL or empty for SQLite, got scheme "
+        f"{url.split('://', 1)[0]!r}"
+    )
 
 
 def check_label(label: str) -> str:

@@ -37,7 +37,7 @@ from ..identity.identities import (
     VisitEventReason,
 )
 from ..identity.match import centering_enabled, gallery_threshold
-from ..identity.store import Store, StoreError
+from ..identity.store import IdentityStore, StoreError, open_store
 from ..ingest.mqtt import MqttIngest
 from ..models.devices import DeviceChoice, log_choice, select_device
 from ..models.download import ModelManager
@@ -400,7 +400,7 @@ class SmartReidApp:
 
         def build(_: Any) -> Identities:
             identities = Identities.from_settings(
-                Store(settings.data_dir),
+                open_store(settings.data_dir, settings.section("store")["url"]),
                 settings,
                 model_name=embedder.name,
                 dim=embedder.dim,
@@ -700,7 +700,9 @@ class SmartReidApp:
         return self._assess(identities, lambda store: self.risk.tick(store, identities.visits, now))
 
     @staticmethod
-    def _assess(identities: Identities, run: Callable[[Store], list[Any]]) -> list[dict[str, Any]]:
+    def _assess(
+        identities: Identities, run: Callable[[IdentityStore], list[Any]]
+    ) -> list[dict[str, Any]]:
         """Risk assessments as payloads; a failure is logged and never stops the frame."""
         try:
             return [assessment.to_json() for assessment in run(identities.store)]

@@ -1,0 +1,1 @@
+"""Running Smart ReID as several processes on several hosts (docs/server.md "Scaling out")."""
