@@ -350,7 +350,7 @@ _WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from smart_reid_server.identity.store import open_store
+    from smart_reid_server.identity.stores import open_store
 
     store = open_store(sys.argv[1], sys.argv[2] or None)
     rng = np.random.default_rng(0)

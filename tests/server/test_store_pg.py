@@ -17,13 +17,14 @@ import numpy as np
 import pytest
 from pg_support import execute, local_postgres, psycopg, temp_database, wait_until, wipe
 from smart_reid_server.config import ConfigError, load
-from smart_reid_server.identity.store import Store, StoreError, open_store
+from smart_reid_server.identity.store import Store, StoreError
 from smart_reid_server.identity.store_pg import (
     MIGRATION_LOCK,
     PG_SCHEMA_VERSION,
     PgStore,
     redact_url,
 )
+from smart_reid_server.identity.stores import open_store
 
 T0 = 1_763_740_000.0
 

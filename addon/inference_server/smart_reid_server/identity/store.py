@@ -39,13 +39,10 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
-
-if TYPE_CHECKING:
-    from .store_pg import PgStore
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -331,31 +328,6 @@ class IdentityStore(Protocol):
     def thumbnail_path(self, person_id: str) -> Path | None: ...
     def save_snapshot(self, visit_id: str, jpeg: bytes) -> Path: ...
     def snapshot_path(self, visit_id: str) -> Path | None: ...
-
-
-def is_postgres_url(url: str | None) -> bool:
-    return url is not None and url.split("://", 1)[0].lower() in ("postgresql", "postgres")
-
-
-def open_store(data_dir: str | Path, url: str | None = None) -> Store | PgStore:
-    """The identity store ``store.url`` names: SQLite under ``data_dir`` when it is None (or
-    ``sqlite``/``sqlite://``), else PostgreSQL (``postgresql://...``), with ``data_dir`` as
-    the local picture cache. StoreError says what is wrong."""
-    if url is None or url.strip().lower() in ("", "sqlite", "sqlite://"):
-        return Store(data_dir)
-    if is_postgres_url(url):
-        try:
-            from .store_pg import PgStore
-        except ImportError as err:  # psycopg is an optional dependency (the cluster extra)
-            raise StoreError(
-                "store.url names PostgreSQL but psycopg is not installed; install it with "
-                "pip install 'smart-reid[cluster]' (or 'psycopg[binary]>=3.1')"
-            ) from err
-        return PgStore(url, data_dir)
-    raise StoreError(
-        f"store.url must be a postgresql:// URL or empty for SQLite, got scheme "
-        f"{url.split('://', 1)[0]!r}"
-    )
 
 
 def check_label(label: str) -> str:

@@ -37,7 +37,8 @@ from ..identity.identities import (
     VisitEventReason,
 )
 from ..identity.match import centering_enabled, gallery_threshold
-from ..identity.store import IdentityStore, StoreError, open_store
+from ..identity.store import IdentityStore, StoreError
+from ..identity.stores import open_store
 from ..ingest.mqtt import MqttIngest
 from ..models.devices import DeviceChoice, log_choice, select_device
 from ..models.download import ModelManager

@@ -1,0 +1,36 @@
+"""Opening the identity store that ``store.url`` names (SQLite by default, or PostgreSQL).
+
+Apart from ``store.py`` so that neither store module imports the other back: ``store_pg`` builds on
+``store``'s records and errors, and only this module knows both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .store import IdentityStore, Store, StoreError
+
+
+def is_postgres_url(url: str | None) -> bool:
+    return url is not None and url.split("://", 1)[0].lower() in ("postgresql", "postgres")
+
+
+def open_store(data_dir: str | Path, url: str | None = None) -> IdentityStore:
+    """The identity store ``store.url`` names: SQLite under ``data_dir`` when it is None (or
+    ``sqlite``/``sqlite://``), else PostgreSQL (``postgresql://...``), with ``data_dir`` as
+    the local picture cache. StoreError says what is wrong."""
+    if url is None or url.strip().lower() in ("", "sqlite", "sqlite://"):
+        return Store(data_dir)
+    if is_postgres_url(url):
+        try:
+            from .store_pg import PgStore
+        except ImportError as err:  # psycopg is an optional dependency (the cluster extra)
+            raise StoreError(
+                "store.url names PostgreSQL but psycopg is not installed; install it with "
+                "pip install 'smart-reid[cluster]' (or 'psycopg[binary]>=3.1')"
+            ) from err
+        return PgStore(url, data_dir)
+    raise StoreError(
+        f"store.url must be a postgresql:// URL or empty for SQLite, got scheme "
+        f"{url.split('://', 1)[0]!r}"
+    )
