@@ -1,0 +1,196 @@
+"""Matcher headroom: identity decisions per second for many simulated cameras on one thread.
+
+    .venv/bin/python bench/bench_matcher.py [--cameras 32] [--fps 5] [--seconds 30] [--json FILE]
+
+Feeds the product's identity layer (``Identities.from_settings`` with the default settings, a
+SQLite store in a temp dir, exactly what the matcher role runs per observation) with
+observations built from real embeddings of real people: CUHK03 val crops embedded by the
+product's Embedder (cached by ``eval.embeddings``; the first run embeds about 940 crops).
+
+Each camera shows 1-4 people at a time; a person stays 3-15 s (one tracker track, one
+``track_id``) and is then replaced by a random identity, so people come back, also on other
+cameras. Camera ``i`` shows view A (even) or view B (odd) of every identity. Frames come at
+``--fps`` per camera, interleaved across cameras in frame-time order. As in the pipeline, a
+track's vector is embedded afresh on its first frame and every 5th frame after, and reused
+(``fresh=False``) in between. Every frame has people (the worst case: a real worker sends no
+observation for an empty frame).
+
+Printed: observations/s and persons/s on one thread, per-observation cost p50/p95/p99, the
+gallery size reached, and the headroom: cameras at ``--fps`` one matcher thread serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from smart_reid_server.config import load
+from smart_reid_server.identity.identities import Identities
+from smart_reid_server.identity.match import centering_enabled, gallery_threshold
+from smart_reid_server.identity.store import Store
+from smart_reid_server.types import Box, Crop, Detection, Frame, QualityReport
+from smart_reid_server.vision.crops import sharpness
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from eval.data import load_split
+from eval.embeddings import embed_images, make_embedder
+
+T0 = 1_765_000_000.0
+CANVAS_W, CANVAS_H = 640, 360
+FRESH_EVERY = 5
+
+
+@dataclass
+class Track:
+    track_id: str
+    identity: int
+    until: float
+    frames: int = 0
+    vector: npt.NDArray[np.float32] | None = None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cameras", type=int, default=32)
+    ap.add_argument("--fps", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=30.0, help="simulated seconds of video")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="bench-matcher-") as tmp:
+        settings = load(None, environ={}, overrides={"data_dir": tmp})
+        models = settings.section("models")
+        model_name, flip = str(models["reid"]), bool(models.get("flip_tta", False))
+        split = load_split("val")
+        vectors = embed_images(model_name, list(split.paths), flip)
+        embedder = make_embedder(model_name, flip)
+        match_cfg = settings.section("match")
+        centred = centering_enabled(match_cfg.get("camera_centering"), model_name)
+        threshold = gallery_threshold(
+            match_cfg["threshold"], model_name, embedder.default_threshold, centered=centred
+        )
+        identities = Identities.from_settings(
+            Store(Path(tmp)), settings, model_name=model_name, dim=embedder.dim, threshold=threshold
+        )
+        identities.load()
+        del embedder
+
+        images = [np.asarray(cv2.imread(str(p), cv2.IMREAD_COLOR), np.uint8) for p in split.paths]
+        quality = [QualityReport(True, sharpness(img), ()) for img in images]
+        by_view: dict[tuple[int, int], list[int]] = {}
+        for i, (pid, cam) in enumerate(zip(split.pids, split.cams, strict=True)):
+            by_view.setdefault((int(pid), int(cam)), []).append(i)
+        people = sorted({pid for pid, _ in by_view if (pid, 0) in by_view and (pid, 1) in by_view})
+
+        rng = np.random.default_rng(args.seed)
+        canvas = np.full((CANVAS_H, CANVAS_W, 3), 96, np.uint8)
+        cams = [f"cam{c:02d}" for c in range(args.cameras)]
+        tracks: dict[str, list[Track]] = {c: [] for c in cams}
+        counter = 0
+
+        def new_track(cam: str, t: float) -> Track:
+            nonlocal counter
+            counter += 1
+            return Track(f"{cam}-{counter}", int(rng.choice(people)), t + float(rng.uniform(3, 15)))
+
+        for cam in cams:
+            tracks[cam] = [new_track(cam, T0) for _ in range(int(rng.integers(1, 5)))]
+
+        step = 1.0 / args.fps
+        frames = int(args.seconds * args.fps)
+        costs: list[float] = []
+        persons = 0
+        decisions = 0
+        started = time.perf_counter()
+        for k in range(frames):
+            for ci, cam in enumerate(cams):
+                t = T0 + k * step + ci * step / len(cams)
+                live = [tr for tr in tracks[cam] if tr.until > t]
+                while len(live) < 1 or (len(live) < 4 and len(live) < len(tracks[cam])):
+                    live.append(new_track(cam, t))
+                tracks[cam] = live
+                crops: list[Crop] = []
+                vecs: list[npt.NDArray[np.float32]] = []
+                fresh: list[bool] = []
+                x = 8
+                view = ci % 2
+                for tr in live:
+                    pool = by_view[(tr.identity, view)]
+                    idx = pool[tr.frames % len(pool)]
+                    img = images[idx]
+                    h, w = img.shape[:2]
+                    box = Box(float(x), 20.0, float(x + w), float(20 + h))
+                    x += w + 8
+                    is_fresh = tr.frames % FRESH_EVERY == 0 or tr.vector is None
+                    if is_fresh:
+                        tr.vector = vectors[idx]
+                    assert tr.vector is not None
+                    det = Detection(box, 0.9, track_id=tr.track_id)
+                    crops.append(Crop(det, img, quality[idx]))
+                    vecs.append(tr.vector)
+                    fresh.append(is_fresh)
+                    tr.frames += 1
+                frame = Frame(camera=cam, image=canvas, timestamp=t, frame_id=f"{cam}-{k}")
+                t0 = time.perf_counter()
+                result = identities.observe(cam, t, crops, np.stack(vecs), frame, fresh)
+                costs.append((time.perf_counter() - t0) * 1000.0)
+                persons += len(crops)
+                decisions += len(result.decisions)
+        wall = time.perf_counter() - started
+        busy = sum(costs) / 1000.0
+        gallery_people, gallery_rows = identities.gallery.person_count, len(identities.gallery)
+        identities.close()
+
+    obs_s = len(costs) / busy
+    out = {
+        "cameras": args.cameras,
+        "fps": args.fps,
+        "simulated_s": args.seconds,
+        "observations": len(costs),
+        "persons": persons,
+        "decisions": decisions,
+        "observe_busy_s": round(busy, 2),
+        "wall_s": round(wall, 2),
+        "observations_per_s": round(obs_s, 1),
+        "persons_per_s": round(persons / busy, 1),
+        "cost_ms_p50": round(float(np.percentile(costs, 50)), 2),
+        "cost_ms_p95": round(float(np.percentile(costs, 95)), 2),
+        "cost_ms_p99": round(float(np.percentile(costs, 99)), 2),
+        "cost_ms_mean": round(float(np.mean(costs)), 2),
+        "gallery_people": gallery_people,
+        "gallery_exemplars": gallery_rows,
+        "headroom_cameras": int(obs_s / args.fps),
+        "realtime_factor": round(args.seconds / busy, 2),
+        "load_avg": round(os.getloadavg()[0], 1),
+        "model": model_name,
+    }
+    print(
+        f"{args.cameras} cameras x {args.fps:g} fps, {args.seconds:g} s simulated: "
+        f"{len(costs)} observations, {persons} persons, gallery {gallery_people} people / "
+        f"{gallery_rows} exemplars ({model_name}, load {out['load_avg']})"
+    )
+    print(
+        f"observe(): {out['observations_per_s']} observations/s, {out['persons_per_s']} persons/s "
+        f"on one thread; cost p50 {out['cost_ms_p50']} ms, p95 {out['cost_ms_p95']} ms, "
+        f"p99 {out['cost_ms_p99']} ms, mean {out['cost_ms_mean']} ms"
+    )
+    print(
+        f"headroom: one matcher thread serves about {out['headroom_cameras']} cameras at "
+        f"{args.fps:g} fps ({out['realtime_factor']}x real time for {args.cameras})"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
