@@ -65,6 +65,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="simulated seconds of video")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--pg",
+        help="also probe PostgreSQL commit rate at this conninfo (e.g. 'host=127.0.0.1 user=postgres')",
+    )
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-matcher-") as tmp:
@@ -149,6 +153,9 @@ def main() -> None:
         wall = time.perf_counter() - started
         busy = sum(costs) / 1000.0
         gallery_people, gallery_rows = identities.gallery.person_count, len(identities.gallery)
+        # rows the store inserted/updated/deleted: the write load a shared database would take
+        db = identities.store._db  # a benchmark may look inside
+        rows_written = int(db.total_changes) if db is not None else -1
         identities.close()
 
     obs_s = len(costs) / busy
@@ -171,6 +178,8 @@ def main() -> None:
         "gallery_exemplars": gallery_rows,
         "headroom_cameras": int(obs_s / args.fps),
         "realtime_factor": round(args.seconds / busy, 2),
+        "store_rows_written": rows_written,
+        "store_rows_per_simulated_s": round(rows_written / args.seconds, 1),
         "load_avg": round(os.getloadavg()[0], 1),
         "model": model_name,
     }
@@ -188,8 +197,56 @@ def main() -> None:
         f"headroom: one matcher thread serves about {out['headroom_cameras']} cameras at "
         f"{args.fps:g} fps ({out['realtime_factor']}x real time for {args.cameras})"
     )
+    print(
+        f"store: {rows_written} rows written, {out['store_rows_per_simulated_s']} rows/s of video "
+        f"for {args.cameras} cameras (one transaction per observation)"
+    )
+    if args.pg:
+        rows_per_tx = max(1, round(rows_written / max(1, len(costs))))
+        out["pg_probe"] = pg_probe(args.pg, rows_per_tx)
+        p = out["pg_probe"]
+        print(
+            f"PostgreSQL probe (one connection, {rows_per_tx} rows a transaction, temp table, "
+            f"synchronous_commit={p['synchronous_commit']}): {p['tx_per_s']} transactions/s, "
+            f"commit p50 {p['commit_ms_p50']} ms, p95 {p['commit_ms_p95']} ms"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
+
+
+def pg_probe(conninfo: str, rows_per_tx: int, seconds: float = 5.0) -> dict[str, object]:
+    """Commit rate of one connection writing ``rows_per_tx`` small rows a transaction.
+
+    Not the product's schema (that is the store's business): a TEMP table of rows about the
+    size of a sighting row, so the figure is the engine's commit cost, nothing is left behind.
+    """
+    import psycopg
+
+    blob = bytes(200)
+    commits: list[float] = []
+    with psycopg.connect(conninfo) as conn:
+        setting = conn.execute("SHOW synchronous_commit").fetchone()
+        conn.execute("CREATE TEMP TABLE probe (cam text, t float8, person text, data bytea)")
+        conn.commit()
+        end = time.perf_counter() + seconds
+        k = 0
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO probe VALUES (%s, %s, %s, %s)",
+                    [(f"cam{k % 32:02d}", float(k), f"p{i}", blob) for i in range(rows_per_tx)],
+                )
+            conn.commit()
+            commits.append((time.perf_counter() - t0) * 1000.0)
+            k += 1
+    return {
+        "rows_per_tx": rows_per_tx,
+        "synchronous_commit": setting[0] if setting else "?",
+        "tx_per_s": round(len(commits) / (sum(commits) / 1000.0), 1),
+        "commit_ms_p50": round(float(np.percentile(commits, 50)), 2),
+        "commit_ms_p95": round(float(np.percentile(commits, 95)), 2),
+    }
 
 
 if __name__ == "__main__":
