@@ -29,6 +29,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -58,18 +59,8 @@ class Track:
     vector: npt.NDArray[np.float32] | None = None
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--cameras", type=int, default=32)
-    ap.add_argument("--fps", type=float, default=5.0)
-    ap.add_argument("--seconds", type=float, default=30.0, help="simulated seconds of video")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path)
-    ap.add_argument(
-        "--pg",
-        help="also probe PostgreSQL commit rate at this conninfo (e.g. 'host=127.0.0.1 user=postgres')",
-    )
-    args = ap.parse_args()
+def simulate(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the simulation described in the module docstring; the figures as a dict."""
 
     with tempfile.TemporaryDirectory(prefix="bench-matcher-") as tmp:
         settings = load(None, environ={}, overrides={"data_dir": tmp})
@@ -183,10 +174,27 @@ def main() -> None:
         "load_avg": round(os.getloadavg()[0], 1),
         "model": model_name,
     }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cameras", type=int, default=32)
+    ap.add_argument("--fps", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=30.0, help="simulated seconds of video")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--pg",
+        help="also probe PostgreSQL commit rate at this conninfo (e.g. 'host=127.0.0.1 user=postgres')",
+    )
+    args = ap.parse_args()
+    out = simulate(args)
     print(
         f"{args.cameras} cameras x {args.fps:g} fps, {args.seconds:g} s simulated: "
-        f"{len(costs)} observations, {persons} persons, gallery {gallery_people} people / "
-        f"{gallery_rows} exemplars ({model_name}, load {out['load_avg']})"
+        f"{out['observations']} observations, {out['persons']} persons, gallery "
+        f"{out['gallery_people']} people / {out['gallery_exemplars']} exemplars "
+        f"({out['model']}, load {out['load_avg']})"
     )
     print(
         f"observe(): {out['observations_per_s']} observations/s, {out['persons_per_s']} persons/s "
@@ -198,11 +206,11 @@ def main() -> None:
         f"{args.fps:g} fps ({out['realtime_factor']}x real time for {args.cameras})"
     )
     print(
-        f"store: {rows_written} rows written, {out['store_rows_per_simulated_s']} rows/s of video "
+        f"store: {out['store_rows_written']} rows written, {out['store_rows_per_simulated_s']} rows/s of video "
         f"for {args.cameras} cameras (one transaction per observation)"
     )
     if args.pg:
-        rows_per_tx = max(1, round(rows_written / max(1, len(costs))))
+        rows_per_tx = max(1, round(out["store_rows_written"] / max(1, out["observations"])))
         out["pg_probe"] = pg_probe(args.pg, rows_per_tx)
         p = out["pg_probe"]
         print(
