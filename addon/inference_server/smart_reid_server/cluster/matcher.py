@@ -78,6 +78,18 @@ class FrameGateway:
         task.add_done_callback(self._tasks.discard)
         return future
 
+    def submit_encoded(self, msg: FrameMsg) -> asyncio.Future[FrameResult]:
+        """Queue a frame already encoded (JPEG/PNG bytes, no decode here); the future
+        resolves to its result once decided."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[FrameResult] = loop.create_future()
+        msg.ref = msg.ref or secrets.token_hex(8)
+        self._waiting[msg.ref] = future
+        task = loop.create_task(self._send_msg(msg, future))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return future
+
     def offer(self, frame: Frame) -> bool:
         future = self.submit(frame)
         if future.done():
@@ -95,22 +107,25 @@ class FrameGateway:
         loop = asyncio.get_running_loop()
         try:
             jpeg = await loop.run_in_executor(None, encode_jpeg, frame.image)
-            await enqueue(
-                self._client,
-                self.keys,
-                FrameMsg(
-                    frame.camera,
-                    frame.timestamp,
-                    jpeg,
-                    frame.frame_id,
-                    frame.source,
-                    frame.detections,
-                    frame.extra,
-                    ref=ref,
-                ),
-                backlog=self.backlog,
-                known=self._known,
-            )
+        except MessageError as err:
+            self.resolve(ref, FrameDroppedError(f"dropped: {err}"))
+            return
+        msg = FrameMsg(
+            frame.camera,
+            frame.timestamp,
+            jpeg,
+            frame.frame_id,
+            frame.source,
+            frame.detections,
+            frame.extra,
+            ref=ref,
+        )
+        await self._send_msg(msg, future)
+
+    async def _send_msg(self, msg: FrameMsg, future: asyncio.Future[FrameResult]) -> None:
+        ref = msg.ref
+        try:
+            await enqueue(self._client, self.keys, msg, backlog=self.backlog, known=self._known)
             self.sent += 1
             await asyncio.wait_for(asyncio.shield(future), WAIT_FOR_WORKER_S)
         except TimeoutError:

@@ -210,14 +210,13 @@ class ClusterWorker:
     async def stop(self) -> None:
         """Stop reading, finish the frames taken, hand the cameras back."""
         self._stopping = True
+        leases, *others = self._tasks
+        await _cancel(leases)
         for owned in list(self._owned.values()):
             await self._stop_reader(owned)
-        await self.pipeline.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.pipeline.stop()  # the feedback reader still answers the frames in flight
+        for task in others:
+            await _cancel(task)
         if self._spawned:
             await asyncio.gather(*list(self._spawned), return_exceptions=True)
         if self._client is not None:
@@ -245,6 +244,8 @@ class ClusterWorker:
                 if not warned:
                     _LOGGER.warning("Redis unreachable (%s); retrying", err)
                     warned = True
+            except Exception:
+                _LOGGER.exception("keeping the camera leases failed; retrying")
             await asyncio.sleep(period)
 
     async def _lease_round(self) -> None:
@@ -252,9 +253,6 @@ class ClusterWorker:
         now_ms = int(time.time() * 1000)
         await client.zadd(keys.workers, {self.token: now_ms})
         await client.zremrangebyscore(keys.workers, 0, now_ms - 3 * self.lease_ms)
-        await client.set(
-            keys.worker(self.token), json.dumps(await self.status()), px=3 * self.lease_ms
-        )
         alive = await client.zrangebyscore(keys.workers, now_ms - self.lease_ms, "+inf")
         cameras = sorted(text(c) for c in await client.smembers(keys.cameras))
         for camera, owned in list(self._owned.items()):
@@ -264,9 +262,16 @@ class ClusterWorker:
                 owned.releasing = True
                 self._spawn(self._stop_reader(owned))
                 self._owned.pop(camera, None)
-        if self._stopping:
-            return
-        fair = math.ceil(len(cameras) / max(1, len(alive))) if cameras else 0
+        if not self._stopping:
+            await self._balance(client, cameras, len(alive))
+        await client.set(
+            keys.worker(self.token), json.dumps(await self.status()), px=3 * self.lease_ms
+        )
+
+    async def _balance(self, client: Any, cameras: list[str], alive: int) -> None:
+        """Take free cameras up to the fair share; hand one back when holding more."""
+        keys = self.keys
+        fair = math.ceil(len(cameras) / max(1, alive)) if cameras else 0
         for camera in cameras:
             if len(self._owned) >= fair:
                 break
@@ -299,9 +304,7 @@ class ClusterWorker:
     async def _stop_reader(self, owned: _Owned) -> None:
         task, owned.reader = owned.reader, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await _cancel(task)
 
     # -- frames in ---------------------------------------------------------------------------
 
@@ -521,7 +524,7 @@ class ClusterWorker:
     async def status(self) -> dict[str, Any]:
         """What the matcher shows in ``info.cluster.workers``."""
         lag: dict[str, int] = {}
-        for camera in self._owned:
+        for camera in list(self._owned):
             waiting = self.pipeline.queued(camera)
             with contextlib.suppress(RedisError, KeyError, IndexError, TypeError):
                 groups = await self._client.xinfo_groups(self.keys.frames(camera))
@@ -549,6 +552,12 @@ class ClusterWorker:
         task = asyncio.get_running_loop().create_task(coro)
         self._spawned.add(task)
         task.add_done_callback(self._spawned.discard)
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 __all__ = ["ClusterError", "ClusterWorker", "WorkerPipeline"]
