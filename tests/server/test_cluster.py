@@ -25,6 +25,8 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 import yaml
+from conftest import MqttCollector, free_port
+from server_support import settings_for
 from smart_reid_server.cluster.matcher import ClusterMatcher, FrameGateway
 from smart_reid_server.cluster.messages import (
     FrameMsg,
@@ -40,9 +42,6 @@ from smart_reid_server.pipeline import FrameResult
 from smart_reid_server.serve.app import SmartReidApp
 from smart_reid_server.types import Box, Crop, Decision, Detection, Frame, QualityReport
 from smart_reid_server.vision.decode import decode_image
-
-from conftest import MqttCollector, free_port
-from server_support import settings_for
 
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 START = 1_767_000_000.0
@@ -416,13 +415,10 @@ async def test_killed_worker_cameras_move_without_loss_or_double(
             assert matcher.counters["moved"] >= 1
             topology = await matcher.topology()
             # The survivor took over frames the victim had read but not finished.
-            assert [w["claimed"] for w in topology if w["worker_id"] == survivor][0] >= 1
-            print("kill -9:", matcher.counters, [(w["worker_id"], w["claimed"]) for w in topology])
+            assert next(w["claimed"] for w in topology if w["worker_id"] == survivor) >= 1
             new_people = sum(d.new_person for r in results for d in r.decisions)
             assert new_people > 0
-            events = await collector.await_for(
-                "cl/events/new_person", count=new_people, within=10
-            )
+            events = await collector.await_for("cl/events/new_person", count=new_people, within=10)
             assert len(events) == new_people
             ids = [json.loads(e.payload)["visit_id"] for e in events]
             assert len(ids) == len(set(ids)), "a visit announced twice"
@@ -472,9 +468,22 @@ async def test_redis_restart_loses_nothing(
                     )
                 )
             await wait_until(back, 30, "the matcher and the worker back on Redis")
+            matcher = matcher_of(app)
+            assert all(isinstance(r, FrameResult) for r in results)
+            assert matcher.counters["observations"] == len(clip)
+            assert matcher.counters["failed"] == 0
+            # At-least-once: the same observation delivered again is answered, not decided.
+            client = aioredis.Redis.from_url(redis_server.url)
+            try:
+                [(_, fields)] = await client.xrevrange("t:observations", count=1)
+                await client.xadd("t:observations", fields)
+
+                async def skipped() -> bool:
+                    return matcher.counters["redelivered_skipped"] == 1
+
+                await wait_until(skipped, 10, "the redelivered observation skipped")
+            finally:
+                await client.aclose()
+            assert matcher.counters["observations"] == len(clip)
         finally:
             await worker.stop()
-        matcher = matcher_of(app)
-        assert all(isinstance(r, FrameResult) for r in results)
-        assert matcher.counters["observations"] == len(clip)
-        assert matcher.counters["failed"] == 0
