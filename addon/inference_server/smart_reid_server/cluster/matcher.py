@@ -55,7 +55,8 @@ class FrameGateway:
         self.backlog = backlog
         self.max_bytes = max_bytes
         self._waiting: dict[str, asyncio.Future[FrameResult]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._outbox: asyncio.Queue[tuple[FrameMsg, asyncio.Future[bytes] | None]] = asyncio.Queue()
+        self._sender: asyncio.Task[None] | None = None
         self._known: set[str] = set()
         self.sent = 0
 
@@ -71,23 +72,40 @@ class FrameGateway:
                 )
             )
             return future
-        ref = secrets.token_hex(8)
-        self._waiting[ref] = future
-        task = loop.create_task(self._send(frame, ref, future))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return future
+        # Encoded in parallel, sent in arrival order (a camera's frames must stay in order).
+        jpeg = loop.run_in_executor(None, encode_jpeg, frame.image)
+        msg = FrameMsg(
+            frame.camera,
+            frame.timestamp,
+            b"",
+            frame.frame_id,
+            frame.source,
+            frame.detections,
+            frame.extra,
+            ref=secrets.token_hex(8),
+        )
+        return self._queue_msg(msg, future, jpeg)
 
     def submit_encoded(self, msg: FrameMsg) -> asyncio.Future[FrameResult]:
         """Queue a frame already encoded (JPEG/PNG bytes, no decode here); the future
         resolves to its result once decided."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[FrameResult] = loop.create_future()
+        future: asyncio.Future[FrameResult] = asyncio.get_running_loop().create_future()
         msg.ref = msg.ref or secrets.token_hex(8)
+        return self._queue_msg(msg, future, None)
+
+    def _queue_msg(
+        self,
+        msg: FrameMsg,
+        future: asyncio.Future[FrameResult],
+        jpeg: asyncio.Future[bytes] | None,
+    ) -> asyncio.Future[FrameResult]:
         self._waiting[msg.ref] = future
-        task = loop.create_task(self._send_msg(msg, future))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._outbox.put_nowait((msg, jpeg))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send_all())
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(WAIT_FOR_WORKER_S, self._expire, msg.ref)
+        future.add_done_callback(lambda _: handle.cancel())
         return future
 
     def offer(self, frame: Frame) -> bool:
@@ -101,45 +119,27 @@ class FrameGateway:
         return await self.submit(frame)
 
     def queued(self, camera: str | None = None) -> int:
-        return 0
+        return self._outbox.qsize()
 
-    async def _send(self, frame: Frame, ref: str, future: asyncio.Future[FrameResult]) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            jpeg = await loop.run_in_executor(None, encode_jpeg, frame.image)
-        except MessageError as err:
-            self.resolve(ref, FrameDroppedError(f"dropped: {err}"))
-            return
-        msg = FrameMsg(
-            frame.camera,
-            frame.timestamp,
-            jpeg,
-            frame.frame_id,
-            frame.source,
-            frame.detections,
-            frame.extra,
-            ref=ref,
+    async def _send_all(self) -> None:
+        while not self._outbox.empty():
+            msg, jpeg = self._outbox.get_nowait()
+            try:
+                if jpeg is not None:
+                    msg.image = await jpeg
+                await enqueue(self._client, self.keys, msg, backlog=self.backlog, known=self._known)
+                self.sent += 1
+            except (RedisError, MessageError) as err:
+                self.resolve(msg.ref, FrameDroppedError(f"dropped: the frame queue failed ({err})"))
+
+    def _expire(self, ref: str) -> None:
+        self.resolve(
+            ref,
+            FrameDroppedError(
+                f"dropped: no worker decided the frame within {WAIT_FOR_WORKER_S:.0f} s; "
+                "start a worker (cluster.role: worker) for this camera"
+            ),
         )
-        await self._send_msg(msg, future)
-
-    async def _send_msg(self, msg: FrameMsg, future: asyncio.Future[FrameResult]) -> None:
-        ref = msg.ref
-        try:
-            await enqueue(self._client, self.keys, msg, backlog=self.backlog, known=self._known)
-            self.sent += 1
-            await asyncio.wait_for(asyncio.shield(future), WAIT_FOR_WORKER_S)
-        except TimeoutError:
-            self.resolve(
-                ref,
-                FrameDroppedError(
-                    f"dropped: no worker decided the frame within {WAIT_FOR_WORKER_S:.0f} s; "
-                    "start a worker (cluster.role: worker) for this camera"
-                ),
-            )
-        except (RedisError, MessageError) as err:
-            self.resolve(ref, FrameDroppedError(f"dropped: the frame queue is unreachable ({err})"))
-        finally:
-            self._waiting.pop(ref, None)
 
     def resolve(self, ref: str, outcome: FrameResult | BaseException) -> None:
         future = self._waiting.pop(ref, None)
@@ -151,9 +151,11 @@ class FrameGateway:
             future.set_result(outcome)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+        for ref in list(self._waiting):
+            self.resolve(ref, FrameDroppedError("dropped: server shutting down"))
 
 
 async def enqueue(

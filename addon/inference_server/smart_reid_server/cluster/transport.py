@@ -25,6 +25,8 @@ _LOGGER = logging.getLogger(__name__)
 
 WORKERS_GROUP = "workers"
 MATCHER_GROUP = "matcher"
+MAX_CONNECTIONS = 256
+POOL_WAIT_S = 30.0
 
 # Renew only a lease we still hold; release only our own.
 _RENEW = """
@@ -76,13 +78,17 @@ class Keys:
 
 def connect(url: str) -> aioredis.Redis:
     """A client that survives a broker restart (commands fail while it is down; callers retry)."""
-    return aioredis.Redis.from_url(
+    # Blocking pool: a burst of frames waits for a free connection instead of failing; each
+    # owned camera holds one connection in a blocking read.
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
-        decode_responses=False,
+        max_connections=MAX_CONNECTIONS,
+        timeout=POOL_WAIT_S,
         socket_connect_timeout=5.0,
         health_check_interval=10,
         retry_on_timeout=True,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 async def ensure_group(client: aioredis.Redis, stream: str, group: str) -> None:
