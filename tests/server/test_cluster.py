@@ -413,9 +413,13 @@ async def test_killed_worker_cameras_move_without_loss_or_double(
             # Every frame decided exactly once: no frame lost, none decided twice.
             assert matcher.counters["observations"] == len(clip)
             assert matcher.counters["moved"] >= 1
-            topology = await matcher.topology()
-            # The survivor took over frames the victim had read but not finished.
-            assert next(w["claimed"] for w in topology if w["worker_id"] == survivor) >= 1
+
+            async def taken_over() -> bool:
+                # The survivor took over frames the victim had read but not finished.
+                topology = await matcher.topology()
+                return any(w["worker_id"] == survivor and w["claimed"] > 0 for w in topology)
+
+            await wait_until(taken_over, 10, "the survivor to report the frames it took over")
             new_people = sum(d.new_person for r in results for d in r.decisions)
             assert new_people > 0
             events = await collector.await_for("cl/events/new_person", count=new_people, within=10)
