@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 from ..pipeline import FrameDroppedError, FrameResult, Pipeline
 from ..serve.stats import CameraBook, LatencyStats
 from ..types import Frame
-from .messages import FrameMsg, MessageError, Observation, decode_jpeg, encode_jpeg, entry_key
+from .messages import FrameMsg, MessageError, Observation, encode_jpeg, entry_key
 from .transport import MATCHER_GROUP, Keys, claim_pending, connect, ensure_group, text
 from .worker import ClusterError
 
@@ -433,8 +433,10 @@ class ClusterMatcher:
 
 
 def _decode_full(data: bytes) -> tuple[Observation, Any]:
+    from ..vision.decode import decode_image
+
     obs = Observation.decode(data)
-    return obs, decode_jpeg(obs.frame_jpeg)
+    return obs, decode_image(obs.frame_jpeg, max_bytes=len(obs.frame_jpeg) + 1)
 
 
 __all__ = ["ClusterMatcher", "FrameGateway", "enqueue"]

@@ -73,6 +73,7 @@ def encode_jpeg(image: Image, quality: int = JPEG_QUALITY) -> bytes:
 
 
 def decode_jpeg(data: bytes) -> Image:
+    """A picture of a message (JPEG, or the frame as its camera sent it: PNG too)."""
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise MessageError("a picture in the message does not decode")

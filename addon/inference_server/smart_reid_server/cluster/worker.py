@@ -78,6 +78,7 @@ class _Entry:
     entry: str
     ref: str
     enqueued_at: float
+    picture: bytes = b""  # the frame as it came (the matcher gets it as is, not re-encoded)
 
 
 @dataclass(slots=True)
@@ -372,7 +373,7 @@ class ClusterWorker:
             extra=msg.extra,
             received_monotonic=time.monotonic(),
         )
-        self._entries[id(frame)] = _Entry(entry, msg.ref, msg.enqueued_at)
+        self._entries[id(frame)] = _Entry(entry, msg.ref, msg.enqueued_at, msg.image)
         owned.in_flight += 1
         owned.idle.clear()
         future = self.pipeline.submit(frame)
@@ -445,7 +446,7 @@ class ClusterWorker:
         )
 
         def encode() -> bytes:
-            obs.frame_jpeg = encode_jpeg(frame.image)
+            obs.frame_jpeg = info.picture or encode_jpeg(frame.image)
             obs.sent_at = time.time()
             return obs.encode()
 
