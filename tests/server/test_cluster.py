@@ -491,3 +491,133 @@ async def test_redis_restart_loses_nothing(
             assert matcher.counters["observations"] == len(clip)
         finally:
             await worker.stop()
+
+
+# -- kill -9 the matcher: the standby takes over ---------------------------------------------------
+
+PG_URL = os.environ.get("SMART_REID_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def postgres_reachable() -> bool:
+    try:
+        import psycopg
+
+        psycopg.connect(PG_URL, connect_timeout=2).close()
+        return True
+    except Exception:
+        return False
+
+
+async def test_standby_takes_over_from_a_killed_matcher(
+    tmp_path: Path,
+    models_dir: Path,
+    redis_server: RedisServer,
+    mosquitto_broker: tuple[str, int],
+    mqtt_collector: Callable[..., MqttCollector],
+    clip: list[tuple[str, str, float, bytes]],
+) -> None:
+    """Leadership through a PostgreSQL advisory lock (the shared test server; the lock is the
+    session's, nothing is left behind). Matcher and standby share the data folder here (SQLite,
+    opened by the standby only once it leads); across hosts it is the PostgreSQL store."""
+    if not postgres_reachable():
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}")
+    from smart_reid_server.cluster.matcher import enqueue
+    from smart_reid_server.cluster.transport import Keys
+
+    host, port = mosquitto_broker
+    collector = mqtt_collector(host, port, "fo/#")
+    prefix = f"fo{os.getpid()}"
+    data = tmp_path / "shared"
+    data.mkdir()
+    config = {
+        "data_dir": str(data),
+        "log_level": "info",
+        "models": {"dir": str(models_dir), "download": False},
+        "cameras": list(CAMERAS),
+        "quality": {"min_height_px": 64},
+        "mqtt": {"host": host, "port": port, "base_topic": "fo", "ingest": False},
+        "http": {"port": 0},
+        "queue": {"per_camera": 1000, "workers": 1},
+        "cluster": {
+            "role": "matcher",
+            "redis_url": redis_server.url,
+            "prefix": prefix,
+            "lease_s": 1.5,
+            "leader_url": PG_URL,
+        },
+    }
+    path = tmp_path / "matcher.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'addon' / 'inference_server'}{os.pathsep}{REPO}"}
+    leader = subprocess.Popen(  # noqa: ASYNC220 - started once, never waited on in the loop
+        [sys.executable, "-m", "smart_reid_server", "serve", "--config", str(path)],
+        env=env,
+        stdout=(tmp_path / "matcher.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    client = aioredis.Redis.from_url(redis_server.url)
+    keys = Keys(prefix)
+    worker: ClusterWorker | None = None
+    standby = SmartReidApp(
+        settings_for(data, models_dir, **{k: v for k, v in config.items() if k != "data_dir"})
+    )
+    starting: asyncio.Task[None] | None = None
+    try:
+        await collector.await_for("fo/status", lambda m: m.payload == b"online", within=90)
+        starting = asyncio.create_task(standby.start())
+
+        async def waiting() -> bool:
+            return standby.state == "standby" and standby.detector is not None
+
+        await wait_until(waiting, 90, "the second matcher to wait as standby")
+        assert standby.health() == ("starting", [standby.health()[1][0]])
+        assert "standby" in standby.health()[1][0]
+        assert standby.detector is not None and standby.embedder is not None
+        worker = ClusterWorker(
+            cluster_settings(tmp_path, models_dir, "w", redis_server, "worker"),
+            standby.detector,
+            standby.embedder,
+            token="w",
+        )
+        worker.keys = keys
+        await worker.start()
+        half = len(clip) // 2
+        last: dict[str, str] = {}
+        for camera, frame_id, ts, jpeg in clip[:half]:
+            last[camera] = await enqueue(
+                client, keys, FrameMsg(camera, ts, jpeg, frame_id), backlog=1000
+            )
+
+        async def first_half_decided() -> bool:
+            hwm = {k.decode(): v.decode() for k, v in (await client.hgetall(keys.hwm)).items()}
+            return hwm == last
+
+        await wait_until(first_half_decided, 60, "the leader to decide the first half")
+        before = await collector.await_for("fo/events/new_person", within=5)
+        people = {json.loads(m.payload)["person_id"] for m in before}
+        server_id = (await client.get(f"{prefix}:server_id") or b"").decode()
+        leader.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        leader.wait(timeout=10)
+        assert starting is not None
+        await asyncio.wait_for(starting, 60)
+        took_over_s = time.monotonic() - killed
+        assert standby.state == "running" and standby.server_id == server_id
+        known = {p["person_id"] for p in await standby.persons(None, None, None)}
+        assert people <= known, "the standby lost identities"
+        for camera, frame_id, ts, jpeg in clip[half:]:
+            last[camera] = await enqueue(
+                client, keys, FrameMsg(camera, ts, jpeg, frame_id), backlog=1000
+            )
+        await wait_until(first_half_decided, 60, "the standby to decide the second half")
+        assert took_over_s < 30, took_over_s
+    finally:
+        if leader.poll() is None:
+            leader.kill()
+            leader.wait(timeout=10)
+        if worker is not None:
+            await worker.stop()
+        if starting is not None and not starting.done():
+            starting.cancel()
+        await standby.stop()
+        await client.aclose()

@@ -51,7 +51,7 @@ async def become_leader(app: Any) -> None:
         return
     from .leader import Leadership
 
-    app.leadership = Leadership(dsn)
+    app.leadership = Leadership(dsn, key=f"smart_reid_matcher:{keys.prefix}")
     if app.settings.section("http")["enabled"]:
         app.state = "standby"
         await app._start_http()
