@@ -251,6 +251,26 @@ def test_observation_round_trip() -> None:
     assert entry_key("1700000000000-10") > entry_key("1700000000000-9")
 
 
+def test_cluster_settings_are_checked(tmp_path: Path, models_dir: Path) -> None:
+    from smart_reid_server.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"cluster\.role"):
+        settings_for(tmp_path, models_dir, cluster={"role": "boss"})
+    with pytest.raises(ConfigError, match=r"cluster\.redis_url"):
+        settings_for(tmp_path, models_dir, cluster={"redis_url": "http://x"})
+    assert settings_for(tmp_path, models_dir).section("cluster")["role"] == "all"
+
+
+async def test_worker_without_redis_says_what_to_do(tmp_path: Path, models_dir: Path) -> None:
+    from smart_reid_server.cluster.worker import ClusterError
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    settings = settings_for(tmp_path, models_dir, cluster={"role": "worker", "redis_url": url})
+    worker = ClusterWorker(settings, detector=object(), embedder=object())  # type: ignore[arg-type]
+    with pytest.raises(ClusterError, match=r"cannot reach Redis at .*cluster\.redis_url"):
+        await worker.start()
+
+
 # -- 2 workers + matcher == one process -----------------------------------------------------------
 
 

@@ -377,7 +377,9 @@ class Pipeline:
             if job.previous_match is not None:
                 await asyncio.shield(job.previous_match)
             t0 = time.monotonic()
-            observed, extra = await self._identify(frame, crops, vectors, looks, job.seq)
+            observed, extra = await self._identify(
+                frame, detections, crops, vectors, looks, job.seq
+            )
             latency["match"] = (time.monotonic() - t0) * 1000.0
             self._note_time(frame)
         except Exception as err:
@@ -401,6 +403,7 @@ class Pipeline:
     async def _identify(
         self,
         frame: Frame,
+        detections: list[Detection],
         crops: list[Crop],
         vectors: npt.NDArray[np.float32],
         looks: Looks | None,

@@ -207,6 +207,7 @@ class ClusterMatcher:
             if self.app.settings.cameras:
                 await self.client.sadd(self.keys.cameras, *self.app.settings.cameras)
         except RedisError as err:
+            await self.client.aclose()
             raise ClusterError(
                 f"cannot reach Redis at {self.url} ({err}); start it or set cluster.redis_url"
             ) from err

@@ -43,7 +43,7 @@ from ..pipeline import (
     quality_crops,
 )
 from ..serve.stats import CameraBook
-from ..types import Crop, Frame
+from ..types import Crop, Detection, Frame
 from ..vision.crops import extract_crops
 from ..vision.decode import BoxBudget, decode_image
 from ..vision.tracker import Tracks
@@ -114,13 +114,14 @@ class WorkerPipeline(Pipeline):
     async def _identify(
         self,
         frame: Frame,
+        detections: list[Detection],
         crops: list[Crop],
         vectors: npt.NDArray[np.float32],
         looks: Looks | None,
         seq: int,
     ) -> tuple[Any, Any]:
         fresh = None if looks is None else [is_fresh for _, is_fresh in looks]
-        again = await self._link.observe(frame, crops, vectors, fresh, seq)
+        again = await self._link.observe(frame, detections, crops, vectors, fresh, seq)
         if looks is not None:
             # No answer in time (None): look at every track afresh, never reuse blindly.
             self._remember_asks(frame.camera, crops, seq, lambda t: again is None or t in again)
@@ -193,6 +194,7 @@ class ClusterWorker:
         try:
             await self._client.ping()
         except RedisError as err:
+            await self._client.aclose()
             raise ClusterError(
                 f"cannot reach Redis at {self.url} ({err}); start it or set cluster.redis_url"
             ) from err
@@ -416,6 +418,7 @@ class ClusterWorker:
     async def observe(
         self,
         frame: Frame,
+        detections: list[Detection],
         crops: list[Crop],
         vectors: npt.NDArray[np.float32],
         fresh: list[bool] | None,
@@ -437,7 +440,7 @@ class ClusterWorker:
             width=frame.width,
             height=frame.height,
             supplied_boxes=frame.detections is not None,
-            detections=[c.detection for c in crops],
+            detections=detections,
             crops=crops,
             vectors=vectors if len(crops) else np.zeros((0, 0), np.float32),
             fresh=fresh,
