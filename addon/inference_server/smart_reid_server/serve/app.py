@@ -975,6 +975,7 @@ class SmartReidApp:
             "supplied_boxes": self.boxes.stats(),
             "sources": {} if self.sources is None else source_stats(self.sources.status()),
             "risk_llm": self.narrator.snapshot_stats(),
+            "cluster": None if self.cluster is None else self.cluster.info(),
         }
 
 
