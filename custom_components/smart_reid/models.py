@@ -269,6 +269,8 @@ class Info:
     reid: ModelInfo | None
     cameras: tuple[str, ...]
     settings: dict[str, Any]
+    # A scaled-out server's topology (workers, their cameras, lag), shown in diagnostics.
+    cluster: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> Info:
@@ -293,6 +295,7 @@ class Info:
             reid=model("reid"),
             cameras=tuple(raw["cameras"]),
             settings=dict(raw["settings"]),
+            cluster=dict(raw["cluster"]) if isinstance(raw.get("cluster"), dict) else None,
         )
 
 

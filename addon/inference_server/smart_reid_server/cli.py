@@ -116,9 +116,14 @@ def _serve(settings: Settings) -> int:
     from .serve.app import SmartReidApp, StartupError
 
     setup_logging(str(settings.raw["log_level"]))
-    app = SmartReidApp(settings)
+    if settings.section("cluster")["role"] == "worker":
+        from .cluster.roles import run_worker
+
+        runner: Any = run_worker(settings)
+    else:
+        runner = SmartReidApp(settings).run()
     try:
-        asyncio.run(app.run())
+        asyncio.run(runner)
     except (ModelError, StartupError) as err:
         print(f"smart-reid: cannot start: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -401,6 +401,27 @@ SCHEMA = vol.Schema(
             vol.Optional("per_camera", default=4): vol.All(int, vol.Range(min=1, max=1000)),
             vol.Optional("workers", default=2): vol.All(int, vol.Range(min=1, max=64)),
         },
+        # Scale-out (cluster/, docs/server.md "Scaling out"): all = one process, as always.
+        vol.Optional("cluster", default={}): {
+            vol.Optional("role", default="all"): vol.In(["all", "worker", "matcher"]),
+            vol.Optional("redis_url", default="redis://127.0.0.1:6379/0"): vol.Match(
+                r"^rediss?://", msg="must be a redis:// or rediss:// URL"
+            ),
+            vol.Optional("prefix", default="smart_reid"): vol.Match(
+                r"^[A-Za-z0-9_.-]+$", msg="letters, digits, _ . - only"
+            ),
+            vol.Optional("lease_s", default=10.0): vol.All(
+                vol.Coerce(float), vol.Range(min=1.0, max=300.0)
+            ),
+            # Frames kept per camera stream while no worker reads them (oldest trimmed).
+            vol.Optional("backlog", default=200): vol.All(int, vol.Range(min=4, max=100000)),
+            vol.Optional("feedback_timeout_s", default=5.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.1, max=120.0)
+            ),
+            vol.Optional("worker_id", default=None): vol.Any(None, vol.Match(r"^[A-Za-z0-9_.-]+$")),
+            # PostgreSQL URL for matcher/standby leadership; default: store.url when PostgreSQL.
+            vol.Optional("leader_url", default=None): vol.Any(None, str),
+        },
         vol.Optional("mqtt", default={}): {
             vol.Optional("enabled", default=True): bool,
             vol.Optional("host", default="127.0.0.1"): str,

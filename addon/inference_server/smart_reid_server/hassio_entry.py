@@ -137,6 +137,7 @@ ADVANCED: tuple[str, ...] = (
     "match.adjacency",
     "match.veto_within_s",
     "tracks",
+    "cluster",
     "visits.presence_s",
     "risk.interim_s",
     "risk.night.sun",

@@ -377,12 +377,11 @@ class Pipeline:
             if job.previous_match is not None:
                 await asyncio.shield(job.previous_match)
             t0 = time.monotonic()
-            observed, extra = await self.identity_thread.call(
-                self._observe, frame, crops, vectors, looks, job.seq
+            observed, extra = await self._identify(
+                frame, detections, crops, vectors, looks, job.seq
             )
             latency["match"] = (time.monotonic() - t0) * 1000.0
-            latest = self._frame_clock.get(frame.camera, (frame.timestamp, 0.0))[0]
-            self._frame_clock[frame.camera] = (max(latest, frame.timestamp), self._clock())
+            self._note_time(frame)
         except Exception as err:
             self.counters.failed += 1
             _LOGGER.warning(
@@ -397,6 +396,70 @@ class Pipeline:
             return
         finally:
             _release(job)
+        result = await self._deliver(frame, detections, observed, extra, latency, job.queued_at)
+        if not job.future.done():
+            job.future.set_result(result)
+
+    async def _identify(
+        self,
+        frame: Frame,
+        detections: list[Detection],
+        crops: list[Crop],
+        vectors: npt.NDArray[np.float32],
+        looks: Looks | None,
+        seq: int,
+    ) -> tuple[Any, Any]:
+        """Match the frame's crops (here: on the identity thread; a cluster worker sends them
+        to the matcher instead, ``cluster.worker``)."""
+        return await self.identity_thread.call(self._observe, frame, crops, vectors, looks, seq)
+
+    def _note_time(self, frame: Frame) -> None:
+        latest = self._frame_clock.get(frame.camera, (frame.timestamp, 0.0))[0]
+        self._frame_clock[frame.camera] = (max(latest, frame.timestamp), self._clock())
+
+    async def observe_remote(
+        self,
+        frame: Frame,
+        detections: list[Detection],
+        crops: list[Crop],
+        vectors: npt.NDArray[np.float32],
+        fresh: list[bool] | None,
+        latency: dict[str, float],
+    ) -> tuple[FrameResult, set[str]]:
+        """The identity half of a frame a cluster worker detected, tracked and embedded
+        (``cluster.matcher``): match, hand the result over; returns it and the tracks the
+        worker should look at afresh. Raises what matching raised."""
+        t0 = time.monotonic()
+        observed, extra = await self.identity_thread.call(
+            self._observe_fresh, frame, crops, vectors, fresh
+        )
+        latency["match"] = (time.monotonic() - t0) * 1000.0
+        self._note_time(frame)
+        result = await self._deliver(frame, detections, observed, extra, latency, t0)
+        return result, set(getattr(observed, "look_again", set()))
+
+    def _observe_fresh(
+        self,
+        identities: Any,
+        frame: Frame,
+        crops: list[Crop],
+        vectors: npt.NDArray[np.float32],
+        fresh: list[bool] | None,
+    ) -> tuple[Any, Any]:
+        observed = identities.observe(frame.camera, frame.timestamp, crops, vectors, frame, fresh)
+        extra = self.after_observe(identities, observed, frame) if self.after_observe else None
+        return observed, extra
+
+    async def _deliver(
+        self,
+        frame: Frame,
+        detections: list[Detection],
+        observed: Any,
+        extra: Any,
+        latency: dict[str, float],
+        queued_at: float,
+    ) -> FrameResult:
+        """Count the frame, hand its result to ``on_result``, record its latencies."""
         decisions: list[Decision] = list(getattr(observed, "decisions", []))
         result = FrameResult(
             frame=frame,
@@ -416,12 +479,11 @@ class Pipeline:
                 _LOGGER.exception("publishing the result of a %s frame failed", frame.camera)
         done = time.monotonic()
         latency["publish"] = (done - t0) * 1000.0
-        latency["total"] = (done - (frame.received_monotonic or job.queued_at)) * 1000.0
+        latency["total"] = (done - (frame.received_monotonic or queued_at)) * 1000.0
         for stage, ms in latency.items():
             self.latency.record(stage, ms)
         self.counters.completed += 1
-        if not job.future.done():
-            job.future.set_result(result)
+        return result
 
     def _detect(self, frame: Frame) -> tuple[list[Detection], list[Crop], dict[str, float]]:
         """Detect (unless boxes came with the frame) and crop: in the thread pool."""
@@ -530,17 +592,23 @@ class Pipeline:
         observed = identities.observe(frame.camera, frame.timestamp, crops, vectors, frame, fresh)
         if looks is not None:
             again: set[str] = getattr(observed, "look_again", set())
-            with self._track_lock:
-                for crop in crops:
-                    track_id = crop.detection.track_id
-                    if track_id is None:
-                        continue
-                    asked = self._look_again.setdefault((frame.camera, track_id), {})
-                    asked[seq] = track_id in again
-                    for old in [n for n in asked if n < seq - 4]:
-                        del asked[old]
+            self._remember_asks(frame.camera, crops, seq, again.__contains__)
         extra = self.after_observe(identities, observed, frame) if self.after_observe else None
         return observed, extra
+
+    def _remember_asks(
+        self, camera: str, crops: list[Crop], seq: int, asked_again: Callable[[str], bool]
+    ) -> None:
+        """Note, per track in frame ``seq``, whether the matcher asked for a fresh look."""
+        with self._track_lock:
+            for crop in crops:
+                track_id = crop.detection.track_id
+                if track_id is None:
+                    continue
+                asked = self._look_again.setdefault((camera, track_id), {})
+                asked[seq] = asked_again(track_id)
+                for old in [n for n in asked if n < seq - 4]:
+                    del asked[old]
 
     # -- housekeeping ------------------------------------------------------------------------
 

@@ -359,7 +359,7 @@ async def _upload_frame(request: web.Request) -> web.Response:
         detections=detections,
         received_monotonic=received,
     )
-    pipeline = app.pipeline
+    pipeline = app.intake
     if pipeline is None:
         raise ApiError(503, "the pipeline is not running")
     try:

@@ -151,6 +151,37 @@ def url_host(host: str) -> str:
     return host
 
 
+def load_models(
+    settings: Settings, manager: ModelManager
+) -> tuple[Detector, Embedder, DeviceChoice]:
+    """Both models on the chosen device, warmed up (server and cluster workers)."""
+    models_cfg = dict(settings.section("models"))
+    # One decision and one log line for both models (a warning when falling back).
+    choice = select_device(str(models_cfg["device"]))
+    log_choice(choice)
+    models_cfg["device"] = choice.device
+    models_cfg["engine_cache_dir"] = manager.cache_dir / "engines"
+    if not models_cfg.get("threads"):
+        models_cfg["threads"] = inference_threads(int(settings.section("queue")["workers"]))
+    detector = Detector.from_config(models_cfg, settings.section("detect"), manager)
+    embedder = Embedder.from_config(models_cfg, manager)
+    detector.detect(np.zeros((480, 640, 3), np.uint8))
+    embedder.embed([np.zeros((256, 128, 3), np.uint8)])
+    _LOGGER.info(
+        "models loaded: detector %s (%s on %s), reid %s (%s on %s, %d-d), "
+        "%d inference threads each",
+        detector.name,
+        detector.runtime,
+        detector.device,
+        embedder.name,
+        embedder.runtime,
+        embedder.device,
+        embedder.dim,
+        models_cfg["threads"],
+    )
+    return detector, embedder, choice
+
+
 class SmartReidApp:
     """One Smart ReID server instance (see the module docstring)."""
 
@@ -193,6 +224,11 @@ class SmartReidApp:
         self.centering_on = False
         self.identity_thread: IdentityThread | None = None
         self.pipeline: Pipeline | None = None
+        # Where frames go in: the pipeline, or in a cluster the workers' queue (cluster/).
+        self.intake: Any = None
+        self.role = str(settings.section("cluster")["role"])
+        self.cluster: Any = None  # cluster.matcher.ClusterMatcher on the matcher
+        self.leadership: Any = None
         self.ingest: MqttIngest | None = None
         self.sources: Any = None
         self.http_port: int | None = None
@@ -268,12 +304,15 @@ class SmartReidApp:
                 "auth_required": self.token is not None,
                 "device": self.device_choice.as_info() if self.device_choice else None,
             },
+            **({"cluster": self.cluster.info()} if self.cluster is not None else {}),
         }
 
     def health(self) -> tuple[str, list[str]]:
         """("ready" | "degraded" | "starting", reasons a user can act on)."""
         if self.state == "starting":
             return "starting", ["starting: loading models and identities"]
+        if self.state == "standby":
+            return "starting", ["standby: another matcher leads; this one takes over if it stops"]
         if self.state in ("stopping", "stopped"):
             return "starting", ["shutting down"]  # the contract knows no other not-ready state
         reasons = list(self.publisher.health_reasons())
@@ -290,6 +329,8 @@ class SmartReidApp:
             )
         if self.sources is not None:
             reasons.extend(self.sources.health_reasons())
+        if self.cluster is not None:
+            reasons.extend(self.cluster.health_reasons())
         return ("degraded" if reasons else "ready"), reasons
 
     # -- start-up ----------------------------------------------------------------------------
@@ -305,10 +346,14 @@ class SmartReidApp:
                 f"data_dir {self.data_dir} is not usable ({err.strerror}); "
                 "set data_dir to a writable folder"
             ) from err
-        _LOGGER.info("starting Smart ReID %s (server_id %s)", __version__, self.server_id)
         manager = ModelManager.from_config(self.settings.section("models"), self.data_dir)
         detector, embedder = await loop.run_in_executor(None, self._load_models, manager)
         self.detector, self.embedder = detector, embedder
+        if self.role == "matcher":
+            from ..cluster.roles import become_leader
+
+            await become_leader(self)  # a standby waits here (HTTP up, health: standby)
+        _LOGGER.info("starting Smart ReID %s (server_id %s)", __version__, self.server_id)
         match_cfg = self.settings.section("match")
         self.centering_on = centering_enabled(match_cfg.get("camera_centering"), embedder.name)
         self.threshold = gallery_threshold(
@@ -322,10 +367,14 @@ class SmartReidApp:
         self.publisher.start(loop)
         self._publish_risk(await self._call(self._recover_risk))
         self._start_pipeline()
+        self.intake = self.pipeline
+        if self.role == "matcher":
+            from ..cluster.roles import start_matcher
+
+            self.intake = await start_matcher(self)
         if self.publisher.enabled and self.settings.section("mqtt")["ingest"]:
-            assert self.pipeline is not None
             self.ingest = MqttIngest(
-                self.pipeline,
+                self.intake,
                 self.cameras,
                 base_topic=self.publisher.base,
                 max_bytes=self.max_upload_bytes,
@@ -336,7 +385,7 @@ class SmartReidApp:
             self.ingest.attach(self.publisher)
         await self._start_sources()
         self._check_zone_cameras()
-        if self.settings.section("http")["enabled"]:
+        if self.settings.section("http")["enabled"] and self._runner is None:
             await self._start_http()
         self.publisher.set_retained("info", self.info())  # now that the HTTP port is known
         self.state = "running"
@@ -366,32 +415,7 @@ class SmartReidApp:
                 )
 
     def _load_models(self, manager: ModelManager) -> tuple[Detector, Embedder]:
-        models_cfg = dict(self.settings.section("models"))
-        # One decision and one log line for both models (a warning when falling back).
-        self.device_choice = select_device(str(models_cfg["device"]))
-        log_choice(self.device_choice)
-        models_cfg["device"] = self.device_choice.device
-        models_cfg["engine_cache_dir"] = manager.cache_dir / "engines"
-        if not models_cfg.get("threads"):
-            models_cfg["threads"] = inference_threads(
-                int(self.settings.section("queue")["workers"])
-            )
-        detector = Detector.from_config(models_cfg, self.settings.section("detect"), manager)
-        embedder = Embedder.from_config(models_cfg, manager)
-        detector.detect(np.zeros((480, 640, 3), np.uint8))
-        embedder.embed([np.zeros((256, 128, 3), np.uint8)])
-        _LOGGER.info(
-            "models loaded: detector %s (%s on %s), reid %s (%s on %s, %d-d), "
-            "%d inference threads each",
-            detector.name,
-            detector.runtime,
-            detector.device,
-            embedder.name,
-            embedder.runtime,
-            embedder.device,
-            embedder.dim,
-            models_cfg["threads"],
-        )
+        detector, embedder, self.device_choice = load_models(self.settings, manager)
         return detector, embedder
 
     async def _open_identities(self) -> None:
@@ -452,12 +476,11 @@ class SmartReidApp:
     async def _start_sources(self) -> None:
         if not self.settings.raw.get("sources"):
             return
-        assert self.pipeline is not None
         from ..ingest.start import start_sources
 
         self.sources = await start_sources(
             self.settings,
-            self.pipeline,
+            self.intake,
             subscriber=self.publisher if self.publisher.enabled else None,
             boxes=self.boxes,
         )
@@ -511,6 +534,11 @@ class SmartReidApp:
             await self.sources.stop()
         if self.ingest is not None:
             await self.ingest.drain()
+        if self.cluster is not None:
+            await self.cluster.stop()
+        if self.leadership is not None:
+            with contextlib.suppress(Exception):
+                await self.leadership.release()
         if self.pipeline is not None:
             await self.pipeline.stop()
         if self._tasks:
@@ -942,6 +970,7 @@ class SmartReidApp:
             "supplied_boxes": self.boxes.stats(),
             "sources": {} if self.sources is None else source_stats(self.sources.status()),
             "risk_llm": self.narrator.snapshot_stats(),
+            "cluster": None if self.cluster is None else self.cluster.info(),
         }
 
 

@@ -19,7 +19,8 @@ from .stats import CameraBook, LatencyStats
 
 
 class FrameProcessor(Protocol):
-    """Runs one uploaded frame through to its decisions (``Pipeline.process``)."""
+    """Runs one uploaded frame through to its decisions (``Pipeline.process``, or a cluster
+    matcher's gateway that hands it to a worker and waits for the matcher's decisions)."""
 
     async def process(self, frame: Frame) -> FrameResult: ...
 
@@ -33,9 +34,9 @@ class ApiHost(Protocol):
     boxes: BoxBudget
     cameras: CameraBook
     latency: LatencyStats
+    # Where uploaded frames go: the pipeline, or a cluster matcher's gateway to the workers.
+    intake: FrameProcessor | None
 
-    @property
-    def pipeline(self) -> FrameProcessor | None: ...
     @property
     def max_upload_bytes(self) -> int: ...
     @property
