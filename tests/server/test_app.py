@@ -191,6 +191,21 @@ def test_image_requirements_match_pyproject() -> None:
     assert all("==" in line for line in pinned)
 
 
+def test_cluster_image_requirements_match_the_cluster_extra() -> None:
+    """The Docker images carry the `cluster` extra pinned, so compose.cluster.yaml runs."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))
+
+    def name(requirement: str) -> str:
+        return re.split(r"[<>=!~\[ ;]", requirement, maxsplit=1)[0].lower()
+
+    wanted = {name(r) for r in pyproject["project"]["optional-dependencies"]["cluster"]}
+    lines = (REPO / "docker/requirements-cluster.txt").read_text("utf-8").splitlines()
+    pinned = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert {name(line) for line in pinned} == wanted
+    assert all("==" in line for line in pinned)
+    assert "requirements-cluster.txt" in (REPO / "docker/Dockerfile").read_text("utf-8")
+
+
 def test_check_install_passes() -> None:
     """scripts/check-install: manifest, translations, images, Dockerfiles, Compose, versions."""
     result = subprocess.run(

@@ -31,7 +31,7 @@ def leader_url(settings: Any) -> str | None:
 async def become_leader(app: Any) -> None:
     """Share the server id through Redis (HA sees one server whichever matcher leads), then,
     with a leadership URL, wait as standby (HTTP up, health says standby) until this one leads."""
-    from ..serve.app import StartupError
+    from ..errors import StartupError
 
     keys = Keys(str(app.settings.section("cluster")["prefix"]))
     url = str(app.settings.section("cluster")["redis_url"])
@@ -72,7 +72,7 @@ async def _step_down_when_lost(app: Any) -> None:
 
 async def start_matcher(app: Any) -> Any:
     """The matcher's consumer of observations; returns the frame intake for every input."""
-    from ..serve.app import StartupError
+    from ..errors import StartupError
     from .matcher import ClusterMatcher
 
     app.cluster = ClusterMatcher(app)
@@ -84,8 +84,9 @@ async def start_matcher(app: Any) -> Any:
 
 async def run_worker(settings: Any) -> None:
     """``smart-reid serve`` with ``cluster.role: worker``: models, then frames until SIGTERM."""
+    from ..errors import StartupError
     from ..models.download import ModelManager
-    from ..serve.app import StartupError, load_models
+    from ..models.loading import load_models
 
     loop = asyncio.get_running_loop()
     try:

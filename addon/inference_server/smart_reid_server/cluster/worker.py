@@ -162,7 +162,7 @@ class ClusterWorker:
         self.stats = WorkerStats()
         queue = settings.section("queue")
         boxes = BoxBudget(max_persons=int(settings.section("detect")["max_persons"]))
-        from ..serve.app import bounded_crops
+        from ..vision.crops import bounded_crops
 
         self.pipeline = WorkerPipeline(
             link=self,

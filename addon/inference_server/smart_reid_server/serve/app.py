@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import secrets
 import signal
 import socket
@@ -29,6 +28,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..config import Settings
+from ..errors import StartupError
 from ..identity.identities import (
     Identities,
     ObserveResult,
@@ -40,15 +40,16 @@ from ..identity.match import centering_enabled, gallery_threshold
 from ..identity.store import IdentityStore, StoreError
 from ..identity.stores import open_store
 from ..ingest.mqtt import MqttIngest
-from ..models.devices import DeviceChoice, log_choice, select_device
+from ..models.devices import DeviceChoice
 from ..models.download import ModelManager
 from ..models.errors import ModelError
+from ..models.loading import inference_threads, load_models
 from ..pipeline import FrameResult, IdentityThread, Pipeline, quality_crops
 from ..risk import RiskConfig, RiskMonitor
 from ..risk.llm import LlmConfig, NarrativeError, Narrator
 from ..risk.summary import list_visits, narrate, rules_summary
 from ..types import Decision, Detection, Frame, Image
-from ..vision.crops import extract_crops
+from ..vision.crops import bounded_crops, extract_crops
 from ..vision.decode import BoxBudget
 from ..vision.detect import Detector
 from ..vision.embed import Embedder
@@ -72,10 +73,6 @@ WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
 _VIRTUAL_PREFIXES = ("lo", "docker", "veth", "br-", "virbr", "hassio", "cni", "flannel")
 
 
-class StartupError(RuntimeError):
-    """The server cannot start; the message says what to fix (the CLI exits with code 2)."""
-
-
 def load_server_id(data_dir: Path) -> str:
     """A stable id for this installation (the integration keys its config entry on it)."""
     path = data_dir / SERVER_ID_FILE
@@ -86,20 +83,6 @@ def load_server_id(data_dir: Path) -> str:
     server_id = secrets.token_hex(6)
     path.write_text(server_id + "\n", "ascii")
     return server_id
-
-
-def inference_threads(workers: int) -> int:
-    """Threads per model run when ``models.threads`` is 0: the cores shared by the workers.
-
-    Each worker runs its own inference at the same time; letting every runtime start one thread
-    per core oversubscribes the CPU (measured on 2 cores: 13 frames/s with the runtimes'
-    defaults, 32 with one thread each; bench/bench_pipeline.py --threads).
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
 
 
 def machine_address() -> str:
@@ -149,37 +132,6 @@ def url_host(host: str) -> str:
         if ipaddress.ip_address(host).version == 6:
             return f"[{host}]"
     return host
-
-
-def load_models(
-    settings: Settings, manager: ModelManager
-) -> tuple[Detector, Embedder, DeviceChoice]:
-    """Both models on the chosen device, warmed up (server and cluster workers)."""
-    models_cfg = dict(settings.section("models"))
-    # One decision and one log line for both models (a warning when falling back).
-    choice = select_device(str(models_cfg["device"]))
-    log_choice(choice)
-    models_cfg["device"] = choice.device
-    models_cfg["engine_cache_dir"] = manager.cache_dir / "engines"
-    if not models_cfg.get("threads"):
-        models_cfg["threads"] = inference_threads(int(settings.section("queue")["workers"]))
-    detector = Detector.from_config(models_cfg, settings.section("detect"), manager)
-    embedder = Embedder.from_config(models_cfg, manager)
-    detector.detect(np.zeros((480, 640, 3), np.uint8))
-    embedder.embed([np.zeros((256, 128, 3), np.uint8)])
-    _LOGGER.info(
-        "models loaded: detector %s (%s on %s), reid %s (%s on %s, %d-d), "
-        "%d inference threads each",
-        detector.name,
-        detector.runtime,
-        detector.device,
-        embedder.name,
-        embedder.runtime,
-        embedder.device,
-        embedder.dim,
-        models_cfg["threads"],
-    )
-    return detector, embedder, choice
 
 
 class SmartReidApp:
@@ -989,26 +941,6 @@ def source_stats(report: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def bounded_crops(crops: Callable[[Frame, list[Detection]], list[Any]], boxes: BoxBudget) -> Any:
-    """The pipeline's crop step with the per-frame work budget applied to any detections.
-
-    Every ingest path already refuses frames with too many boxes (with a 400 or a log line);
-    this is the last line for any path that forgets to: near-identical boxes become one and at
-    most ``max_persons`` of the best scored are cropped (and so embedded).
-    """
-    from ..vision.decode import dedupe_detections
-
-    def run(frame: Frame, detections: list[Detection]) -> list[Any]:
-        if len(detections) > 1:
-            detections = dedupe_detections(detections[: boxes.max_persons * 8])
-            if len(detections) > boxes.max_persons:
-                best = sorted(detections, key=lambda d: -d.score)[: boxes.max_persons]
-                detections = [d for d in detections if d in best]
-        return crops(frame, detections)
-
-    return run
-
-
 def vars_of(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in getattr(obj, "__slots__", ())}
 
@@ -1103,4 +1035,13 @@ def _thumbnail(identities: Identities, person_id: str) -> Path | None:
     return identities.thumbnail_path(person_id)
 
 
-__all__ = ["ModelError", "SmartReidApp", "StartupError", "decision_json", "load_server_id"]
+__all__ = [
+    "ModelError",
+    "SmartReidApp",
+    "StartupError",
+    "bounded_crops",
+    "decision_json",
+    "inference_threads",
+    "load_models",
+    "load_server_id",
+]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 import cv2
 import numpy as np
 
 from ..types import Box, Crop, Detection, Frame, Image, QualityReport
+from .decode import BoxBudget, dedupe_detections
 from .tracklets import at_edge
 
 _LOGGER = logging.getLogger(__name__)
@@ -166,3 +167,22 @@ def extract_crops(
         )
         crops.append(Crop(dataclasses.replace(det, box=inside), pixels, quality))
     return crops
+
+
+def bounded_crops(crops: Callable[[Frame, list[Detection]], list[Any]], boxes: BoxBudget) -> Any:
+    """The pipeline's crop step with the per-frame work budget applied to any detections.
+
+    Every ingest path already refuses frames with too many boxes (with a 400 or a log line);
+    this is the last line for any path that forgets to: near-identical boxes become one and at
+    most ``max_persons`` of the best scored are cropped (and so embedded).
+    """
+
+    def run(frame: Frame, detections: list[Detection]) -> list[Any]:
+        if len(detections) > 1:
+            detections = dedupe_detections(detections[: boxes.max_persons * 8])
+            if len(detections) > boxes.max_persons:
+                best = sorted(detections, key=lambda d: -d.score)[: boxes.max_persons]
+                detections = [d for d in detections if d in best]
+        return crops(frame, detections)
+
+    return run
