@@ -9,7 +9,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from .conftest import BASE, PERSON_A, TOKEN, publish, risk_payload, wait_for
+from .conftest import BASE, PERSON_A, TOKEN, info_payload, publish, risk_payload, wait_for
 
 
 async def test_diagnostics(
@@ -70,3 +70,34 @@ async def test_diagnostics_show_the_risk_state(
     assert last["summary"] == "**REDACTED**"
     assert risk["visits_going_on"] == [last]
     assert "brother" not in str(diagnostics)
+
+
+async def test_diagnostics_show_a_scaled_out_server(
+    hass: HomeAssistant,
+    loaded_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+) -> None:
+    """A matcher's info names its workers, their cameras and lag: diagnostics carry them (the
+    entities are the same as for one process); a single-process server has no cluster block."""
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+    assert diagnostics["info"]["cluster"] is None
+    worker = {
+        "worker_id": "gpu1-41",
+        "host": "gpu1",
+        "cameras": ["front"],
+        "lag": {"front": 3},
+        "dropped": 5,
+    }
+    cluster = {"role": "matcher", "broker": "redis", "broker_ok": True, "workers": [worker]}
+    await publish(hass, f"{BASE}/info", info_payload(cluster=cluster))
+    coordinator = loaded_entry.runtime_data.coordinator
+    await wait_for(
+        hass, lambda: coordinator.info is not None and coordinator.info.cluster, "the cluster info"
+    )
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, loaded_entry)
+    shown = diagnostics["info"]["cluster"]
+    assert shown["role"] == "matcher"
+    assert shown["workers"][0]["cameras"] == ["front"]
+    assert shown["workers"][0]["lag"] == {"front": 3}
+    assert shown["workers"][0]["dropped"] == 5
+    assert hass.states.get("sensor.smart_reid_people_present") is not None
