@@ -21,7 +21,7 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 from smart_reid_server.cluster.feeds import CameraFeed, stream_configs, streams_digest
-from smart_reid_server.cluster.transport import Keys
+from smart_reid_server.cluster.transport import Keys, text
 from smart_reid_server.cluster.worker import ClusterError, ClusterWorker
 from smart_reid_server.types import Frame
 from test_cluster import (
@@ -160,9 +160,9 @@ async def test_a_worker_that_lost_the_lease_cannot_append(
             return feed.written == 1
 
         await wait_until(written, 10, "the frame appended once the lease is ours")
-        entries = await client.xrange(keys.frames("a"))
+        entries: Any = await client.xrange(keys.frames("a"))
         assert len(entries) == 1
-        picture_back = await feed.take_picture(entries[0][0].decode())
+        picture_back = await feed.take_picture(text(entries[0][0]))
         assert picture_back is picture
         await feed.stop()
     finally:
@@ -247,7 +247,7 @@ async def test_killed_worker_stream_restarts_on_the_survivor(
 
             async def owner_of_a() -> str | None:
                 value = await client.get("t:owner:a")
-                return value.decode() if value else None
+                return text(value) if value else None
 
             async def runners() -> list[str]:
                 """Workers that report the stream of camera "a" running."""

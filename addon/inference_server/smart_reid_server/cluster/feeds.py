@@ -106,6 +106,7 @@ class CameraFeed:
         self._appending: asyncio.Future[None] | None = None
         self._sender: asyncio.Task[None] | None = None
         self.source: StreamSource | None = None
+        self._stopped = False
         self.written = 0
         self.fenced = 0  # frames refused because the lease had moved on
         self.encode_ms = 0.0
@@ -123,6 +124,7 @@ class CameraFeed:
     async def stop(self, *, flush_s: float = 0.0) -> None:
         """Stop decoding; with ``flush_s``, first give the frames already sampled that long to
         reach Redis (a hand-back: the next owner processes them)."""
+        self._stopped = True
         if self.source is not None:
             await self.source.stop()
         if flush_s > 0 and self._sender is not None and not self._sender.done():
@@ -140,6 +142,8 @@ class CameraFeed:
     # -- frames in (the source's sink) -------------------------------------------------------
 
     def offer(self, frame: Frame) -> bool:
+        if self._stopped and self._sender is not None and self._sender.done():
+            return False  # decoded just before the source stopped
         if len(self._waiting) >= FEED_QUEUE:
             self._waiting.popleft()  # drop the oldest: Redis is slow or away
             if self.source is not None:
