@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from ..pipeline import FrameDroppedError, FrameResult, Pipeline
 from ..serve.stats import CameraBook, LatencyStats
 from ..types import Frame
+from .feeds import stream_configs, streams_digest
 from .messages import FrameMsg, MessageError, Observation, encode_jpeg, entry_key
 from .transport import MATCHER_GROUP, Keys, claim_pending, connect, ensure_group, text
 from .worker import ClusterError
@@ -195,6 +196,14 @@ class ClusterMatcher:
         self.workers: list[dict[str, Any]] = []
         self.broker_ok = True
         self._tasks: list[asyncio.Task[None]] = []
+        # sources.streams run on the workers; each host must have the same settings.
+        try:
+            streams = stream_configs(app.settings.raw)
+        except ValueError as err:
+            from ..errors import StartupError
+
+            raise StartupError(str(err)) from err
+        self.streams_digest = streams_digest(streams) if streams else None
 
     async def start(self) -> FrameGateway:
         self.client = connect(self.url)
@@ -430,6 +439,12 @@ class ClusterMatcher:
             )
         if not self.workers:
             reasons.append("cluster: no worker is running; start one (cluster.role: worker)")
+        for worker in self.workers:
+            if worker.get("streams_settings", self.streams_digest) != self.streams_digest:
+                reasons.append(
+                    f"cluster: worker {worker.get('worker_id')} has other sources.streams "
+                    "settings than the matcher; give every host the same settings file"
+                )
         return reasons
 
 

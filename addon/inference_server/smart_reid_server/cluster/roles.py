@@ -95,8 +95,8 @@ async def run_worker(settings: Any) -> None:
         raise StartupError(f"data_dir {settings.data_dir} is not usable ({err.strerror})") from err
     manager = ModelManager.from_config(settings.section("models"), settings.data_dir)
     detector, embedder, _ = await loop.run_in_executor(None, load_models, settings, manager)
-    worker = ClusterWorker(settings, detector, embedder)
     try:
+        worker = ClusterWorker(settings, detector, embedder)
         await worker.start()
     except ClusterError as err:
         raise StartupError(str(err)) from err

@@ -10,6 +10,10 @@ which tracks to look at afresh, exactly the answer the single process gets from 
 A frame's stream entry is acknowledged only once its observation is in the observations stream
 (or it was shed as overload, or it cannot be read): a worker killed mid-stream leaves its
 unacknowledged frames pending, and the worker that takes the camera next claims them first.
+
+A camera with a video stream (``sources.streams``, the same settings on every host) is decoded
+by the worker that holds its lease (``feeds.CameraFeed``): started with the lease, stopped when
+the camera is handed back or the lease is lost, started afresh by the next owner.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from ..types import Crop, Detection, Frame
 from ..vision.crops import extract_crops
 from ..vision.decode import BoxBudget, decode_image
 from ..vision.tracker import Tracks
+from .feeds import CameraFeed, feeds_status, stream_configs, streams_digest
 from .messages import FrameMsg, MessageError, Observation, encode_jpeg
 from .transport import (
     WORKERS_GROUP,
@@ -90,6 +95,7 @@ class _Owned:
     in_flight: int = 0
     idle: asyncio.Event = field(default_factory=asyncio.Event)
     releasing: bool = False
+    feed: CameraFeed | None = None  # the camera's video stream, decoded here
 
 
 @dataclass(slots=True)
@@ -98,6 +104,7 @@ class WorkerStats:
     observations: int = 0  # observations sent to the matcher
     dropped: int = 0  # shed as overload (oldest first) or unreadable
     claimed: int = 0  # pending frames taken over from a worker that left
+    local_pictures: int = 0  # stream frames taken back without decoding (decoded here)
     failed: int = 0  # detection or embedding failed
     feedback_timeouts: int = 0  # frames that embedded every crop afresh: no answer in time
     leases_lost: int = 0
@@ -159,6 +166,12 @@ class ClusterWorker:
         name = cfg.get("worker_id") or f"{socket.gethostname()}-{os.getpid()}"
         self.token = token or f"{name}-{secrets.token_hex(3)}"
         self.max_bytes = int(settings.section("http")["max_upload_mb"]) * 1048576
+        self.backlog = int(cfg["backlog"])
+        try:
+            self.streams = stream_configs(settings.raw)
+        except ValueError as err:
+            raise ClusterError(str(err)) from err
+        self.streams_digest = streams_digest(self.streams)
         self.stats = WorkerStats()
         queue = settings.section("queue")
         boxes = BoxBudget(max_persons=int(settings.section("detect")["max_persons"]))
@@ -198,8 +211,15 @@ class ClusterWorker:
             raise ClusterError(
                 f"cannot reach Redis at {self.url} ({err}); start it or set cluster.redis_url"
             ) from err
-        if self.settings.cameras:
-            await self._client.sadd(self.keys.cameras, *self.settings.cameras)
+        declared = sorted({*self.settings.cameras, *self.streams})
+        if declared:
+            await self._client.sadd(self.keys.cameras, *declared)
+        if self.streams:
+            _LOGGER.info(
+                "video streams decoded by the worker holding the camera: %s (settings %s)",
+                ", ".join(sorted(self.streams)),
+                self.streams_digest,
+            )
         self.pipeline.start(housekeeping=False)
         self._tasks = [
             asyncio.create_task(self._leases(), name="cluster-leases"),
@@ -216,6 +236,7 @@ class ClusterWorker:
         leases, *others = self._tasks
         await _cancel(leases)
         for owned in list(self._owned.values()):
+            await self._stop_feed(owned, flush_s=self.lease_ms / 3000.0)
             await self._stop_reader(owned)
         await self.pipeline.stop()  # the feedback reader still answers the frames in flight
         for task in others:
@@ -263,6 +284,7 @@ class ClusterWorker:
                 _LOGGER.warning("lost the lease on camera %s; another worker has it", camera)
                 self.stats.leases_lost += 1
                 owned.releasing = True
+                self._spawn(self._stop_feed(owned))
                 self._spawn(self._stop_reader(owned))
                 self._owned.pop(camera, None)
         if not self._stopping:
@@ -291,11 +313,24 @@ class ClusterWorker:
         owned.idle.set()
         owned.reader = asyncio.create_task(self._read(owned), name=f"frames-{camera}")
         self._owned[camera] = owned
-        _LOGGER.info("worker %s took camera %s", self.token, camera)
+        config = self.streams.get(camera)
+        if config is not None:
+            owned.feed = CameraFeed(
+                config, self._client, self.keys, self.token, backlog=self.backlog
+            )
+            owned.feed.start()
+        _LOGGER.info(
+            "worker %s took camera %s%s",
+            self.token,
+            camera,
+            " and started its video stream" if owned.feed is not None else "",
+        )
 
     async def _hand_back(self, owned: _Owned) -> None:
         """More cameras than the fair share: finish this one's frames, then free its lease."""
         owned.releasing = True
+        # The frames sampled so far reach the stream while the lease is still ours.
+        await self._stop_feed(owned, flush_s=self.lease_ms / 3000.0)
         await self._stop_reader(owned)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(owned.idle.wait(), self.lease_ms / 1000.0)
@@ -303,6 +338,14 @@ class ClusterWorker:
             del self._owned[owned.camera]
             await release_lease(self._client, self.keys.owner(owned.camera), self.token)
             _LOGGER.info("worker %s handed camera %s back (rebalance)", self.token, owned.camera)
+
+    async def _stop_feed(self, owned: _Owned, *, flush_s: float = 0.0) -> None:
+        feed, owned.feed = owned.feed, None
+        if feed is not None:
+            try:
+                await feed.stop(flush_s=flush_s)
+            except Exception:
+                _LOGGER.exception("camera %s: stopping its video stream failed", owned.camera)
 
     async def _stop_reader(self, owned: _Owned) -> None:
         task, owned.reader = owned.reader, None
@@ -355,9 +398,15 @@ class ClusterWorker:
         loop = asyncio.get_running_loop()
         try:
             msg = FrameMsg.decode(fields[b"m"])
-            image = await loop.run_in_executor(
-                None, lambda: decode_image(msg.image, max_bytes=self.max_bytes)
-            )
+            image = None
+            if owned.feed is not None:
+                image = await owned.feed.take_picture(entry)
+            if image is None:
+                image = await loop.run_in_executor(
+                    None, lambda: decode_image(msg.image, max_bytes=self.max_bytes)
+                )
+            else:
+                self.stats.local_pictures += 1
         except (KeyError, MessageError, ValueError) as err:
             _LOGGER.warning(
                 "camera %s: frame %s unreadable (%s); skipped", owned.camera, entry, err
@@ -547,6 +596,9 @@ class ClusterWorker:
             "dropped": self.stats.dropped + self.pipeline.counters.dropped,
             "failed": self.stats.failed,
             "claimed": self.stats.claimed,
+            "sources": feeds_status([o.feed for o in self._owned.values() if o.feed is not None]),
+            "streams_settings": self.streams_digest if self.streams else None,
+            "local_pictures": self.stats.local_pictures,
             "feedback_timeouts": self.stats.feedback_timeouts,
             "hop_ms_p50": round(hops[len(hops) // 2], 2) if hops else None,
             "at": round(time.time(), 3),

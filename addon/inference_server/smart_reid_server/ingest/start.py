@@ -69,6 +69,7 @@ async def start_sources(
     subscriber: MessageSubscriber | None = None,
     session: aiohttp.ClientSession | None = None,
     boxes: BoxBudget | None = None,
+    streams: bool = True,
 ) -> Sources:
     """Start every configured source; they run until ``Sources.stop()``.
 
@@ -76,8 +77,9 @@ async def start_sources(
     ``subscriber``: the app's MQTT connection (``publish.Publisher``); Frigate and edge sources
     share it unless their section names a broker of its own. ``session``: an aiohttp session
     to reuse for snapshot fetches (one is made otherwise). ``boxes``: the app's limit on boxes
-    supplied with a frame (edge envelopes). A source that cannot start logs why and the others
-    start anyway.
+    supplied with a frame (edge envelopes). ``streams``: False on a cluster's matcher, where
+    the worker holding each stream's camera decodes it (cluster/feeds.py); the cameras are
+    still declared. A source that cannot start logs why and the others start anyway.
     """
     config: dict[str, Any] = settings.raw.get("sources") or SOURCES_SCHEMA({})
     app_mqtt = settings.raw.get("mqtt") or {}
@@ -99,10 +101,12 @@ async def start_sources(
             running.declared_cameras.extend(frigate_cfg["camera_map"].values())
 
     for stream_cfg in config["streams"]:
+        running.declared_cameras.append(stream_cfg["camera"])
+        if not streams:
+            continue
         stream = StreamSource(stream_cfg, sink, loop)
         stream.start()
         running.sources.append(stream)
-        running.declared_cameras.append(stream_cfg["camera"])
 
     for folder_cfg in config["folders"]:
         folder = FolderSource(folder_cfg, sink, data_dir=Path(settings.raw.get("data_dir", ".")))
@@ -131,4 +135,9 @@ async def start_sources(
         own.start(loop)  # after every source subscribed, so none misses the first connect
     if running.sources:
         _LOGGER.info("camera sources started: %s", ", ".join(s.name for s in running.sources))
+    if config["streams"] and not streams:
+        _LOGGER.info(
+            "video streams run on the workers (cluster): %s",
+            ", ".join(c["camera"] for c in config["streams"]),
+        )
     return running

@@ -435,6 +435,7 @@ class SmartReidApp:
             self.intake,
             subscriber=self.publisher if self.publisher.enabled else None,
             boxes=self.boxes,
+            streams=self.role != "matcher",  # a cluster's workers decode the streams
         )
         for camera in getattr(self.sources, "declared_cameras", []):
             self.cameras.add(camera)
