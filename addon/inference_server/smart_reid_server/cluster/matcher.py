@@ -26,10 +26,12 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from ..identity.store import StoreUnavailableError
 from ..pipeline import FrameDroppedError, FrameResult, Pipeline
 from ..serve.stats import CameraBook, LatencyStats
 from ..types import Frame
 from .messages import FrameMsg, MessageError, Observation, encode_jpeg, entry_key
+from .roles import step_down
 from .transport import MATCHER_GROUP, Keys, claim_pending, connect, ensure_group, text
 from .worker import ClusterError
 
@@ -175,6 +177,10 @@ async def enqueue(
     return text(entry)
 
 
+class _StoreLost(Exception):
+    """The identity store went away: this matcher stops consuming and steps down."""
+
+
 class ClusterMatcher:
     """Consumes observations for one ``SmartReidApp`` (see the module docstring)."""
 
@@ -261,6 +267,8 @@ class ClusterMatcher:
                         await self._handle(text(entry_id), fields)
             except asyncio.CancelledError:
                 raise
+            except _StoreLost:
+                return
             except RedisError as err:
                 self.broker_ok = False
                 if not warned:
@@ -295,7 +303,19 @@ class ClusterMatcher:
             await self._answer(entry_id, obs, None)
             return
         await self._moved(obs)
-        result, again = await self._decide(fields[b"o"], obs)
+        try:
+            result, again = await self._decide(fields[b"o"], obs)
+        except StoreUnavailableError as err:
+            # Not acknowledged: the observation stays pending and the next leader decides it
+            # (claim_pending), once PostgreSQL answers again. Nothing of it was committed.
+            _LOGGER.error(
+                "frame %s from camera %s not decided: %s; leaving it to the next leader",
+                obs.frame_id or obs.entry,
+                obs.camera,
+                err,
+            )
+            step_down(self.app, "the identity store lost its PostgreSQL connection")
+            raise _StoreLost from err
         await self._answer(entry_id, obs, again)
         if obs.ref and self.gateway is not None:
             self.gateway.resolve(
@@ -347,6 +367,8 @@ class ClusterMatcher:
                 self.hop.record("enqueued_to_decided", (time.time() - obs.enqueued_at) * 1000.0)
             self.counters["observations"] += 1
             return result, again
+        except StoreUnavailableError:
+            raise
         except Exception as err:
             self.counters["failed"] += 1
             _LOGGER.warning(

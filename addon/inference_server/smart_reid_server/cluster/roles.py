@@ -66,7 +66,23 @@ async def _step_down_when_lost(app: Any) -> None:
     await app.leadership.lost()
     if app.state in ("stopping", "stopped"):
         return
-    _LOGGER.error("lost matcher leadership (database connection gone); stopping")
+    step_down(app, "its PostgreSQL session ended (PostgreSQL restarted or is unreachable)")
+
+
+def step_down(app: Any, why: str) -> None:
+    """Stop this matcher because it may no longer decide; it exits with
+    ``EXIT_LOST_LEADERSHIP`` so its supervisor starts it again as standby."""
+    from ..serve.app import EXIT_LOST_LEADERSHIP
+
+    if app.exit_code == EXIT_LOST_LEADERSHIP:
+        return
+    app.exit_code = EXIT_LOST_LEADERSHIP
+    _LOGGER.error(
+        "lost matcher leadership: %s; stopping (exit code %d): the standby leads once it "
+        "reaches PostgreSQL, and this matcher, restarted by its supervisor, waits as standby",
+        why,
+        EXIT_LOST_LEADERSHIP,
+    )
     app.request_stop()
 
 

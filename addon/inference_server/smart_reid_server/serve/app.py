@@ -68,6 +68,10 @@ CONTRACT_VERSION = 1
 SERVER_ID_FILE = "server_id"
 STATE_REFRESH_S = 2.0
 OVERLOAD_WINDOW_S = 60.0
+# Exit status of a matcher that lost its leadership (PostgreSQL restarted or unreachable): not 0,
+# so a supervisor (Docker ``restart:``, systemd ``Restart=on-failure``) starts it again, as
+# standby; the other matcher leads meanwhile.
+EXIT_LOST_LEADERSHIP = 3
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "*"})
 # Interfaces of containers and VM bridges: not where Home Assistant reaches the server.
 _VIRTUAL_PREFIXES = ("lo", "docker", "veth", "br-", "virbr", "hassio", "cni", "flannel")
@@ -181,6 +185,7 @@ class SmartReidApp:
         self.role = str(settings.section("cluster")["role"])
         self.cluster: Any = None  # cluster.matcher.ClusterMatcher on the matcher
         self.leadership: Any = None
+        self.exit_code = 0  # what ``smart-reid serve`` exits with after ``run`` returns
         self.ingest: MqttIngest | None = None
         self.sources: Any = None
         self.http_port: int | None = None
@@ -384,6 +389,12 @@ class SmartReidApp:
                 threshold=self.threshold,
             )
             identities.load()
+            if self.role == "matcher":
+                # Taking over from a matcher that died: its open visits go on (no second
+                # new_person for people still in view); only the others get a final assessment.
+                store = identities.store
+                resumed = set(identities.resume_visits(store.closed_at_start))
+                store.closed_at_start[:] = [v for v in store.closed_at_start if v not in resumed]
             return identities
 
         thread = IdentityThread(None)
