@@ -146,9 +146,15 @@ class Cluster:
         self.starting = asyncio.create_task(standby.start())
 
         async def waiting() -> bool:
-            return standby.state == "standby" and standby.detector is not None
+            status, reasons = await self.health(self.standby_port)
+            return status == "starting" and any("standby" in r for r in reasons)
 
         await wait_until(waiting, 90, "the second matcher to wait as standby")
+        # A standby answers (not ready) and has not opened the store.
+        assert standby.identity_thread is None
+        for path in ("/", "/api/info", "/api/stats", "/api/persons", "/api/visits"):
+            async with self.http.get(f"http://127.0.0.1:{self.standby_port}{path}") as reply:
+                assert reply.status in (200, 503), (path, reply.status, await reply.text())
         assert standby.detector is not None and standby.embedder is not None
         self.worker = ClusterWorker(
             cluster_settings(self.tmp_path, self.models_dir, "w", self.redis, "worker"),
