@@ -214,12 +214,13 @@ def with_thumbnail(url: str) -> set[str]:
         return {str(r[0]) for r in db.execute(b"SELECT person_id FROM thumbnails").fetchall()}
 
 
-def leaders(url: str, prefix: str) -> int:
-    """How many sessions hold the matcher's leadership lock (granted advisory locks)."""
-    del prefix  # one cluster per database here: any granted advisory lock is leadership
+def leaders(url: str) -> int:
+    """How many sessions hold the matcher's leadership lock: granted advisory locks in this
+    database (one cluster per database here; other tests' databases are left out)."""
     with psycopg.connect(url, connect_timeout=5) as db:
         row = db.execute(
             b"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            b" AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
         ).fetchone()
         return int(row[0]) if row else 0
 
@@ -373,5 +374,49 @@ async def _postgres_restart(
             return status == "starting" and any("standby" in r for r in reasons)
 
         await wait_until(standing_by, 60, "the restarted matcher to wait as standby")
-        assert leaders(store, c.prefix) == 1
+        assert leaders(store) == 1
         assert json.dumps(standby.health()[0]) == '"ready"'
+
+
+# -- only the leadership session ends ---------------------------------------------------------
+
+
+async def test_a_leader_whose_lock_session_ends_stops_deciding_and_the_standby_leads(
+    tmp_path: Path,
+    models_dir: Path,
+    redis_server: RedisServer,
+    store_db: str,
+    clip: Clip,
+) -> None:
+    """PostgreSQL ends the leader's lock session only (an administrator, a proxy, a timeout):
+    its store connection still works, yet it must stop deciding before the standby starts."""
+    half = len(clip) // 2
+    async with cluster(tmp_path, models_dir, redis_server, store_db) as c:
+        await c.send(clip[:half])
+        await wait_until(c.all_decided, 60, "the first matcher to decide the first half")
+        await c.send(clip[half:])  # in flight while leadership moves
+        with psycopg.connect(store_db, autocommit=True) as db:
+            # This test's database only: the shared server runs other tests' sessions too.
+            ended = db.execute(
+                b"SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                b" WHERE datname = current_database()"
+                b" AND application_name = 'smart_reid_leader' AND pid IN"
+                b" (SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                b"  AND database = (SELECT oid FROM pg_database"
+                b"                  WHERE datname = current_database()))"
+            ).fetchall()
+        assert ended == [(True,)]
+        assert c.leader is not None
+        loop = asyncio.get_running_loop()
+        code = await loop.run_in_executor(None, lambda: c.leader.wait(timeout=60))  # type: ignore[union-attr]
+        assert code == EXIT_LOST_LEADERSHIP, c.leader_log()
+        await wait_until(c.all_decided, 60, "the standby to decide the rest")
+        frame_ids = [frame_id for _, frame_id, _ in c.decided]
+        assert len(frame_ids) == len(set(frame_ids)), "a frame decided twice"
+        assert not set(frame_ids) & {frame_id for _, frame_id, _, _ in clip[:half]}
+        log = c.leader_log()
+        assert "lost matcher leadership: its PostgreSQL session ended" in log
+        # No frame failed in the old leader while it shut down.
+        gave_up = log.index("lost matcher leadership")
+        assert "failed:" not in log[gave_up:]
+        assert leaders(store_db) == 1

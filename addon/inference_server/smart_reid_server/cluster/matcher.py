@@ -231,6 +231,13 @@ class ClusterMatcher:
         _LOGGER.info("matcher %s reading %s", self.consumer, self.keys.observations)
         return self.gateway
 
+    def halt(self) -> None:
+        """Stop deciding now (leadership lost): observations not yet acknowledged stay pending
+        for the next leader. ``stop`` still has to be awaited."""
+        for task in self._tasks:
+            if task.get_name() == "cluster-observations":
+                task.cancel()
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()

@@ -77,6 +77,8 @@ def step_down(app: Any, why: str) -> None:
     if app.exit_code == EXIT_LOST_LEADERSHIP:
         return
     app.exit_code = EXIT_LOST_LEADERSHIP
+    if app.cluster is not None:
+        app.cluster.halt()  # before the rest of the shutdown: no decision after this line
     _LOGGER.error(
         "lost matcher leadership: %s; stopping (exit code %d): the standby leads once it "
         "reaches PostgreSQL, and this matcher, restarted by its supervisor, waits as standby",
