@@ -86,6 +86,9 @@ class Cluster:
             "mqtt": {"enabled": False},
             "http": {"host": "127.0.0.1", "port": port},
             "queue": {"per_camera": 1000, "workers": 1},
+            # Visits outlast a slow run: a person seen again after the take-over is on the
+            # same visit however busy the machine.
+            "visits": {"window_s": 600.0},
             "store": {"url": self.store_url},
             "cluster": {
                 "role": "matcher",
