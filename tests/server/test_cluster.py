@@ -116,6 +116,10 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def clip(video_dir: Path) -> list[tuple[str, str, float, bytes]]:
+    return two_camera_clip(video_dir)
+
+
+def two_camera_clip(video_dir: Path) -> list[tuple[str, str, float, bytes]]:
     """(camera, frame id, timestamp, JPEG) in lockstep order: a0 b0 a1 b1 ..."""
     import cv2
 

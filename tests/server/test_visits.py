@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from smart_reid_server.identity.visits import PairKind, TransitTimes, VisitTracker
+from smart_reid_server.identity.visits import PairKind, TransitTimes, Visit, VisitTracker
 
 WINDOW = 60.0
 T0 = 1_763_740_000.0
@@ -107,6 +107,22 @@ def test_forget_drops_the_visit_silently() -> None:
     visit = tracker.observe("hal", "front", T0).visit
     assert tracker.forget("hal") is visit
     assert tracker.visit(visit.visit_id) is None and tracker.expire(T0 + 999) == []
+
+
+def test_a_resumed_visit_goes_on_and_ends_after_the_window() -> None:
+    tracker = VisitTracker(window_s=60)
+    left_open = Visit("v1", "p1", 100.0, 130.0, cameras=["front"], sightings=4, ended_at=131.0)
+    left_open.camera_first_seen["front"] = 100.0
+    left_open.camera_last_seen["front"] = 130.0
+    tracker.resume(left_open)
+    seen = tracker.observe("p1", "back", 150.0)
+    assert not seen.is_new_visit and seen.camera_added
+    assert seen.visit.visit_id == "v1" and seen.visit.sightings == 5
+    assert seen.visit.ended_at is None and seen.visit.cameras == ["front", "back"]
+    with pytest.raises(ValueError, match="already on visit"):
+        tracker.resume(Visit("v2", "p1", 140.0, 140.0))
+    assert tracker.expire(209.0) == []
+    assert [v.visit_id for v in tracker.expire(210.0)] == ["v1"]
 
 
 def test_visit_json_matches_the_contract() -> None:

@@ -116,12 +116,14 @@ def _serve(settings: Settings) -> int:
     from .serve.app import SmartReidApp, StartupError
 
     setup_logging(str(settings.raw["log_level"]))
+    app: SmartReidApp | None = None
     if settings.section("cluster")["role"] == "worker":
         from .cluster.roles import run_worker
 
         runner: Any = run_worker(settings)
     else:
-        runner = SmartReidApp(settings).run()
+        app = SmartReidApp(settings)
+        runner = app.run()
     try:
         asyncio.run(runner)
     except (ModelError, StartupError) as err:
@@ -129,7 +131,7 @@ def _serve(settings: Settings) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         pass
-    return EXIT_OK
+    return app.exit_code if app is not None else EXIT_OK
 
 
 def _specs(settings: Settings, wanted: Sequence[str]) -> list[ModelSpec]:

@@ -26,6 +26,8 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from ..errors import EXIT_LOST_LEADERSHIP
+from ..identity.store import StoreUnavailableError
 from ..pipeline import FrameDroppedError, FrameResult, Pipeline
 from ..serve.stats import CameraBook, LatencyStats
 from ..types import Frame
@@ -176,6 +178,10 @@ async def enqueue(
     return text(entry)
 
 
+class _StoreLost(Exception):
+    """The identity store went away: this matcher stops consuming and steps down."""
+
+
 class ClusterMatcher:
     """Consumes observations for one ``SmartReidApp`` (see the module docstring)."""
 
@@ -234,6 +240,13 @@ class ClusterMatcher:
         _LOGGER.info("matcher %s reading %s", self.consumer, self.keys.observations)
         return self.gateway
 
+    def halt(self) -> None:
+        """Stop deciding now (leadership lost): observations not yet acknowledged stay pending
+        for the next leader. ``stop`` still has to be awaited."""
+        for task in self._tasks:
+            if task.get_name() == "cluster-observations":
+                task.cancel()
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -270,6 +283,8 @@ class ClusterMatcher:
                         await self._handle(text(entry_id), fields)
             except asyncio.CancelledError:
                 raise
+            except _StoreLost:
+                return
             except RedisError as err:
                 self.broker_ok = False
                 if not warned:
@@ -304,7 +319,19 @@ class ClusterMatcher:
             await self._answer(entry_id, obs, None)
             return
         await self._moved(obs)
-        result, again = await self._decide(fields[b"o"], obs)
+        try:
+            result, again = await self._decide(fields[b"o"], obs)
+        except StoreUnavailableError as err:
+            # Not acknowledged: the observation stays pending and the next leader decides it
+            # (claim_pending), once PostgreSQL answers again. Nothing of it was committed.
+            _LOGGER.error(
+                "frame %s from camera %s not decided: %s; leaving it to the next leader",
+                obs.frame_id or obs.entry,
+                obs.camera,
+                err,
+            )
+            step_down(self.app, "the identity store lost its PostgreSQL connection")
+            raise _StoreLost from err
         await self._answer(entry_id, obs, again)
         if obs.ref and self.gateway is not None:
             self.gateway.resolve(
@@ -356,6 +383,8 @@ class ClusterMatcher:
                 self.hop.record("enqueued_to_decided", (time.time() - obs.enqueued_at) * 1000.0)
             self.counters["observations"] += 1
             return result, again
+        except StoreUnavailableError:
+            raise
         except Exception as err:
             self.counters["failed"] += 1
             _LOGGER.warning(
@@ -455,4 +484,22 @@ def _decode_full(data: bytes) -> tuple[Observation, Any]:
     return obs, decode_image(obs.frame_jpeg, max_bytes=len(obs.frame_jpeg) + 1)
 
 
-__all__ = ["ClusterMatcher", "FrameGateway", "enqueue"]
+def step_down(app: Any, why: str) -> None:
+    """Stop this matcher because it may no longer decide; it exits with
+    ``EXIT_LOST_LEADERSHIP`` so its supervisor starts it again as standby."""
+
+    if app.exit_code == EXIT_LOST_LEADERSHIP:
+        return
+    app.exit_code = EXIT_LOST_LEADERSHIP
+    if app.cluster is not None:
+        app.cluster.halt()  # before the rest of the shutdown: no decision after this line
+    _LOGGER.error(
+        "lost matcher leadership: %s; stopping (exit code %d): the standby leads once it "
+        "reaches PostgreSQL, and this matcher, restarted by its supervisor, waits as standby",
+        why,
+        EXIT_LOST_LEADERSHIP,
+    )
+    app.request_stop()
+
+
+__all__ = ["ClusterMatcher", "FrameGateway", "enqueue", "step_down"]

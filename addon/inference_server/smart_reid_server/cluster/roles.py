@@ -63,11 +63,12 @@ async def become_leader(app: Any) -> None:
 
 
 async def _step_down_when_lost(app: Any) -> None:
+    from .matcher import step_down
+
     await app.leadership.lost()
     if app.state in ("stopping", "stopped"):
         return
-    _LOGGER.error("lost matcher leadership (database connection gone); stopping")
-    app.request_stop()
+    step_down(app, "its PostgreSQL session ended (PostgreSQL restarted or is unreachable)")
 
 
 async def start_matcher(app: Any) -> Any:

@@ -433,6 +433,47 @@ class Identities:
             self.model_name,
         )
 
+    def resume_visits(self, visit_ids: Sequence[str]) -> list[str]:
+        """Take over the visits another matcher left open (``store.closed_at_start``, oldest
+        first): each continues with its person's next sighting instead of starting a second
+        visit (no second ``new_person``) and ends after the visit window as usual. Returns the
+        ids resumed; the newest open visit of a person wins."""
+        resumed: list[str] = []
+        with self.store.transaction():
+            for visit_id in reversed(visit_ids):
+                record = self.store.visit(visit_id)
+                if (
+                    record is None
+                    or record.person_id not in self.store
+                    or self.visits.active_for(record.person_id) is not None
+                ):
+                    continue
+                cameras = list(record.cameras) or (
+                    [record.last_camera] if record.last_camera else []
+                )
+                visit = Visit(
+                    visit_id=record.visit_id,
+                    person_id=record.person_id,
+                    started_at=record.started_at,
+                    last_seen=record.last_seen,
+                    is_new_identity=record.is_new_identity,
+                    cameras=cameras,
+                    # Per-camera times are not stored: the first sighting for every camera,
+                    # the last one for the camera seen last.
+                    camera_first_seen=dict.fromkeys(cameras, record.started_at),
+                    camera_last_seen={
+                        c: record.last_seen if c == record.last_camera else record.started_at
+                        for c in cameras
+                    },
+                    sightings=record.sightings,
+                )
+                self.visits.resume(visit)
+                self._save_visit(visit)  # open again in the store
+                resumed.append(visit_id)
+        if resumed:
+            _LOGGER.info("resumed %d visit(s) the previous matcher left open", len(resumed))
+        return resumed
+
     def _centre_stored(
         self, vectors: npt.NDArray[np.float32], cameras: Sequence[str | None]
     ) -> npt.NDArray[np.float32]:

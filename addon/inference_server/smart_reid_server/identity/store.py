@@ -59,6 +59,11 @@ class StoreError(RuntimeError):
     """The identity store cannot be used; the message says why and what to do."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store's database went away mid-use (PostgreSQL restarted or unreachable): nothing
+    after the last committed change was stored, and this store object cannot be used again."""
+
+
 class UnknownPersonError(KeyError):
     """No identity with this id (it may have been forgotten or merged away)."""
 

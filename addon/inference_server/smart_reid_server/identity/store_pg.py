@@ -47,6 +47,7 @@ from .store import (
     PersonRecord,
     StoredExemplars,
     StoreError,
+    StoreUnavailableError,
     UnknownPersonError,
     VisitRecord,
     _image_path,
@@ -201,7 +202,7 @@ class PgStore:
         self._db.close()
 
     def _lost(self, err: Exception) -> StoreError:
-        return StoreError(
+        return StoreUnavailableError(
             f"lost the connection to PostgreSQL at {self.path} ({_first_line(err)}); nothing "
             "after the last committed change was stored. Check that PostgreSQL runs; the store "
             "works again once it is reopened"

@@ -173,6 +173,16 @@ class VisitTracker:
         added = visit._see(camera, timestamp)
         return VisitObservation(visit, is_new_visit=False, camera_added=added)
 
+    def resume(self, visit: Visit) -> None:
+        """Carry on ``visit``, left open by another process (a matcher that died): the next
+        sighting of its person continues it; it ends after the window like any other."""
+        if visit.person_id in self._active:
+            raise ValueError(f"person {visit.person_id} is already on visit")
+        visit.ended_at = None
+        self._active[visit.person_id] = visit
+        self._by_id[visit.visit_id] = visit
+        self.latest_timestamp = max(self.latest_timestamp, visit.last_seen)
+
     def expire(self, now: float) -> list[Visit]:
         """End every visit not seen for ``window_s`` before ``now``; returns them, oldest first."""
         stale = [v for v in self._active.values() if now - v.last_seen >= self.window_s]

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..config import Settings
-from ..errors import StartupError
+from ..errors import EXIT_LOST_LEADERSHIP, StartupError
 from ..identity.identities import (
     Identities,
     ObserveResult,
@@ -181,6 +181,7 @@ class SmartReidApp:
         self.role = str(settings.section("cluster")["role"])
         self.cluster: Any = None  # cluster.matcher.ClusterMatcher on the matcher
         self.leadership: Any = None
+        self.exit_code = 0  # what ``smart-reid serve`` exits with after ``run`` returns
         self.ingest: MqttIngest | None = None
         self.sources: Any = None
         self.http_port: int | None = None
@@ -384,6 +385,12 @@ class SmartReidApp:
                 threshold=self.threshold,
             )
             identities.load()
+            if self.role == "matcher":
+                # Taking over from a matcher that died: its open visits go on (no second
+                # new_person for people still in view); only the others get a final assessment.
+                store = identities.store
+                resumed = set(identities.resume_visits(store.closed_at_start))
+                store.closed_at_start[:] = [v for v in store.closed_at_start if v not in resumed]
             return identities
 
         thread = IdentityThread(None)
@@ -1037,6 +1044,7 @@ def _thumbnail(identities: Identities, person_id: str) -> Path | None:
 
 
 __all__ = [
+    "EXIT_LOST_LEADERSHIP",
     "ModelError",
     "SmartReidApp",
     "StartupError",
