@@ -63,6 +63,7 @@ from ..vision.tracklets import (
     at_edge,
     look_weight,
     overlapped,
+    sliver,
 )
 from .gallery import Gallery, unit_rows
 from .match import (
@@ -535,7 +536,10 @@ class Identities:
         boxes = [c.detection.box for c in crops]
         over = overlapped(boxes, book.settings.overlap_share if book is not None else 0.3)
         good = [
-            c.quality.ok and not over[i] and not at_edge(boxes[i], frame.width, frame.height)
+            c.quality.ok
+            and not over[i]
+            and not c.detection.group
+            and not at_edge(boxes[i], frame.width, frame.height)
             for i, c in enumerate(crops)
         ]
         states: list[TrackState | None] = []
@@ -565,6 +569,22 @@ class Identities:
         for i, state in enumerate(states):
             if state is None:
                 continue
+            if crops[i].detection.group or sliver(boxes[i], frame.width, frame.height):
+                # Two or more people in one box, or a sliver of someone at the picture's edge:
+                # no look of anyone. The track keeps its person meanwhile and starts over when
+                # it leaves (trackers come out of such boxes on either person).
+                state.grouped = True
+                continue
+            if state.grouped:
+                _LOGGER.debug(
+                    "camera %s track %s: out of a box of two people; it starts over as a new track",
+                    camera,
+                    state.track_id,
+                )
+                held = state.decided
+                state.restart(timestamp)
+                state.left_group_at = timestamp if held else None
+                plan.split.add(i)
             if crops[i].detection.weak_link and state.decided:
                 state.check = True  # continued by position alone: this look must agree
             if fresh[i]:

@@ -14,6 +14,11 @@ or a track that swapped people at a crossing then took (or created) the wrong id
   not overlap another box. Poor looks never create an identity on their own: a track with only
   poor looks waits for a better one, or joins an active visit, and may create an identity only
   after ``poor_create_after_s`` (someone lingering at the edge of the picture is still someone).
+- A track on a **box of two or more people** (the tracker's ``group`` flag) or on a **sliver**
+  at the picture's border keeps its person meanwhile, but those crops are no look of anyone,
+  and once it leaves the group or the border it starts over as a new pending track: trackers
+  come out of a merged box, or a strip at the edge, on either person. While the person it held
+  still counts as present, the pending track is not counted a second time.
 - After its box overlapped another (a crossing, a group), a track's next good look is **checked**
   against its aggregate; when it disagrees (below ``split_threshold``), the track is split: from
   that look on it is a new pending track, so a swapped tracker id cannot carry the wrong person.
@@ -43,6 +48,7 @@ from ..types import Box, Crop, MatchStatus
 EDGE_MARGIN_PX = 2.0
 OVERLAP_SHARE = 0.3  # a box with this much of its area under another box is "overlapped"
 MAX_LOOKS = 8
+SLIVER_ASPECT = 0.25  # a box at the border narrower than this share of its height: a sliver
 STALE_TRACK_S = 30.0  # a track not seen for this long is forgotten, even if nobody said so
 
 type Floats = npt.NDArray[np.float32]
@@ -114,6 +120,10 @@ class TrackState:
     check: bool = False  # the next good look must agree with the track (after an overlap)
     suspects: list[Look] = field(default_factory=list)  # disagreeing looks in a row
     counted: bool = False  # contributed to its camera's centering mean
+    grouped: bool = False  # its box held two or more people: it starts over once it leaves
+    # When it left a group holding a person: that person still counts as present here, so
+    # for a presence window the track, pending again, is not counted a second time.
+    left_group_at: float | None = None
     last_crop: Crop | None = None  # for a decision made while the track is out of sight
     last_good_crop: Crop | None = None
 
@@ -151,6 +161,8 @@ class TrackState:
         self.merge_checked_looks = 0
         self.check = False
         self.suspects = []
+        self.grouped = False
+        self.left_group_at = None
 
 
 def at_edge(box: Box, width: int, height: int) -> bool:
@@ -161,6 +173,13 @@ def at_edge(box: Box, width: int, height: int) -> bool:
         or box.x2 >= width - EDGE_MARGIN_PX
         or box.y2 >= height - EDGE_MARGIN_PX
     )
+
+
+def sliver(box: Box, width: int, height: int) -> bool:
+    """Whether the box is a narrow strip at the picture's border: someone mostly out of view
+    (on real video such strips at a camera's side held whoever crossed there, one after the
+    other, on one track)."""
+    return box.width < SLIVER_ASPECT * box.height and at_edge(box, width, height)
 
 
 def overlapped(boxes: Sequence[Box], share: float = OVERLAP_SHARE) -> list[bool]:
@@ -245,6 +264,7 @@ class TrackBook:
             and not s.decided
             and (s.good or s.poor)
             and 0.0 <= now - s.last_seen < within_s
+            and (s.left_group_at is None or now - s.left_group_at >= within_s)
         )
 
     def drop_stale(self, now: float) -> None:
