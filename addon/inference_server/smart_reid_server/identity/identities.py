@@ -585,6 +585,8 @@ class Identities:
                 state.restart(timestamp)
                 state.left_group_at = timestamp if held else None
                 plan.split.add(i)
+            if state.first_box is None:
+                state.first_box = boxes[i]
             if crops[i].detection.weak_link and state.decided:
                 state.check = True  # continued by position alone: this look must agree
             if fresh[i]:

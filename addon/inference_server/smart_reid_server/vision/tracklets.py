@@ -35,6 +35,7 @@ on its thread (nothing here locks anything).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,7 @@ class TrackState:
     # When it left a group holding a person: that person still counts as present here, so
     # for a presence window the track, pending again, is not counted a second time.
     left_group_at: float | None = None
+    first_box: Box | None = None  # where the track (or its segment after a split) began
     last_crop: Crop | None = None  # for a decision made while the track is out of sight
     last_good_crop: Crop | None = None
 
@@ -163,6 +165,7 @@ class TrackState:
         self.suspects = []
         self.grouped = False
         self.left_group_at = None
+        self.first_box = None
 
 
 def at_edge(box: Box, width: int, height: int) -> bool:
@@ -180,6 +183,13 @@ def sliver(box: Box, width: int, height: int) -> bool:
     (on real video such strips at a camera's side held whoever crossed there, one after the
     other, on one track)."""
     return box.width < SLIVER_ASPECT * box.height and at_edge(box, width, height)
+
+
+def _near(a: Box, b: Box) -> bool:
+    """Whether two boxes are about one person's height apart or closer."""
+    ax, ay = (a.x1 + a.x2) / 2.0, (a.y1 + a.y2) / 2.0
+    bx, by = (b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0
+    return math.hypot(ax - bx, ay - by) <= max(a.height, b.height, 1.0)
 
 
 def overlapped(boxes: Sequence[Box], share: float = OVERLAP_SHARE) -> list[bool]:
@@ -256,16 +266,48 @@ class TrackBook:
 
     def unidentified(self, camera: str | None, now: float, within_s: float) -> int:
         """Tracks on ``camera`` (None: any) seen within ``within_s`` that have no person yet:
-        people in view whom the server is still looking at."""
-        return sum(
-            1
+        people in view whom the server is still looking at. A pending track that began where a
+        person's track was lost a moment ago (not in the camera's latest frame, still counted
+        present) is most likely that person, found again on a new track: not counted twice."""
+        pending = [
+            s
             for (c, _), s in self._tracks.items()
             if (camera is None or c == camera)
             and not s.decided
             and (s.good or s.poor)
             and 0.0 <= now - s.last_seen < within_s
             and (s.left_group_at is None or now - s.left_group_at >= within_s)
-        )
+        ]
+        if not pending:
+            return 0
+        lost = [
+            (s, s.last_crop.detection.box)
+            for (c, _), s in self._tracks.items()
+            if (camera is None or c == camera)
+            and s.decided
+            and s.last_crop is not None
+            and 0.0 <= now - s.last_seen < within_s
+            and s.last_seen < self._last_frame.get(c, now)
+        ]
+        count = 0
+        for state in pending:
+            start = state.first_box
+            near = next(
+                (
+                    n
+                    for n, (other, box) in enumerate(lost)
+                    if other.camera == state.camera
+                    and other.last_seen <= state.first_seen
+                    and start is not None
+                    and _near(box, start)
+                ),
+                None,
+            )
+            if near is None:
+                count += 1
+            else:
+                del lost[near]
+        return count
 
     def drop_stale(self, now: float) -> None:
         stale = [k for k, s in self._tracks.items() if now - s.last_seen > STALE_TRACK_S]
