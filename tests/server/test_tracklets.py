@@ -404,3 +404,27 @@ def test_a_sliver_at_the_border_is_no_look_of_anyone() -> None:
     assert sliver(Box(0, 95, 7, 178), 320, 360), "a strip of someone leaving at the side"
     assert not sliver(Box(0, 95, 40, 178), 320, 360), "cut off, but half a person is there"
     assert not sliver(Box(100, 95, 107, 178), 320, 360), "narrow, but inside the picture"
+
+
+def test_a_track_splits_after_split_looks_disagreeing_looks_in_a_row_not_before(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """Two odd looks in a row (a man turning) keep the track; a third splits it."""
+    p, q = plans[:2]
+    start_video(ids, "front", T0 - STEP)
+    t = T0
+    for i in range(4):
+        result = see(ids, "front", t, [(p.view_a[i % len(p.view_a)], "1")])
+        t += STEP
+    (decision,) = result.decisions
+    p_id = decision.person_id
+    assert ids.tracks is not None
+    state = ids.tracks.get("front", "front:1")
+    assert state is not None
+    odd = [see(ids, "front", t + i * STEP, [(q.view_a[i], "1")]) for i in range(2)]
+    assert {d.person_id for r in odd for d in r.decisions} == {p_id}, "two odd looks: kept"
+    assert state.first_seen == T0 and len(state.good) == 4, "odd looks stay out of its mean"
+    t += 2 * STEP
+    see(ids, "front", t, [(q.view_a[2 % len(q.view_a)], "1")])
+    assert state.first_seen == t, "a third one splits the track: it starts over"
+    assert len(state.good) == 3, "the new part begins with the three looks in doubt"

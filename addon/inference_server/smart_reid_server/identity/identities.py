@@ -598,12 +598,15 @@ class Identities:
                         camera,
                         state.track_id,
                     )
-                    suspects = list(state.suspects)
+                    suspects = list(state.suspects)  # this look is the last of them
                     state.restart(timestamp)
                     for earlier in suspects:
                         state.add(earlier, True)
                     plan.split.add(i)
-                state.add(look, good[i])
+                elif not (state.suspects and state.suspects[-1] is look):
+                    # A look in doubt stays out of the track's mean until the track agrees
+                    # again (then it was an odd look) or splits (then it starts the new part).
+                    state.add(look, good[i])
                 if state.decided and state.created and i not in plan.split:
                     self._measure_created(state, queries[i])
             if over[i] and state.decided:
@@ -638,10 +641,10 @@ class Identities:
         self, camera: str, state: TrackState, query: npt.NDArray[np.float32], look: Look
     ) -> bool:
         """Whether a good fresh look shows someone else than the decided track: below
-        ``split_threshold`` twice in a row, or once right after the track's box overlapped
-        another (a crossing, where trackers swap people). One odd look (a turn, an arm
-        raised) is not enough: measured on real video, 19 % of single looks of the track's own
-        person fall below 0.25 (docs/quality.md)."""
+        ``split_threshold`` ``split_looks`` times in a row (3), or once right after the
+        track's box overlapped another (a crossing, where trackers swap people). One odd look
+        (a turn, an arm raised) is not enough: measured on real video, 19 % of single looks of
+        the track's own person fall below 0.25, and two in a row still happen (docs/quality.md)."""
         assert self.tracks is not None
         agreement = self._agreement(camera, state, query)
         if agreement is None or agreement >= self.tracks.settings.split_threshold:
@@ -649,7 +652,7 @@ class Identities:
             state.check = False
             return False
         state.suspects.append(look)
-        split = state.check or len(state.suspects) >= 2
+        split = state.check or len(state.suspects) >= self.tracks.settings.split_looks
         state.check = False
         return split
 
