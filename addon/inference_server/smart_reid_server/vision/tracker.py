@@ -12,6 +12,12 @@ fast boxes at low frame rates; a track missing from the camera's frames for more
 - or whenever the crop is clearly better than the best one embedded so far
   (``better_factor`` times the quality: bigger, surer, sharper).
 
+A box that holds two people walking close (it covers where two tracks of about its height are
+expected, side by side, and is as wide as both) is flagged ``group`` on its detection: its crop
+is no look of anyone (``tracklets``), and a track that comes from such a box pays
+``GROUP_PENALTY`` on its next link, so the other person's track, which waited outside the
+group, takes its person back first.
+
 Detections that arrive with a ``track_id`` (an edge device's tracker, a Frigate event id) keep
 that id: the device already tracked them, better than we could from sampled frames.
 
