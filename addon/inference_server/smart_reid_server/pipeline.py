@@ -15,6 +15,10 @@ Why it is shaped like this:
   made per track (``tracklets``), and a decided track keeps its person. The matcher says which
   tracks need a fresh look (``look_again``: still pending, or checked after an overlap); those
   crops are embedded again whatever the tracker's own cadence.
+- Time for visits and tracks is the frames' own (``now``). While frames come, each frame, once
+  matched, hands the tracks the tracker lost over and ends the visits whose window has passed,
+  in the frame order: a file processed offline ends the same tracks and visits after the same
+  frames however fast the machine is. Only once no camera streams does a wall-clock loop do it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ _LOGGER = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EXPIRE_EVERY_S = 1.0
+EXPIRE_EVERY_S = 1.0  # wall seconds between housekeeping rounds while no camera streams
 LOOK_WAIT_S = 30.0  # how long a frame waits for the earlier frame's embedding it reuses
 # A camera whose latest frame was matched within this long is "streaming": time is its frames'.
 FRAME_CLOCK_IDLE_S = 2.0
@@ -190,6 +194,7 @@ class Pipeline:
         self._look_again: dict[tuple[str, str], dict[int, bool]] = {}
         # camera -> (latest frame time matched, the server's clock then): the frame clock
         self._frame_clock: dict[str, tuple[float, float]] = {}
+        self._keeps_house = True
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -201,6 +206,7 @@ class Pipeline:
 
     def start(self, *, housekeeping: bool = True) -> None:
         self._accepting = True
+        self._keeps_house = housekeeping
         self._tasks = [
             asyncio.create_task(self._worker(), name=f"pipeline-worker-{i}")
             for i in range(self.workers)
@@ -383,6 +389,8 @@ class Pipeline:
             latency["match"] = (time.monotonic() - t0) * 1000.0
             latest = self._frame_clock.get(frame.camera, (frame.timestamp, 0.0))[0]
             self._frame_clock[frame.camera] = (max(latest, frame.timestamp), self._clock())
+            # Before this camera's next frame may be matched: the same frames, the same order.
+            await self._housekeeping_after_frame()
         except Exception as err:
             self.counters.failed += 1
             _LOGGER.warning(
@@ -563,9 +571,15 @@ class Pipeline:
         ts, at = max(self._frame_clock.values())
         return ts + (now - at)
 
-    async def expire_now(self) -> list[Any]:
-        """End visits whose window has passed and hand their events over; returns them."""
-        now = self.now()
+    def streaming(self) -> bool:
+        """Whether a camera's frame was matched within ``FRAME_CLOCK_IDLE_S``: time is frames'."""
+        now = self._clock()
+        return any(now - at < FRAME_CLOCK_IDLE_S for _, at in self._frame_clock.values())
+
+    async def expire_now(self, now: float | None = None) -> list[Any]:
+        """End visits whose window has passed by ``now`` (default: the frame clock) and hand
+        their events over; returns them."""
+        now = self.now() if now is None else now
         events, extra = await self.identity_thread.call(self._expire, now)
         if events and self.on_visit_events is not None:
             await self.on_visit_events(events, extra)
@@ -590,13 +604,31 @@ class Pipeline:
         extra = self.after_purge(identities, gone) if self.after_purge and gone else None
         return gone, extra
 
+    async def _keep_house(self, now: float) -> None:
+        """Hand lost tracks over and end visits, as of ``now`` (frame clock)."""
+        await self._forget_tracks(now)
+        await self.expire_now(now)
+
+    async def _housekeeping_after_frame(self) -> None:
+        """After each matched frame, at the frame clock: frames alone decide when tracks and
+        visits end, so the same frames always end the same ones at the same point."""
+        if not self._keeps_house:
+            return
+        try:
+            await self._keep_house(self.now())
+        except Exception:
+            _LOGGER.exception("housekeeping (lost tracks, visit expiry) failed")
+
     async def _housekeeping(self) -> None:
+        """The wall-clock round: only while no camera streams (frames do it otherwise; a round
+        here, at a moment that depends on the machine's speed, would make offline runs differ),
+        and the retention purge."""
         next_purge = time.monotonic() + 60.0
         while True:
             await asyncio.sleep(EXPIRE_EVERY_S)
             try:
-                await self._forget_tracks(self.now())
-                await self.expire_now()
+                if not self.streaming():
+                    await self._keep_house(self.now())
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + PURGE_EVERY_S
                     await self.purge_now()
