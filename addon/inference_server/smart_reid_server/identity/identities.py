@@ -61,6 +61,7 @@ from ..vision.tracklets import (
     TrackSettings,
     TrackState,
     at_edge,
+    crowded,
     look_weight,
     overlapped,
     sliver,
@@ -566,6 +567,7 @@ class Identities:
         else:
             queries = raw
         plan = _FramePlan(crops, raw, queries, fresh, good, over, states, video)
+        crowd = crowded(boxes) if book is not None else []
         for i, state in enumerate(states):
             if state is None:
                 continue
@@ -587,6 +589,7 @@ class Identities:
                 plan.split.add(i)
             if state.first_box is None:
                 state.first_box = boxes[i]
+                state.began_crowded = crowd[i]
             if crops[i].detection.weak_link and state.decided:
                 state.check = True  # continued by position alone: this look must agree
             if fresh[i]:

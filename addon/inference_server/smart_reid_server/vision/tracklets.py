@@ -19,6 +19,10 @@ or a track that swapped people at a crossing then took (or created) the wrong id
   and once it leaves the group or the border it starts over as a new pending track: trackers
   come out of a merged box, or a strip at the edge, on either person. While the person it held
   still counts as present, the pending track is not counted a second time.
+- **Presence** counts the people of decided tracks seen within the camera's presence window and
+  one per pending track. A pending track that began alone where a decided track was lost a
+  moment before is that person found again, not counted twice; one that began beside someone
+  else is counted (people walking together: it may be the lost one's companion).
 - After its box overlapped another (a crossing, a group), a track's next good look is **checked**
   against its aggregate; when it disagrees (below ``split_threshold``), the track is split: from
   that look on it is a new pending track, so a swapped tracker id cannot carry the wrong person.
@@ -131,6 +135,9 @@ class TrackState:
     # for a presence window the track, pending again, is not counted a second time.
     left_group_at: float | None = None
     first_box: Box | None = None  # where the track (or its segment after a split) began
+    # Another person's box was within reach of its first box: it may be a companion of
+    # someone lost there, not that person found again (presence counts it).
+    began_crowded: bool = False
     last_crop: Crop | None = None  # for a decision made while the track is out of sight
     last_good_crop: Crop | None = None
 
@@ -171,6 +178,7 @@ class TrackState:
         self.grouped = False
         self.left_group_at = None
         self.first_box = None
+        self.began_crowded = False
 
 
 def at_edge(box: Box, width: int, height: int) -> bool:
@@ -195,6 +203,12 @@ def _near(a: Box, b: Box) -> bool:
     ax, ay = (a.x1 + a.x2) / 2.0, (a.y1 + a.y2) / 2.0
     bx, by = (b.x1 + b.x2) / 2.0, (b.y1 + b.y2) / 2.0
     return math.hypot(ax - bx, ay - by) <= max(a.height, b.height, 1.0)
+
+
+def crowded(boxes: Sequence[Box]) -> list[bool]:
+    """For each box, whether another box of the frame is about one person's height away or
+    closer: someone walking with others, whom a tracker may mix up with them."""
+    return [any(_near(a, b) for j, b in enumerate(boxes) if j != i) for i, a in enumerate(boxes)]
 
 
 def overlapped(boxes: Sequence[Box], share: float = OVERLAP_SHARE) -> list[bool]:
@@ -271,9 +285,11 @@ class TrackBook:
 
     def unidentified(self, camera: str | None, now: float, within_s: float) -> int:
         """Tracks on ``camera`` (None: any) seen within ``within_s`` that have no person yet:
-        people in view whom the server is still looking at. A pending track that began where a
-        person's track was lost a moment ago (not in the camera's latest frame, still counted
-        present) is most likely that person, found again on a new track: not counted twice."""
+        people in view whom the server is still looking at. A pending track that began alone
+        where a person's track was lost a moment ago (not in the camera's latest frame, still
+        counted present) is most likely that person, found again on a new track: not counted
+        twice. One that began beside someone else is counted: people walking together lose
+        and regain tracks among themselves, and the new track may be the lost one's companion."""
         pending = [
             s
             for (c, _), s in self._tracks.items()
@@ -297,6 +313,9 @@ class TrackBook:
         count = 0
         for state in pending:
             start = state.first_box
+            if state.began_crowded:
+                count += 1  # began beside someone: one of a group, maybe not the lost one
+                continue
             near = next(
                 (
                     n
