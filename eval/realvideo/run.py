@@ -38,14 +38,20 @@ def decisions_key(run: Run) -> list[tuple[str, int, str, bool]]:
 
 
 def same_decisions(a: Run, b: Run) -> bool:
-    """Two runs decided the same (identity ids are random: compare their first-seen order)."""
+    """Two runs decided the same and counted the same people present after every frame
+    (identity ids are random: compared by their first-seen order)."""
 
-    def canonical(run: Run) -> list[tuple[str, int, int, bool]]:
+    def canonical(run: Run) -> tuple[list[tuple[str, int, int, bool]], list[Any]]:
         order: dict[str, int] = {}
-        return [
+        decided = [
             (camera, frame, order.setdefault(pid, len(order)), new)
             for camera, frame, pid, new in decisions_key(run)
         ]
+        present = [
+            (key, sorted(str(order.get(p, p)) for p in people))
+            for key, people in sorted(run.presence.items())
+        ]
+        return decided, present
 
     return canonical(a) == canonical(b)
 

@@ -8,6 +8,7 @@ of it, sent as JPEG like a camera would.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import shutil
@@ -204,7 +205,11 @@ def matcher_of(app: SmartReidApp) -> ClusterMatcher:
 def test_observation_round_trip() -> None:
     rng = np.random.default_rng(1)
     image = rng.integers(0, 255, (120, 80, 3), dtype=np.uint8)
-    det = Detection(Box(1.5, 2.0, 40.0, 110.0), 0.9, "person", "a:3", True)
+    # Every flag the tracker may set is on (a flag that did not travel would make the matcher
+    # decide differently from one process: `group` once did not).
+    flags = {f.name: True for f in dataclasses.fields(Detection) if f.type in (bool, "bool")}
+    assert {"weak_link", "group"} <= flags.keys()
+    det = Detection(Box(1.5, 2.0, 40.0, 110.0), 0.9, "person", "a:3", **flags)
     crop = Crop(det, image, QualityReport(False, 33.5, ("small",)))
     vectors = rng.standard_normal((1, 256)).astype(np.float32)
     obs = Observation(
@@ -222,6 +227,7 @@ def test_observation_round_trip() -> None:
         crops=[crop],
         vectors=vectors,
         fresh=[False],
+        ended=["front:2"],
         frame_jpeg=encode_jpeg(image),
         extra={"frigate_event_id": "x"},
         latency_ms={"detect": 12.5},
@@ -240,6 +246,7 @@ def test_observation_round_trip() -> None:
     assert back.crops[0].image.shape == image.shape
     np.testing.assert_array_equal(back.vectors, vectors)
     assert back.fresh == [False] and back.extra == {"frigate_event_id": "x"}
+    assert back.ended == ["front:2"]
     assert decode_jpeg(back.frame_jpeg).shape == image.shape
     assert back.latency_ms == {"detect": 12.5}
     # A notice carries no pictures; an unknown version is refused with a clear message.

@@ -196,3 +196,47 @@ def test_a_camera_sending_a_frame_every_two_seconds_keeps_its_tracks() -> None:
         for t in (0.0, 2.0, 4.0, 6.0)
     }
     assert len(ids) == 1
+
+
+def test_a_box_of_two_people_is_flagged_and_the_track_that_waited_takes_its_person_back() -> None:
+    """Two men walk close: for a moment the detector sees one box over both (real video,
+    walk_bike_sample frames 477-486). The box is flagged as a group, and when it shrinks back to
+    one man, the track of the man it covered, not the group's track, continues on him."""
+    tracker = CameraTracker("street")
+    right = Box(303, 140, 335, 226)  # standing
+    a = b = ""
+    for step, x in enumerate((237, 247, 257)):  # walking right, 100 px/s
+        walker, stander = tracker.update(
+            [Detection(Box(x, 112, x + 42, 200), 0.9), Detection(right, 0.9)], step * 0.1
+        )
+        a, b = walker.track_id, stander.track_id
+        assert not walker.detection.group and not stander.detection.group
+    assert a != b
+    tracker.update([], 0.3)  # neither is detected
+    merged = tracker.update([Detection(Box(276, 111, 336, 229), 0.9)], 0.4)[0]
+    assert merged.detection.group and merged.track_id == a
+    out = tracker.update([Detection(Box(292, 111, 339, 231), 0.9)], 0.5)[0]
+    assert out.track_id == b, "the standing man's own track takes him back"
+    assert not out.detection.group
+
+
+def test_one_person_in_front_of_another_is_not_a_group() -> None:
+    """A box that covers a man hidden behind it but is no wider than the man in front."""
+    tracker = CameraTracker("street")
+    front = Box(300, 100, 350, 230)
+    behind = Box(310, 110, 345, 220)
+    tracker.update([Detection(front, 0.9), Detection(behind, 0.9)], 0.0)
+    tracked = tracker.update([Detection(Box(301, 100, 351, 230), 0.9)], 0.1)[0]
+    assert not tracked.detection.group
+    # A tall man in front of people far away (a third of his height) is no group either.
+    tracker = CameraTracker("street")
+    tall = Box(400, 100, 480, 330)
+    tracker.update(
+        [
+            Detection(tall, 0.9),
+            Detection(Box(405, 150, 430, 220), 0.9),
+            Detection(Box(445, 150, 470, 220), 0.9),
+        ],
+        0.0,
+    )
+    assert not tracker.update([Detection(Box(398, 100, 482, 330), 0.9)], 0.1)[0].detection.group

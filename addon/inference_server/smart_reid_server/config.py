@@ -376,6 +376,7 @@ SCHEMA = vol.Schema(
             vol.Optional("split_threshold", default=0.25): vol.All(
                 vol.Coerce(float), vol.Range(min=-1.0, max=1.0)
             ),
+            vol.Optional("split_looks", default=3): vol.All(int, vol.Range(min=1, max=8)),
             vol.Optional("merge_threshold", default=None): vol.Any(None, _probability),
             vol.Optional("active_threshold", default=0.5): vol.Any(None, _probability),
             vol.Optional("overlap_share", default=0.3): _probability,

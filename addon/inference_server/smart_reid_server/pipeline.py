@@ -15,6 +15,10 @@ Why it is shaped like this:
   made per track (``tracklets``), and a decided track keeps its person. The matcher says which
   tracks need a fresh look (``look_again``: still pending, or checked after an overlap); those
   crops are embedded again whatever the tracker's own cadence.
+- Time for visits and tracks is the frames' own (``now``). While frames come, each frame, once
+  matched, hands the tracks the tracker lost over and ends the visits whose window has passed,
+  in the frame order: a file processed offline ends the same tracks and visits after the same
+  frames however fast the machine is. Only once no camera streams does a wall-clock loop do it.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ _LOGGER = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-EXPIRE_EVERY_S = 1.0
+EXPIRE_EVERY_S = 1.0  # wall seconds between housekeeping rounds while no camera streams
 LOOK_WAIT_S = 30.0  # how long a frame waits for the earlier frame's embedding it reuses
 # A camera whose latest frame was matched within this long is "streaming": time is its frames'.
 FRAME_CLOCK_IDLE_S = 2.0
@@ -188,8 +192,12 @@ class Pipeline:
         self._seq: dict[str, int] = {}
         # (camera, track) -> {frame number: whether the matcher asked for a fresh look}
         self._look_again: dict[tuple[str, str], dict[int, bool]] = {}
+        # (camera, frame number) -> the camera's tracks that ended as of that frame's time, handed
+        # to the matcher right after the frame is matched
+        self._ended_after: dict[tuple[str, int], list[tuple[str, str]]] = {}
         # camera -> (latest frame time matched, the server's clock then): the frame clock
         self._frame_clock: dict[str, tuple[float, float]] = {}
+        self._keeps_house = True
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -201,6 +209,7 @@ class Pipeline:
 
     def start(self, *, housekeeping: bool = True) -> None:
         self._accepting = True
+        self._keeps_house = housekeeping
         self._tasks = [
             asyncio.create_task(self._worker(), name=f"pipeline-worker-{i}")
             for i in range(self.workers)
@@ -382,6 +391,8 @@ class Pipeline:
             )
             latency["match"] = (time.monotonic() - t0) * 1000.0
             self._note_time(frame)
+            # Before this camera's next frame may be matched: the same frames, the same order.
+            await self._housekeeping_after_frame(frame.camera)
         except Exception as err:
             self.counters.failed += 1
             _LOGGER.warning(
@@ -425,16 +436,18 @@ class Pipeline:
         vectors: npt.NDArray[np.float32],
         fresh: list[bool] | None,
         latency: dict[str, float],
+        ended: Sequence[str] = (),
     ) -> tuple[FrameResult, set[str]]:
         """The identity half of a frame a cluster worker detected, tracked and embedded
         (``cluster.matcher``): match, hand the result over; returns it and the tracks the
         worker should look at afresh. Raises what matching raised."""
         t0 = time.monotonic()
         observed, extra = await self.identity_thread.call(
-            self._observe_fresh, frame, crops, vectors, fresh
+            self._observe_fresh, frame, crops, vectors, fresh, list(ended)
         )
         latency["match"] = (time.monotonic() - t0) * 1000.0
         self._note_time(frame)
+        await self._housekeeping_after_frame(frame.camera)  # as in one process
         result = await self._deliver(frame, detections, observed, extra, latency, t0)
         return result, set(getattr(observed, "look_again", set()))
 
@@ -445,9 +458,11 @@ class Pipeline:
         crops: list[Crop],
         vectors: npt.NDArray[np.float32],
         fresh: list[bool] | None,
+        ended: list[str],
     ) -> tuple[Any, Any]:
         observed = identities.observe(frame.camera, frame.timestamp, crops, vectors, frame, fresh)
         extra = self.after_observe(identities, observed, frame) if self.after_observe else None
+        _end_tracks(identities, [(frame.camera, track_id) for track_id in ended])
         return observed, extra
 
     async def _deliver(
@@ -507,17 +522,32 @@ class Pipeline:
         # Track only what is known to be video: our own detections, or boxes an upstream tracker
         # already linked. Uploaded boxes without ids may be unrelated stills of anyone.
         trackable = frame.detections is None or all(d.track_id for d in detections)
-        if self.tracks is None or not trackable or not crops:
+        if self.tracks is None or not trackable:
             return crops, None
-        tracked = self.tracks.update(
-            frame.camera,
-            [c.detection for c in crops],
-            frame.timestamp,
-            sharpness=[c.quality.sharpness for c in crops],
+        tracked = (
+            self.tracks.update(
+                frame.camera,
+                [c.detection for c in crops],
+                frame.timestamp,
+                sharpness=[c.quality.sharpness for c in crops],
+            )
+            if crops
+            else []
         )
+        # A camera's tracks end with its own frames (also the empty ones): lost as of this
+        # frame's time, whatever the other cameras or the wall clock do, so the same frames
+        # always end the same tracks, in one process or on a cluster worker.
+        ended = self.tracks.expire(frame.timestamp, frame.camera)
         crops = [Crop(t.detection, c.image, c.quality) for c, t in zip(crops, tracked, strict=True)]
         plan: Looks = []
         with self._track_lock:
+            for key in ended:
+                self._track_looks.pop(key, None)
+                self._look_again.pop(key, None)
+            if ended:
+                self._ended_after[(frame.camera, seq)] = ended
+            if not crops:
+                return crops, None
             for t in tracked:
                 key = (frame.camera, t.track_id)
                 look = self._track_looks.get(key)
@@ -567,10 +597,10 @@ class Pipeline:
         vectors_out = np.stack(rows).astype(np.float32, copy=False)
         return vectors_out, out
 
-    async def _forget_tracks(self, now: float) -> None:
+    async def _forget_tracks(self, now: float, camera: str | None = None) -> None:
         if self.tracks is None:
             return
-        ended = self.tracks.expire(now)
+        ended = self.tracks.expire(now, camera)
         if ended:
             with self._track_lock:
                 for key in ended:
@@ -594,7 +624,13 @@ class Pipeline:
             again: set[str] = getattr(observed, "look_again", set())
             self._remember_asks(frame.camera, crops, seq, again.__contains__)
         extra = self.after_observe(identities, observed, frame) if self.after_observe else None
+        _end_tracks(identities, self.take_ended(frame.camera, seq))
         return observed, extra
+
+    def take_ended(self, camera: str, seq: int) -> list[tuple[str, str]]:
+        """The tracks of ``camera`` that ended as of its frame ``seq`` (once)."""
+        with self._track_lock:
+            return self._ended_after.pop((camera, seq), [])
 
     def _remember_asks(
         self, camera: str, crops: list[Crop], seq: int, asked_again: Callable[[str], bool]
@@ -631,9 +667,15 @@ class Pipeline:
         ts, at = max(self._frame_clock.values())
         return ts + (now - at)
 
-    async def expire_now(self) -> list[Any]:
-        """End visits whose window has passed and hand their events over; returns them."""
-        now = self.now()
+    def streaming(self) -> bool:
+        """Whether a camera's frame was matched within ``FRAME_CLOCK_IDLE_S``: time is frames'."""
+        now = self._clock()
+        return any(now - at < FRAME_CLOCK_IDLE_S for _, at in self._frame_clock.values())
+
+    async def expire_now(self, now: float | None = None) -> list[Any]:
+        """End visits whose window has passed by ``now`` (default: the frame clock) and hand
+        their events over; returns them."""
+        now = self.now() if now is None else now
         events, extra = await self.identity_thread.call(self._expire, now)
         if events and self.on_visit_events is not None:
             await self.on_visit_events(events, extra)
@@ -658,13 +700,32 @@ class Pipeline:
         extra = self.after_purge(identities, gone) if self.after_purge and gone else None
         return gone, extra
 
+    async def _keep_house(self, now: float) -> None:
+        """Hand lost tracks over and end visits, as of ``now`` (frame clock)."""
+        await self._forget_tracks(now)
+        await self.expire_now(now)
+
+    async def _housekeeping_after_frame(self, camera: str) -> None:
+        """After each matched frame: visits end at the frame clock (the camera's lost tracks
+        already ended with the frame, ``_track``). Frames alone decide when tracks and visits
+        end, so the same frames always end the same ones at the same point."""
+        if not self._keeps_house:
+            return
+        try:
+            await self.expire_now(self.now())
+        except Exception:
+            _LOGGER.exception("housekeeping (visit expiry) failed")
+
     async def _housekeeping(self) -> None:
+        """The wall-clock round: only while no camera streams (frames do it otherwise; a round
+        here, at a moment that depends on the machine's speed, would make offline runs differ),
+        and the retention purge."""
         next_purge = time.monotonic() + 60.0
         while True:
             await asyncio.sleep(EXPIRE_EVERY_S)
             try:
-                await self._forget_tracks(self.now())
-                await self.expire_now()
+                if not self.streaming():
+                    await self._keep_house(self.now())
                 if time.monotonic() >= next_purge:
                     next_purge = time.monotonic() + PURGE_EVERY_S
                     await self.purge_now()

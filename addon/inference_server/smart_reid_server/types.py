@@ -70,6 +70,9 @@ class Detection:
     # Set by our tracker when it continued a track by position alone (the boxes did not
     # overlap): a weak link, so the identity check looks at this crop (tracklets.py).
     weak_link: bool = False
+    # Set by our tracker when the box covers the boxes of two or more of its tracks: people
+    # merged into one box. Its crop shows more than one person (tracklets.py).
+    group: bool = False
 
 
 @dataclass(slots=True)

@@ -377,7 +377,7 @@ class ClusterMatcher:
                 self.hop.record("worker_to_matcher", max(0.0, time.time() - obs.sent_at) * 1000.0)
             latency = dict(obs.latency_ms)
             result, again = await pipeline.observe_remote(
-                frame, obs.detections, obs.crops, obs.vectors, obs.fresh, latency
+                frame, obs.detections, obs.crops, obs.vectors, obs.fresh, latency, obs.ended
             )
             if obs.enqueued_at:
                 self.hop.record("enqueued_to_decided", (time.time() - obs.enqueued_at) * 1000.0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import cv2
@@ -24,7 +24,7 @@ import numpy.typing as npt
 from ..types import Box, Crop, Detection, Image, QualityReport
 
 MAGIC = b"SRC"
-VERSION = 1
+VERSION = 2
 JPEG_QUALITY = 90
 _HEAD = struct.Struct("<3sBI")
 
@@ -80,19 +80,29 @@ def decode_jpeg(data: bytes) -> Image:
     return np.asarray(image, dtype=np.uint8)
 
 
+# What the tracker marks on a detection, beyond its box, score, label and track: every such
+# flag travels (a flag the matcher did not get would make it decide differently from one process).
+DETECTION_FLAGS: tuple[str, ...] = tuple(
+    f.name for f in fields(Detection) if f.name not in ("box", "score", "label", "track_id")
+)
+
+
 def detection_row(d: Detection) -> list[Any]:
     b = d.box
-    return [b.x1, b.y1, b.x2, b.y2, d.score, d.label, d.track_id, d.weak_link]
+    flags = {name: getattr(d, name) for name in DETECTION_FLAGS}
+    return [b.x1, b.y1, b.x2, b.y2, d.score, d.label, d.track_id, flags]
 
 
 def detection_from(row: list[Any]) -> Detection:
-    x1, y1, x2, y2, score, label, track_id, weak = row
+    x1, y1, x2, y2, score, label, track_id, flags = row
+    if not isinstance(flags, dict):
+        raise MessageError("a detection's flags must be an object")
     return Detection(
         Box(float(x1), float(y1), float(x2), float(y2)),
         float(score),
         str(label),
         None if track_id is None else str(track_id),
-        bool(weak),
+        **{name: bool(flags.get(name, False)) for name in DETECTION_FLAGS},
     )
 
 
@@ -167,7 +177,8 @@ class Observation:
     fresh: list[bool] | None = None
     frame_jpeg: bytes = b""
     extra: dict[str, Any] = field(default_factory=dict)
-    ended: list[str] = field(default_factory=list)  # track ids (kind "end")
+    # track ids that ended: kind "end", or with a frame ("obs"): as of that frame's time
+    ended: list[str] = field(default_factory=list)
     reason: str = ""  # kind "drop"
     enqueued_at: float = 0.0
     sent_at: float = 0.0

@@ -128,16 +128,21 @@ class WorkerPipeline(Pipeline):
         seq: int,
     ) -> tuple[Any, Any]:
         fresh = None if looks is None else [is_fresh for _, is_fresh in looks]
-        again = await self._link.observe(frame, detections, crops, vectors, fresh, seq)
+        ended = [track_id for _, track_id in self.take_ended(frame.camera, seq)]
+        again = await self._link.observe(frame, detections, crops, vectors, fresh, seq, ended)
         if looks is not None:
             # No answer in time (None): look at every track afresh, never reuse blindly.
             self._remember_asks(frame.camera, crops, seq, lambda t: again is None or t in again)
         return None, None
 
-    async def _forget_tracks(self, now: float) -> None:
+    async def _housekeeping_after_frame(self, camera: str) -> None:
+        """Nothing: the camera's lost tracks travel with its frame's observation (``ended``),
+        and the matcher ends visits at its frame clock, exactly as one process does."""
+
+    async def _forget_tracks(self, now: float, camera: str | None = None) -> None:
         if self.tracks is None:
             return
-        ended = self.tracks.expire(now)
+        ended = self.tracks.expire(now, camera)
         if ended:
             with self._track_lock:
                 for key in ended:
@@ -472,8 +477,10 @@ class ClusterWorker:
         vectors: npt.NDArray[np.float32],
         fresh: list[bool] | None,
         seq: int,
+        ended: list[str] | None = None,
     ) -> set[str] | None:
-        """Send one frame's observation; the tracks to look at afresh (None: no answer)."""
+        """Send one frame's observation (with the camera's tracks that ended as of it); the
+        tracks to look at afresh (None: no answer)."""
         info = self._entries.get(id(frame), _Entry("", "", 0.0))
         loop = asyncio.get_running_loop()
         obs = Observation(
@@ -493,6 +500,7 @@ class ClusterWorker:
             crops=crops,
             vectors=vectors if len(crops) else np.zeros((0, 0), np.float32),
             fresh=fresh,
+            ended=list(ended or []),
             extra=frame.extra,
             enqueued_at=info.enqueued_at,
         )
@@ -566,7 +574,8 @@ class ClusterWorker:
         while True:
             await asyncio.sleep(1.0)
             try:
-                await self.pipeline._forget_tracks(self.pipeline.now())
+                if not self.pipeline.streaming():  # frames end tracks while they come
+                    await self.pipeline._forget_tracks(self.pipeline.now())
             except asyncio.CancelledError:
                 raise
             except Exception:

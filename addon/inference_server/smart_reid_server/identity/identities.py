@@ -61,8 +61,10 @@ from ..vision.tracklets import (
     TrackSettings,
     TrackState,
     at_edge,
+    crowded,
     look_weight,
     overlapped,
+    sliver,
 )
 from .gallery import Gallery, unit_rows
 from .match import (
@@ -582,7 +584,10 @@ class Identities:
         boxes = [c.detection.box for c in crops]
         over = overlapped(boxes, book.settings.overlap_share if book is not None else 0.3)
         good = [
-            c.quality.ok and not over[i] and not at_edge(boxes[i], frame.width, frame.height)
+            c.quality.ok
+            and not over[i]
+            and not c.detection.group
+            and not at_edge(boxes[i], frame.width, frame.height)
             for i, c in enumerate(crops)
         ]
         states: list[TrackState | None] = []
@@ -609,9 +614,29 @@ class Identities:
         else:
             queries = raw
         plan = _FramePlan(crops, raw, queries, fresh, good, over, states, video)
+        crowd = crowded(boxes) if book is not None else []
         for i, state in enumerate(states):
             if state is None:
                 continue
+            if crops[i].detection.group or sliver(boxes[i], frame.width, frame.height):
+                # Two or more people in one box, or a sliver of someone at the picture's edge:
+                # no look of anyone. The track keeps its person meanwhile and starts over when
+                # it leaves (trackers come out of such boxes on either person).
+                state.grouped = True
+                continue
+            if state.grouped:
+                _LOGGER.debug(
+                    "camera %s track %s: out of a box of two people; it starts over as a new track",
+                    camera,
+                    state.track_id,
+                )
+                held = state.decided
+                state.restart(timestamp)
+                state.left_group_at = timestamp if held else None
+                plan.split.add(i)
+            if state.first_box is None:
+                state.first_box = boxes[i]
+                state.began_crowded = crowd[i]
             if crops[i].detection.weak_link and state.decided:
                 state.check = True  # continued by position alone: this look must agree
             if fresh[i]:
@@ -623,12 +648,15 @@ class Identities:
                         camera,
                         state.track_id,
                     )
-                    suspects = list(state.suspects)
+                    suspects = list(state.suspects)  # this look is the last of them
                     state.restart(timestamp)
                     for earlier in suspects:
                         state.add(earlier, True)
                     plan.split.add(i)
-                state.add(look, good[i])
+                elif not (state.suspects and state.suspects[-1] is look):
+                    # A look in doubt stays out of the track's mean until the track agrees
+                    # again (then it was an odd look) or splits (then it starts the new part).
+                    state.add(look, good[i])
                 if state.decided and state.created and i not in plan.split:
                     self._measure_created(state, queries[i])
             if over[i] and state.decided:
@@ -663,10 +691,10 @@ class Identities:
         self, camera: str, state: TrackState, query: npt.NDArray[np.float32], look: Look
     ) -> bool:
         """Whether a good fresh look shows someone else than the decided track: below
-        ``split_threshold`` twice in a row, or once right after the track's box overlapped
-        another (a crossing, where trackers swap people). One odd look (a turn, an arm
-        raised) is not enough: measured on real video, 19 % of single looks of the track's own
-        person fall below 0.25 (docs/quality.md)."""
+        ``split_threshold`` ``split_looks`` times in a row (3), or once right after the
+        track's box overlapped another (a crossing, where trackers swap people). One odd look
+        (a turn, an arm raised) is not enough: measured on real video, 19 % of single looks of
+        the track's own person fall below 0.25, and two in a row still happen (docs/quality.md)."""
         assert self.tracks is not None
         agreement = self._agreement(camera, state, query)
         if agreement is None or agreement >= self.tracks.settings.split_threshold:
@@ -674,7 +702,7 @@ class Identities:
             state.check = False
             return False
         state.suspects.append(look)
-        split = state.check or len(state.suspects) >= 2
+        split = state.check or len(state.suspects) >= self.tracks.settings.split_looks
         state.check = False
         return split
 

@@ -12,6 +12,12 @@ fast boxes at low frame rates; a track missing from the camera's frames for more
 - or whenever the crop is clearly better than the best one embedded so far
   (``better_factor`` times the quality: bigger, surer, sharper).
 
+A box that holds two people walking close (it covers where two tracks of about its height are
+expected, side by side, and is as wide as both) is flagged ``group`` on its detection: its crop
+is no look of anyone (``tracklets``), and a track that comes from such a box pays
+``GROUP_PENALTY`` on its next link, so the other person's track, which waited outside the
+group, takes its person back first.
+
 Detections that arrive with a ``track_id`` (an edge device's tracker, a Frigate event id) keep
 that id: the device already tracked them, better than we could from sampled frames.
 
@@ -43,6 +49,8 @@ from typing import Any
 
 from ..types import Box, Detection
 
+GROUP_PENALTY = 0.5  # added to the link cost of a track whose last box held two people
+
 
 @dataclass(frozen=True, slots=True)
 class TrackedDetection:
@@ -69,6 +77,7 @@ class _Track:
     best_quality: float = 0.0
     embedded_quality: float = 0.0
     since_embed: int = 0
+    group: bool = False  # its last box held two or more people
 
     def predicted(self, timestamp: float) -> Box:
         dt = max(0.0, timestamp - self.last_seen)
@@ -85,6 +94,15 @@ def iou(a: Box, b: Box) -> float:
         return 0.0
     inter = w * h
     return inter / (a.area + b.area - inter)
+
+
+def _inside_share(inner: Box, outer: Box) -> float:
+    """The share of ``inner``'s area that lies inside ``outer``."""
+    w = min(inner.x2, outer.x2) - max(inner.x1, outer.x1)
+    h = min(inner.y2, outer.y2) - max(inner.y1, outer.y1)
+    if w <= 0 or h <= 0 or inner.area <= 0:
+        return 0.0
+    return w * h / inner.area
 
 
 def _centre(box: Box) -> tuple[float, float]:
@@ -115,6 +133,8 @@ class CameraTracker:
         max_centre_shift: float = 0.6,
         max_age_s: float = 3.0,
         relink_s: float = 1.5,
+        group_cover: float = 0.5,
+        group_widen: float = 1.2,
         external_max_age_s: float = 60.0,
         embed_first: int = 3,
         embed_every: int = 10,
@@ -126,6 +146,8 @@ class CameraTracker:
         self.max_centre_shift = max_centre_shift
         self.max_age_s = max_age_s
         self.relink_s = relink_s
+        self.group_cover = group_cover
+        self.group_widen = group_widen
         self.external_max_age_s = external_max_age_s
         self.embed_first = embed_first
         self.embed_every = embed_every
@@ -137,6 +159,7 @@ class CameraTracker:
         self._previous_frame = -math.inf  # the newest frame time before the current one
         self._ended: list[str] = []
         self._weak: set[int] = set()  # detections of the current update linked by distance
+        self._group: set[int] = set()  # detections of the current update holding two people
         self._lock = threading.Lock()
 
     @property
@@ -164,7 +187,13 @@ class CameraTracker:
                 quality = crop_quality(detection, None if sharpness is None else sharpness[index])
                 out.append(
                     self._record(
-                        track, detection, timestamp, quality, is_new, weak=index in self._weak
+                        track,
+                        detection,
+                        timestamp,
+                        quality,
+                        is_new,
+                        weak=index in self._weak,
+                        group=index in self._group,
                     )
                 )
             self._expire_locked(self._latest)
@@ -212,28 +241,65 @@ class CameraTracker:
             and t.hits > 0
             and (timestamp - t.last_seen <= self.relink_s or t.last_seen >= previous)
         ]
-        pairs: list[tuple[float, int, int]] = []
+        pairs: list[tuple[float, int, int, bool]] = []
         predicted = [t.predicted(timestamp) for t in candidates]
         for index in free:
             box = detections[index].box
             for t_index, guess in enumerate(predicted):
                 cost = self._cost(guess, box)
                 if cost is not None:
-                    pairs.append((cost, index, t_index))
+                    by_distance = cost >= 1.0  # linked by centre distance, not by overlap
+                    if candidates[t_index].group:
+                        # Out of a box of two people, a track of one of them that waited
+                        # outside it takes the box first: the group's track may hold either.
+                        cost += GROUP_PENALTY
+                    pairs.append((cost, index, t_index, by_distance))
         pairs.sort()
         used_tracks: set[int] = set()
         self._weak = set()
-        for cost, index, t_index in pairs:
+        for _, index, t_index, by_distance in pairs:
             if index in assigned or t_index in used_tracks:
                 continue
             assigned[index] = (candidates[t_index], False)
             used_tracks.add(t_index)
-            if cost >= 1.0:  # linked by centre distance, not by overlap
+            if by_distance:
                 self._weak.add(index)
         for index in free:
             if index not in assigned:
                 assigned[index] = (self._new_track(detections[index], timestamp, None), True)
+        self._group = {
+            index
+            for index in free
+            if self._is_group(detections[index].box, assigned[index][0], candidates, predicted)
+        }
         return assigned
+
+    def _is_group(
+        self, box: Box, track: _Track, candidates: Sequence[_Track], predicted: Sequence[Box]
+    ) -> bool:
+        """Whether ``box`` holds two or more people (walking close, detected as one box): it
+        covers ``group_cover`` of the boxes where two of the camera's tracks of about its
+        height are expected, side by side (together ``group_widen`` times as wide as the wider
+        of them) and about as wide as both together. One person in front of another is not a
+        group: their box is no wider than the person in front. A track already on a group box
+        stays in the group while its box still covers another track's."""
+        covered = [
+            (t, guess)
+            for t, guess in zip(candidates, predicted, strict=True)
+            if _inside_share(guess, box) >= self.group_cover
+            and 0.67 <= max(guess.height, 1.0) / max(box.height, 1.0) <= 1.5
+        ]
+        if track.group and any(t is not track for t, _ in covered):
+            return True
+        for n, (_, a) in enumerate(covered):
+            for _, b in covered[n + 1 :]:
+                union = max(a.x2, b.x2) - min(a.x1, b.x1)
+                if (
+                    union >= self.group_widen * max(a.width, b.width, 1.0)
+                    and box.width >= 0.8 * union
+                ):
+                    return True
+        return False
 
     def _cost(self, guess: Box, box: Box) -> float | None:
         """Lower is a better match; None when the boxes cannot be the same person."""
@@ -272,6 +338,7 @@ class CameraTracker:
         is_new: bool,
         *,
         weak: bool = False,
+        group: bool = False,
     ) -> TrackedDetection:
         dt = timestamp - track.last_seen
         if track.hits > 0 and dt > 0:
@@ -286,6 +353,7 @@ class CameraTracker:
             track.last_seen = max(track.last_seen, timestamp)
         track.hits += 1
         track.since_embed += 1
+        track.group = group
         best = quality > track.best_quality
         if best:
             track.best_quality = quality
@@ -299,7 +367,7 @@ class CameraTracker:
             track.since_embed = 0
             track.embedded_quality = max(track.embedded_quality, quality)
         return TrackedDetection(
-            detection=replace(detection, track_id=track.track_id, weak_link=weak),
+            detection=replace(detection, track_id=track.track_id, weak_link=weak, group=group),
             track_id=track.track_id,
             embed=embed,
             best=best,
@@ -346,10 +414,14 @@ class Tracks:
     ) -> list[TrackedDetection]:
         return self.camera(camera).update(detections, timestamp, sharpness)
 
-    def expire(self, now: float) -> list[tuple[str, str]]:
-        """Drop lost tracks on every camera; (camera, track_id) of each one dropped."""
+    def expire(self, now: float, camera: str | None = None) -> list[tuple[str, str]]:
+        """Drop lost tracks on every camera (or on ``camera`` alone, as of that camera's own
+        frame time); (camera, track_id) of each one dropped."""
         with self._lock:
-            trackers = list(self._cameras.values())
+            if camera is None:
+                trackers = list(self._cameras.values())
+            else:
+                trackers = [t for t in (self._cameras.get(camera),) if t is not None]
         return [(t.camera, track_id) for t in trackers for track_id in t.expire(now)]
 
     def forget(self, camera: str) -> None:
