@@ -473,3 +473,74 @@ def test_a_matcher_store_stays_broken_and_health_is_left_alone(tmp_path: Path) -
         assert store_outage(Store(tmp_path / "sqlite")) is None
         before_identity_work(None)
         store.close()
+
+
+async def test_a_single_server_rides_out_a_postgresql_restart(
+    tmp_path: Path, models_dir: Path, cuhk03_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real ``cluster.role: all`` server on a private PostgreSQL: frames while PostgreSQL is
+    stopped fail with 503 and health is degraded, the server keeps running, and once PostgreSQL
+    is back it reconnects by itself: a person seen before is recognised, and no frame of the
+    outage left anything behind (the next stranger is Visitor 2)."""
+    import asyncio
+
+    import aiohttp
+
+    from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
+
+    async def health(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+        async with session.get(f"{base}/api/health") as response:
+            assert response.status == 200
+            body: dict[str, Any] = await response.json()
+            return body
+
+    async def until_ready(session: aiohttp.ClientSession, base: str, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (await health(session, base))["status"] != "ready":
+            assert asyncio.get_running_loop().time() < deadline, "health never ready again"
+            await asyncio.sleep(0.1)
+
+    with local_postgres() as server, caplog.at_level(logging.INFO):
+        execute(f"{server.url}/postgres", "CREATE DATABASE smart_reid")
+        dsn = f"{server.url}/smart_reid"
+        settings = settings_for(tmp_path, models_dir, store={"url": dsn})
+        assert settings.section("cluster")["role"] == "all"
+        async with running_app(settings) as app, aiohttp.ClientSession() as session:
+            assert app.embedder is not None
+            base = app.http_url()
+            picker = CuhkPicker(cuhk03_dir, app.embedder)
+            view_a, view_b = picker.same_person(app.threshold + 0.02)
+            stranger = picker.stranger([view_a, view_b], app.threshold - 0.1)
+            status, body = await upload(session, base, "front", cuhk(cuhk03_dir, view_a))
+            assert status == 200, body
+            (first,) = body["decisions"]
+            assert first["new_person"]
+            assert (await health(session, base))["status"] == "ready"
+
+            await asyncio.to_thread(server.stop)
+            for _ in range(3):
+                status, body = await upload(session, base, "back", cuhk(cuhk03_dir, stranger))
+                assert status == 503, body
+                assert f"PostgreSQL at 127.0.0.1:{server.port}" in body["message"], body
+            shown = await health(session, base)
+            assert shown["status"] == "degraded"
+            assert any(
+                f"store: PostgreSQL at 127.0.0.1:{server.port} unreachable" in reason
+                for reason in shown["reasons"]
+            ), shown
+            assert app.state == "running" and app.exit_code == 0
+            lost = [r for r in caplog.records if "unreachable (" in r.getMessage()]
+            assert len(lost) == 1, "one line when PostgreSQL is lost"
+
+            await asyncio.to_thread(server.start)
+            await until_ready(session, base, 60)
+            status, body = await upload(session, base, "back", cuhk(cuhk03_dir, view_b))
+            assert status == 200, body
+            (again,) = body["decisions"]
+            assert again["person_id"] == first["person_id"] and not again["new_person"]
+            status, body = await upload(session, base, "back", cuhk(cuhk03_dir, stranger))
+            assert status == 200, body
+            (newcomer,) = body["decisions"]
+            assert newcomer["new_person"] and newcomer["label"] == "Visitor 2"
+    back = [r for r in caplog.records if "is back after" in r.getMessage()]
+    assert len(back) == 1, "one line when PostgreSQL is back"
