@@ -3,6 +3,7 @@ losing PostgreSQL and coming back, and how ``store.url`` is chosen, checked and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 from pg_support import execute, local_postgres, psycopg, temp_database, wait_until, wipe
 from smart_reid_server.config import ConfigError, load
+from smart_reid_server.identity import store_pg
+from smart_reid_server.identity.outages import before_identity_work, store_outage
 from smart_reid_server.identity.store import Store, StoreError, StoreUnavailableError
 from smart_reid_server.identity.store_pg import (
     MIGRATION_LOCK,
@@ -416,9 +419,6 @@ def test_identities_are_reloaded_after_a_frame_lost_its_connection(
     and people seen before are recognised."""
     from test_identities import see, walk_past_front
 
-    from smart_reid_server.identity import store_pg
-    from smart_reid_server.identity.outages import before_identity_work
-
     monkeypatch.setattr(store_pg, "RECONNECT_FIRST_S", 1.0)
     identities = _identities(PgStore(url, tmp_path, reconnect=True))
     (first,) = walk_past_front(identities, plans[0], T0).decisions
@@ -458,8 +458,6 @@ def test_identities_are_reloaded_after_a_frame_lost_its_connection(
 def test_a_matcher_store_stays_broken_and_health_is_left_alone(tmp_path: Path) -> None:
     """Without ``reconnect`` (a cluster matcher) nothing changes: no outage is reported (the
     matcher steps down instead) and the store never reconnects."""
-    from smart_reid_server.identity.outages import before_identity_work, store_outage
-
     with local_postgres() as server:
         execute(f"{server.url}/postgres", "CREATE DATABASE smart_reid")
         store = PgStore(f"{server.url}/smart_reid", tmp_path)
@@ -482,23 +480,16 @@ async def test_a_single_server_rides_out_a_postgresql_restart(
     stopped fail with 503 and health is degraded, the server keeps running, and once PostgreSQL
     is back it reconnects by itself: a person seen before is recognised, and no frame of the
     outage left anything behind (the next stranger is Visitor 2)."""
-    import asyncio
-
     import aiohttp
 
     from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
+    from tests.server.sources_support import wait_until as wait_until_async
 
     async def health(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
         async with session.get(f"{base}/api/health") as response:
             assert response.status == 200
             body: dict[str, Any] = await response.json()
             return body
-
-    async def until_ready(session: aiohttp.ClientSession, base: str, timeout: float) -> None:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while (await health(session, base))["status"] != "ready":
-            assert asyncio.get_running_loop().time() < deadline, "health never ready again"
-            await asyncio.sleep(0.1)
 
     with local_postgres() as server, caplog.at_level(logging.INFO):
         execute(f"{server.url}/postgres", "CREATE DATABASE smart_reid")
@@ -529,11 +520,16 @@ async def test_a_single_server_rides_out_a_postgresql_restart(
                 for reason in shown["reasons"]
             ), shown
             assert app.state == "running" and app.exit_code == 0
+            async with session.get(f"{base}/api/persons") as response:
+                assert response.status == 503, "identity calls say why instead of a 500"
+                assert "unreachable" in (await response.json())["message"]
             lost = [r for r in caplog.records if "unreachable (" in r.getMessage()]
             assert len(lost) == 1, "one line when PostgreSQL is lost"
 
             await asyncio.to_thread(server.start)
-            await until_ready(session, base, 60)
+            # The server tries again at most every 5 s, on the next frame or state refresh.
+            await wait_until_async(lambda: app.health()[0] == "ready", 60, "ready again")
+            assert (await health(session, base))["status"] == "ready"
             status, body = await upload(session, base, "back", cuhk(cuhk03_dir, view_b))
             assert status == 200, body
             (again,) = body["decisions"]
