@@ -3,6 +3,7 @@ losing PostgreSQL and coming back, and how ``store.url`` is chosen, checked and 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ import numpy as np
 import pytest
 from pg_support import execute, local_postgres, psycopg, temp_database, wait_until, wipe
 from smart_reid_server.config import ConfigError, load
+from smart_reid_server.identity import store_pg
+from smart_reid_server.identity.outages import before_identity_work, store_outage
 from smart_reid_server.identity.store import Store, StoreError, StoreUnavailableError
 from smart_reid_server.identity.store_pg import (
     MIGRATION_LOCK,
@@ -359,3 +362,181 @@ async def test_the_server_runs_on_postgresql_and_hides_the_password(
         ).fetchone()
     assert row is not None and row[0] == decision["label"]
     assert not (tmp_path / "identities.sqlite3").exists(), "SQLite is not used"
+
+
+def _connected_again(store: PgStore) -> bool:
+    """Whether ``store`` answers (a failed try only moves its next try further out)."""
+    try:
+        store.all_person_ids()
+    except StoreUnavailableError:
+        return False
+    return True
+
+
+def test_a_reconnecting_store_fails_fast_while_postgresql_is_down_and_comes_back_by_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``reconnect=True`` (a single server): one log line when lost, one when back; a
+    transaction cut off by the restart left nothing behind; the counter goes on."""
+    with local_postgres() as server, caplog.at_level(logging.INFO):
+        execute(f"{server.url}/postgres", "CREATE DATABASE smart_reid")
+        dsn = f"{server.url}/smart_reid"
+        store = PgStore(dsn, tmp_path, reconnect=True)
+        store.create_person("a", T0)
+        assert store.outage is None and not store.reload_due
+        with pytest.raises(StoreUnavailableError), store.transaction():
+            store.create_person("cut_off", T0)
+            server.stop()
+            store.record_sighting("cut_off", "front", T0)
+        assert store.reload_due, "the owner of memory built on the store must reload it"
+        outage = store.outage
+        assert outage is not None and f"127.0.0.1:{server.port} unreachable" in outage
+        for _ in range(5):
+            with pytest.raises(StoreUnavailableError, match=f"127.0.0.1:{server.port}"):
+                store.create_person("b", T0)
+        lost = [r for r in caplog.records if "unreachable" in r.getMessage()]
+        assert len(lost) == 1 and lost[0].levelno == logging.ERROR, "one line when lost"
+        assert f"PostgreSQL at 127.0.0.1:{server.port} unreachable" in lost[0].getMessage()
+        assert "frames fail until it is back" in lost[0].getMessage()
+
+        server.start()
+        wait_until(lambda: _connected_again(store), 30, "the store to reconnect")
+        assert store.outage is None
+        assert store.all_person_ids() == ["a"], "the cut-off transaction was rolled back"
+        assert store.create_person("b", T0).label == "Visitor 2"
+        back = [r for r in caplog.records if "is back after" in r.getMessage()]
+        assert len(back) == 1, "one line when back"
+        assert len([r for r in caplog.records if "unreachable" in r.getMessage()]) == 1
+        store.close()
+
+
+def test_identities_are_reloaded_after_a_frame_lost_its_connection(
+    url: str, tmp_path: Path, plans: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL ends the session in the middle of a frame's transaction (a trigger makes the
+    session terminate itself): the frame fails, and before the next identity work the store
+    reconnects and the identities are reloaded, so the person of the lost frame never existed
+    and people seen before are recognised."""
+    from test_identities import see, walk_past_front
+
+    monkeypatch.setattr(store_pg, "RECONNECT_FIRST_S", 1.0)
+    identities = _identities(PgStore(url, tmp_path, reconnect=True))
+    (first,) = walk_past_front(identities, plans[0], T0).decisions
+    (second,) = walk_past_front(identities, plans[1], T0 + 30).decisions
+    execute(
+        url,
+        "CREATE FUNCTION cut() RETURNS trigger LANGUAGE plpgsql"
+        " AS $$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$",
+    )
+    execute(url, "CREATE TRIGGER cut BEFORE INSERT ON visits FOR EACH ROW EXECUTE FUNCTION cut()")
+    with pytest.raises(StoreUnavailableError):
+        see(identities, "back", T0 + 100, [plans[2].view_b])
+    execute(url, "DROP TRIGGER cut ON visits")
+    store = identities.store
+    assert isinstance(store, PgStore) and store.reload_due
+
+    def work_allowed() -> bool:
+        try:
+            before_identity_work(identities)
+        except StoreUnavailableError:
+            return False
+        return True
+
+    wait_until(work_allowed, 30, "the store to reconnect")
+    assert not store.reload_due and store.outage is None
+    assert identities.gallery.person_count == 2
+    assert sorted(p.person_id for p in identities.persons()) == sorted(
+        [first.person_id, second.person_id]
+    )
+    (again,) = see(identities, "back", T0 + 200, [plans[0].view_b]).decisions
+    assert again.person_id == first.person_id and not again.is_new_identity
+    (stranger,) = see(identities, "back", T0 + 210, [plans[2].view_b]).decisions
+    assert stranger.is_new_identity and stranger.label == "Visitor 3"
+    identities.close()
+
+
+def test_a_matcher_store_stays_broken_and_health_is_left_alone(tmp_path: Path) -> None:
+    """Without ``reconnect`` (a cluster matcher) nothing changes: no outage is reported (the
+    matcher steps down instead) and the store never reconnects."""
+    with local_postgres() as server:
+        execute(f"{server.url}/postgres", "CREATE DATABASE smart_reid")
+        store = PgStore(f"{server.url}/smart_reid", tmp_path)
+        server.stop()
+        with pytest.raises(StoreUnavailableError, match="works again once it is reopened"):
+            store.person("a")
+        assert store_outage(store) is None and not store.reload_due
+        server.start()
+        with pytest.raises(StoreUnavailableError):
+            store.person("a")
+        assert store_outage(Store(tmp_path / "sqlite")) is None
+        before_identity_work(None)
+        store.close()
+
+
+async def test_a_single_server_rides_out_a_postgresql_restart(
+    tmp_path: Path, models_dir: Path, cuhk03_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real ``cluster.role: all`` server on a private PostgreSQL: frames while PostgreSQL is
+    stopped fail with 503 and health is degraded, the server keeps running, and once PostgreSQL
+    is back it reconnects by itself: a person seen before is recognised, and no frame of the
+    outage left anything behind (the next stranger is Visitor 2)."""
+    import aiohttp
+
+    from tests.server.server_support import CuhkPicker, cuhk, running_app, settings_for, upload
+    from tests.server.sources_support import wait_until as wait_until_async
+
+    async def health(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+        async with session.get(f"{base}/api/health") as response:
+            assert response.status == 200
+            body: dict[str, Any] = await response.json()
+            return body
+
+    with local_postgres() as server, caplog.at_level(logging.INFO):
+        execute(f"{server.url}/postgres", "CREATE DATABASE smart_reid")
+        dsn = f"{server.url}/smart_reid"
+        settings = settings_for(tmp_path, models_dir, store={"url": dsn})
+        assert settings.section("cluster")["role"] == "all"
+        async with running_app(settings) as app, aiohttp.ClientSession() as session:
+            assert app.embedder is not None
+            base = app.http_url()
+            picker = CuhkPicker(cuhk03_dir, app.embedder)
+            view_a, view_b = picker.same_person(app.threshold + 0.02)
+            stranger = picker.stranger([view_a, view_b], app.threshold - 0.1)
+            status, body = await upload(session, base, "front", cuhk(cuhk03_dir, view_a))
+            assert status == 200, body
+            (first,) = body["decisions"]
+            assert first["new_person"]
+            assert (await health(session, base))["status"] == "ready"
+
+            await asyncio.to_thread(server.stop)
+            for _ in range(3):
+                status, body = await upload(session, base, "back", cuhk(cuhk03_dir, stranger))
+                assert status == 503, body
+                assert f"PostgreSQL at 127.0.0.1:{server.port}" in body["message"], body
+            shown = await health(session, base)
+            assert shown["status"] == "degraded"
+            assert any(
+                f"store: PostgreSQL at 127.0.0.1:{server.port} unreachable" in reason
+                for reason in shown["reasons"]
+            ), shown
+            assert app.state == "running" and app.exit_code == 0
+            async with session.get(f"{base}/api/persons") as response:
+                assert response.status == 503, "identity calls say why instead of a 500"
+                assert "unreachable" in (await response.json())["message"]
+            lost = [r for r in caplog.records if "unreachable (" in r.getMessage()]
+            assert len(lost) == 1, "one line when PostgreSQL is lost"
+
+            await asyncio.to_thread(server.start)
+            # The server tries again at most every 5 s, on the next frame or state refresh.
+            await wait_until_async(lambda: app.health()[0] == "ready", 60, "ready again")
+            assert (await health(session, base))["status"] == "ready"
+            status, body = await upload(session, base, "back", cuhk(cuhk03_dir, view_b))
+            assert status == 200, body
+            (again,) = body["decisions"]
+            assert again["person_id"] == first["person_id"] and not again["new_person"]
+            status, body = await upload(session, base, "back", cuhk(cuhk03_dir, stranger))
+            assert status == 200, body
+            (newcomer,) = body["decisions"]
+            assert newcomer["new_person"] and newcomer["label"] == "Visitor 2"
+    back = [r for r in caplog.records if "is back after" in r.getMessage()]
+    assert len(back) == 1, "one line when PostgreSQL is back"

@@ -37,6 +37,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from .identity.store import StoreUnavailableError
 from .serve.stats import CameraBook, LatencyStats
 from .types import Crop, Decision, Detection, Frame, Image
 from .vision.tracker import Tracks
@@ -731,6 +732,8 @@ class Pipeline:
                     await self.purge_now()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailableError:
+                pass  # PostgreSQL away: logged once by the store; expiry resumes once it is back
             except Exception:
                 _LOGGER.exception("housekeeping (visit expiry / retention purge) failed")
 

@@ -12,9 +12,17 @@ Schema changes are versioned (``schema_version``); each step runs in its own tra
 a session advisory lock, so two processes starting at once migrate once.
 
 Connection: one psycopg (sync) connection used from ONE thread (the identities executor), with
-TCP keepalives (a dead peer is noticed within about 11 s). A lost connection raises StoreError;
-the store does not reconnect by itself (the caller decides: a new PgStore works once
-PostgreSQL is back).
+TCP keepalives (a dead peer is noticed within about 11 s). A lost connection raises
+StoreUnavailableError. What happens next is the caller's choice (``reconnect``):
+
+- off (a cluster matcher): the store stays broken; the matcher steps down, since a standby may
+  lead meanwhile, and a new PgStore works once PostgreSQL is back;
+- on (a single server): the store reconnects by itself on a later use, trying at most every
+  ``RECONNECT_MAX_S`` (backoff from ``RECONNECT_FIRST_S``); until then every use fails fast
+  with StoreUnavailableError. ``outage`` says why for health, and ``reload_due`` tells the
+  owner of in-memory state built on the store (``Identities``) to reload it once connected
+  again: the transaction that met the loss was rolled back, or, lost during COMMIT, may have
+  been committed; only the database knows (``outages.before_identity_work``).
 
 Forgetting: rows are deleted in one transaction, then the tables that lost rows are rewritten
 (``VACUUM FULL``), so no dead copy of a forgotten person's rows stays in the table files.
@@ -73,6 +81,11 @@ CONNECT_OPTIONS: dict[str, Any] = {
     "application_name": "smart_reid",
 }
 _LOST = (psycopg.OperationalError, psycopg.InterfaceError)
+# Reconnecting (``reconnect=True``): the first try this long after the loss, then twice as long
+# each time up to RECONNECT_MAX_S; each try waits at most RECONNECT_TIMEOUT_S for PostgreSQL.
+RECONNECT_FIRST_S = 0.5
+RECONNECT_MAX_S = 5.0
+RECONNECT_TIMEOUT_S = 3
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 Cursor = psycopg.Cursor[tuple[Any, ...]]
@@ -165,9 +178,14 @@ _ERASABLE = ("persons", "person_cameras", "exemplars", "visits", "thumbnails", "
 class PgStore:
     """The identity database on PostgreSQL (see the module docstring)."""
 
-    def __init__(self, url: str, data_dir: str | Path) -> None:
+    def __init__(self, url: str, data_dir: str | Path, *, reconnect: bool = False) -> None:
         self.url = url
         self.path = redact_url(url)
+        self.address = server_address(url)
+        self.reconnect = reconnect
+        # Set when the connection was lost (reconnect only); cleared once connected again.
+        self._outage: _Outage | None = None
+        self.reload_due = False
         self.data_dir = Path(data_dir)
         self.thumbnails_dir = self.data_dir / CACHE / "thumbnails"
         self.snapshots_dir = self.data_dir / CACHE / "snapshots"
@@ -201,14 +219,77 @@ class PgStore:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def outage(self) -> str | None:
+        """Why the store cannot be used now (a health reason), None while connected."""
+        outage = self._outage
+        if outage is None:
+            return None
+        return (
+            f"store: PostgreSQL at {self.address} unreachable since "
+            f"{time.strftime('%H:%M:%S', time.localtime(outage.since))} ({outage.reason}); "
+            "frames fail until it is back"
+        )
+
     def _lost(self, err: Exception) -> StoreError:
+        if not self.reconnect:
+            return StoreUnavailableError(
+                f"lost the connection to PostgreSQL at {self.path} ({_first_line(err)}); "
+                "nothing after the last committed change was stored. Check that PostgreSQL "
+                "runs; the store works again once it is reopened"
+            )
+        if self._outage is None:
+            self._outage = _Outage(time.time(), _first_line(err), time.monotonic())
+            self.reload_due = True
+            with contextlib.suppress(psycopg.Error):
+                self._db.close()
+            _LOGGER.error(
+                "identity store: PostgreSQL at %s unreachable (%s); frames fail until it is "
+                "back (trying again at most every %.0f s)",
+                self.address,
+                _first_line(err),
+                RECONNECT_MAX_S,
+            )
         return StoreUnavailableError(
-            f"lost the connection to PostgreSQL at {self.path} ({_first_line(err)}); nothing "
-            "after the last committed change was stored. Check that PostgreSQL runs; the store "
-            "works again once it is reopened"
+            f"lost the connection to PostgreSQL at {self.address} ({_first_line(err)}); "
+            "nothing after the last committed change was stored. Check that PostgreSQL runs: "
+            "the server reconnects by itself once it is back"
+        )
+
+    def ensure_connected(self) -> None:
+        """Reconnect after a loss (``reconnect`` only) once the backoff allows; raises
+        StoreUnavailableError while PostgreSQL is unreachable. Never inside a transaction:
+        what it wrote before the loss is gone."""
+        outage = self._outage
+        if outage is None:
+            return
+        now = time.monotonic()
+        if self._depth or now < outage.next_try:
+            raise self._unavailable(outage)
+        options = {**CONNECT_OPTIONS, "connect_timeout": RECONNECT_TIMEOUT_S}
+        try:
+            db: Connection = psycopg.connect(self.url, autocommit=True, **options)
+        except psycopg.Error as err:
+            outage.failed(_first_line(err), time.monotonic())
+            _LOGGER.debug("identity store: reconnecting to %s failed: %s", self.address, err)
+            raise self._unavailable(outage) from err
+        self._db, self._outage = db, None
+        _LOGGER.warning(
+            "identity store: PostgreSQL at %s is back after %.0f s; frames are stored again",
+            self.address,
+            time.time() - outage.since,
+        )
+
+    def _unavailable(self, outage: _Outage) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"PostgreSQL at {self.address} unreachable since "
+            f"{time.strftime('%H:%M:%S', time.localtime(outage.since))} ({outage.reason}); "
+            "nothing was stored. Check that PostgreSQL runs: the server reconnects by itself "
+            "once it is back"
         )
 
     def _x(self, sql: str, args: Sequence[object] | Mapping[str, object] = ()) -> Cursor:
+        self.ensure_connected()
         try:
             return self._db.execute(sql.encode(), args)  # type: ignore[arg-type]
         except _LOST as err:
@@ -217,6 +298,7 @@ class PgStore:
     def _many(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
         if not rows:
             return
+        self.ensure_connected()
         try:
             with self._db.cursor() as cursor:
                 cursor.executemany(sql.encode(), rows)  # type: ignore[arg-type]
@@ -887,6 +969,31 @@ class PgStore:
         path = _image_path(self.snapshots_dir, visit_id)
         if path is not None:
             _unlink(path)
+
+
+class _Outage:
+    """The connection is lost: since when (wall clock), the last error, the next try."""
+
+    def __init__(self, since: float, reason: str, now: float) -> None:
+        self.since = since
+        self.reason = reason
+        self.delay = RECONNECT_FIRST_S
+        self.next_try = now + self.delay
+
+    def failed(self, reason: str, now: float) -> None:
+        self.reason = reason
+        self.delay = min(self.delay * 2.0, RECONNECT_MAX_S)
+        self.next_try = now + self.delay
+
+
+def server_address(url: str) -> str:
+    """``host:port`` of a PostgreSQL URL, for messages (never the password)."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error:
+        return "(unparsable URL)"
+    host = str(params.get("host") or params.get("hostaddr") or "localhost")
+    return f"{host}:{params.get('port') or 5432}"
 
 
 def _as_object(value: object) -> dict[str, object] | None:

@@ -15,10 +15,14 @@ def is_postgres_url(url: str | None) -> bool:
     return url is not None and url.split("://", 1)[0].lower() in ("postgresql", "postgres")
 
 
-def open_store(data_dir: str | Path, url: str | None = None) -> IdentityStore:
+def open_store(
+    data_dir: str | Path, url: str | None = None, *, reconnect: bool = False
+) -> IdentityStore:
     """The identity store ``store.url`` names: SQLite under ``data_dir`` when it is None (or
     ``sqlite``/``sqlite://``), else PostgreSQL (``postgresql://...``), with ``data_dir`` as
-    the local picture cache. StoreError says what is wrong."""
+    the local picture cache. ``reconnect``: a PostgreSQL store reconnects by itself after
+    losing its connection (a single server) instead of staying broken (a cluster matcher,
+    which steps down). StoreError says what is wrong."""
     if url is None or url.strip().lower() in ("", "sqlite", "sqlite://"):
         return Store(data_dir)
     if is_postgres_url(url):
@@ -29,7 +33,7 @@ def open_store(data_dir: str | Path, url: str | None = None) -> IdentityStore:
                 "store.url names PostgreSQL but psycopg is not installed; install it with "
                 "pip install 'smart-reid[cluster]' (or 'psycopg[binary]>=3.1')"
             ) from err
-        return PgStore(url, data_dir)
+        return PgStore(url, data_dir, reconnect=reconnect)
     raise StoreError(
         f"store.url must be a postgresql:// URL or empty for SQLite, got scheme "
         f"{url.split('://', 1)[0]!r}"

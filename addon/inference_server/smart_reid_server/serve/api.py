@@ -34,7 +34,7 @@ from aiohttp import BodyPartReader, web
 from yarl import URL
 
 from .. import __version__
-from ..identity.store import UnknownPersonError
+from ..identity.store import StoreUnavailableError, UnknownPersonError
 from ..ingest.sources import QuietLog
 from ..pipeline import FrameDroppedError
 from ..risk.rules import LEVELS
@@ -109,6 +109,8 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as err:
         return _json_error(err.status, err.message, err.code)
+    except StoreUnavailableError as err:  # PostgreSQL away: health says so, the store logged it
+        return _json_error(503, str(err))
     except web.HTTPException as err:
         if err.status_code < 400:
             raise
@@ -366,6 +368,8 @@ async def _upload_frame(request: web.Request) -> web.Response:
         result = await pipeline.process(frame)
     except FrameDroppedError as err:
         raise ApiError(503, f"{err}; retry later or send fewer frames", "overloaded") from None
+    except StoreUnavailableError as err:
+        raise ApiError(503, f"the frame was not stored: {err}") from None
     except (ValueError, RuntimeError) as err:
         raise ApiError(400, f"the frame could not be processed: {err}") from None
 

@@ -37,7 +37,8 @@ from ..identity.identities import (
     VisitEventReason,
 )
 from ..identity.match import centering_enabled, gallery_threshold
-from ..identity.store import IdentityStore, StoreError
+from ..identity.outages import before_identity_work, store_outage
+from ..identity.store import IdentityStore, StoreError, StoreUnavailableError
 from ..identity.stores import open_store
 from ..ingest.mqtt import MqttIngest
 from ..models.devices import DeviceChoice
@@ -174,7 +175,7 @@ class SmartReidApp:
         self.device_choice: DeviceChoice | None = None
         self.threshold = 0.0
         self.centering_on = False
-        self.identity_thread: IdentityThread | None = None
+        self.identity_thread: CheckedIdentityThread | None = None
         self.pipeline: Pipeline | None = None
         # Where frames go in: the pipeline, or in a cluster the workers' queue (cluster/).
         self.intake: Any = None
@@ -284,6 +285,10 @@ class SmartReidApp:
             reasons.extend(self.sources.health_reasons())
         if self.cluster is not None:
             reasons.extend(self.cluster.health_reasons())
+        if self.identity_thread is not None and self.identity_thread.identities is not None:
+            outage = store_outage(self.identity_thread.identities.store)
+            if outage is not None:
+                reasons.append(outage)
         return ("degraded" if reasons else "ready"), reasons
 
     # -- start-up ----------------------------------------------------------------------------
@@ -376,9 +381,15 @@ class SmartReidApp:
         embedder = self.embedder
         settings = self.settings
 
+        # A single server reconnects to PostgreSQL after a restart; a cluster matcher steps down
+        # instead (the standby may lead meanwhile: cluster.matcher.step_down).
+        reconnect = self.role != "matcher"
+
         def build(_: Any) -> Identities:
             identities = Identities.from_settings(
-                open_store(settings.data_dir, settings.section("store")["url"]),
+                open_store(
+                    settings.data_dir, settings.section("store")["url"], reconnect=reconnect
+                ),
                 settings,
                 model_name=embedder.name,
                 dim=embedder.dim,
@@ -393,7 +404,7 @@ class SmartReidApp:
                 store.closed_at_start[:] = [v for v in store.closed_at_start if v not in resumed]
             return identities
 
-        thread = IdentityThread(None)
+        thread = CheckedIdentityThread(None)
         try:
             thread.identities = await thread.call(build)
         except StoreError as err:
@@ -510,7 +521,7 @@ class SmartReidApp:
         await self.publisher.stop()
         if self.identity_thread is not None:
             with contextlib.suppress(Exception):
-                await self.identity_thread.call(_close_identities)
+                await self.identity_thread.call_unchecked(_close_identities)
             self.identity_thread.shutdown()
         self.state = "stopped"
         _LOGGER.info("stopped")
@@ -804,6 +815,8 @@ class SmartReidApp:
                 self._publish_risk(await self._call(self._risk_tick, self.now()))
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailableError:
+                pass  # the store logged it once and health says so; states refresh once it is back
             except Exception:
                 _LOGGER.exception("refreshing camera states failed")
 
@@ -954,6 +967,24 @@ def vars_of(obj: Any) -> dict[str, Any]:
 
 
 # Functions run on the identity thread (first argument: the Identities facade).
+
+
+class CheckedIdentityThread(IdentityThread):
+    """The identity thread, with ``outages.before_identity_work`` before every job: while the
+    store's database is unreachable, jobs fail with StoreUnavailableError without running, and
+    the first one after it is back reloads the identities first."""
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await super().call(_checked, fn, *args)
+
+    async def call_unchecked(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn`` even while the store is away (closing it)."""
+        return await super().call(fn, *args)
+
+
+def _checked[R](identities: Identities | None, fn: Callable[..., R], *args: Any) -> R:
+    before_identity_work(identities)
+    return fn(identities, *args)
 
 
 def _close_identities(identities: Identities) -> None:
