@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import signal
@@ -462,7 +463,9 @@ async def test_redis_restart_loses_nothing(
     models_dir: Path,
     redis_server: RedisServer,
     clip: list[tuple[str, str, float, bytes]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="smart_reid_server.cluster")
     settings = cluster_settings(tmp_path, models_dir, "matcher", redis_server, "matcher")
     half = len(clip) // 2
     async with matcher_app(settings) as app:
@@ -479,6 +482,11 @@ async def test_redis_restart_loses_nothing(
             for camera, frame_id, ts, jpeg in clip[:half]:
                 await gateway.submit_encoded(FrameMsg(camera, ts, jpeg, frame_id))
             redis_server.stop()
+
+            async def noticed() -> bool:
+                return not matcher_of(app).broker_ok
+
+            await wait_until(noticed, 10, "the matcher to notice Redis is gone")
             redis_server.start()
 
             async def back() -> bool:
@@ -499,16 +507,29 @@ async def test_redis_restart_loses_nothing(
             # At-least-once: the same observation delivered again is answered, not decided.
             client = aioredis.Redis.from_url(redis_server.url)
             try:
-                [(_, fields)] = await client.xrevrange("t:observations", count=1)
+                # The last frame's observation (tracks that ended since are notices after it).
+                fields = next(
+                    f
+                    for _, f in await client.xrevrange("t:observations", count=100)
+                    if Observation.decode(f[b"o"], images=False).kind == "obs"
+                )
+                # (the outage may already have redelivered one whose acknowledgement it cut off)
+                before = matcher.counters["redelivered_skipped"]
                 await client.xadd("t:observations", fields)
 
                 async def skipped() -> bool:
-                    return matcher.counters["redelivered_skipped"] == 1
+                    return matcher.counters["redelivered_skipped"] == before + 1
 
                 await wait_until(skipped, 10, "the redelivered observation skipped")
             finally:
                 await client.aclose()
             assert matcher.counters["observations"] == len(clip)
+            # The operator reads one line per process when Redis goes and one when it is back.
+            down = [r for r in caplog.records if "unreachable (" in r.getMessage()]
+            up = [r for r in caplog.records if "reachable again after" in r.getMessage()]
+            assert down, "the restart went unnoticed: nothing exercised the outage"
+            assert len(down) <= 2 and len({r.name for r in down}) == len(down), down
+            assert {r.name for r in up} == {r.name for r in down}
         finally:
             await worker.stop()
 

@@ -56,6 +56,7 @@ from .messages import FrameMsg, MessageError, Observation, encode_jpeg
 from .transport import (
     WORKERS_GROUP,
     Keys,
+    Outage,
     claim_pending,
     connect,
     ensure_group,
@@ -161,6 +162,7 @@ class ClusterWorker:
         self.settings = settings
         self.keys = Keys(str(cfg["prefix"]))
         self.url = str(cfg["redis_url"])
+        self.outage = Outage(self.url, _LOGGER, RETRY_S)
         self.lease_ms = int(float(cfg["lease_s"]) * 1000)
         self.feedback_timeout_s = float(cfg["feedback_timeout_s"])
         name = cfg.get("worker_id") or f"{socket.gethostname()}-{os.getpid()}"
@@ -209,7 +211,8 @@ class ClusterWorker:
         except RedisError as err:
             await self._client.aclose()
             raise ClusterError(
-                f"cannot reach Redis at {self.url} ({err}); start it or set cluster.redis_url"
+                f"cannot reach Redis at {self.outage.url} ({err}); start it or set "
+                "cluster.redis_url"
             ) from err
         declared = sorted({*self.settings.cameras, *self.streams})
         if declared:
@@ -227,7 +230,7 @@ class ClusterWorker:
             asyncio.create_task(self._expire_tracks(), name="cluster-tracks"),
         ]
         _LOGGER.info(
-            "worker %s started (Redis %s, prefix %s)", self.token, self.url, self.keys.prefix
+            "worker %s started (Redis %s, prefix %s)", self.token, self.outage.url, self.keys.prefix
         )
 
     async def stop(self) -> None:
@@ -257,17 +260,14 @@ class ClusterWorker:
 
     async def _leases(self) -> None:
         period = self.lease_ms / 3000.0
-        warned = False
         while True:
             try:
                 await self._lease_round()
-                warned = False
+                self.outage.succeeded()
             except asyncio.CancelledError:
                 raise
             except RedisError as err:
-                if not warned:
-                    _LOGGER.warning("Redis unreachable (%s); retrying", err)
-                    warned = True
+                self.outage.failed("keeping the camera leases", err)
             except Exception:
                 _LOGGER.exception("keeping the camera leases failed; retrying")
             await asyncio.sleep(period)
@@ -281,7 +281,18 @@ class ClusterWorker:
         cameras = sorted(text(c) for c in await client.smembers(keys.cameras))
         for camera, owned in list(self._owned.items()):
             if not await renew_lease(client, keys.owner(camera), self.token, self.lease_ms):
-                _LOGGER.warning("lost the lease on camera %s; another worker has it", camera)
+                holder = await client.get(keys.owner(camera))
+                if holder is None:
+                    _LOGGER.warning(
+                        "the lease on camera %s expired before this worker renewed it (Redis "
+                        "was unreachable, or this worker paused, for longer than cluster.lease_s); "
+                        "stopping the camera and taking it again if it is still free",
+                        camera,
+                    )
+                else:
+                    _LOGGER.warning(
+                        "lost the lease on camera %s; worker %s has it now", camera, text(holder)
+                    )
                 self.stats.leases_lost += 1
                 owned.releasing = True
                 self._spawn(self._stop_feed(owned))
@@ -316,7 +327,12 @@ class ClusterWorker:
         config = self.streams.get(camera)
         if config is not None:
             owned.feed = CameraFeed(
-                config, self._client, self.keys, self.token, backlog=self.backlog
+                config,
+                self._client,
+                self.keys,
+                self.token,
+                backlog=self.backlog,
+                outage=self.outage,
             )
             owned.feed.start()
         _LOGGER.info(
@@ -360,7 +376,6 @@ class ClusterWorker:
         stream = self.keys.frames(owned.camera)
         client = self._client
         claimed = False
-        warned = False
         while True:
             try:
                 if not claimed:
@@ -377,18 +392,14 @@ class ClusterWorker:
                 reply = await client.xreadgroup(
                     WORKERS_GROUP, self.token, {stream: ">"}, count=64, block=READ_BLOCK_MS
                 )
-                warned = False
+                self.outage.succeeded()
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
                         await self._take(owned, text(entry_id), fields)
             except asyncio.CancelledError:
                 raise
             except RedisError as err:
-                if not warned:
-                    _LOGGER.warning(
-                        "camera %s: reading frames failed (%s); retrying", owned.camera, err
-                    )
-                    warned = True
+                self.outage.failed(f"reading camera {owned.camera}'s frames", err)
                 if isinstance(err, RedisConnectionError) or "NOGROUP" in str(err):
                     claimed = False  # a restarted broker may have lost the group
                 await asyncio.sleep(RETRY_S)
@@ -536,9 +547,10 @@ class ClusterWorker:
         while True:
             try:
                 await self._client.xadd(self.keys.observations, {"o": data})
+                self.outage.succeeded()
                 return
             except RedisError as err:
-                _LOGGER.warning("sending an observation failed (%s); retrying", err)
+                self.outage.failed("sending an observation", err)
                 await asyncio.sleep(RETRY_S)
 
     async def _feedback(self) -> None:
@@ -549,9 +561,11 @@ class ClusterWorker:
                 reply = await self._client.xread({stream: last}, count=256, block=READ_BLOCK_MS)
             except asyncio.CancelledError:
                 raise
-            except RedisError:
+            except RedisError as err:
+                self.outage.failed("reading the matcher's answers", err)
                 await asyncio.sleep(RETRY_S)
                 continue
+            self.outage.succeeded()
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id
