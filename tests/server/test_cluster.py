@@ -608,11 +608,24 @@ async def test_standby_takes_over_from_a_killed_matcher(
         starting = asyncio.create_task(standby.start())
 
         async def waiting() -> bool:
-            return standby.state == "standby" and standby.detector is not None
+            return (
+                standby.state == "standby"
+                and standby.detector is not None
+                and standby.http_port is not None
+            )
 
         await wait_until(waiting, 90, "the second matcher to wait as standby")
         assert standby.health() == ("starting", [standby.health()[1][0]])
         assert "standby" in standby.health()[1][0]
+        # Its API says what it is and where to go instead of "try again in a moment".
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{standby.http_port}/api/info") as reply,
+        ):
+            assert reply.status == 503
+            assert "standby matcher" in (await reply.json())["message"]
         assert standby.detector is not None and standby.embedder is not None
         worker = ClusterWorker(
             cluster_settings(tmp_path, models_dir, "w", redis_server, "worker"),
