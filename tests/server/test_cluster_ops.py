@@ -75,7 +75,9 @@ async def test_lease_messages_say_whether_it_expired_or_moved(
             return worker.cameras == ["a"] and await client.get("t:owner:a") == b"w1"
 
         await wait_until(owns_a, 10, "the worker to take camera a")
-        # The lease vanished (as when Redis was away longer than lease_s): say so, take it again.
+        held = worker._owned["a"]
+        # The lease vanished (as when Redis was away longer than lease_s) and nobody took it:
+        # the worker says so and keeps the camera as it is (same reader, tracker and stream).
         await client.delete("t:owner:a")
 
         def said(text: str) -> bool:
@@ -85,8 +87,10 @@ async def test_lease_messages_say_whether_it_expired_or_moved(
             return said("the lease on camera a expired before this worker renewed it")
 
         await wait_until(expired_said, 10, "the expired-lease warning")
-        await wait_until(owns_a, 10, "the worker to take camera a again")
-        assert not said("has it now")
+        await wait_until(owns_a, 10, "the worker to hold camera a again")
+        assert said("no other worker took it, so this one keeps the camera")
+        assert worker._owned["a"] is held, "the camera was restarted"
+        assert not said("has it now") and worker.stats.leases_lost == 0
         # Another worker holds it: name that worker.
         await client.set("t:owner:a", "w9", px=60_000)
 
@@ -94,7 +98,7 @@ async def test_lease_messages_say_whether_it_expired_or_moved(
             return said("lost the lease on camera a; worker w9 has it now")
 
         await wait_until(moved_said, 10, "the lost-lease warning naming w9")
-        assert "a" not in worker.cameras
+        assert "a" not in worker.cameras and worker.stats.leases_lost == 1
     finally:
         await worker.stop()
         await client.aclose()

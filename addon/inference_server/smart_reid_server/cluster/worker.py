@@ -280,24 +280,30 @@ class ClusterWorker:
         alive = await client.zrangebyscore(keys.workers, now_ms - self.lease_ms, "+inf")
         cameras = sorted(text(c) for c in await client.smembers(keys.cameras))
         for camera, owned in list(self._owned.items()):
-            if not await renew_lease(client, keys.owner(camera), self.token, self.lease_ms):
-                holder = await client.get(keys.owner(camera))
-                if holder is None:
-                    _LOGGER.warning(
-                        "the lease on camera %s expired before this worker renewed it (Redis "
-                        "was unreachable, or this worker paused, for longer than cluster.lease_s); "
-                        "stopping the camera and taking it again if it is still free",
-                        camera,
-                    )
-                else:
-                    _LOGGER.warning(
-                        "lost the lease on camera %s; worker %s has it now", camera, text(holder)
-                    )
-                self.stats.leases_lost += 1
-                owned.releasing = True
-                self._spawn(self._stop_feed(owned))
-                self._spawn(self._stop_reader(owned))
-                self._owned.pop(camera, None)
+            key = keys.owner(camera)
+            if await renew_lease(client, key, self.token, self.lease_ms):
+                continue
+            if not self._stopping and await take_lease(client, key, self.token, self.lease_ms):
+                # Expired (Redis away, or this process paused, longer than lease_s) and nobody
+                # took it: keep the camera, its tracker and its stream as they are.
+                _LOGGER.warning(
+                    "the lease on camera %s expired before this worker renewed it (Redis was "
+                    "unreachable, or this worker paused, for longer than cluster.lease_s); "
+                    "no other worker took it, so this one keeps the camera",
+                    camera,
+                )
+                continue
+            holder = await client.get(key)
+            _LOGGER.warning(
+                "lost the lease on camera %s; %s has it now",
+                camera,
+                f"worker {text(holder)}" if holder is not None else "no worker",
+            )
+            self.stats.leases_lost += 1
+            owned.releasing = True
+            self._spawn(self._stop_feed(owned))
+            self._spawn(self._stop_reader(owned))
+            self._owned.pop(camera, None)
         if not self._stopping:
             await self._balance(client, cameras, len(alive))
         await client.set(
