@@ -626,6 +626,13 @@ async def test_standby_takes_over_from_a_killed_matcher(
         ):
             assert reply.status == 503
             assert "standby matcher" in (await reply.json())["message"]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{standby.http_port}/") as reply,
+        ):
+            assert (
+                "standby matcher: takes over when the leading matcher stops" in await reply.text()
+            )
         assert standby.detector is not None and standby.embedder is not None
         worker = ClusterWorker(
             cluster_settings(tmp_path, models_dir, "w", redis_server, "worker"),

@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from server_support import settings_for
 from smart_reid_server.cluster.transport import Outage, redact_redis_url
 from smart_reid_server.cluster.worker import ClusterWorker
+from smart_reid_server.serve.status_page import _cluster_rows
 from test_cluster import RedisServer, wait_until
 
 
@@ -42,6 +43,24 @@ def test_an_outage_is_one_warning_and_one_recovery_line(caplog: pytest.LogCaptur
     assert "reachable again after" in up
     assert "s3cret" not in down + up
     assert outage.ok and outage.outages == 1
+
+
+def test_the_status_page_says_which_matcher_this_is_and_its_workers() -> None:
+    workers = [
+        {"worker_id": "w1-ab12cd", "cameras": ["hall"]},
+        {"worker_id": "w2-ef34ab", "cameras": []},
+    ]
+    cluster = {"role": "matcher", "broker_ok": True, "workers": workers}
+    assert _cluster_rows("running", cluster, names=True) == [
+        ("Cluster", "leading matcher, 2 workers: w1-ab12cd (hall); w2-ef34ab (no camera)")
+    ]
+    # With a token the page is public: counts only, no worker or camera names.
+    down = {**cluster, "broker_ok": False, "workers": workers[:1]}
+    assert _cluster_rows("running", down, names=False) == [
+        ("Cluster", "leading matcher, 1 worker (Redis unreachable)")
+    ]
+    assert _cluster_rows("standby", None, names=True)[0][1].startswith("standby matcher")
+    assert _cluster_rows("running", None, names=True) == []  # one process: no row
 
 
 @pytest.fixture

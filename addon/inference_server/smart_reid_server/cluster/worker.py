@@ -236,6 +236,11 @@ class ClusterWorker:
     async def stop(self) -> None:
         """Stop reading, finish the frames taken, hand the cameras back."""
         self._stopping = True
+        _LOGGER.info(
+            "worker %s stopping: finishing the frames it took, then handing back %s",
+            self.token,
+            ", ".join(sorted(self._owned)) or "no camera",
+        )
         leases, *others = self._tasks
         await _cancel(leases)
         for owned in list(self._owned.values()):
