@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import os
 import shutil
 import signal
@@ -473,7 +474,9 @@ async def test_redis_restart_loses_nothing(
     models_dir: Path,
     redis_server: RedisServer,
     clip: list[tuple[str, str, float, bytes]],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="smart_reid_server.cluster")
     settings = cluster_settings(tmp_path, models_dir, "matcher", redis_server, "matcher")
     half = len(clip) // 2
     async with matcher_app(settings) as app:
@@ -490,6 +493,11 @@ async def test_redis_restart_loses_nothing(
             for camera, frame_id, ts, jpeg in clip[:half]:
                 await gateway.submit_encoded(FrameMsg(camera, ts, jpeg, frame_id))
             redis_server.stop()
+
+            async def noticed() -> bool:
+                return not matcher_of(app).broker_ok
+
+            await wait_until(noticed, 10, "the matcher to notice Redis is gone")
             redis_server.start()
 
             async def back() -> bool:
@@ -510,16 +518,29 @@ async def test_redis_restart_loses_nothing(
             # At-least-once: the same observation delivered again is answered, not decided.
             client = aioredis.Redis.from_url(redis_server.url)
             try:
-                [(_, fields)] = await client.xrevrange("t:observations", count=1)
+                # The last frame's observation (tracks that ended since are notices after it).
+                fields = next(
+                    f
+                    for _, f in await client.xrevrange("t:observations", count=100)
+                    if Observation.decode(f[b"o"], images=False).kind == "obs"
+                )
+                # (the outage may already have redelivered one whose acknowledgement it cut off)
+                before = matcher.counters["redelivered_skipped"]
                 await client.xadd("t:observations", fields)
 
                 async def skipped() -> bool:
-                    return matcher.counters["redelivered_skipped"] == 1
+                    return matcher.counters["redelivered_skipped"] == before + 1
 
                 await wait_until(skipped, 10, "the redelivered observation skipped")
             finally:
                 await client.aclose()
             assert matcher.counters["observations"] == len(clip)
+            # The operator reads one line per process when Redis goes and one when it is back.
+            down = [r for r in caplog.records if "unreachable (" in r.getMessage()]
+            up = [r for r in caplog.records if "reachable again after" in r.getMessage()]
+            assert down, "the restart went unnoticed: nothing exercised the outage"
+            assert len(down) <= 2 and len({r.name for r in down}) == len(down), down
+            assert {r.name for r in up} == {r.name for r in down}
         finally:
             await worker.stop()
 
@@ -598,11 +619,31 @@ async def test_standby_takes_over_from_a_killed_matcher(
         starting = asyncio.create_task(standby.start())
 
         async def waiting() -> bool:
-            return standby.state == "standby" and standby.detector is not None
+            return (
+                standby.state == "standby"
+                and standby.detector is not None
+                and standby.http_port is not None
+            )
 
         await wait_until(waiting, 90, "the second matcher to wait as standby")
         assert standby.health() == ("starting", [standby.health()[1][0]])
         assert "standby" in standby.health()[1][0]
+        # Its API says what it is and where to go instead of "try again in a moment".
+        import aiohttp
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{standby.http_port}/api/info") as reply,
+        ):
+            assert reply.status == 503
+            assert "standby matcher" in (await reply.json())["message"]
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{standby.http_port}/") as reply,
+        ):
+            assert (
+                "standby matcher: takes over when the leading matcher stops" in await reply.text()
+            )
         assert standby.detector is not None and standby.embedder is not None
         worker = ClusterWorker(
             cluster_settings(tmp_path, models_dir, "w", redis_server, "worker"),

@@ -33,7 +33,7 @@ from ..ingest.sources import SourceStats
 from ..ingest.stream import StreamSource
 from ..types import Frame, Image
 from .messages import FrameMsg, MessageError, encode_jpeg
-from .transport import Keys, text
+from .transport import Keys, Outage, text
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -91,8 +91,10 @@ class CameraFeed:
         token: str,
         *,
         backlog: int,
+        outage: Outage | None = None,
     ) -> None:
         self.camera = str(config["camera"])
+        self._outage = outage
         self._config = config
         self._client = client
         self._keys = keys
@@ -196,6 +198,7 @@ class CameraFeed:
         away (newer frames meanwhile push the oldest out of ``_waiting``)."""
         data = msg.encode()
         warned = False
+        outage = self._outage
         while True:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._appending = done
@@ -210,7 +213,9 @@ class CameraFeed:
                     data,
                 )
             except RedisError as err:
-                if not warned:
+                if outage is not None:
+                    outage.failed(f"queueing camera {self.camera}'s stream frames", err)
+                elif not warned:
                     _LOGGER.warning(
                         "camera %s: queueing a stream frame failed (%s); retrying", self.camera, err
                     )
@@ -220,6 +225,8 @@ class CameraFeed:
             finally:
                 self._appending = None
                 done.set_result(None)
+            if outage is not None:
+                outage.succeeded()
             if reply is None:
                 return None
             entry = text(reply)

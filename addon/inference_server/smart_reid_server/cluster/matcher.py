@@ -33,7 +33,15 @@ from ..serve.stats import CameraBook, LatencyStats
 from ..types import Frame
 from .feeds import stream_configs, streams_digest
 from .messages import FrameMsg, MessageError, Observation, encode_jpeg, entry_key
-from .transport import MATCHER_GROUP, Keys, claim_pending, connect, ensure_group, text
+from .transport import (
+    MATCHER_GROUP,
+    Keys,
+    Outage,
+    claim_pending,
+    connect,
+    ensure_group,
+    text,
+)
 from .worker import ClusterError
 
 _LOGGER = logging.getLogger(__name__)
@@ -190,6 +198,7 @@ class ClusterMatcher:
         self.app = app
         self.keys = Keys(str(cfg["prefix"]))
         self.url = str(cfg["redis_url"])
+        self.outage = Outage(self.url, _LOGGER, RETRY_S)
         self.lease_s = float(cfg["lease_s"])
         self.consumer = consumer or f"matcher-{app.server_id or secrets.token_hex(3)}"
         self.backlog = int(cfg["backlog"])
@@ -224,7 +233,8 @@ class ClusterMatcher:
         except RedisError as err:
             await self.client.aclose()
             raise ClusterError(
-                f"cannot reach Redis at {self.url} ({err}); start it or set cluster.redis_url"
+                f"cannot reach Redis at {self.outage.url} ({err}); start it or set "
+                "cluster.redis_url"
             ) from err
         self.gateway = FrameGateway(
             self.client,
@@ -263,7 +273,6 @@ class ClusterMatcher:
     async def _consume(self) -> None:
         stream = self.keys.observations
         claimed = False
-        warned = False
         while True:
             try:
                 if not claimed:
@@ -277,7 +286,8 @@ class ClusterMatcher:
                 reply = await self.client.xreadgroup(
                     MATCHER_GROUP, self.consumer, {stream: ">"}, count=32, block=READ_BLOCK_MS
                 )
-                warned, self.broker_ok = False, True
+                self.broker_ok = True
+                self.outage.succeeded()
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
                         await self._handle(text(entry_id), fields)
@@ -287,9 +297,7 @@ class ClusterMatcher:
                 return
             except RedisError as err:
                 self.broker_ok = False
-                if not warned:
-                    _LOGGER.warning("reading observations failed (%s); retrying", err)
-                    warned = True
+                self.outage.failed("reading observations", err)
                 if isinstance(err, RedisConnectionError) or "NOGROUP" in str(err):
                     claimed = False
                 await asyncio.sleep(RETRY_S)
@@ -422,9 +430,11 @@ class ClusterMatcher:
                     self.hwm[obs.camera] = obs.entry
                 pipe.xack(self.keys.observations, MATCHER_GROUP, entry_id)
                 await pipe.execute()
+                self.outage.succeeded()
                 return
             except RedisError as err:
-                _LOGGER.warning("answering worker %s failed (%s); retrying", obs.owner, err)
+                self.broker_ok = False
+                self.outage.failed(f"answering worker {obs.owner}", err)
                 await asyncio.sleep(RETRY_S)
 
     # -- topology ----------------------------------------------------------------------------
@@ -464,7 +474,7 @@ class ClusterMatcher:
         reasons = []
         if not self.broker_ok:
             reasons.append(
-                f"cluster: Redis at {self.url} unreachable; frames wait until it is back"
+                f"cluster: Redis at {self.outage.url} unreachable; frames wait until it is back"
             )
         if not self.workers:
             reasons.append("cluster: no worker is running; start one (cluster.role: worker)")

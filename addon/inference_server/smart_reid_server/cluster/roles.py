@@ -10,7 +10,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from .transport import Keys, connect, text
+from .transport import Keys, connect, redact_redis_url, text
 from .worker import ClusterError, ClusterWorker
 
 _LOGGER = logging.getLogger(__name__)
@@ -41,7 +41,8 @@ async def become_leader(app: Any) -> None:
         app.server_id = text(await client.get(keys.prefix + ":server_id") or app.server_id)
     except RedisError as err:
         raise StartupError(
-            f"cannot reach Redis at {url} ({err}); start it or set cluster.redis_url"
+            f"cannot reach Redis at {redact_redis_url(url)} ({err}); start it or set "
+            "cluster.redis_url"
         ) from err
     finally:
         await client.aclose()
@@ -49,13 +50,14 @@ async def become_leader(app: Any) -> None:
     if dsn is None:
         _LOGGER.info("matcher without standby (no cluster.leader_url or PostgreSQL store.url)")
         return
+    from ..identity.store_pg import redact_url
     from .leader import Leadership
 
     app.leadership = Leadership(dsn, key=f"smart_reid_matcher:{keys.prefix}")
     if app.settings.section("http")["enabled"]:
         app.state = "standby"
         await app._start_http()
-    _LOGGER.info("waiting for matcher leadership (standby)")
+    _LOGGER.info("asking PostgreSQL %s which matcher leads", redact_url(dsn))
     await app.leadership.acquire()
     app.state = "starting"
     _LOGGER.info("this matcher leads now")

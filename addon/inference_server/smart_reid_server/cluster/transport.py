@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -74,6 +76,62 @@ class Keys:
     @property
     def hwm(self) -> str:
         return f"{self.prefix}:hwm"
+
+
+def redact_redis_url(url: str) -> str:
+    """``url`` without its password, for messages and logs (``redis://:pw@hub:6379/0``)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[1]
+        return parts._replace(netloc=f"{parts.username or ''}:**redacted**@{host}").geturl()
+    except ValueError:
+        return "redis://(unparsable URL)"
+
+
+class Outage:
+    """Says once that Redis stopped answering and once that it is back, for one process:
+    every task of a role retries on its own, and each retry is logged only at debug level."""
+
+    def __init__(self, url: str, logger: logging.Logger, retry_s: float) -> None:
+        self.url = redact_redis_url(url)
+        self._logger = logger
+        self._retry_s = retry_s
+        self.since: float | None = None  # monotonic time of the first failure
+        self.outages = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.since is None
+
+    def failed(self, doing: str, err: BaseException) -> None:
+        """A call to Redis failed while ``doing`` (e.g. "sending an observation")."""
+        if self.since is None:
+            self.since = time.monotonic()
+            self.outages += 1
+            self._logger.warning(
+                "Redis at %s unreachable (%s: %s); work waits and every task retries each "
+                "%.0f s; one line follows when it is back",
+                self.url,
+                doing,
+                _first_line(err),
+                self._retry_s,
+            )
+        else:
+            self._logger.debug("%s failed again (%s)", doing, _first_line(err))
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            self._logger.info(
+                "Redis at %s reachable again after %.1f s", self.url, time.monotonic() - self.since
+            )
+            self.since = None
+
+
+def _first_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def connect(url: str) -> aioredis.Redis:

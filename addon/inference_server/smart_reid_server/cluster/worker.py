@@ -56,6 +56,7 @@ from .messages import FrameMsg, MessageError, Observation, encode_jpeg
 from .transport import (
     WORKERS_GROUP,
     Keys,
+    Outage,
     claim_pending,
     connect,
     ensure_group,
@@ -166,6 +167,7 @@ class ClusterWorker:
         self.settings = settings
         self.keys = Keys(str(cfg["prefix"]))
         self.url = str(cfg["redis_url"])
+        self.outage = Outage(self.url, _LOGGER, RETRY_S)
         self.lease_ms = int(float(cfg["lease_s"]) * 1000)
         self.feedback_timeout_s = float(cfg["feedback_timeout_s"])
         name = cfg.get("worker_id") or f"{socket.gethostname()}-{os.getpid()}"
@@ -214,7 +216,8 @@ class ClusterWorker:
         except RedisError as err:
             await self._client.aclose()
             raise ClusterError(
-                f"cannot reach Redis at {self.url} ({err}); start it or set cluster.redis_url"
+                f"cannot reach Redis at {self.outage.url} ({err}); start it or set "
+                "cluster.redis_url"
             ) from err
         declared = sorted({*self.settings.cameras, *self.streams})
         if declared:
@@ -232,12 +235,17 @@ class ClusterWorker:
             asyncio.create_task(self._expire_tracks(), name="cluster-tracks"),
         ]
         _LOGGER.info(
-            "worker %s started (Redis %s, prefix %s)", self.token, self.url, self.keys.prefix
+            "worker %s started (Redis %s, prefix %s)", self.token, self.outage.url, self.keys.prefix
         )
 
     async def stop(self) -> None:
         """Stop reading, finish the frames taken, hand the cameras back."""
         self._stopping = True
+        _LOGGER.info(
+            "worker %s stopping: finishing the frames it took, then handing back %s",
+            self.token,
+            ", ".join(sorted(self._owned)) or "no camera",
+        )
         leases, *others = self._tasks
         await _cancel(leases)
         for owned in list(self._owned.values()):
@@ -262,17 +270,14 @@ class ClusterWorker:
 
     async def _leases(self) -> None:
         period = self.lease_ms / 3000.0
-        warned = False
         while True:
             try:
                 await self._lease_round()
-                warned = False
+                self.outage.succeeded()
             except asyncio.CancelledError:
                 raise
             except RedisError as err:
-                if not warned:
-                    _LOGGER.warning("Redis unreachable (%s); retrying", err)
-                    warned = True
+                self.outage.failed("keeping the camera leases", err)
             except Exception:
                 _LOGGER.exception("keeping the camera leases failed; retrying")
             await asyncio.sleep(period)
@@ -285,13 +290,30 @@ class ClusterWorker:
         alive = await client.zrangebyscore(keys.workers, now_ms - self.lease_ms, "+inf")
         cameras = sorted(text(c) for c in await client.smembers(keys.cameras))
         for camera, owned in list(self._owned.items()):
-            if not await renew_lease(client, keys.owner(camera), self.token, self.lease_ms):
-                _LOGGER.warning("lost the lease on camera %s; another worker has it", camera)
-                self.stats.leases_lost += 1
-                owned.releasing = True
-                self._spawn(self._stop_feed(owned))
-                self._spawn(self._stop_reader(owned))
-                self._owned.pop(camera, None)
+            key = keys.owner(camera)
+            if await renew_lease(client, key, self.token, self.lease_ms):
+                continue
+            if not self._stopping and await take_lease(client, key, self.token, self.lease_ms):
+                # Expired (Redis away, or this process paused, longer than lease_s) and nobody
+                # took it: keep the camera, its tracker and its stream as they are.
+                _LOGGER.warning(
+                    "the lease on camera %s expired before this worker renewed it (Redis was "
+                    "unreachable, or this worker paused, for longer than cluster.lease_s); "
+                    "no other worker took it, so this one keeps the camera",
+                    camera,
+                )
+                continue
+            holder = await client.get(key)
+            _LOGGER.warning(
+                "lost the lease on camera %s; %s has it now",
+                camera,
+                f"worker {text(holder)}" if holder is not None else "no worker",
+            )
+            self.stats.leases_lost += 1
+            owned.releasing = True
+            self._spawn(self._stop_feed(owned))
+            self._spawn(self._stop_reader(owned))
+            self._owned.pop(camera, None)
         if not self._stopping:
             await self._balance(client, cameras, len(alive))
         await client.set(
@@ -321,7 +343,12 @@ class ClusterWorker:
         config = self.streams.get(camera)
         if config is not None:
             owned.feed = CameraFeed(
-                config, self._client, self.keys, self.token, backlog=self.backlog
+                config,
+                self._client,
+                self.keys,
+                self.token,
+                backlog=self.backlog,
+                outage=self.outage,
             )
             owned.feed.start()
         _LOGGER.info(
@@ -365,7 +392,6 @@ class ClusterWorker:
         stream = self.keys.frames(owned.camera)
         client = self._client
         claimed = False
-        warned = False
         while True:
             try:
                 if not claimed:
@@ -382,18 +408,14 @@ class ClusterWorker:
                 reply = await client.xreadgroup(
                     WORKERS_GROUP, self.token, {stream: ">"}, count=64, block=READ_BLOCK_MS
                 )
-                warned = False
+                self.outage.succeeded()
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
                         await self._take(owned, text(entry_id), fields)
             except asyncio.CancelledError:
                 raise
             except RedisError as err:
-                if not warned:
-                    _LOGGER.warning(
-                        "camera %s: reading frames failed (%s); retrying", owned.camera, err
-                    )
-                    warned = True
+                self.outage.failed(f"reading camera {owned.camera}'s frames", err)
                 if isinstance(err, RedisConnectionError) or "NOGROUP" in str(err):
                     claimed = False  # a restarted broker may have lost the group
                 await asyncio.sleep(RETRY_S)
@@ -544,9 +566,10 @@ class ClusterWorker:
         while True:
             try:
                 await self._client.xadd(self.keys.observations, {"o": data})
+                self.outage.succeeded()
                 return
             except RedisError as err:
-                _LOGGER.warning("sending an observation failed (%s); retrying", err)
+                self.outage.failed("sending an observation", err)
                 await asyncio.sleep(RETRY_S)
 
     async def _feedback(self) -> None:
@@ -557,9 +580,11 @@ class ClusterWorker:
                 reply = await self._client.xread({stream: last}, count=256, block=READ_BLOCK_MS)
             except asyncio.CancelledError:
                 raise
-            except RedisError:
+            except RedisError as err:
+                self.outage.failed("reading the matcher's answers", err)
                 await asyncio.sleep(RETRY_S)
                 continue
+            self.outage.succeeded()
             for _stream, entries in reply or []:
                 for entry_id, fields in entries:
                     last = entry_id

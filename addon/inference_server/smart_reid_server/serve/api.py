@@ -253,6 +253,12 @@ def _app(request: web.Request) -> ApiHost:
 
 def _running(request: web.Request) -> ApiHost:
     app = _app(request)
+    if app.state == "standby":
+        raise ApiError(
+            503,
+            "this is the standby matcher: it answers once the leading matcher stops; "
+            "use the leading matcher's address (its /api/health answers 200)",
+        )
     if app.state != "running":
         raise ApiError(503, f"server is {app.state}; try again in a moment")
     return app

@@ -76,6 +76,24 @@ def _model_rows(info: dict[str, Any]) -> list[tuple[str, object]]:
     return rows
 
 
+def _cluster_rows(state: str, cluster: Any, *, names: bool) -> list[tuple[str, object]]:
+    """Scale-out ("Scaling out" in docs/server.md): which matcher this is, and its workers."""
+    if state == "standby":
+        return [("Cluster", "standby matcher: takes over when the leading matcher stops")]
+    if not isinstance(cluster, dict):
+        return []
+    workers = [w for w in cluster.get("workers") or [] if isinstance(w, dict)]
+    text = f"leading matcher, {len(workers)} worker{'' if len(workers) == 1 else 's'}"
+    if names and workers:
+        text += ": " + "; ".join(
+            f"{w.get('worker_id')} ({', '.join(w.get('cameras') or []) or 'no camera'})"
+            for w in workers
+        )
+    if not cluster.get("broker_ok", True):
+        text += " (Redis unreachable)"
+    return [("Cluster", text)]
+
+
 def render(app: ApiHost) -> str:
     """The page for ``app`` as it is now (cheap: no executor, no database)."""
     status, reasons = app.health()
@@ -99,6 +117,7 @@ def render(app: ApiHost) -> str:
             ("Match threshold", settings.get("match_threshold")),
             ("Camera centering", "on" if settings.get("camera_centering") else "off"),
             ("API token required", "yes" if app.token is not None else "no (loopback only)"),
+            *_cluster_rows(app.state, info.get("cluster"), names=app.token is None),
         ]
     )
     reason_items = "".join(f"<li>{_e(r)}</li>" for r in reasons)
