@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -345,8 +345,319 @@ def check_label(label: str) -> str:
     return text
 
 
-class Store:
+class StoreBase:
+    """What both stores do the same way whatever the database: reading identities, exemplars,
+    centering means and visits back into records, and the rules of merging. A subclass runs
+    the SQL (``_all``) and names its dialect's pieces; its writes stay its own."""
+
+    path: Path | str
+    # The dialect: the parameter marker, a condition "the visit's camera list holds the
+    # parameter", an expression for the stored risk's level, and the visit id in byte order.
+    _P: ClassVar[str]
+    _HAS_CAMERA: ClassVar[str]
+    _RISK_LEVEL: ClassVar[str]
+    _VISIT_ID_ORDER: ClassVar[str]
+
+    def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _one(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
+
+    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- persons
+    def person(self, person_id: str) -> PersonRecord | None:
+        found = self._persons(f"WHERE person_id = {self._P}", (person_id,))
+        return found[0] if found else None
+
+    def require(self, person_id: str) -> PersonRecord:
+        record = self.person(person_id)
+        if record is None:
+            raise UnknownPersonError(person_id)
+        return record
+
+    def persons(self) -> list[PersonRecord]:
+        """Every identity, most recently seen first."""
+        return self._persons("", ())
+
+    def __contains__(self, person_id: object) -> bool:
+        if not isinstance(person_id, str):
+            return False
+        return (
+            self._one(f"SELECT 1 FROM persons WHERE person_id = {self._P}", (person_id,))
+            is not None
+        )
+
+    def _persons(self, where: str, args: tuple[object, ...]) -> list[PersonRecord]:
+        rows = self._all(
+            "SELECT person_id, label, number, auto_label, known, first_seen, last_seen,"
+            f" visit_count, thumbnail_score FROM persons {where} ORDER BY last_seen DESC",
+            args,
+        )
+        records = {
+            r[0]: PersonRecord(
+                r[0], r[1], int(r[2]), bool(r[3]), bool(r[4]), r[5], r[6], int(r[7]), r[8]
+            )
+            for r in rows
+        }
+        if not records:
+            return []
+        one = len(records) == 1
+        camera_rows = self._all(
+            "SELECT person_id, camera, first_seen, last_seen, sightings FROM person_cameras"
+            + (f" WHERE person_id = {self._P}" if one else ""),
+            tuple(records) if one else (),
+        )
+        for pid, camera, first, last, sightings in camera_rows:
+            if pid in records:
+                records[pid].cameras[camera] = CameraSeen(first, last, int(sightings))
+        return list(records.values())
+
+    def forget(self, person_id: str) -> None:
+        """Delete the identity and everything about it: exemplars, visits, images."""
+        self.forget_many([person_id], strict=True)
+
+    def all_person_ids(self) -> list[str]:
+        return [str(r[0]) for r in self._all("SELECT person_id FROM persons")]
+
+    def persons_only_on(self, camera: str) -> list[str]:
+        """Identities whose every sighting was on ``camera`` (what a camera reset forgets)."""
+        rows = self._all(
+            "SELECT person_id FROM person_cameras GROUP BY person_id"
+            f" HAVING count(*) = 1 AND max(camera) = {self._P}",
+            (camera,),
+        )
+        return [str(r[0]) for r in rows]
+
+    # ------------------------------------------------------------- exemplars
+    def max_exemplar_key(self) -> int:
+        row = self._one("SELECT coalesce(max(id), 0) FROM exemplars")
+        return int(row[0]) if row else 0
+
+    def exemplar_count(self, person_id: str | None = None) -> int:
+        if person_id is None:
+            row = self._one("SELECT count(*) FROM exemplars")
+        else:
+            query = f"SELECT count(*) FROM exemplars WHERE person_id = {self._P}"
+            row = self._one(query, (person_id,))
+        return int(row[0]) if row else 0
+
+    def load_exemplars(self, model: str, dim: int) -> StoredExemplars:
+        """Exemplars of ``model`` with ``dim`` finite values; others are skipped and counted."""
+        person_ids: list[str] = []
+        keys: list[int] = []
+        cameras: list[str | None] = []
+        vectors: list[npt.NDArray[np.float32]] = []
+        other_model = corrupt = 0
+        expected = dim * 4
+        rows = self._all("SELECT id, person_id, model, vector, camera FROM exemplars ORDER BY id")
+        for key, pid, row_model, blob, camera in rows:
+            if row_model != model:
+                other_model += 1
+                continue
+            if not isinstance(blob, bytes | memoryview) or len(blob) != expected:
+                corrupt += 1
+                continue
+            vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+            norm = float(np.linalg.norm(vector))
+            if not math.isfinite(norm) or norm < 1e-12:
+                corrupt += 1
+                continue
+            person_ids.append(str(pid))
+            keys.append(int(key))
+            cameras.append(camera)
+            vectors.append(vector)
+        if other_model:
+            _LOGGER.warning(
+                "skipped %d stored exemplar(s) made by another ReID model than %s; those people "
+                "are recognised again once seen with the current model",
+                other_model,
+                model,
+            )
+        if corrupt:
+            _LOGGER.warning(
+                "skipped %d damaged exemplar row(s) (expected %d float32 values each) in %s",
+                corrupt,
+                dim,
+                self.path,
+            )
+        matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
+        return StoredExemplars(person_ids, keys, matrix, other_model, corrupt, cameras)
+
+    # ------------------------------------------------------------- camera means (centering)
+    def load_camera_means(
+        self, model: str, dim: int
+    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]:
+        """The stored means of ``model``; damaged rows are skipped with a warning."""
+        out: dict[str, tuple[int, npt.NDArray[np.float32]]] = {}
+        query = f"SELECT camera, crops, mean FROM camera_means WHERE model = {self._P}"
+        for camera, crops, blob in self._all(query, (model,)):
+            if not isinstance(blob, bytes | memoryview) or len(blob) != dim * 4 or int(crops) < 1:
+                _LOGGER.warning("skipped a damaged centering mean for camera %s", camera)
+                continue
+            mean = np.frombuffer(blob, dtype="<f4").astype(np.float32)
+            if not np.all(np.isfinite(mean)):
+                _LOGGER.warning("skipped a damaged centering mean for camera %s", camera)
+                continue
+            out[str(camera)] = (int(crops), mean)
+        return out
+
+    # ------------------------------------------------------------- visits
+    def _cameras_of(self, stored: object) -> list[str]:
+        """A visit's camera list as the database gives it back."""
+        raise NotImplementedError
+
+    def visit(self, visit_id: str) -> VisitRecord | None:
+        row = self._one(
+            "SELECT visit_id, person_id, started_at, last_seen, ended_at, cameras, last_camera,"
+            f" sightings, is_new_identity FROM visits WHERE visit_id = {self._P}",
+            (visit_id,),
+        )
+        if row is None:
+            return None
+        cameras = self._cameras_of(row[5])
+        return VisitRecord(
+            row[0], row[1], row[2], row[3], row[4], cameras, row[6], int(row[7]), bool(row[8])
+        )
+
+    def visit_counts(self, person_id: str, at: float, windows: Sequence[float]) -> list[int]:
+        """Per window: the person's visits started in the ``window`` seconds up to ``at``."""
+        query = (
+            f"SELECT count(*) FROM visits WHERE person_id = {self._P}"
+            f" AND started_at > {self._P} AND started_at <= {self._P}"
+        )
+        counts: list[int] = []
+        for window in windows:
+            row = self._one(query, (person_id, at - window, at))
+            counts.append(int(row[0]) if row else 0)
+        return counts
+
+    def visits_between(
+        self,
+        start: float,
+        end: float,
+        *,
+        person_id: str | None = None,
+        camera: str | None = None,
+        min_level: int | None = None,
+        limit: int = 200,
+    ) -> tuple[list[str], bool]:
+        """Ids of the visits overlapping [start, end] (started before ``end``, ended or still
+        going on after ``start``), newest first; ``min_level``: index in low, medium, high,
+        critical of the stored latest risk level (visits without one are left out). Also
+        whether more than ``limit`` matched."""
+        p = self._P
+        where = [f"started_at < {p}", f"(ended_at IS NULL OR ended_at >= {p})"]
+        args: list[object] = [end, start]
+        if person_id is not None:
+            where.append(f"person_id = {p}")
+            args.append(person_id)
+        if camera is not None:
+            where.append(self._HAS_CAMERA)
+            args.append(camera)
+        if min_level is not None:
+            where.append(
+                f"(CASE {self._RISK_LEVEL} WHEN 'low' THEN 0 WHEN 'medium' THEN 1"
+                f" WHEN 'high' THEN 2 WHEN 'critical' THEN 3 ELSE -1 END) >= {p}"
+            )
+            args.append(min_level)
+        rows = self._all(
+            f"SELECT visit_id FROM visits WHERE {' AND '.join(where)}"
+            f" ORDER BY started_at DESC, {self._VISIT_ID_ORDER} LIMIT {p}",
+            (*args, limit + 1),
+        )
+        return [str(r[0]) for r in rows[:limit]], len(rows) > limit
+
+    def _stored_risk(self, visit_id: str) -> dict[str, object] | None:
+        """The visit's stored risk assessment as an object, None when it has none."""
+        found = self._one(f"SELECT risk FROM visits WHERE visit_id = {self._P}", (visit_id,))
+        return as_object(found[0]) if found else None
+
+    def visit_stats(self, since: float) -> tuple[int, int]:
+        """(visits started since ``since``, distinct persons among them)."""
+        row = self._one(
+            f"SELECT count(*), count(DISTINCT person_id) FROM visits WHERE started_at >= {self._P}",
+            (since,),
+        )
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def camera_mean_rows(
+    model: str, means: Mapping[str, tuple[int, npt.NDArray[np.float32]]]
+) -> list[tuple[str, str, int, bytes]]:
+    """``save_camera_means``'s rows (model, camera, crops, little-endian float32 mean)."""
+    return [
+        (model, camera, int(crops), np.ascontiguousarray(mean, dtype="<f4").tobytes())
+        for camera, (crops, mean) in means.items()
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Merged:
+    """What ``keep`` becomes when ``drop`` is folded into it (rules: ``Store.merge``)."""
+
+    label: str
+    auto_label: bool
+    known: bool
+    first_seen: float
+    last_seen: float
+    visit_count: int
+
+
+def merged(a: PersonRecord, b: PersonRecord, *, absorbed_visit: bool) -> Merged:
+    label, auto = a.label, a.auto_label
+    if a.auto_label and not b.auto_label:
+        label, auto = b.label, False
+    return Merged(
+        label,
+        auto,
+        a.known or b.known,
+        min(a.first_seen, b.first_seen),
+        max(a.last_seen, b.last_seen),
+        a.visit_count + b.visit_count - (1 if absorbed_visit else 0),
+    )
+
+
+def takes_thumbnail(a: PersonRecord, b: PersonRecord, b_has_picture: bool) -> bool:
+    """Merging ``b`` into ``a``: ``b``'s picture wins when it has one that scored higher."""
+    return (
+        b.thumbnail_score is not None
+        and b_has_picture
+        and (a.thumbnail_score is None or b.thumbnail_score > a.thumbnail_score)
+    )
+
+
+def risk_to_store(
+    assessment: Mapping[str, object], earlier: Callable[[], dict[str, object] | None]
+) -> str:
+    """The JSON text ``save_risk`` stores: ``assessment``, carrying the LLM narrative of the
+    ``earlier`` stored one (asked for only when needed) unless it is one itself."""
+    value = dict(assessment)
+    if value.get("source") != "llm" and "narrative" not in value:
+        before = earlier()
+        narrative = narrative_of(before) if before is not None else None
+        if narrative is not None:
+            value["narrative"] = narrative
+    return json.dumps(value, separators=(",", ":"))
+
+
+def as_object(value: object) -> dict[str, object] | None:
+    """A stored JSON object (text or already decoded); None for anything else."""
+    if isinstance(value, str):
+        return _json_object(value)
+    return value if isinstance(value, dict) else None
+
+
+class Store(StoreBase):
     """The identity database of one server (see the module docstring)."""
+
+    _P = "?"
+    _HAS_CAMERA = "EXISTS (SELECT 1 FROM json_each(visits.cameras) WHERE value = ?)"
+    _RISK_LEVEL = "json_extract(risk, '$.level')"
+    _VISIT_ID_ORDER = "visit_id"
 
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)
@@ -384,6 +695,12 @@ class Store:
     # ------------------------------------------------------------- plumbing
     def close(self) -> None:
         self._db.close()
+
+    def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._db.execute(sql, args).fetchall()
+
+    def _cameras_of(self, stored: object) -> list[str]:
+        return [str(c) for c in json.loads(str(stored))]
 
     def erase_deleted(self) -> None:
         """Move committed pages into the database file and truncate the WAL, so deleted rows
@@ -505,46 +822,6 @@ class Store:
             person_id, label, int(number), True, False, timestamp, timestamp, 0, None
         )
 
-    def person(self, person_id: str) -> PersonRecord | None:
-        found = self._persons("WHERE person_id = ?", (person_id,))
-        return found[0] if found else None
-
-    def require(self, person_id: str) -> PersonRecord:
-        record = self.person(person_id)
-        if record is None:
-            raise UnknownPersonError(person_id)
-        return record
-
-    def persons(self) -> list[PersonRecord]:
-        """Every identity, most recently seen first."""
-        return self._persons("", ())
-
-    def __contains__(self, person_id: object) -> bool:
-        query = "SELECT 1 FROM persons WHERE person_id = ?"
-        return self._db.execute(query, (person_id,)).fetchone() is not None
-
-    def _persons(self, where: str, args: tuple[object, ...]) -> list[PersonRecord]:
-        rows = self._db.execute(
-            "SELECT person_id, label, number, auto_label, known, first_seen, last_seen,"
-            f" visit_count, thumbnail_score FROM persons {where} ORDER BY last_seen DESC",
-            args,
-        ).fetchall()
-        records = {
-            r[0]: PersonRecord(r[0], r[1], r[2], bool(r[3]), bool(r[4]), r[5], r[6], r[7], r[8])
-            for r in rows
-        }
-        if not records:
-            return []
-        camera_rows = self._db.execute(
-            "SELECT person_id, camera, first_seen, last_seen, sightings FROM person_cameras"
-            + (" WHERE person_id = ?" if len(records) == 1 else ""),
-            tuple(records) if len(records) == 1 else (),
-        )
-        for pid, camera, first, last, sightings in camera_rows:
-            if pid in records:
-                records[pid].cameras[camera] = CameraSeen(first, last, sightings)
-        return list(records.values())
-
     def record_sighting(self, person_id: str, camera: str, timestamp: float) -> None:
         """The person was on ``camera`` at ``timestamp``: first/last seen and camera list."""
         with self.transaction() as db:
@@ -598,13 +875,9 @@ class Store:
         with self.transaction() as db:
             a = self.require(keep)
             b = self.require(drop)
-            label, auto = a.label, a.auto_label
-            if a.auto_label and not b.auto_label:
-                label, auto = b.label, False
-            visits = a.visit_count + b.visit_count
+            into = merged(a, b, absorbed_visit=absorbed_visit_id is not None)
             if absorbed_visit_id is not None:
                 db.execute("DELETE FROM visits WHERE visit_id = ?", (absorbed_visit_id,))
-                visits -= 1
             self.delete_exemplars(discarded_exemplars)
             db.execute("UPDATE exemplars SET person_id = ? WHERE person_id = ?", (keep, drop))
             db.execute("UPDATE visits SET person_id = ? WHERE person_id = ?", (keep, drop))
@@ -619,23 +892,19 @@ class Store:
             )
             thumb_score = a.thumbnail_score
             b_thumb = self.thumbnails_dir / f"{drop}.jpg"
-            if (
-                b.thumbnail_score is not None
-                and b_thumb.exists()
-                and (a.thumbnail_score is None or b.thumbnail_score > a.thumbnail_score)
-            ):
+            if takes_thumbnail(a, b, b_thumb.exists()):
                 os.replace(b_thumb, self.thumbnails_dir / f"{keep}.jpg")
                 thumb_score = b.thumbnail_score
             db.execute(
                 "UPDATE persons SET label = ?, auto_label = ?, known = ?, first_seen = ?,"
                 " last_seen = ?, visit_count = ?, thumbnail_score = ? WHERE person_id = ?",
                 (
-                    label,
-                    int(auto),
-                    int(a.known or b.known),
-                    min(a.first_seen, b.first_seen),
-                    max(a.last_seen, b.last_seen),
-                    visits,
+                    into.label,
+                    int(into.auto_label),
+                    int(into.known),
+                    into.first_seen,
+                    into.last_seen,
+                    into.visit_count,
                     thumb_score,
                     keep,
                 ),
@@ -646,10 +915,6 @@ class Store:
             _unlink(self.snapshots_dir / f"{absorbed_visit_id}.jpg")
         self.erase_deleted()
         return self.require(keep)
-
-    def forget(self, person_id: str) -> None:
-        """Delete the identity and everything about it: exemplars, visits, images."""
-        self.forget_many([person_id], strict=True)
 
     def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]:
         """Forget several identities in one transaction; returns those that existed."""
@@ -674,18 +939,6 @@ class Store:
         if gone:
             self.erase_deleted()
         return gone
-
-    def all_person_ids(self) -> list[str]:
-        return [r[0] for r in self._db.execute("SELECT person_id FROM persons")]
-
-    def persons_only_on(self, camera: str) -> list[str]:
-        """Identities whose every sighting was on ``camera`` (what a camera reset forgets)."""
-        rows = self._db.execute(
-            "SELECT person_id FROM person_cameras GROUP BY person_id"
-            " HAVING count(*) = 1 AND max(camera) = ?",
-            (camera,),
-        )
-        return [r[0] for r in rows]
 
     def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]:
         """Retention: forget identities last seen before ``older_than`` unless known (or in
@@ -740,62 +993,6 @@ class Store:
         with self.transaction() as db:
             db.executemany("DELETE FROM exemplars WHERE id = ?", [(int(k),) for k in keys])
 
-    def max_exemplar_key(self) -> int:
-        (value,) = self._db.execute("SELECT coalesce(max(id), 0) FROM exemplars").fetchone()
-        return int(value)
-
-    def exemplar_count(self, person_id: str | None = None) -> int:
-        if person_id is None:
-            (n,) = self._db.execute("SELECT count(*) FROM exemplars").fetchone()
-        else:
-            query = "SELECT count(*) FROM exemplars WHERE person_id = ?"
-            (n,) = self._db.execute(query, (person_id,)).fetchone()
-        return int(n)
-
-    def load_exemplars(self, model: str, dim: int) -> StoredExemplars:
-        """Exemplars of ``model`` with ``dim`` finite values; others are skipped and counted."""
-        person_ids: list[str] = []
-        keys: list[int] = []
-        cameras: list[str | None] = []
-        vectors: list[npt.NDArray[np.float32]] = []
-        other_model = corrupt = 0
-        expected = dim * 4
-        rows = self._db.execute(
-            "SELECT id, person_id, model, vector, camera FROM exemplars ORDER BY id"
-        )
-        for key, pid, row_model, blob, camera in rows:
-            if row_model != model:
-                other_model += 1
-                continue
-            if not isinstance(blob, bytes) or len(blob) != expected:
-                corrupt += 1
-                continue
-            vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-            norm = float(np.linalg.norm(vector))
-            if not math.isfinite(norm) or norm < 1e-12:
-                corrupt += 1
-                continue
-            person_ids.append(pid)
-            keys.append(int(key))
-            cameras.append(camera)
-            vectors.append(vector)
-        if other_model:
-            _LOGGER.warning(
-                "skipped %d stored exemplar(s) made by another ReID model than %s; those people "
-                "are recognised again once seen with the current model",
-                other_model,
-                model,
-            )
-        if corrupt:
-            _LOGGER.warning(
-                "skipped %d damaged exemplar row(s) (expected %d float32 values each) in %s",
-                corrupt,
-                dim,
-                self.path,
-            )
-        matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
-        return StoredExemplars(person_ids, keys, matrix, other_model, corrupt, cameras)
-
     # ------------------------------------------------------------- camera means (centering)
     def save_camera_means(
         self, model: str, means: Mapping[str, tuple[int, npt.NDArray[np.float32]]]
@@ -803,35 +1000,12 @@ class Store:
         """Store each camera's running mean embedding (``match.CameraCentering``)."""
         if not means:
             return
-        rows = [
-            (model, camera, int(crops), np.ascontiguousarray(mean, dtype="<f4").tobytes())
-            for camera, (crops, mean) in means.items()
-        ]
         with self.transaction() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO camera_means (model, camera, crops, mean)"
                 " VALUES (?, ?, ?, ?)",
-                rows,
+                camera_mean_rows(model, means),
             )
-
-    def load_camera_means(
-        self, model: str, dim: int
-    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]:
-        """The stored means of ``model``; damaged rows are skipped with a warning."""
-        out: dict[str, tuple[int, npt.NDArray[np.float32]]] = {}
-        rows = self._db.execute(
-            "SELECT camera, crops, mean FROM camera_means WHERE model = ?", (model,)
-        )
-        for camera, crops, blob in rows:
-            if not isinstance(blob, bytes) or len(blob) != dim * 4 or int(crops) < 1:
-                _LOGGER.warning("skipped a damaged centering mean for camera %s", camera)
-                continue
-            mean = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-            if not np.all(np.isfinite(mean)):
-                _LOGGER.warning("skipped a damaged centering mean for camera %s", camera)
-                continue
-            out[str(camera)] = (int(crops), mean)
-        return out
 
     # ------------------------------------------------------------- visits
     def start_visit(
@@ -876,32 +1050,6 @@ class Store:
                 ),
             )
 
-    def visit(self, visit_id: str) -> VisitRecord | None:
-        row = self._db.execute(
-            "SELECT visit_id, person_id, started_at, last_seen, ended_at, cameras, last_camera,"
-            " sightings, is_new_identity FROM visits WHERE visit_id = ?",
-            (visit_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        cameras = [str(c) for c in json.loads(row[5])]
-        return VisitRecord(
-            row[0], row[1], row[2], row[3], row[4], cameras, row[6], row[7], bool(row[8])
-        )
-
-    def visit_counts(self, person_id: str, at: float, windows: Sequence[float]) -> list[int]:
-        """Per window: the person's visits started in the ``window`` seconds up to ``at``."""
-        return [
-            int(
-                self._db.execute(
-                    "SELECT count(*) FROM visits WHERE person_id = ? AND started_at > ?"
-                    " AND started_at <= ?",
-                    (person_id, at - window, at),
-                ).fetchone()[0]
-            )
-            for window in windows
-        ]
-
     def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None:
         """Keep ``assessment`` as the visit's latest (a visit that was never stored: no-op).
 
@@ -909,53 +1057,8 @@ class Store:
         one carries it as ``narrative`` (``narrative_of``), so the visit keeps its words.
         """
         with self.transaction() as db:
-            value = dict(assessment)
-            if value.get("source") != "llm" and "narrative" not in value:
-                row = db.execute("SELECT risk FROM visits WHERE visit_id = ?", (visit_id,))
-                found = row.fetchone()
-                earlier = _json_object(found[0]) if found and found[0] else None
-                narrative = narrative_of(earlier) if earlier is not None else None
-                if narrative is not None:
-                    value["narrative"] = narrative
-            db.execute(
-                "UPDATE visits SET risk = ? WHERE visit_id = ?",
-                (json.dumps(value, separators=(",", ":")), visit_id),
-            )
-
-    def visits_between(
-        self,
-        start: float,
-        end: float,
-        *,
-        person_id: str | None = None,
-        camera: str | None = None,
-        min_level: int | None = None,
-        limit: int = 200,
-    ) -> tuple[list[str], bool]:
-        """Ids of the visits overlapping [start, end] (started before ``end``, ended or still
-        going on after ``start``), newest first; ``min_level``: index in low, medium, high,
-        critical of the stored latest risk level (visits without one are left out). Also
-        whether more than ``limit`` matched."""
-        where = ["started_at < ?", "(ended_at IS NULL OR ended_at >= ?)"]
-        args: list[object] = [end, start]
-        if person_id is not None:
-            where.append("person_id = ?")
-            args.append(person_id)
-        if camera is not None:
-            where.append("EXISTS (SELECT 1 FROM json_each(visits.cameras) WHERE value = ?)")
-            args.append(camera)
-        if min_level is not None:
-            where.append(
-                "(CASE json_extract(risk, '$.level') WHEN 'low' THEN 0 WHEN 'medium' THEN 1"
-                " WHEN 'high' THEN 2 WHEN 'critical' THEN 3 ELSE -1 END) >= ?"
-            )
-            args.append(min_level)
-        rows = self._db.execute(
-            f"SELECT visit_id FROM visits WHERE {' AND '.join(where)}"
-            " ORDER BY started_at DESC, visit_id LIMIT ?",
-            (*args, limit + 1),
-        ).fetchall()
-        return [str(r[0]) for r in rows[:limit]], len(rows) > limit
+            text = risk_to_store(assessment, lambda: self._stored_risk(visit_id))
+            db.execute("UPDATE visits SET risk = ? WHERE visit_id = ?", (text, visit_id))
 
     def visit_risk(self, visit_id: str) -> dict[str, object] | None:
         """The visit's latest risk assessment, None when it has none (or no such visit)."""
@@ -968,14 +1071,6 @@ class Store:
             _LOGGER.warning("visit %s: stored risk assessment is not JSON; ignored", visit_id)
             return None
         return value if isinstance(value, dict) else None
-
-    def visit_stats(self, since: float) -> tuple[int, int]:
-        """(visits started since ``since``, distinct persons among them)."""
-        row = self._db.execute(
-            "SELECT count(*), count(DISTINCT person_id) FROM visits WHERE started_at >= ?",
-            (since,),
-        ).fetchone()
-        return int(row[0]), int(row[1])
 
     # ------------------------------------------------------------- images
     def save_thumbnail(self, person_id: str, jpeg: bytes, score: float) -> bool:
