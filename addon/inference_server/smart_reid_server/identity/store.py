@@ -584,6 +584,119 @@ class StoreBase:
         )
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
+    # ------------------------------------------------------------- writes
+    def transaction(self) -> AbstractContextManager[object]:
+        raise NotImplementedError
+
+    def _run(self, sql: str, args: Sequence[object] = ()) -> int:
+        """Run one statement (in the transaction, if one is open); the rows it changed."""
+        raise NotImplementedError
+
+    def _write(self, sql: str, args: Sequence[object]) -> None:
+        """One statement that is a change of its own."""
+        with self.transaction():
+            self._run(sql, args)
+
+    def _cameras_value(self, cameras: Sequence[str]) -> object:
+        """A visit's camera list as the database takes it."""
+        raise NotImplementedError
+
+    def _close_open_visits(self) -> None:
+        with self.transaction():
+            # Their final risk assessment is still due (app.py makes it once the server runs).
+            self.closed_at_start = [
+                str(r[0])
+                for r in self._all(
+                    "SELECT visit_id FROM visits WHERE ended_at IS NULL ORDER BY started_at"
+                )
+            ]
+            closed = self._run("UPDATE visits SET ended_at = last_seen WHERE ended_at IS NULL")
+        if closed:
+            _LOGGER.info("closed %d visit(s) left open by the previous run", closed)
+
+    def rename(self, person_id: str, label: str) -> PersonRecord:
+        text = check_label(label)
+        p = self._P
+        with self.transaction():
+            self.require(person_id)
+            self._run(
+                f"UPDATE persons SET label = {p}, auto_label = {p} WHERE person_id = {p}",
+                (text, False, person_id),
+            )
+        return self.require(person_id)
+
+    def set_known(self, person_id: str, known: bool) -> PersonRecord:
+        p = self._P
+        with self.transaction():
+            self.require(person_id)
+            self._run(
+                f"UPDATE persons SET known = {p} WHERE person_id = {p}", (bool(known), person_id)
+            )
+        return self.require(person_id)
+
+    def add_exemplar(
+        self,
+        key: int,
+        person_id: str,
+        vector: npt.NDArray[np.float32],
+        model: str,
+        created_at: float | None = None,
+        camera: str | None = None,
+    ) -> None:
+        """Store one exemplar: the model's raw unit vector and the camera it came from."""
+        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        when = time.time() if created_at is None else created_at
+        p = self._P
+        self._write(
+            "INSERT INTO exemplars (id, person_id, model, vector, created_at, camera)"
+            f" VALUES ({p}, {p}, {p}, {p}, {p}, {p})",
+            (int(key), person_id, model, blob, when, camera),
+        )
+
+    def start_visit(
+        self, visit_id: str, person_id: str, started_at: float, is_new_identity: bool
+    ) -> None:
+        p = self._P
+        with self.transaction():
+            self._run(
+                "INSERT INTO visits (visit_id, person_id, started_at, last_seen, is_new_identity)"
+                f" VALUES ({p}, {p}, {p}, {p}, {p})",
+                (visit_id, person_id, started_at, started_at, bool(is_new_identity)),
+            )
+            self._run(
+                f"UPDATE persons SET visit_count = visit_count + 1 WHERE person_id = {p}",
+                (person_id,),
+            )
+
+    def update_visit(
+        self,
+        visit_id: str,
+        *,
+        person_id: str,
+        started_at: float,
+        last_seen: float,
+        cameras: Sequence[str],
+        last_camera: str,
+        sightings: int,
+        ended_at: float | None = None,
+    ) -> None:
+        p = self._P
+        self._write(
+            f"UPDATE visits SET person_id = {p}, started_at = {p}, last_seen = {p},"
+            f" cameras = {p}, last_camera = {p}, sightings = {p}, ended_at = {p}"
+            f" WHERE visit_id = {p}",
+            (
+                person_id,
+                started_at,
+                last_seen,
+                self._cameras_value(cameras),
+                last_camera,
+                sightings,
+                ended_at,
+                visit_id,
+            ),
+        )
+
 
 def camera_mean_rows(
     model: str, means: Mapping[str, tuple[int, npt.NDArray[np.float32]]]
@@ -699,6 +812,12 @@ class Store(StoreBase):
     def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._db.execute(sql, args).fetchall()
 
+    def _run(self, sql: str, args: Sequence[object] = ()) -> int:
+        return self._db.execute(sql, args).rowcount
+
+    def _cameras_value(self, cameras: Sequence[str]) -> object:
+        return json.dumps(list(cameras))
+
     def _cameras_of(self, stored: object) -> list[str]:
         return [str(c) for c in json.loads(str(stored))]
 
@@ -758,21 +877,6 @@ class Store(StoreBase):
             db.execute("DELETE FROM schema_version")
             db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
         _LOGGER.info("identity store %s at schema version %d", self.path, SCHEMA_VERSION)
-
-    def _close_open_visits(self) -> None:
-        with self.transaction() as db:
-            # Their final risk assessment is still due (app.py makes it once the server runs).
-            self.closed_at_start = [
-                str(r[0])
-                for r in db.execute(
-                    "SELECT visit_id FROM visits WHERE ended_at IS NULL ORDER BY started_at"
-                )
-            ]
-            closed = db.execute(
-                "UPDATE visits SET ended_at = last_seen WHERE ended_at IS NULL"
-            ).rowcount
-        if closed:
-            _LOGGER.info("closed %d visit(s) left open by the previous run", closed)
 
     def _sweep_orphan_files(self) -> None:
         """Remove temp files and images of identities/visits that no longer exist, and forget
@@ -837,22 +941,6 @@ class Store(StoreBase):
                 " last_seen = max(last_seen, excluded.last_seen), sightings = sightings + 1",
                 (person_id, camera, timestamp, timestamp),
             )
-
-    def rename(self, person_id: str, label: str) -> PersonRecord:
-        text = check_label(label)
-        with self.transaction() as db:
-            self.require(person_id)
-            db.execute(
-                "UPDATE persons SET label = ?, auto_label = 0 WHERE person_id = ?",
-                (text, person_id),
-            )
-        return self.require(person_id)
-
-    def set_known(self, person_id: str, known: bool) -> PersonRecord:
-        with self.transaction() as db:
-            self.require(person_id)
-            db.execute("UPDATE persons SET known = ? WHERE person_id = ?", (int(known), person_id))
-        return self.require(person_id)
 
     def merge(
         self,
@@ -970,25 +1058,6 @@ class Store(StoreBase):
         return gone
 
     # ------------------------------------------------------------- exemplars
-    def add_exemplar(
-        self,
-        key: int,
-        person_id: str,
-        vector: npt.NDArray[np.float32],
-        model: str,
-        created_at: float | None = None,
-        camera: str | None = None,
-    ) -> None:
-        """Store one exemplar: the model's raw unit vector and the camera it came from."""
-        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-        when = time.time() if created_at is None else created_at
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO exemplars (id, person_id, model, vector, created_at, camera)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, person_id, model, blob, when, camera),
-            )
-
     def delete_exemplars(self, keys: Iterable[int]) -> None:
         with self.transaction() as db:
             db.executemany("DELETE FROM exemplars WHERE id = ?", [(int(k),) for k in keys])
@@ -1008,48 +1077,6 @@ class Store(StoreBase):
             )
 
     # ------------------------------------------------------------- visits
-    def start_visit(
-        self, visit_id: str, person_id: str, started_at: float, is_new_identity: bool
-    ) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO visits (visit_id, person_id, started_at, last_seen, is_new_identity)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (visit_id, person_id, started_at, started_at, int(is_new_identity)),
-            )
-            db.execute(
-                "UPDATE persons SET visit_count = visit_count + 1 WHERE person_id = ?",
-                (person_id,),
-            )
-
-    def update_visit(
-        self,
-        visit_id: str,
-        *,
-        person_id: str,
-        started_at: float,
-        last_seen: float,
-        cameras: Sequence[str],
-        last_camera: str,
-        sightings: int,
-        ended_at: float | None = None,
-    ) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "UPDATE visits SET person_id = ?, started_at = ?, last_seen = ?, cameras = ?,"
-                " last_camera = ?, sightings = ?, ended_at = ? WHERE visit_id = ?",
-                (
-                    person_id,
-                    started_at,
-                    last_seen,
-                    json.dumps(list(cameras)),
-                    last_camera,
-                    sightings,
-                    ended_at,
-                    visit_id,
-                ),
-            )
-
     def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None:
         """Keep ``assessment`` as the visit's latest (a visit that was never stored: no-op).
 

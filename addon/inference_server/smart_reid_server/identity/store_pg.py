@@ -59,7 +59,6 @@ from .store import (
     _write_atomically,
     as_object,
     camera_mean_rows,
-    check_label,
     merged,
     risk_to_store,
     takes_thumbnail,
@@ -309,6 +308,15 @@ class PgStore(StoreBase):
         except _LOST as err:
             raise self._lost(err) from err
 
+    def _run(self, sql: str, args: Sequence[object] = ()) -> int:
+        return self._x(sql, args).rowcount
+
+    def _write(self, sql: str, args: Sequence[object]) -> None:
+        self._x(sql, args)  # one statement commits on its own (autocommit)
+
+    def _cameras_value(self, cameras: Sequence[str]) -> object:
+        return Jsonb(list(cameras))
+
     def _one(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
         try:
             return self._x(sql, args).fetchone()
@@ -391,21 +399,6 @@ class PgStore(StoreBase):
                     b"SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (MIGRATION_LOCK,)
                 )
 
-    def _close_open_visits(self) -> None:
-        with self.transaction():
-            # Their final risk assessment is still due (app.py makes it once the server runs).
-            self.closed_at_start = [
-                str(r[0])
-                for r in self._all(
-                    "SELECT visit_id FROM visits WHERE ended_at IS NULL ORDER BY started_at"
-                )
-            ]
-            closed = self._x(
-                "UPDATE visits SET ended_at = last_seen WHERE ended_at IS NULL"
-            ).rowcount
-        if closed:
-            _LOGGER.info("closed %d visit(s) left open by the previous run", closed)
-
     def _sync_cache(self) -> None:
         """Make the local thumbnail cache equal the database (another host may have changed
         it), drop cached snapshots (fetched again on demand) and orphaned snapshot rows, and
@@ -467,22 +460,6 @@ class PgStore(StoreBase):
                 " sightings = person_cameras.sightings + 1",
                 (person_id, camera, timestamp, timestamp),
             )
-
-    def rename(self, person_id: str, label: str) -> PersonRecord:
-        text = check_label(label)
-        with self.transaction():
-            self.require(person_id)
-            self._x(
-                "UPDATE persons SET label = %s, auto_label = FALSE WHERE person_id = %s",
-                (text, person_id),
-            )
-        return self.require(person_id)
-
-    def set_known(self, person_id: str, known: bool) -> PersonRecord:
-        with self.transaction():
-            self.require(person_id)
-            self._x("UPDATE persons SET known = %s WHERE person_id = %s", (bool(known), person_id))
-        return self.require(person_id)
 
     def merge(
         self,
@@ -605,24 +582,6 @@ class PgStore(StoreBase):
         return gone
 
     # ------------------------------------------------------------- exemplars
-    def add_exemplar(
-        self,
-        key: int,
-        person_id: str,
-        vector: npt.NDArray[np.float32],
-        model: str,
-        created_at: float | None = None,
-        camera: str | None = None,
-    ) -> None:
-        """Store one exemplar: the model's raw unit vector and the camera it came from."""
-        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-        when = time.time() if created_at is None else created_at
-        self._x(
-            "INSERT INTO exemplars (id, person_id, model, vector, created_at, camera)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (int(key), person_id, model, blob, when, camera),
-        )
-
     def delete_exemplars(self, keys: Iterable[int]) -> None:
         ids = [int(k) for k in keys]
         if ids:
@@ -642,47 +601,6 @@ class PgStore(StoreBase):
             )
 
     # ------------------------------------------------------------- visits
-    def start_visit(
-        self, visit_id: str, person_id: str, started_at: float, is_new_identity: bool
-    ) -> None:
-        with self.transaction():
-            self._x(
-                "INSERT INTO visits (visit_id, person_id, started_at, last_seen, is_new_identity)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (visit_id, person_id, started_at, started_at, bool(is_new_identity)),
-            )
-            self._x(
-                "UPDATE persons SET visit_count = visit_count + 1 WHERE person_id = %s",
-                (person_id,),
-            )
-
-    def update_visit(
-        self,
-        visit_id: str,
-        *,
-        person_id: str,
-        started_at: float,
-        last_seen: float,
-        cameras: Sequence[str],
-        last_camera: str,
-        sightings: int,
-        ended_at: float | None = None,
-    ) -> None:
-        self._x(
-            "UPDATE visits SET person_id = %s, started_at = %s, last_seen = %s, cameras = %s,"
-            " last_camera = %s, sightings = %s, ended_at = %s WHERE visit_id = %s",
-            (
-                person_id,
-                started_at,
-                last_seen,
-                Jsonb(list(cameras)),
-                last_camera,
-                sightings,
-                ended_at,
-                visit_id,
-            ),
-        )
-
     def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None:
         """Keep ``assessment`` as the visit's latest (see ``store.Store.save_risk``)."""
         with self.transaction():
