@@ -26,6 +26,7 @@ opened with ``check_same_thread=False`` only so that thread may be created after
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import logging
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -244,97 +245,6 @@ def _unlink(path: Path) -> None:
         path.unlink()
 
 
-class IdentityStore(Protocol):
-    """What the identity thread needs from a store: ``Store`` (SQLite, one host) and
-    ``store_pg.PgStore`` (PostgreSQL, shared by a matcher and its standby) both provide it."""
-
-    @property
-    def path(self) -> Path | str: ...  # where the identities live, for messages
-
-    @property
-    def thumbnails_dir(self) -> Path: ...
-
-    @property
-    def closed_at_start(self) -> list[str]: ...
-
-    def close(self) -> None: ...
-    def transaction(self) -> AbstractContextManager[object]: ...
-    def create_person(self, person_id: str, timestamp: float) -> PersonRecord: ...
-    def person(self, person_id: str) -> PersonRecord | None: ...
-    def require(self, person_id: str) -> PersonRecord: ...
-    def persons(self) -> list[PersonRecord]: ...
-    def __contains__(self, person_id: object) -> bool: ...
-    def record_sighting(self, person_id: str, camera: str, timestamp: float) -> None: ...
-    def rename(self, person_id: str, label: str) -> PersonRecord: ...
-    def set_known(self, person_id: str, known: bool) -> PersonRecord: ...
-    def merge(
-        self,
-        keep: str,
-        drop: str,
-        *,
-        discarded_exemplars: Iterable[int] = (),
-        absorbed_visit_id: str | None = None,
-    ) -> PersonRecord: ...
-    def forget(self, person_id: str) -> None: ...
-    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]: ...
-    def all_person_ids(self) -> list[str]: ...
-    def persons_only_on(self, camera: str) -> list[str]: ...
-    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]: ...
-    def add_exemplar(
-        self,
-        key: int,
-        person_id: str,
-        vector: npt.NDArray[np.float32],
-        model: str,
-        created_at: float | None = None,
-        camera: str | None = None,
-    ) -> None: ...
-    def delete_exemplars(self, keys: Iterable[int]) -> None: ...
-    def max_exemplar_key(self) -> int: ...
-    def exemplar_count(self, person_id: str | None = None) -> int: ...
-    def load_exemplars(self, model: str, dim: int) -> StoredExemplars: ...
-    def save_camera_means(
-        self, model: str, means: Mapping[str, tuple[int, npt.NDArray[np.float32]]]
-    ) -> None: ...
-    def load_camera_means(
-        self, model: str, dim: int
-    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]: ...
-    def start_visit(
-        self, visit_id: str, person_id: str, started_at: float, is_new_identity: bool
-    ) -> None: ...
-    def update_visit(
-        self,
-        visit_id: str,
-        *,
-        person_id: str,
-        started_at: float,
-        last_seen: float,
-        cameras: Sequence[str],
-        last_camera: str,
-        sightings: int,
-        ended_at: float | None = None,
-    ) -> None: ...
-    def visit(self, visit_id: str) -> VisitRecord | None: ...
-    def visit_counts(self, person_id: str, at: float, windows: Sequence[float]) -> list[int]: ...
-    def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None: ...
-    def visits_between(
-        self,
-        start: float,
-        end: float,
-        *,
-        person_id: str | None = None,
-        camera: str | None = None,
-        min_level: int | None = None,
-        limit: int = 200,
-    ) -> tuple[list[str], bool]: ...
-    def visit_risk(self, visit_id: str) -> dict[str, object] | None: ...
-    def visit_stats(self, since: float) -> tuple[int, int]: ...
-    def save_thumbnail(self, person_id: str, jpeg: bytes, score: float) -> bool: ...
-    def thumbnail_path(self, person_id: str) -> Path | None: ...
-    def save_snapshot(self, visit_id: str, jpeg: bytes) -> Path: ...
-    def snapshot_path(self, visit_id: str) -> Path | None: ...
-
-
 def check_label(label: str) -> str:
     """A user-given name, trimmed; ValueError says what is wrong with it."""
     text = str(label).strip()
@@ -345,12 +255,19 @@ def check_label(label: str) -> str:
     return text
 
 
-class StoreBase:
-    """What both stores do the same way whatever the database: reading identities, exemplars,
-    centering means and visits back into records, and the rules of merging. A subclass runs
-    the SQL (``_all``) and names its dialect's pieces; its writes stay its own."""
+class IdentityStore(abc.ABC):
+    """What the identity thread needs from a store: ``Store`` (SQLite, one host) and
+    ``store_pg.PgStore`` (PostgreSQL, shared by a matcher and its standby) both provide it.
 
-    path: Path | str
+    What both do the same way whatever the database lives here: reading identities,
+    exemplars, centering means and visits back into records, the writes whose SQL both
+    databases share, and the rules of merging. A subclass runs the SQL (``_all``, ``_run``),
+    names its dialect's pieces, and keeps the writes that differ (pictures, deletion, upserts).
+    """
+
+    path: Path | str  # where the identities live, for messages
+    thumbnails_dir: Path
+    closed_at_start: list[str]
     # The dialect: the parameter marker, a condition "the visit's camera list holds the
     # parameter", an expression for the stored risk's level, and the visit id in byte order.
     _P: ClassVar[str]
@@ -358,15 +275,53 @@ class StoreBase:
     _RISK_LEVEL: ClassVar[str]
     _VISIT_ID_ORDER: ClassVar[str]
 
+    @abc.abstractmethod
     def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        """Run one query; its rows."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def _one(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
         rows = self._all(sql, args)
         return rows[0] if rows else None
 
-    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]:
-        raise NotImplementedError
+    # ------------------------------------------------------------- what each store writes its way
+    @abc.abstractmethod
+    def create_person(self, person_id: str, timestamp: float) -> PersonRecord: ...
+    @abc.abstractmethod
+    def record_sighting(self, person_id: str, camera: str, timestamp: float) -> None: ...
+    @abc.abstractmethod
+    def merge(
+        self,
+        keep: str,
+        drop: str,
+        *,
+        discarded_exemplars: Iterable[int] = (),
+        absorbed_visit_id: str | None = None,
+    ) -> PersonRecord: ...
+    @abc.abstractmethod
+    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]: ...
+    @abc.abstractmethod
+    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]: ...
+    @abc.abstractmethod
+    def delete_exemplars(self, keys: Iterable[int]) -> None: ...
+    @abc.abstractmethod
+    def save_camera_means(
+        self, model: str, means: Mapping[str, tuple[int, npt.NDArray[np.float32]]]
+    ) -> None: ...
+    @abc.abstractmethod
+    def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None: ...
+    @abc.abstractmethod
+    def visit_risk(self, visit_id: str) -> dict[str, object] | None: ...
+    @abc.abstractmethod
+    def save_thumbnail(self, person_id: str, jpeg: bytes, score: float) -> bool: ...
+    @abc.abstractmethod
+    def thumbnail_path(self, person_id: str) -> Path | None: ...
+    @abc.abstractmethod
+    def save_snapshot(self, visit_id: str, jpeg: bytes) -> Path: ...
+    @abc.abstractmethod
+    def snapshot_path(self, visit_id: str) -> Path | None: ...
 
     # ------------------------------------------------------------- persons
     def person(self, person_id: str) -> PersonRecord | None:
@@ -506,9 +461,9 @@ class StoreBase:
         return out
 
     # ------------------------------------------------------------- visits
+    @abc.abstractmethod
     def _cameras_of(self, stored: object) -> list[str]:
         """A visit's camera list as the database gives it back."""
-        raise NotImplementedError
 
     def visit(self, visit_id: str) -> VisitRecord | None:
         row = self._one(
@@ -585,21 +540,22 @@ class StoreBase:
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     # ------------------------------------------------------------- writes
+    @abc.abstractmethod
     def transaction(self) -> AbstractContextManager[object]:
-        raise NotImplementedError
+        """One atomic unit of writes; nested uses join the outermost transaction."""
 
+    @abc.abstractmethod
     def _run(self, sql: str, args: Sequence[object] = ()) -> int:
         """Run one statement (in the transaction, if one is open); the rows it changed."""
-        raise NotImplementedError
 
     def _write(self, sql: str, args: Sequence[object]) -> None:
         """One statement that is a change of its own."""
         with self.transaction():
             self._run(sql, args)
 
+    @abc.abstractmethod
     def _cameras_value(self, cameras: Sequence[str]) -> object:
         """A visit's camera list as the database takes it."""
-        raise NotImplementedError
 
     def _close_open_visits(self) -> None:
         with self.transaction():
@@ -764,7 +720,7 @@ def as_object(value: object) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-class Store(StoreBase):
+class Store(IdentityStore):
     """The identity database of one server (see the module docstring)."""
 
     _P = "?"

@@ -49,8 +49,8 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from .store import (
+    IdentityStore,
     PersonRecord,
-    StoreBase,
     StoreError,
     StoreUnavailableError,
     UnknownPersonError,
@@ -173,7 +173,7 @@ MIGRATIONS: dict[int, str] = {0: _V1}
 _ERASABLE = ("persons", "person_cameras", "exemplars", "visits", "thumbnails", "snapshots")
 
 
-class PgStore(StoreBase):
+class PgStore(IdentityStore):
     """The identity database on PostgreSQL (see the module docstring)."""
 
     _P = "%s"
