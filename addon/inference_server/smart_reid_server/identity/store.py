@@ -37,7 +37,6 @@ import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -266,7 +265,10 @@ class IdentityStore(abc.ABC):
     """
 
     path: Path | str  # where the identities live, for messages
+    _db: Any  # the connection
+    _depth: int  # how deeply transactions are nested now
     thumbnails_dir: Path
+    snapshots_dir: Path
     closed_at_start: list[str]
     # The dialect: the parameter marker, a condition "the visit's camera list holds the
     # parameter", an expression for the stored risk's level, and the visit id in byte order.
@@ -274,6 +276,8 @@ class IdentityStore(abc.ABC):
     _HAS_CAMERA: ClassVar[str]
     _RISK_LEVEL: ClassVar[str]
     _VISIT_ID_ORDER: ClassVar[str]
+    # Merging: fold the second person's camera rows (parameter 2) into the first's (1).
+    _MERGE_CAMERAS: ClassVar[str]
 
     @abc.abstractmethod
     def _all(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
@@ -292,18 +296,27 @@ class IdentityStore(abc.ABC):
     @abc.abstractmethod
     def record_sighting(self, person_id: str, camera: str, timestamp: float) -> None: ...
     @abc.abstractmethod
-    def merge(
-        self,
-        keep: str,
-        drop: str,
-        *,
-        discarded_exemplars: Iterable[int] = (),
-        absorbed_visit_id: str | None = None,
-    ) -> PersonRecord: ...
+    def _delete_visit(self, visit_id: str) -> None:
+        """Delete one visit (in the open transaction)."""
+
     @abc.abstractmethod
-    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]: ...
+    def _take_thumbnail(self, a: PersonRecord, b: PersonRecord) -> Callable[[], None] | None:
+        """Merging ``b`` into ``a``: when ``b``'s picture wins (``takes_thumbnail``), make it
+        ``a``'s in the database and return what finishes the move once the rows are folded;
+        None when ``a``'s picture stays."""
+
     @abc.abstractmethod
-    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]: ...
+    def _delete_person(self, person_id: str) -> list[str]:
+        """Delete the person's rows (in the open transaction); the ids of their visits."""
+
+    @abc.abstractmethod
+    def _delete_visits_ended_before(self, older_than: float) -> list[str]:
+        """Delete visits that ended before ``older_than`` (in the open transaction); their ids."""
+
+    @abc.abstractmethod
+    def erase_deleted(self) -> None:
+        """Leave no copy of deleted rows behind; no-op inside a transaction."""
+
     @abc.abstractmethod
     def delete_exemplars(self, keys: Iterable[int]) -> None: ...
     @abc.abstractmethod
@@ -374,6 +387,110 @@ class IdentityStore(abc.ABC):
     def forget(self, person_id: str) -> None:
         """Delete the identity and everything about it: exemplars, visits, images."""
         self.forget_many([person_id], strict=True)
+
+    def merge(
+        self,
+        keep: str,
+        drop: str,
+        *,
+        discarded_exemplars: Iterable[int] = (),
+        absorbed_visit_id: str | None = None,
+    ) -> PersonRecord:
+        """Fold ``drop`` into ``keep`` and delete ``drop``.
+
+        Exemplars, visit history and cameras move over; first/last seen widen; visit counts add
+        up (minus one when ``absorbed_visit_id``, a visit of ``drop`` happening at the same time
+        as one of ``keep``, is folded into it). ``keep``'s label stays unless it is still
+        automatic and ``drop`` was named by the user. Known if either was known. The better
+        thumbnail wins.
+        """
+        if keep == drop:
+            raise ValueError("cannot merge a person into themselves; pick two different ids")
+        p = self._P
+        with self.transaction():
+            a = self.require(keep)
+            b = self.require(drop)
+            into = merged(a, b, absorbed_visit=absorbed_visit_id is not None)
+            if absorbed_visit_id is not None:
+                self._delete_visit(absorbed_visit_id)
+            self.delete_exemplars(discarded_exemplars)
+            self._run(f"UPDATE exemplars SET person_id = {p} WHERE person_id = {p}", (keep, drop))
+            self._run(f"UPDATE visits SET person_id = {p} WHERE person_id = {p}", (keep, drop))
+            self._run(self._MERGE_CAMERAS, (keep, drop))
+            move_picture = self._take_thumbnail(a, b)
+            self._run(
+                f"UPDATE persons SET label = {p}, auto_label = {p}, known = {p}, first_seen = {p},"
+                f" last_seen = {p}, visit_count = {p}, thumbnail_score = {p} WHERE person_id = {p}",
+                (
+                    into.label,
+                    into.auto_label,
+                    into.known,
+                    into.first_seen,
+                    into.last_seen,
+                    into.visit_count,
+                    b.thumbnail_score if move_picture is not None else a.thumbnail_score,
+                    keep,
+                ),
+            )
+            self._delete_person(drop)
+            if move_picture is not None:
+                move_picture()
+        _unlink(self.thumbnails_dir / f"{drop}.jpg")
+        if absorbed_visit_id is not None:
+            self._unlink_snapshot(absorbed_visit_id)
+        self.erase_deleted()
+        return self.require(keep)
+
+    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]:
+        """Forget several identities in one transaction; returns those that existed."""
+        gone: list[str] = []
+        visit_ids: list[str] = []
+        with self.transaction():
+            for pid in person_ids:
+                if pid not in self:
+                    if strict:
+                        raise UnknownPersonError(pid)
+                    continue
+                visit_ids += self._delete_person(pid)
+                gone.append(pid)
+        for pid in gone:
+            _unlink(self.thumbnails_dir / f"{pid}.jpg")
+        for visit_id in visit_ids:
+            self._unlink_snapshot(visit_id)
+        if gone:
+            self.erase_deleted()
+        return gone
+
+    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]:
+        """Retention: forget identities last seen before ``older_than`` unless known (or in
+        ``keep``, e.g. people present right now); also drop older visit history of the rest."""
+        spared = set(keep)
+        p = self._P
+        stale = [
+            str(r[0])
+            for r in self._all(
+                f"SELECT person_id FROM persons WHERE last_seen < {p} AND known = {p}",
+                (older_than, False),
+            )
+            if r[0] not in spared
+        ]
+        with self.transaction():
+            gone = self.forget_many(stale)
+            old_visits = self._delete_visits_ended_before(older_than)
+        for visit_id in old_visits:
+            self._unlink_snapshot(visit_id)
+        if gone or old_visits or self._erasure_due():
+            self.erase_deleted()
+        return gone
+
+    def _erasure_due(self) -> bool:
+        """Rows deleted inside an earlier caller's transaction still wait to be erased."""
+        return False
+
+    def _unlink_snapshot(self, visit_id: str) -> None:
+        path = _image_path(self.snapshots_dir, visit_id)
+        if path is not None:
+            _unlink(path)
 
     def all_person_ids(self) -> list[str]:
         return [str(r[0]) for r in self._all("SELECT person_id FROM persons")]
@@ -540,9 +657,34 @@ class IdentityStore(abc.ABC):
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     # ------------------------------------------------------------- writes
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """One atomic unit of writes; nested uses join the outermost transaction. Yields the
+        connection."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield self._db
+            finally:
+                self._depth -= 1
+            return
+        self._begin()
+        self._depth = 1
+        try:
+            yield self._db
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            raise
+        self._depth = 0
+        self._commit()
+
     @abc.abstractmethod
-    def transaction(self) -> AbstractContextManager[object]:
-        """One atomic unit of writes; nested uses join the outermost transaction."""
+    def _begin(self) -> None: ...
+    @abc.abstractmethod
+    def _rollback(self) -> None: ...
+    @abc.abstractmethod
+    def _commit(self) -> None: ...
 
     @abc.abstractmethod
     def _run(self, sql: str, args: Sequence[object] = ()) -> int:
@@ -727,6 +869,14 @@ class Store(IdentityStore):
     _HAS_CAMERA = "EXISTS (SELECT 1 FROM json_each(visits.cameras) WHERE value = ?)"
     _RISK_LEVEL = "json_extract(risk, '$.level')"
     _VISIT_ID_ORDER = "visit_id"
+    _MERGE_CAMERAS = (
+        "INSERT INTO person_cameras (person_id, camera, first_seen, last_seen, sightings)"
+        " SELECT ?, camera, first_seen, last_seen, sightings FROM person_cameras"
+        " WHERE person_id = ? AND true ON CONFLICT (person_id, camera) DO UPDATE SET"
+        " first_seen = min(first_seen, excluded.first_seen),"
+        " last_seen = max(last_seen, excluded.last_seen),"
+        " sightings = sightings + excluded.sightings"
+    )
 
     def __init__(self, data_dir: str | Path) -> None:
         self.data_dir = Path(data_dir)
@@ -743,7 +893,7 @@ class Store(IdentityStore):
                 "set data_dir to a writable folder"
             ) from err
         try:
-            self._db = sqlite3.connect(
+            self._db: sqlite3.Connection = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -795,25 +945,13 @@ class Store(IdentityStore):
                 self.path,
             )
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of writes; nested uses join the outermost transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self._db
-            finally:
-                self._depth -= 1
-            return
+    def _begin(self) -> None:
         self._db.execute("BEGIN IMMEDIATE")
-        self._depth = 1
-        try:
-            yield self._db
-        except BaseException:
-            self._depth = 0
-            self._db.execute("ROLLBACK")
-            raise
-        self._depth = 0
+
+    def _rollback(self) -> None:
+        self._db.execute("ROLLBACK")
+
+    def _commit(self) -> None:
         self._db.execute("COMMIT")
 
     def _migrate(self) -> None:
@@ -898,120 +1036,27 @@ class Store(IdentityStore):
                 (person_id, camera, timestamp, timestamp),
             )
 
-    def merge(
-        self,
-        keep: str,
-        drop: str,
-        *,
-        discarded_exemplars: Iterable[int] = (),
-        absorbed_visit_id: str | None = None,
-    ) -> PersonRecord:
-        """Fold ``drop`` into ``keep`` and delete ``drop``.
+    def _delete_visit(self, visit_id: str) -> None:
+        self._db.execute("DELETE FROM visits WHERE visit_id = ?", (visit_id,))
 
-        Exemplars, visit history and cameras move over; first/last seen widen; visit counts add
-        up (minus one when ``absorbed_visit_id``, a visit of ``drop`` happening at the same time
-        as one of ``keep``, is folded into it). ``keep``'s label stays unless it is still
-        automatic and ``drop`` was named by the user. Known if either was known. The better
-        thumbnail wins.
-        """
-        if keep == drop:
-            raise ValueError("cannot merge a person into themselves; pick two different ids")
-        with self.transaction() as db:
-            a = self.require(keep)
-            b = self.require(drop)
-            into = merged(a, b, absorbed_visit=absorbed_visit_id is not None)
-            if absorbed_visit_id is not None:
-                db.execute("DELETE FROM visits WHERE visit_id = ?", (absorbed_visit_id,))
-            self.delete_exemplars(discarded_exemplars)
-            db.execute("UPDATE exemplars SET person_id = ? WHERE person_id = ?", (keep, drop))
-            db.execute("UPDATE visits SET person_id = ? WHERE person_id = ?", (keep, drop))
-            db.execute(
-                "INSERT INTO person_cameras (person_id, camera, first_seen, last_seen, sightings)"
-                " SELECT ?, camera, first_seen, last_seen, sightings FROM person_cameras"
-                " WHERE person_id = ? AND true ON CONFLICT (person_id, camera) DO UPDATE SET"
-                " first_seen = min(first_seen, excluded.first_seen),"
-                " last_seen = max(last_seen, excluded.last_seen),"
-                " sightings = sightings + excluded.sightings",
-                (keep, drop),
-            )
-            thumb_score = a.thumbnail_score
-            b_thumb = self.thumbnails_dir / f"{drop}.jpg"
-            if takes_thumbnail(a, b, b_thumb.exists()):
-                os.replace(b_thumb, self.thumbnails_dir / f"{keep}.jpg")
-                thumb_score = b.thumbnail_score
-            db.execute(
-                "UPDATE persons SET label = ?, auto_label = ?, known = ?, first_seen = ?,"
-                " last_seen = ?, visit_count = ?, thumbnail_score = ? WHERE person_id = ?",
-                (
-                    into.label,
-                    int(into.auto_label),
-                    int(into.known),
-                    into.first_seen,
-                    into.last_seen,
-                    into.visit_count,
-                    thumb_score,
-                    keep,
-                ),
-            )
-            db.execute("DELETE FROM persons WHERE person_id = ?", (drop,))
-        _unlink(self.thumbnails_dir / f"{drop}.jpg")
-        if absorbed_visit_id is not None:
-            _unlink(self.snapshots_dir / f"{absorbed_visit_id}.jpg")
-        self.erase_deleted()
-        return self.require(keep)
+    def _take_thumbnail(self, a: PersonRecord, b: PersonRecord) -> Callable[[], None] | None:
+        picture = self.thumbnails_dir / f"{b.person_id}.jpg"
+        if not takes_thumbnail(a, b, picture.exists()):
+            return None
+        target = self.thumbnails_dir / f"{a.person_id}.jpg"
+        return lambda: os.replace(picture, target)
 
-    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]:
-        """Forget several identities in one transaction; returns those that existed."""
-        gone: list[str] = []
-        visit_ids: list[str] = []
-        with self.transaction() as db:
-            for pid in person_ids:
-                if pid not in self:
-                    if strict:
-                        raise UnknownPersonError(pid)
-                    continue
-                visit_ids += [
-                    r[0]
-                    for r in db.execute("SELECT visit_id FROM visits WHERE person_id = ?", (pid,))
-                ]
-                db.execute("DELETE FROM persons WHERE person_id = ?", (pid,))
-                gone.append(pid)
-        for pid in gone:
-            _unlink(self.thumbnails_dir / f"{pid}.jpg")
-        for visit_id in visit_ids:
-            _unlink(self.snapshots_dir / f"{visit_id}.jpg")
-        if gone:
-            self.erase_deleted()
-        return gone
+    def _delete_person(self, person_id: str) -> list[str]:
+        query = "SELECT visit_id FROM visits WHERE person_id = ?"
+        visit_ids = [str(r[0]) for r in self._db.execute(query, (person_id,))]
+        self._db.execute("DELETE FROM persons WHERE person_id = ?", (person_id,))
+        return visit_ids
 
-    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]:
-        """Retention: forget identities last seen before ``older_than`` unless known (or in
-        ``keep``, e.g. people present right now); also drop older visit history of the rest."""
-        spared = set(keep)
-        stale = [
-            r[0]
-            for r in self._db.execute(
-                "SELECT person_id FROM persons WHERE last_seen < ? AND known = 0", (older_than,)
-            )
-            if r[0] not in spared
-        ]
-        with self.transaction() as db:
-            gone = self.forget_many(stale)
-            old_visits = [
-                r[0]
-                for r in db.execute(
-                    "SELECT visit_id FROM visits WHERE ended_at IS NOT NULL AND ended_at < ?",
-                    (older_than,),
-                )
-            ]
-            db.execute(
-                "DELETE FROM visits WHERE ended_at IS NOT NULL AND ended_at < ?", (older_than,)
-            )
-        for visit_id in old_visits:
-            _unlink(self.snapshots_dir / f"{visit_id}.jpg")
-        if gone or old_visits:
-            self.erase_deleted()
-        return gone
+    def _delete_visits_ended_before(self, older_than: float) -> list[str]:
+        ended = "FROM visits WHERE ended_at IS NOT NULL AND ended_at < ?"
+        visit_ids = [str(r[0]) for r in self._db.execute(f"SELECT visit_id {ended}", (older_than,))]
+        self._db.execute(f"DELETE {ended}", (older_than,))
+        return visit_ids
 
     # ------------------------------------------------------------- exemplars
     def delete_exemplars(self, keys: Iterable[int]) -> None:

@@ -38,7 +38,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,13 +53,11 @@ from .store import (
     PersonRecord,
     StoreError,
     StoreUnavailableError,
-    UnknownPersonError,
     _image_path,
     _unlink,
     _write_atomically,
     as_object,
     camera_mean_rows,
-    merged,
     risk_to_store,
     takes_thumbnail,
 )
@@ -180,6 +178,14 @@ class PgStore(IdentityStore):
     _HAS_CAMERA = "jsonb_exists(cameras, %s)"
     _RISK_LEVEL = "risk->>'level'"
     _VISIT_ID_ORDER = 'visit_id COLLATE "C"'
+    _MERGE_CAMERAS = (
+        "INSERT INTO person_cameras (person_id, camera, first_seen, last_seen, sightings)"
+        " SELECT %s, camera, first_seen, last_seen, sightings FROM person_cameras"
+        " WHERE person_id = %s ON CONFLICT (person_id, camera) DO UPDATE SET"
+        " first_seen = least(person_cameras.first_seen, excluded.first_seen),"
+        " last_seen = greatest(person_cameras.last_seen, excluded.last_seen),"
+        " sightings = person_cameras.sightings + excluded.sightings"
+    )
 
     def __init__(self, url: str, data_dir: str | Path, *, reconnect: bool = False) -> None:
         self.url = url
@@ -350,26 +356,14 @@ class PgStore(IdentityStore):
                 _first_line(err),
             )
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One atomic unit of writes; nested uses join the outermost transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self._db
-            finally:
-                self._depth -= 1
-            return
+    def _begin(self) -> None:
         self._x("BEGIN")
-        self._depth = 1
-        try:
-            yield self._db
-        except BaseException:
-            self._depth = 0
-            with contextlib.suppress(psycopg.Error):
-                self._db.execute(b"ROLLBACK")
-            raise
-        self._depth = 0
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._db.execute(b"ROLLBACK")
+
+    def _commit(self) -> None:
         self._x("COMMIT")
 
     def _migrate(self) -> None:
@@ -461,125 +455,47 @@ class PgStore(IdentityStore):
                 (person_id, camera, timestamp, timestamp),
             )
 
-    def merge(
-        self,
-        keep: str,
-        drop: str,
-        *,
-        discarded_exemplars: Iterable[int] = (),
-        absorbed_visit_id: str | None = None,
-    ) -> PersonRecord:
-        """Fold ``drop`` into ``keep`` and delete ``drop`` (rules: ``store.Store.merge``)."""
-        if keep == drop:
-            raise ValueError("cannot merge a person into themselves; pick two different ids")
-        moved_picture: bytes | None = None
-        with self.transaction():
-            a = self.require(keep)
-            b = self.require(drop)
-            into = merged(a, b, absorbed_visit=absorbed_visit_id is not None)
-            if absorbed_visit_id is not None:
-                self._x("DELETE FROM visits WHERE visit_id = %s", (absorbed_visit_id,))
-                self._x("DELETE FROM snapshots WHERE visit_id = %s", (absorbed_visit_id,))
-            self.delete_exemplars(discarded_exemplars)
-            self._x("UPDATE exemplars SET person_id = %s WHERE person_id = %s", (keep, drop))
-            self._x("UPDATE visits SET person_id = %s WHERE person_id = %s", (keep, drop))
-            self._x(
-                "INSERT INTO person_cameras (person_id, camera, first_seen, last_seen, sightings)"
-                " SELECT %s, camera, first_seen, last_seen, sightings FROM person_cameras"
-                " WHERE person_id = %s ON CONFLICT (person_id, camera) DO UPDATE SET"
-                " first_seen = least(person_cameras.first_seen, excluded.first_seen),"
-                " last_seen = greatest(person_cameras.last_seen, excluded.last_seen),"
-                " sightings = person_cameras.sightings + excluded.sightings",
-                (keep, drop),
-            )
-            thumb_score = a.thumbnail_score
-            b_picture = self._one("SELECT jpeg FROM thumbnails WHERE person_id = %s", (drop,))
-            if b_picture is not None and takes_thumbnail(a, b, True):
-                moved_picture = bytes(b_picture[0])
-                self._x(
-                    "INSERT INTO thumbnails (person_id, jpeg) VALUES (%s, %s)"
-                    " ON CONFLICT (person_id) DO UPDATE SET jpeg = excluded.jpeg",
-                    (keep, moved_picture),
-                )
-                thumb_score = b.thumbnail_score
-            self._x(
-                "UPDATE persons SET label = %s, auto_label = %s, known = %s, first_seen = %s,"
-                " last_seen = %s, visit_count = %s, thumbnail_score = %s WHERE person_id = %s",
-                (
-                    into.label,
-                    into.auto_label,
-                    into.known,
-                    into.first_seen,
-                    into.last_seen,
-                    into.visit_count,
-                    thumb_score,
-                    keep,
-                ),
-            )
-            self._x("DELETE FROM persons WHERE person_id = %s", (drop,))
-            if moved_picture is not None:
-                _write_atomically(self.thumbnails_dir / f"{keep}.jpg", moved_picture)
-            self._deleted.update(_ERASABLE)
-        _unlink(self.thumbnails_dir / f"{drop}.jpg")
-        if absorbed_visit_id is not None:
-            self._unlink_snapshot(absorbed_visit_id)
-        self.erase_deleted()
-        return self.require(keep)
+    def _delete_visit(self, visit_id: str) -> None:
+        self._x("DELETE FROM visits WHERE visit_id = %s", (visit_id,))
+        self._x("DELETE FROM snapshots WHERE visit_id = %s", (visit_id,))
 
-    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]:
-        """Forget several identities in one transaction; returns those that existed."""
-        gone: list[str] = []
-        visit_ids: list[str] = []
-        with self.transaction():
-            for pid in person_ids:
-                if pid not in self:
-                    if strict:
-                        raise UnknownPersonError(pid)
-                    continue
-                found = self._all("SELECT visit_id FROM visits WHERE person_id = %s", (pid,))
-                ids = [str(r[0]) for r in found]
-                self._x("DELETE FROM snapshots WHERE visit_id = ANY(%s)", (ids,))
-                self._x("DELETE FROM persons WHERE person_id = %s", (pid,))
-                visit_ids += ids
-                gone.append(pid)
-            if gone:
-                self._deleted.update(_ERASABLE)
-        for pid in gone:
-            _unlink(self.thumbnails_dir / f"{pid}.jpg")
-        for visit_id in visit_ids:
-            self._unlink_snapshot(visit_id)
-        if gone:
-            self.erase_deleted()
-        return gone
+    def _take_thumbnail(self, a: PersonRecord, b: PersonRecord) -> Callable[[], None] | None:
+        row = self._one("SELECT jpeg FROM thumbnails WHERE person_id = %s", (b.person_id,))
+        if row is None or not takes_thumbnail(a, b, True):
+            return None
+        jpeg = bytes(row[0])
+        self._x(
+            "INSERT INTO thumbnails (person_id, jpeg) VALUES (%s, %s)"
+            " ON CONFLICT (person_id) DO UPDATE SET jpeg = excluded.jpeg",
+            (a.person_id, jpeg),
+        )
+        target = self.thumbnails_dir / f"{a.person_id}.jpg"
+        return lambda: _write_atomically(target, jpeg)
 
-    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]:
-        """Retention: forget identities last seen before ``older_than`` unless known (or in
-        ``keep``); also drop older visit history of the rest."""
-        spared = set(keep)
-        stale = [
+    def _delete_person(self, person_id: str) -> list[str]:
+        found = self._all("SELECT visit_id FROM visits WHERE person_id = %s", (person_id,))
+        visit_ids = [str(r[0]) for r in found]
+        self._x("DELETE FROM snapshots WHERE visit_id = ANY(%s)", (visit_ids,))
+        self._x("DELETE FROM persons WHERE person_id = %s", (person_id,))
+        self._deleted.update(_ERASABLE)
+        return visit_ids
+
+    def _erasure_due(self) -> bool:
+        return bool(self._deleted)
+
+    def _delete_visits_ended_before(self, older_than: float) -> list[str]:
+        visit_ids = [
             str(r[0])
             for r in self._all(
-                "SELECT person_id FROM persons WHERE last_seen < %s AND NOT known", (older_than,)
+                "DELETE FROM visits WHERE ended_at IS NOT NULL AND ended_at < %s"
+                " RETURNING visit_id",
+                (older_than,),
             )
-            if r[0] not in spared
         ]
-        with self.transaction():
-            gone = self.forget_many(stale)
-            old_visits = [
-                str(r[0])
-                for r in self._all(
-                    "DELETE FROM visits WHERE ended_at IS NOT NULL AND ended_at < %s"
-                    " RETURNING visit_id",
-                    (older_than,),
-                )
-            ]
-            self._x("DELETE FROM snapshots WHERE visit_id = ANY(%s)", (old_visits,))
-            if old_visits:
-                self._deleted.update(("visits", "snapshots"))
-        for visit_id in old_visits:
-            self._unlink_snapshot(visit_id)
-        self.erase_deleted()
-        return gone
+        self._x("DELETE FROM snapshots WHERE visit_id = ANY(%s)", (visit_ids,))
+        if visit_ids:
+            self._deleted.update(("visits", "snapshots"))
+        return visit_ids
 
     # ------------------------------------------------------------- exemplars
     def delete_exemplars(self, keys: Iterable[int]) -> None:
@@ -674,11 +590,6 @@ class PgStore(IdentityStore):
             )
             return None
         return path
-
-    def _unlink_snapshot(self, visit_id: str) -> None:
-        path = _image_path(self.snapshots_dir, visit_id)
-        if path is not None:
-            _unlink(path)
 
 
 class _Outage:
