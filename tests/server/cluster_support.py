@@ -195,6 +195,14 @@ def start_worker_process(
     return serve_process(config, tmp_path / f"{name}.yaml", tmp_path / f"{name}.log")
 
 
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate those of ``procs`` still running and wait for them to end."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while not await check():

@@ -30,6 +30,7 @@ from cluster_support import (
     matcher_of,
     serve_process,
     start_worker_process,
+    stop_processes,
     two_workers,
     wait_until,
 )
@@ -271,10 +272,7 @@ async def test_killed_worker_cameras_move_without_loss_or_double(
             assert len(ids) == len(set(ids)), "a visit announced twice"
     finally:
         await client.aclose()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=20)
+        stop_processes(procs)
 
 
 # -- the broker restarts --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from cluster_support import (
     cluster_settings,
     matcher_of,
     start_worker_process,
+    stop_processes,
     two_workers,
     wait_until,
 )
@@ -222,7 +223,4 @@ async def test_killed_worker_stream_restarts_on_the_survivor(
             print(f"stream restarted on the survivor {restarted_s:.2f} s after kill -9")
     finally:
         await client.aclose()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=20)
+        stop_processes(procs)
