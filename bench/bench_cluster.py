@@ -30,6 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,46 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def private_redis(folder: str) -> Iterator[str]:
+    """A redis-server of this run only (free port, nothing saved to disk); yields its URL."""
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        raise SystemExit("redis-server is not installed")
+    port = free_port()
+    redis = subprocess.Popen(
+        [redis_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", folder],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
+
+
+def serve_process(config: dict[str, Any], path: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``smart-reid serve`` on ``config`` (written to ``path``) as its own process, with this
+    checkout's code; its log goes to the end of ``log``."""
+    path.write_text(yaml.safe_dump(config))
+    env = {**os.environ, "PYTHONPATH": f"{REPO / 'addon' / 'inference_server'}:{REPO}"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "smart_reid_server", "serve", "--config", str(path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log.open("ab"),
+    )
 
 
 def read_clip(cameras: int, frames: int) -> list[tuple[str, str, float, bytes]]:
@@ -108,17 +150,7 @@ def start_workers(
         raw["data_dir"] = str(tmp / f"{prefix}-w{i}")
         raw["cluster"]["role"] = "worker"
         raw["cluster"]["worker_id"] = f"{prefix}-w{i}"
-        path = tmp / f"{prefix}-w{i}.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        env = {**os.environ, "PYTHONPATH": f"{REPO / 'addon' / 'inference_server'}:{REPO}"}
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "smart_reid_server", "serve", "--config", str(path)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=(tmp / f"{prefix}-w{i}.log").open("wb"),
-            )
-        )
+        procs.append(serve_process(raw, tmp / f"{prefix}-w{i}.yaml", tmp / f"{prefix}-w{i}.log"))
     return procs
 
 
@@ -218,9 +250,6 @@ def main() -> None:
     parser.add_argument("--latency-frames", type=int, default=40)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    redis_bin = shutil.which("redis-server")
-    if redis_bin is None:
-        raise SystemExit("redis-server is not installed")
     clip = read_clip(args.cameras, args.frames)
     one_camera = read_clip(1, args.latency_frames)
     results: dict[str, Any] = {
@@ -228,37 +257,8 @@ def main() -> None:
         "frames": len(clip),
         "cameras": args.cameras,
     }
-    with tempfile.TemporaryDirectory() as tmp_name:
-        port = free_port()
-        redis = subprocess.Popen(
-            [
-                redis_bin,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--dir",
-                tmp_name,
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            url = f"redis://127.0.0.1:{port}/0"
-            results.update(asyncio.run(run_all(Path(tmp_name), url, clip, one_camera)))
-        finally:
-            redis.terminate()
-            redis.wait(timeout=10)
+    with tempfile.TemporaryDirectory() as tmp_name, private_redis(tmp_name) as url:
+        results.update(asyncio.run(run_all(Path(tmp_name), url, clip, one_camera)))
     base = results["single_1"]["frames_per_s"]
     ls, lc = results["latency_single"], results["latency_cluster"]
     results["ratios"] = {

@@ -22,9 +22,7 @@ import asyncio
 import json
 import os
 import platform
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,21 +36,13 @@ import cv2
 import numpy as np
 import psycopg
 import redis.asyncio as aioredis
-import yaml
+from bench_cluster import SHARED, free_port, private_redis, serve_process
 from smart_reid_server.cluster.matcher import enqueue
 from smart_reid_server.cluster.messages import FrameMsg, encode_jpeg
 from smart_reid_server.cluster.transport import Keys
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SMART_REID_SHARED", REPO.parent / "shared"))
 PREFIX = "fb"
 CAMERAS = {"a": 0, "b": 300}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def read_frames(count: int) -> dict[str, list[bytes]]:
@@ -99,14 +89,8 @@ class Processes:
         }
 
     def start(self, name: str) -> None:
-        path = self.tmp / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(self.config(name)))
-        env = {**os.environ, "PYTHONPATH": f"{REPO / 'addon' / 'inference_server'}:{REPO}"}
-        self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "smart_reid_server", "serve", "--config", str(path)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=(self.tmp / f"{name}.log").open("ab"),
+        self.procs[name] = serve_process(
+            self.config(name), self.tmp / f"{name}.yaml", self.tmp / f"{name}.log"
         )
 
     def kill(self, name: str) -> None:
@@ -242,42 +226,14 @@ def main() -> None:
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    redis_bin = shutil.which("redis-server")
-    if redis_bin is None:
-        raise SystemExit("redis-server is not installed")
     database = f"smart_reid_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{database}"'.encode())
     try:
-        with tempfile.TemporaryDirectory() as tmp_name:
-            port = free_port()
-            redis = subprocess.Popen(
-                [redis_bin, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--dir", tmp_name],
-                stdout=subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                deadline = time.monotonic() + 10
-                while True:
-                    try:
-                        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                        break
-                    except OSError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.05)
-                rounds = asyncio.run(
-                    run(
-                        Path(tmp_name),
-                        f"redis://127.0.0.1:{port}/0",
-                        f"{args.pg}/{database}",
-                        args.rounds,
-                        args.fps,
-                    )
-                )
-            finally:
-                redis.terminate()
-                redis.wait(timeout=10)
+        with tempfile.TemporaryDirectory() as tmp_name, private_redis(tmp_name) as redis_url:
+            rounds = asyncio.run(
+                run(Path(tmp_name), redis_url, f"{args.pg}/{database}", args.rounds, args.fps)
+            )
     finally:
         with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'.encode())

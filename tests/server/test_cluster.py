@@ -12,24 +12,33 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
-import yaml
+from cluster_support import (
+    CAMERAS,
+    START,
+    Clip,
+    RedisServer,
+    cluster_settings,
+    gateway_of,
+    matcher_of,
+    serve_process,
+    start_worker_process,
+    stop_processes,
+    two_workers,
+    wait_until,
+)
+from cluster_support import clip as clip
+from cluster_support import redis_server as redis_server
 from conftest import MqttCollector, free_port
-from server_support import settings_for
-from smart_reid_server.cluster.matcher import ClusterMatcher, FrameGateway
+from server_support import running_app, settings_for
 from smart_reid_server.cluster.messages import (
     FrameMsg,
     MessageError,
@@ -39,125 +48,10 @@ from smart_reid_server.cluster.messages import (
     entry_key,
 )
 from smart_reid_server.cluster.worker import ClusterWorker
-from smart_reid_server.config import Settings
 from smart_reid_server.pipeline import FrameResult
 from smart_reid_server.serve.app import SmartReidApp
 from smart_reid_server.types import Box, Crop, Decision, Detection, Frame, QualityReport
 from smart_reid_server.vision.decode import decode_image
-
-REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
-START = 1_767_000_000.0
-FPS = 10.0
-# camera -> first frame index in vtest.avi (two parts of the video: two "cameras")
-CAMERAS = {"a": 0, "b": 300}
-STEP = 2
-REPO = Path(__file__).resolve().parents[2]
-
-
-class RedisServer:
-    """A real redis-server with an append-only file, restartable on the same port."""
-
-    def __init__(self, workdir: Path) -> None:
-        if not Path(REDIS).exists():
-            pytest.skip("redis-server is not installed (apt-get install redis-server)")
-        self.port = free_port()
-        self.dir = workdir
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                REDIS,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def clip(video_dir: Path) -> list[tuple[str, str, float, bytes]]:
-    return two_camera_clip(video_dir)
-
-
-def two_camera_clip(video_dir: Path) -> list[tuple[str, str, float, bytes]]:
-    """(camera, frame id, timestamp, JPEG) in lockstep order: a0 b0 a1 b1 ..."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(video_dir / "vtest.avi"))
-    frames: dict[int, np.ndarray[Any, Any]] = {}
-    wanted = {start + i * STEP for start in CAMERAS.values() for i in range(16)}
-    index = 0
-    while index <= max(wanted):
-        ok, image = capture.read()
-        assert ok, "vtest.avi is shorter than expected"
-        if index in wanted:
-            frames[index] = image
-        index += 1
-    capture.release()
-    out = []
-    for i in range(16):
-        for camera, start in CAMERAS.items():
-            n = start + i * STEP
-            out.append((camera, f"{camera}-{n}", START + i * STEP / FPS, encode_jpeg(frames[n])))
-    return out
-
-
-def cluster_settings(
-    tmp_path: Path, models_dir: Path, name: str, redis: RedisServer, role: str, **more: Any
-) -> Settings:
-    data = tmp_path / name
-    data.mkdir(exist_ok=True)
-    sections: dict[str, Any] = {
-        "cameras": list(CAMERAS),
-        "quality": {"min_height_px": 64},
-        "cluster": {"role": role, "redis_url": redis.url, "prefix": "t", "lease_s": 1.5},
-        "queue": {"per_camera": 1000, "workers": 1},
-        "http": {"enabled": False},
-    }
-    sections.update(more)
-    return settings_for(data, models_dir, **sections)
 
 
 def canon(results: list[tuple[str, list[Decision]]]) -> list[tuple[Any, ...]]:
@@ -170,34 +64,6 @@ def canon(results: list[tuple[str, list[Decision]]]) -> list[tuple[Any, ...]]:
             box = tuple(round(v) for v in d.box.as_list())
             out.append((frame_id, person, d.new_person, d.is_new_identity, d.match.value, box))
     return out
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {within}s for {what}")
-        await asyncio.sleep(0.05)
-
-
-@asynccontextmanager
-async def matcher_app(settings: Settings) -> AsyncIterator[SmartReidApp]:
-    app = SmartReidApp(settings)
-    await app.start()
-    try:
-        yield app
-    finally:
-        await app.stop()
-
-
-def gateway_of(app: SmartReidApp) -> FrameGateway:
-    assert isinstance(app.intake, FrameGateway)
-    return app.intake
-
-
-def matcher_of(app: SmartReidApp) -> ClusterMatcher:
-    assert isinstance(app.cluster, ClusterMatcher)
-    return app.cluster
 
 
 # -- encoding -----------------------------------------------------------------------------------
@@ -290,7 +156,7 @@ async def test_two_workers_decide_like_one_process(
     tmp_path: Path,
     models_dir: Path,
     redis_server: RedisServer,
-    clip: list[tuple[str, str, float, bytes]],
+    clip: Clip,
 ) -> None:
     single = settings_for(
         tmp_path / "single",
@@ -302,7 +168,7 @@ async def test_two_workers_decide_like_one_process(
     )
     (tmp_path / "single").mkdir()
     expected: list[tuple[str, list[Decision]]] = []
-    async with matcher_app(single) as app:
+    async with running_app(single) as app:
         assert app.pipeline is not None and app.cluster is None and app.intake is app.pipeline
         for camera, frame_id, ts, jpeg in clip:
             image = decode_image(jpeg, max_bytes=1 << 24)
@@ -311,35 +177,17 @@ async def test_two_workers_decide_like_one_process(
     assert sum(len(d) for _, d in expected) > 20, "the clip should show people"
 
     settings = cluster_settings(tmp_path, models_dir, "matcher", redis_server, "matcher")
-    async with matcher_app(settings) as app:
-        assert app.detector is not None and app.embedder is not None
-        workers = [
-            ClusterWorker(
-                cluster_settings(tmp_path, models_dir, f"w{i}", redis_server, "worker"),
-                app.detector,
-                app.embedder,
-                token=f"w{i}",
-            )
-            for i in range(2)
-        ]
-        for worker in workers:
-            await worker.start()
-        try:
-
-            async def balanced() -> bool:
-                return sorted(len(w.cameras) for w in workers) == [1, 1]
-
-            await wait_until(balanced, 30, "each worker to own one camera")
-            got: list[tuple[str, list[Decision]]] = []
-            gateway = gateway_of(app)
-            for camera, frame_id, ts, jpeg in clip:
-                result = await gateway.submit_encoded(FrameMsg(camera, ts, jpeg, frame_id))
-                got.append((frame_id, result.decisions))
-            info = app.info()["cluster"]
-            topology = await matcher_of(app).topology()
-        finally:
-            for worker in workers:
-                await worker.stop()
+    async with (
+        running_app(settings) as app,
+        two_workers(app, tmp_path, models_dir, redis_server),
+    ):
+        got: list[tuple[str, list[Decision]]] = []
+        gateway = gateway_of(app)
+        for camera, frame_id, ts, jpeg in clip:
+            result = await gateway.submit_encoded(FrameMsg(camera, ts, jpeg, frame_id))
+            got.append((frame_id, result.decisions))
+        info = app.info()["cluster"]
+        topology = await matcher_of(app).topology()
     assert canon(got) == canon(expected)
     assert info["observations"] == len(clip) and info["redelivered_skipped"] == 0
     assert info["failed"] == 0 and info["hop_ms"]["worker_to_matcher"]["count"] == len(clip)
@@ -350,48 +198,13 @@ async def test_two_workers_decide_like_one_process(
 # -- kill -9 a worker mid-stream ------------------------------------------------------------------
 
 
-def start_worker_process(tmp_path: Path, models_dir: Path, redis: RedisServer, name: str) -> Any:
-    data = tmp_path / name
-    data.mkdir(exist_ok=True)
-    config = {
-        "data_dir": str(data),
-        "log_level": "info",
-        "models": {"dir": str(models_dir), "download": False},
-        "cameras": list(CAMERAS),
-        "quality": {"min_height_px": 64},
-        "mqtt": {"enabled": False},
-        "http": {"enabled": False},
-        "queue": {"per_camera": 1000, "workers": 1},
-        "cluster": {
-            "role": "worker",
-            "redis_url": redis.url,
-            "prefix": "t",
-            "lease_s": 1.5,
-            "worker_id": name,
-        },
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{REPO / 'addon' / 'inference_server'}{os.pathsep}{REPO}",
-    }
-    log = (tmp_path / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "smart_reid_server", "serve", "--config", str(path)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
 async def test_killed_worker_cameras_move_without_loss_or_double(
     tmp_path: Path,
     models_dir: Path,
     redis_server: RedisServer,
     mosquitto_broker: tuple[str, int],
     mqtt_collector: Callable[..., MqttCollector],
-    clip: list[tuple[str, str, float, bytes]],
+    clip: Clip,
 ) -> None:
     host, port = mosquitto_broker
     collector = mqtt_collector(host, port, "cl/#")
@@ -406,7 +219,7 @@ async def test_killed_worker_cameras_move_without_loss_or_double(
     procs = [start_worker_process(tmp_path, models_dir, redis_server, f"p{i}") for i in range(2)]
     client = aioredis.Redis.from_url(redis_server.url)
     try:
-        async with matcher_app(settings) as app:
+        async with running_app(settings) as app:
 
             async def owners() -> dict[str, str]:
                 out = {}
@@ -460,10 +273,7 @@ async def test_killed_worker_cameras_move_without_loss_or_double(
             assert len(ids) == len(set(ids)), "a visit announced twice"
     finally:
         await client.aclose()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=20)
+        stop_processes(procs)
 
 
 # -- the broker restarts --------------------------------------------------------------------------
@@ -473,13 +283,13 @@ async def test_redis_restart_loses_nothing(
     tmp_path: Path,
     models_dir: Path,
     redis_server: RedisServer,
-    clip: list[tuple[str, str, float, bytes]],
+    clip: Clip,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="smart_reid_server.cluster")
     settings = cluster_settings(tmp_path, models_dir, "matcher", redis_server, "matcher")
     half = len(clip) // 2
-    async with matcher_app(settings) as app:
+    async with running_app(settings) as app:
         assert app.detector is not None and app.embedder is not None
         worker = ClusterWorker(
             cluster_settings(tmp_path, models_dir, "w", redis_server, "worker"),
@@ -566,7 +376,7 @@ async def test_standby_takes_over_from_a_killed_matcher(
     redis_server: RedisServer,
     mosquitto_broker: tuple[str, int],
     mqtt_collector: Callable[..., MqttCollector],
-    clip: list[tuple[str, str, float, bytes]],
+    clip: Clip,
 ) -> None:
     """Leadership through a PostgreSQL advisory lock (the shared test server; the lock is the
     session's, nothing is left behind). Matcher and standby share the data folder here (SQLite,
@@ -598,15 +408,7 @@ async def test_standby_takes_over_from_a_killed_matcher(
             "leader_url": PG_URL,
         },
     }
-    path = tmp_path / "matcher.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "PYTHONPATH": f"{REPO / 'addon' / 'inference_server'}{os.pathsep}{REPO}"}
-    leader = subprocess.Popen(  # noqa: ASYNC220 - started once, never waited on in the loop
-        [sys.executable, "-m", "smart_reid_server", "serve", "--config", str(path)],
-        env=env,
-        stdout=(tmp_path / "matcher.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    leader = serve_process(config, tmp_path / "matcher.yaml", tmp_path / "matcher.log")
     client = aioredis.Redis.from_url(redis_server.url)
     keys = Keys(prefix)
     worker: ClusterWorker | None = None

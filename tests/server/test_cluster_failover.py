@@ -14,7 +14,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,7 +23,17 @@ from typing import Any
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-import yaml
+from cluster_support import (
+    CAMERAS,
+    START,
+    Clip,
+    RedisServer,
+    cluster_settings,
+    serve_process,
+    wait_until,
+)
+from cluster_support import clip as clip
+from cluster_support import redis_server as redis_server
 from conftest import free_port
 from pg_support import LocalPostgres, local_postgres, temp_database
 from server_support import settings_for
@@ -34,19 +43,8 @@ from smart_reid_server.cluster.transport import Keys
 from smart_reid_server.cluster.worker import ClusterWorker
 from smart_reid_server.pipeline import FrameResult
 from smart_reid_server.serve.app import EXIT_LOST_LEADERSHIP, SmartReidApp
-from test_cluster import (
-    CAMERAS,
-    REPO,
-    START,
-    RedisServer,
-    cluster_settings,
-    two_camera_clip,
-    wait_until,
-)
 
 psycopg = pytest.importorskip("psycopg")
-
-Clip = list[tuple[str, str, float, bytes]]
 
 
 class Cluster:
@@ -102,16 +100,11 @@ class Cluster:
         """The matcher process (as its supervisor would start it), data folder ``host-a``."""
         data = self.tmp_path / "host-a"
         data.mkdir(exist_ok=True)
-        path = self.tmp_path / "matcher.yaml"
-        path.write_text(yaml.safe_dump(self.config(data, self.leader_port)))
-        env = {**os.environ, "PYTHONPATH": f"{REPO / 'addon/inference_server'}{os.pathsep}{REPO}"}
         self.launches += 1
-        log = (self.tmp_path / f"matcher-{self.launches}.log").open("wb")
-        self.leader = subprocess.Popen(
-            [sys.executable, "-m", "smart_reid_server", "serve", "--config", str(path)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
+        self.leader = serve_process(
+            self.config(data, self.leader_port),
+            self.tmp_path / "matcher.yaml",
+            self.tmp_path / f"matcher-{self.launches}.log",
         )
 
     def leader_log(self) -> str:
@@ -173,6 +166,14 @@ class Cluster:
             msg = FrameMsg(camera, ts + self.shift_s, jpeg, frame_id)
             self.last[camera] = await enqueue(self.client, self.keys, msg, backlog=1000)
 
+    async def decide_first_half(self, clip: Clip) -> int:
+        """Send the first half of ``clip`` and wait until the leader decided it; returns where
+        the second half starts."""
+        half = len(clip) // 2
+        await self.send(clip[:half])
+        await wait_until(self.all_decided, 60, "the first matcher to decide the first half")
+        return half
+
     async def all_decided(self) -> bool:
         hwm = await self.client.hgetall(self.keys.hwm)
         return {k.decode(): v.decode() for k, v in hwm.items()} == self.last
@@ -228,19 +229,6 @@ def leaders(url: str) -> int:
         return int(row[0]) if row else 0
 
 
-@pytest.fixture(scope="module")
-def clip(video_dir: Path) -> Clip:
-    return two_camera_clip(video_dir)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def store_db() -> Iterator[str]:
     with temp_database() as url:
@@ -257,10 +245,8 @@ async def test_standby_takes_over_on_postgres_with_every_identity(
     store_db: str,
     clip: Clip,
 ) -> None:
-    half = len(clip) // 2
     async with cluster(tmp_path, models_dir, redis_server, store_db) as c:
-        await c.send(clip[:half])
-        await wait_until(c.all_decided, 60, "the first matcher to decide the first half")
+        half = await c.decide_first_half(clip)
         before = persons_in(store_db)
         pictured = with_thumbnail(store_db)
         assert before and pictured, "the first half made no identities to take over"
@@ -336,10 +322,8 @@ async def _postgres_restart(
     pg: LocalPostgres,
     store: str,
 ) -> None:
-    half = len(clip) // 2
     async with cluster(tmp_path, models_dir, redis, store) as c:
-        await c.send(clip[:half])
-        await wait_until(c.all_decided, 60, "the first matcher to decide the first half")
+        half = await c.decide_first_half(clip)
         before = persons_in(store)
         assert before
         assert c.leader is not None and c.standby is not None
@@ -393,10 +377,8 @@ async def test_a_leader_whose_lock_session_ends_stops_deciding_and_the_standby_l
 ) -> None:
     """PostgreSQL ends the leader's lock session only (an administrator, a proxy, a timeout):
     its store connection still works, yet it must stop deciding before the standby starts."""
-    half = len(clip) // 2
     async with cluster(tmp_path, models_dir, redis_server, store_db) as c:
-        await c.send(clip[:half])
-        await wait_until(c.all_decided, 60, "the first matcher to decide the first half")
+        half = await c.decide_first_half(clip)
         await c.send(clip[half:])  # in flight while leadership moves
         with psycopg.connect(store_db, autocommit=True) as db:
             # This test's database only: the shared server runs other tests' sessions too.

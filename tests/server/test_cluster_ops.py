@@ -4,17 +4,17 @@ say what happened, no password in a log line. Real redis-server on a free port."
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from cluster_support import RedisServer, wait_until
+from cluster_support import redis_server as redis_server
 from redis.exceptions import ConnectionError as RedisConnectionError
 from server_support import settings_for
 from smart_reid_server.cluster.transport import Outage, redact_redis_url
 from smart_reid_server.cluster.worker import ClusterWorker
 from smart_reid_server.serve.status_page import _cluster_rows
-from test_cluster import RedisServer, wait_until
 
 
 def test_redis_url_password_is_redacted() -> None:
@@ -61,14 +61,6 @@ def test_the_status_page_says_which_matcher_this_is_and_its_workers() -> None:
     ]
     assert _cluster_rows("standby", None, names=True)[0][1].startswith("standby matcher")
     assert _cluster_rows("running", None, names=True) == []  # one process: no row
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 async def test_lease_messages_say_whether_it_expired_or_moved(

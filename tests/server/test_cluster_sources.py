@@ -1,6 +1,6 @@
 """Video streams in a cluster: decoded by the worker that holds the camera, never by the matcher.
 
-Real engines: a private redis-server per test (test_cluster's ``RedisServer``), the real
+Real engines: a private redis-server per test (``cluster_support.RedisServer``), the real
 models, and a real video stream (vtest.avi played as a looping file at its own speed, the way
 test_stream.py makes a camera without a network).
 """
@@ -8,43 +8,32 @@ test_stream.py makes a camera without a network).
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-import yaml
+from cluster_support import (
+    RedisServer,
+    cluster_settings,
+    matcher_of,
+    start_worker_process,
+    stop_processes,
+    two_workers,
+    wait_until,
+)
+from cluster_support import redis_server as redis_server
+from server_support import running_app
 from smart_reid_server.cluster.feeds import CameraFeed, stream_configs, streams_digest
 from smart_reid_server.cluster.transport import Keys, text
 from smart_reid_server.cluster.worker import ClusterError, ClusterWorker
 from smart_reid_server.types import Frame
-from test_cluster import (
-    REPO,
-    RedisServer,
-    cluster_settings,
-    matcher_app,
-    matcher_of,
-    wait_until,
-)
-
-CAMERAS = ["a", "b"]  # "a" has a video stream, "b" only takes uploads
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 def stream_config(video_dir: Path) -> dict[str, Any]:
+    """Camera "a" has a video stream; "b" only takes uploads."""
     return {
         "camera": "a",
         "url": str(video_dir / "vtest.avi"),
@@ -69,31 +58,12 @@ async def test_stream_runs_on_the_owner_and_moves_on_hand_back(
     settings = cluster_settings(
         tmp_path, models_dir, "matcher", redis_server, "matcher", sources=sources
     )
-    async with matcher_app(settings) as app:
+    async with running_app(settings) as app:
         matcher = matcher_of(app)
         # The matcher declares the camera but never opens its stream.
         assert "a" in app.cameras.names
         assert app.sources is not None and app.sources.status() == []
-        assert app.detector is not None and app.embedder is not None
-        workers = [
-            ClusterWorker(
-                cluster_settings(
-                    tmp_path, models_dir, f"w{i}", redis_server, "worker", sources=sources
-                ),
-                app.detector,
-                app.embedder,
-                token=f"w{i}",
-            )
-            for i in range(2)
-        ]
-        for worker in workers:
-            await worker.start()
-        try:
-
-            async def balanced() -> bool:
-                return sorted(len(w.cameras) for w in workers) == [1, 1]
-
-            await wait_until(balanced, 30, "each worker to own one camera")
+        async with two_workers(app, tmp_path, models_dir, redis_server, sources=sources) as workers:
             owner = next(w for w in workers if "a" in w.cameras)
             other = next(w for w in workers if w is not owner)
             assert stream_status(await other.status()) is None
@@ -127,9 +97,6 @@ async def test_stream_runs_on_the_owner_and_moves_on_hand_back(
             assert any(
                 "worker odd has other sources.streams" in r for r in matcher.health_reasons()
             )
-        finally:
-            for worker in workers:
-                await worker.stop()
 
 
 async def test_a_worker_that_lost_the_lease_cannot_append(
@@ -192,44 +159,6 @@ async def test_worker_refuses_two_streams_for_one_camera(
 # -- kill -9 the worker that decodes the stream -----------------------------------------------
 
 
-def start_worker_process(
-    tmp_path: Path, models_dir: Path, redis: RedisServer, name: str, sources: dict[str, Any]
-) -> subprocess.Popen[bytes]:
-    data = tmp_path / name
-    data.mkdir(exist_ok=True)
-    config = {
-        "data_dir": str(data),
-        "log_level": "info",
-        "models": {"dir": str(models_dir), "download": False},
-        "cameras": CAMERAS,
-        "quality": {"min_height_px": 64},
-        "mqtt": {"enabled": False},
-        "http": {"enabled": False},
-        "queue": {"per_camera": 1000, "workers": 1},
-        "sources": sources,
-        "cluster": {
-            "role": "worker",
-            "redis_url": redis.url,
-            "prefix": "t",
-            "lease_s": 1.5,
-            "worker_id": name,
-        },
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{REPO / 'addon' / 'inference_server'}{os.pathsep}{REPO}",
-    }
-    log = (tmp_path / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "smart_reid_server", "serve", "--config", str(path)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
 async def test_killed_worker_stream_restarts_on_the_survivor(
     tmp_path: Path, models_dir: Path, video_dir: Path, redis_server: RedisServer
 ) -> None:
@@ -242,7 +171,7 @@ async def test_killed_worker_stream_restarts_on_the_survivor(
     ]
     client = aioredis.Redis.from_url(redis_server.url)
     try:
-        async with matcher_app(settings) as app:
+        async with running_app(settings) as app:
             matcher = matcher_of(app)
 
             async def owner_of_a() -> str | None:
@@ -294,7 +223,4 @@ async def test_killed_worker_stream_restarts_on_the_survivor(
             print(f"stream restarted on the survivor {restarted_s:.2f} s after kill -9")
     finally:
         await client.aclose()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=20)
+        stop_processes(procs)

@@ -36,11 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
-import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,19 +49,17 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from .store import (
-    CameraSeen,
+    IdentityStore,
     PersonRecord,
-    StoredExemplars,
     StoreError,
     StoreUnavailableError,
-    UnknownPersonError,
-    VisitRecord,
     _image_path,
-    _json_object,
     _unlink,
     _write_atomically,
-    check_label,
-    narrative_of,
+    as_object,
+    camera_mean_rows,
+    risk_to_store,
+    takes_thumbnail,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -175,8 +171,21 @@ MIGRATIONS: dict[int, str] = {0: _V1}
 _ERASABLE = ("persons", "person_cameras", "exemplars", "visits", "thumbnails", "snapshots")
 
 
-class PgStore:
+class PgStore(IdentityStore):
     """The identity database on PostgreSQL (see the module docstring)."""
+
+    _P = "%s"
+    _HAS_CAMERA = "jsonb_exists(cameras, %s)"
+    _RISK_LEVEL = "risk->>'level'"
+    _VISIT_ID_ORDER = 'visit_id COLLATE "C"'
+    _MERGE_CAMERAS = (
+        "INSERT INTO person_cameras (person_id, camera, first_seen, last_seen, sightings)"
+        " SELECT %s, camera, first_seen, last_seen, sightings FROM person_cameras"
+        " WHERE person_id = %s ON CONFLICT (person_id, camera) DO UPDATE SET"
+        " first_seen = least(person_cameras.first_seen, excluded.first_seen),"
+        " last_seen = greatest(person_cameras.last_seen, excluded.last_seen),"
+        " sightings = person_cameras.sightings + excluded.sightings"
+    )
 
     def __init__(self, url: str, data_dir: str | Path, *, reconnect: bool = False) -> None:
         self.url = url
@@ -305,6 +314,15 @@ class PgStore:
         except _LOST as err:
             raise self._lost(err) from err
 
+    def _run(self, sql: str, args: Sequence[object] = ()) -> int:
+        return self._x(sql, args).rowcount
+
+    def _write(self, sql: str, args: Sequence[object]) -> None:
+        self._x(sql, args)  # one statement commits on its own (autocommit)
+
+    def _cameras_value(self, cameras: Sequence[str]) -> object:
+        return Jsonb(list(cameras))
+
     def _one(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
         try:
             return self._x(sql, args).fetchone()
@@ -316,6 +334,9 @@ class PgStore:
             return self._x(sql, args).fetchall()
         except _LOST as err:
             raise self._lost(err) from err
+
+    def _cameras_of(self, stored: object) -> list[str]:
+        return [str(c) for c in stored] if isinstance(stored, list) else []
 
     def erase_deleted(self) -> None:
         """Rewrite the tables that lost rows (``VACUUM FULL``), so deleted rows leave no dead
@@ -335,26 +356,14 @@ class PgStore:
                 _first_line(err),
             )
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One atomic unit of writes; nested uses join the outermost transaction."""
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self._db
-            finally:
-                self._depth -= 1
-            return
+    def _begin(self) -> None:
         self._x("BEGIN")
-        self._depth = 1
-        try:
-            yield self._db
-        except BaseException:
-            self._depth = 0
-            with contextlib.suppress(psycopg.Error):
-                self._db.execute(b"ROLLBACK")
-            raise
-        self._depth = 0
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self._db.execute(b"ROLLBACK")
+
+    def _commit(self) -> None:
         self._x("COMMIT")
 
     def _migrate(self) -> None:
@@ -383,21 +392,6 @@ class PgStore:
                 self._db.execute(
                     b"SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (MIGRATION_LOCK,)
                 )
-
-    def _close_open_visits(self) -> None:
-        with self.transaction():
-            # Their final risk assessment is still due (app.py makes it once the server runs).
-            self.closed_at_start = [
-                str(r[0])
-                for r in self._all(
-                    "SELECT visit_id FROM visits WHERE ended_at IS NULL ORDER BY started_at"
-                )
-            ]
-            closed = self._x(
-                "UPDATE visits SET ended_at = last_seen WHERE ended_at IS NULL"
-            ).rowcount
-        if closed:
-            _LOGGER.info("closed %d visit(s) left open by the previous run", closed)
 
     def _sync_cache(self) -> None:
         """Make the local thumbnail cache equal the database (another host may have changed
@@ -444,50 +438,6 @@ class PgStore:
             )
         return PersonRecord(person_id, label, number, True, False, timestamp, timestamp, 0, None)
 
-    def person(self, person_id: str) -> PersonRecord | None:
-        found = self._persons("WHERE person_id = %s", (person_id,))
-        return found[0] if found else None
-
-    def require(self, person_id: str) -> PersonRecord:
-        record = self.person(person_id)
-        if record is None:
-            raise UnknownPersonError(person_id)
-        return record
-
-    def persons(self) -> list[PersonRecord]:
-        """Every identity, most recently seen first."""
-        return self._persons("", ())
-
-    def __contains__(self, person_id: object) -> bool:
-        if not isinstance(person_id, str):
-            return False
-        return self._one("SELECT 1 FROM persons WHERE person_id = %s", (person_id,)) is not None
-
-    def _persons(self, where: str, args: tuple[object, ...]) -> list[PersonRecord]:
-        rows = self._all(
-            "SELECT person_id, label, number, auto_label, known, first_seen, last_seen,"
-            f" visit_count, thumbnail_score FROM persons {where} ORDER BY last_seen DESC",
-            args,
-        )
-        records = {
-            r[0]: PersonRecord(
-                r[0], r[1], int(r[2]), bool(r[3]), bool(r[4]), r[5], r[6], int(r[7]), r[8]
-            )
-            for r in rows
-        }
-        if not records:
-            return []
-        one = len(records) == 1
-        camera_rows = self._all(
-            "SELECT person_id, camera, first_seen, last_seen, sightings FROM person_cameras"
-            + (" WHERE person_id = %s" if one else ""),
-            tuple(records) if one else (),
-        )
-        for pid, camera, first, last, sightings in camera_rows:
-            if pid in records:
-                records[pid].cameras[camera] = CameraSeen(first, last, int(sightings))
-        return list(records.values())
-
     def record_sighting(self, person_id: str, camera: str, timestamp: float) -> None:
         """The person was on ``camera`` at ``timestamp``: first/last seen and camera list."""
         with self.transaction():
@@ -505,405 +455,81 @@ class PgStore:
                 (person_id, camera, timestamp, timestamp),
             )
 
-    def rename(self, person_id: str, label: str) -> PersonRecord:
-        text = check_label(label)
-        with self.transaction():
-            self.require(person_id)
-            self._x(
-                "UPDATE persons SET label = %s, auto_label = FALSE WHERE person_id = %s",
-                (text, person_id),
-            )
-        return self.require(person_id)
+    def _delete_visit(self, visit_id: str) -> None:
+        self._x("DELETE FROM visits WHERE visit_id = %s", (visit_id,))
+        self._x("DELETE FROM snapshots WHERE visit_id = %s", (visit_id,))
 
-    def set_known(self, person_id: str, known: bool) -> PersonRecord:
-        with self.transaction():
-            self.require(person_id)
-            self._x("UPDATE persons SET known = %s WHERE person_id = %s", (bool(known), person_id))
-        return self.require(person_id)
-
-    def merge(
-        self,
-        keep: str,
-        drop: str,
-        *,
-        discarded_exemplars: Iterable[int] = (),
-        absorbed_visit_id: str | None = None,
-    ) -> PersonRecord:
-        """Fold ``drop`` into ``keep`` and delete ``drop`` (rules: ``store.Store.merge``)."""
-        if keep == drop:
-            raise ValueError("cannot merge a person into themselves; pick two different ids")
-        moved_picture: bytes | None = None
-        with self.transaction():
-            a = self.require(keep)
-            b = self.require(drop)
-            label, auto = a.label, a.auto_label
-            if a.auto_label and not b.auto_label:
-                label, auto = b.label, False
-            visits = a.visit_count + b.visit_count
-            if absorbed_visit_id is not None:
-                self._x("DELETE FROM visits WHERE visit_id = %s", (absorbed_visit_id,))
-                self._x("DELETE FROM snapshots WHERE visit_id = %s", (absorbed_visit_id,))
-                visits -= 1
-            self.delete_exemplars(discarded_exemplars)
-            self._x("UPDATE exemplars SET person_id = %s WHERE person_id = %s", (keep, drop))
-            self._x("UPDATE visits SET person_id = %s WHERE person_id = %s", (keep, drop))
-            self._x(
-                "INSERT INTO person_cameras (person_id, camera, first_seen, last_seen, sightings)"
-                " SELECT %s, camera, first_seen, last_seen, sightings FROM person_cameras"
-                " WHERE person_id = %s ON CONFLICT (person_id, camera) DO UPDATE SET"
-                " first_seen = least(person_cameras.first_seen, excluded.first_seen),"
-                " last_seen = greatest(person_cameras.last_seen, excluded.last_seen),"
-                " sightings = person_cameras.sightings + excluded.sightings",
-                (keep, drop),
-            )
-            thumb_score = a.thumbnail_score
-            b_picture = self._one("SELECT jpeg FROM thumbnails WHERE person_id = %s", (drop,))
-            if (
-                b.thumbnail_score is not None
-                and b_picture is not None
-                and (a.thumbnail_score is None or b.thumbnail_score > a.thumbnail_score)
-            ):
-                moved_picture = bytes(b_picture[0])
-                self._x(
-                    "INSERT INTO thumbnails (person_id, jpeg) VALUES (%s, %s)"
-                    " ON CONFLICT (person_id) DO UPDATE SET jpeg = excluded.jpeg",
-                    (keep, moved_picture),
-                )
-                thumb_score = b.thumbnail_score
-            self._x(
-                "UPDATE persons SET label = %s, auto_label = %s, known = %s, first_seen = %s,"
-                " last_seen = %s, visit_count = %s, thumbnail_score = %s WHERE person_id = %s",
-                (
-                    label,
-                    auto,
-                    a.known or b.known,
-                    min(a.first_seen, b.first_seen),
-                    max(a.last_seen, b.last_seen),
-                    visits,
-                    thumb_score,
-                    keep,
-                ),
-            )
-            self._x("DELETE FROM persons WHERE person_id = %s", (drop,))
-            if moved_picture is not None:
-                _write_atomically(self.thumbnails_dir / f"{keep}.jpg", moved_picture)
-            self._deleted.update(_ERASABLE)
-        _unlink(self.thumbnails_dir / f"{drop}.jpg")
-        if absorbed_visit_id is not None:
-            self._unlink_snapshot(absorbed_visit_id)
-        self.erase_deleted()
-        return self.require(keep)
-
-    def forget(self, person_id: str) -> None:
-        """Delete the identity and everything about it: exemplars, visits, images."""
-        self.forget_many([person_id], strict=True)
-
-    def forget_many(self, person_ids: Iterable[str], *, strict: bool = False) -> list[str]:
-        """Forget several identities in one transaction; returns those that existed."""
-        gone: list[str] = []
-        visit_ids: list[str] = []
-        with self.transaction():
-            for pid in person_ids:
-                if pid not in self:
-                    if strict:
-                        raise UnknownPersonError(pid)
-                    continue
-                found = self._all("SELECT visit_id FROM visits WHERE person_id = %s", (pid,))
-                ids = [str(r[0]) for r in found]
-                self._x("DELETE FROM snapshots WHERE visit_id = ANY(%s)", (ids,))
-                self._x("DELETE FROM persons WHERE person_id = %s", (pid,))
-                visit_ids += ids
-                gone.append(pid)
-            if gone:
-                self._deleted.update(_ERASABLE)
-        for pid in gone:
-            _unlink(self.thumbnails_dir / f"{pid}.jpg")
-        for visit_id in visit_ids:
-            self._unlink_snapshot(visit_id)
-        if gone:
-            self.erase_deleted()
-        return gone
-
-    def all_person_ids(self) -> list[str]:
-        return [str(r[0]) for r in self._all("SELECT person_id FROM persons")]
-
-    def persons_only_on(self, camera: str) -> list[str]:
-        """Identities whose every sighting was on ``camera`` (what a camera reset forgets)."""
-        rows = self._all(
-            "SELECT person_id FROM person_cameras GROUP BY person_id"
-            " HAVING count(*) = 1 AND max(camera) = %s",
-            (camera,),
+    def _take_thumbnail(self, a: PersonRecord, b: PersonRecord) -> Callable[[], None] | None:
+        row = self._one("SELECT jpeg FROM thumbnails WHERE person_id = %s", (b.person_id,))
+        if row is None or not takes_thumbnail(a, b, True):
+            return None
+        jpeg = bytes(row[0])
+        self._x(
+            "INSERT INTO thumbnails (person_id, jpeg) VALUES (%s, %s)"
+            " ON CONFLICT (person_id) DO UPDATE SET jpeg = excluded.jpeg",
+            (a.person_id, jpeg),
         )
-        return [str(r[0]) for r in rows]
+        target = self.thumbnails_dir / f"{a.person_id}.jpg"
+        return lambda: _write_atomically(target, jpeg)
 
-    def purge(self, older_than: float, *, keep: Iterable[str] = ()) -> list[str]:
-        """Retention: forget identities last seen before ``older_than`` unless known (or in
-        ``keep``); also drop older visit history of the rest."""
-        spared = set(keep)
-        stale = [
+    def _delete_person(self, person_id: str) -> list[str]:
+        found = self._all("SELECT visit_id FROM visits WHERE person_id = %s", (person_id,))
+        visit_ids = [str(r[0]) for r in found]
+        self._x("DELETE FROM snapshots WHERE visit_id = ANY(%s)", (visit_ids,))
+        self._x("DELETE FROM persons WHERE person_id = %s", (person_id,))
+        self._deleted.update(_ERASABLE)
+        return visit_ids
+
+    def _erasure_due(self) -> bool:
+        return bool(self._deleted)
+
+    def _delete_visits_ended_before(self, older_than: float) -> list[str]:
+        visit_ids = [
             str(r[0])
             for r in self._all(
-                "SELECT person_id FROM persons WHERE last_seen < %s AND NOT known", (older_than,)
+                "DELETE FROM visits WHERE ended_at IS NOT NULL AND ended_at < %s"
+                " RETURNING visit_id",
+                (older_than,),
             )
-            if r[0] not in spared
         ]
-        with self.transaction():
-            gone = self.forget_many(stale)
-            old_visits = [
-                str(r[0])
-                for r in self._all(
-                    "DELETE FROM visits WHERE ended_at IS NOT NULL AND ended_at < %s"
-                    " RETURNING visit_id",
-                    (older_than,),
-                )
-            ]
-            self._x("DELETE FROM snapshots WHERE visit_id = ANY(%s)", (old_visits,))
-            if old_visits:
-                self._deleted.update(("visits", "snapshots"))
-        for visit_id in old_visits:
-            self._unlink_snapshot(visit_id)
-        self.erase_deleted()
-        return gone
+        self._x("DELETE FROM snapshots WHERE visit_id = ANY(%s)", (visit_ids,))
+        if visit_ids:
+            self._deleted.update(("visits", "snapshots"))
+        return visit_ids
 
     # ------------------------------------------------------------- exemplars
-    def add_exemplar(
-        self,
-        key: int,
-        person_id: str,
-        vector: npt.NDArray[np.float32],
-        model: str,
-        created_at: float | None = None,
-        camera: str | None = None,
-    ) -> None:
-        """Store one exemplar: the model's raw unit vector and the camera it came from."""
-        blob = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-        when = time.time() if created_at is None else created_at
-        self._x(
-            "INSERT INTO exemplars (id, person_id, model, vector, created_at, camera)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            (int(key), person_id, model, blob, when, camera),
-        )
-
     def delete_exemplars(self, keys: Iterable[int]) -> None:
         ids = [int(k) for k in keys]
         if ids:
             self._x("DELETE FROM exemplars WHERE id = ANY(%s)", (ids,))
-
-    def max_exemplar_key(self) -> int:
-        row = self._one("SELECT coalesce(max(id), 0) FROM exemplars")
-        return int(row[0]) if row else 0
-
-    def exemplar_count(self, person_id: str | None = None) -> int:
-        if person_id is None:
-            row = self._one("SELECT count(*) FROM exemplars")
-        else:
-            row = self._one("SELECT count(*) FROM exemplars WHERE person_id = %s", (person_id,))
-        return int(row[0]) if row else 0
-
-    def load_exemplars(self, model: str, dim: int) -> StoredExemplars:
-        """Exemplars of ``model`` with ``dim`` finite values; others are skipped and counted."""
-        person_ids: list[str] = []
-        keys: list[int] = []
-        cameras: list[str | None] = []
-        vectors: list[npt.NDArray[np.float32]] = []
-        other_model = corrupt = 0
-        expected = dim * 4
-        rows = self._all("SELECT id, person_id, model, vector, camera FROM exemplars ORDER BY id")
-        for key, pid, row_model, blob, camera in rows:
-            if row_model != model:
-                other_model += 1
-                continue
-            if not isinstance(blob, bytes | memoryview) or len(blob) != expected:
-                corrupt += 1
-                continue
-            vector = np.frombuffer(bytes(blob), dtype="<f4").astype(np.float32)
-            norm = float(np.linalg.norm(vector))
-            if not math.isfinite(norm) or norm < 1e-12:
-                corrupt += 1
-                continue
-            person_ids.append(str(pid))
-            keys.append(int(key))
-            cameras.append(camera)
-            vectors.append(vector)
-        if other_model:
-            _LOGGER.warning(
-                "skipped %d stored exemplar(s) made by another ReID model than %s; those people "
-                "are recognised again once seen with the current model",
-                other_model,
-                model,
-            )
-        if corrupt:
-            _LOGGER.warning(
-                "skipped %d damaged exemplar row(s) (expected %d float32 values each) in %s",
-                corrupt,
-                dim,
-                self.path,
-            )
-        matrix = np.vstack(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
-        return StoredExemplars(person_ids, keys, matrix, other_model, corrupt, cameras)
 
     # ------------------------------------------------------------- camera means (centering)
     def save_camera_means(
         self, model: str, means: Mapping[str, tuple[int, npt.NDArray[np.float32]]]
     ) -> None:
         """Store each camera's running mean embedding (``match.CameraCentering``)."""
-        rows = [
-            (model, camera, int(crops), np.ascontiguousarray(mean, dtype="<f4").tobytes())
-            for camera, (crops, mean) in means.items()
-        ]
         with self.transaction():
             self._many(
                 "INSERT INTO camera_means (model, camera, crops, mean) VALUES (%s, %s, %s, %s)"
                 " ON CONFLICT (model, camera) DO UPDATE SET crops = excluded.crops,"
                 " mean = excluded.mean",
-                rows,
+                camera_mean_rows(model, means),
             )
-
-    def load_camera_means(
-        self, model: str, dim: int
-    ) -> dict[str, tuple[int, npt.NDArray[np.float32]]]:
-        """The stored means of ``model``; damaged rows are skipped with a warning."""
-        out: dict[str, tuple[int, npt.NDArray[np.float32]]] = {}
-        rows = self._all("SELECT camera, crops, mean FROM camera_means WHERE model = %s", (model,))
-        for camera, crops, blob in rows:
-            data = bytes(blob) if isinstance(blob, bytes | memoryview) else b""
-            if len(data) != dim * 4 or int(crops) < 1:
-                _LOGGER.warning("skipped a damaged centering mean for camera %s", camera)
-                continue
-            mean = np.frombuffer(data, dtype="<f4").astype(np.float32)
-            if not np.all(np.isfinite(mean)):
-                _LOGGER.warning("skipped a damaged centering mean for camera %s", camera)
-                continue
-            out[str(camera)] = (int(crops), mean)
-        return out
 
     # ------------------------------------------------------------- visits
-    def start_visit(
-        self, visit_id: str, person_id: str, started_at: float, is_new_identity: bool
-    ) -> None:
-        with self.transaction():
-            self._x(
-                "INSERT INTO visits (visit_id, person_id, started_at, last_seen, is_new_identity)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (visit_id, person_id, started_at, started_at, bool(is_new_identity)),
-            )
-            self._x(
-                "UPDATE persons SET visit_count = visit_count + 1 WHERE person_id = %s",
-                (person_id,),
-            )
-
-    def update_visit(
-        self,
-        visit_id: str,
-        *,
-        person_id: str,
-        started_at: float,
-        last_seen: float,
-        cameras: Sequence[str],
-        last_camera: str,
-        sightings: int,
-        ended_at: float | None = None,
-    ) -> None:
-        self._x(
-            "UPDATE visits SET person_id = %s, started_at = %s, last_seen = %s, cameras = %s,"
-            " last_camera = %s, sightings = %s, ended_at = %s WHERE visit_id = %s",
-            (
-                person_id,
-                started_at,
-                last_seen,
-                Jsonb(list(cameras)),
-                last_camera,
-                sightings,
-                ended_at,
-                visit_id,
-            ),
-        )
-
-    def visit(self, visit_id: str) -> VisitRecord | None:
-        row = self._one(
-            "SELECT visit_id, person_id, started_at, last_seen, ended_at, cameras, last_camera,"
-            " sightings, is_new_identity FROM visits WHERE visit_id = %s",
-            (visit_id,),
-        )
-        if row is None:
-            return None
-        cameras = [str(c) for c in row[5]] if isinstance(row[5], list) else []
-        return VisitRecord(
-            row[0], row[1], row[2], row[3], row[4], cameras, row[6], int(row[7]), bool(row[8])
-        )
-
-    def visit_counts(self, person_id: str, at: float, windows: Sequence[float]) -> list[int]:
-        """Per window: the person's visits started in the ``window`` seconds up to ``at``."""
-        counts: list[int] = []
-        for window in windows:
-            row = self._one(
-                "SELECT count(*) FROM visits WHERE person_id = %s AND started_at > %s"
-                " AND started_at <= %s",
-                (person_id, at - window, at),
-            )
-            counts.append(int(row[0]) if row else 0)
-        return counts
-
     def save_risk(self, visit_id: str, assessment: Mapping[str, object]) -> None:
         """Keep ``assessment`` as the visit's latest (see ``store.Store.save_risk``)."""
         with self.transaction():
-            value = dict(assessment)
-            if value.get("source") != "llm" and "narrative" not in value:
-                found = self._one("SELECT risk FROM visits WHERE visit_id = %s", (visit_id,))
-                earlier = _as_object(found[0]) if found else None
-                narrative = narrative_of(earlier) if earlier is not None else None
-                if narrative is not None:
-                    value["narrative"] = narrative
             # Through JSON text, as the SQLite store does: what cannot be JSON fails here.
-            text = json.dumps(value, separators=(",", ":"))
+            text = risk_to_store(assessment, lambda: self._stored_risk(visit_id))
             self._x("UPDATE visits SET risk = %s::jsonb WHERE visit_id = %s", (text, visit_id))
-
-    def visits_between(
-        self,
-        start: float,
-        end: float,
-        *,
-        person_id: str | None = None,
-        camera: str | None = None,
-        min_level: int | None = None,
-        limit: int = 200,
-    ) -> tuple[list[str], bool]:
-        """Ids of the visits overlapping [start, end], newest first (``store.Store``)."""
-        where = ["started_at < %s", "(ended_at IS NULL OR ended_at >= %s)"]
-        args: list[object] = [end, start]
-        if person_id is not None:
-            where.append("person_id = %s")
-            args.append(person_id)
-        if camera is not None:
-            where.append("jsonb_exists(cameras, %s)")
-            args.append(camera)
-        if min_level is not None:
-            where.append(
-                "(CASE risk->>'level' WHEN 'low' THEN 0 WHEN 'medium' THEN 1"
-                " WHEN 'high' THEN 2 WHEN 'critical' THEN 3 ELSE -1 END) >= %s"
-            )
-            args.append(min_level)
-        rows = self._all(
-            f"SELECT visit_id FROM visits WHERE {' AND '.join(where)}"
-            ' ORDER BY started_at DESC, visit_id COLLATE "C" LIMIT %s',
-            (*args, limit + 1),
-        )
-        return [str(r[0]) for r in rows[:limit]], len(rows) > limit
 
     def visit_risk(self, visit_id: str) -> dict[str, object] | None:
         """The visit's latest risk assessment, None when it has none (or no such visit)."""
         row = self._one("SELECT risk FROM visits WHERE visit_id = %s", (visit_id,))
         if row is None or row[0] is None:
             return None
-        return _as_object(row[0])
-
-    def visit_stats(self, since: float) -> tuple[int, int]:
-        """(visits started since ``since``, distinct persons among them)."""
-        row = self._one(
-            "SELECT count(*), count(DISTINCT person_id) FROM visits WHERE started_at >= %s",
-            (since,),
-        )
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+        return as_object(row[0])
 
     # ------------------------------------------------------------- images
     def save_thumbnail(self, person_id: str, jpeg: bytes, score: float) -> bool:
@@ -965,11 +591,6 @@ class PgStore:
             return None
         return path
 
-    def _unlink_snapshot(self, visit_id: str) -> None:
-        path = _image_path(self.snapshots_dir, visit_id)
-        if path is not None:
-            _unlink(path)
-
 
 class _Outage:
     """The connection is lost: since when (wall clock), the last error, the next try."""
@@ -994,12 +615,6 @@ def server_address(url: str) -> str:
         return "(unparsable URL)"
     host = str(params.get("host") or params.get("hostaddr") or "localhost")
     return f"{host}:{params.get('port') or 5432}"
-
-
-def _as_object(value: object) -> dict[str, object] | None:
-    if isinstance(value, str):
-        return _json_object(value)
-    return value if isinstance(value, dict) else None
 
 
 def _md5(path: Path) -> str | None:

@@ -1,7 +1,7 @@
 """Opening the identity store that ``store.url`` names (SQLite by default, or PostgreSQL).
 
 Apart from ``store.py`` so that neither store module imports the other back: ``store_pg`` builds on
-``store``'s records and errors, and only this module knows both.
+``store``'s base class, records and errors, and only this module knows both.
 """
 
 from __future__ import annotations
