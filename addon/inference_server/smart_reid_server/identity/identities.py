@@ -915,7 +915,8 @@ class Identities:
             return None
         transit = self.active_tier.transit if self.active_tier is not None else None
         scored: list[tuple[float, str, str]] = []
-        for other in book.handover_from(state, timestamp):
+        overlapping = transit.overlapping if transit is not None else None
+        for other in book.handover_from(state, timestamp, overlapping):
             assert other.person_id is not None
             if other.person_id in claimed or not self.visits.is_active(other.person_id, timestamp):
                 continue

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,22 +285,31 @@ class TrackBook:
     def on_camera(self, camera: str) -> list[TrackState]:
         return [s for (c, _), s in self._tracks.items() if c == camera]
 
-    def handover_from(self, state: TrackState, now: float) -> list[TrackState]:
+    def handover_from(
+        self,
+        state: TrackState,
+        now: float,
+        overlapping: Callable[[str, str], bool] | None = None,
+    ) -> list[TrackState]:
         """Decided tracks on other cameras that ``state`` may continue: ``state`` touched its
         picture's side at most ``handover_s`` before it began (or since), and each of them
-        touched its own picture's side within ``handover_s`` of that, and its person is not on
-        ``state``'s camera now (another track there holds them)."""
+        touched its own picture's side within ``handover_s`` of that (views that meet) or, on
+        a camera ``overlapping`` ``state``'s, was in view then anywhere (views that overlap);
+        and its person is not on ``state``'s camera now (another track there holds them)."""
         within = self.settings.handover_s
         if within <= 0 or state.side_at is None or state.side_at < state.first_seen - within:
             return []
         found = []
         for other in self._tracks.values():
-            if (
-                other.camera == state.camera
-                or other.person_id is None
-                or other.side_at is None
-                or abs(other.side_at - state.side_at) > within
-            ):
+            if other.camera == state.camera or other.person_id is None:
+                continue
+            meets = other.side_at is not None and abs(other.side_at - state.side_at) <= within
+            overlaps = (
+                overlapping is not None
+                and overlapping(other.camera, state.camera)
+                and other.last_seen >= state.side_at - within
+            )
+            if not (meets or overlaps):
                 continue
             person_id = other.person_id
             if any(
