@@ -106,9 +106,7 @@ class TrackSettings:
             active_threshold=values.get("active_threshold", defaults.active_threshold),
             overlap_share=float(values.get("overlap_share", defaults.overlap_share)),
             handover_s=float(values.get("handover_s", defaults.handover_s)),
-            handover_threshold=float(
-                values.get("handover_threshold", defaults.handover_threshold)
-            ),
+            handover_threshold=float(values.get("handover_threshold", defaults.handover_threshold)),
         )
 
 
