@@ -383,6 +383,12 @@ SCHEMA = vol.Schema(
             vol.Optional("reacquire_s", default=6.0): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=60.0)
             ),
+            vol.Optional("handover_s", default=1.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0, max=10.0)
+            ),
+            vol.Optional("handover_threshold", default=0.5): vol.All(
+                vol.Coerce(float), vol.Range(min=-1.0, max=1.0)
+            ),
         },
         vol.Optional("visits", default={}): {
             vol.Optional("window_s", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),

@@ -61,6 +61,7 @@ from ..vision.tracklets import (
     TrackSettings,
     TrackState,
     at_edge,
+    at_side,
     crowded,
     look_weight,
     overlapped,
@@ -78,7 +79,7 @@ from .match import (
 )
 from .rerank import rerank_candidates
 from .store import IdentityStore, PersonRecord, UnknownPersonError, check_label
-from .visits import Visit, VisitObservation, VisitTracker
+from .visits import PairKind, Visit, VisitObservation, VisitTracker
 
 __all__ = [
     "ActiveTierConfig",
@@ -601,6 +602,8 @@ class Identities:
                 state.last_crop = crop
                 if good[i]:
                     state.last_good_crop = crop
+                if at_side(boxes[i], frame.width):
+                    state.side_at = timestamp
                 if fresh[i] and not state.counted:
                     state.counted = True
                     learn_rows.append(i)
@@ -797,7 +800,20 @@ class Identities:
             results = self._match(
                 camera, timestamp, np.stack([a.query for a in asks]), set(holders), tracked
             )
+            claimed = set(holders) | {r.person_id for r in results if r.person_id is not None}
             for ask, result in zip(asks, results, strict=True):
+                if (
+                    result.person_id is None
+                    and ask.state is not None
+                    and ask.ripe
+                    and ask.may_create
+                    and plan.video
+                    and book is not None
+                ):
+                    handed = self._handover(camera, timestamp, ask.state, claimed)
+                    if handed is not None:
+                        result = handed
+                        claimed.add(str(handed.person_id))
                 if result.person_id is not None:
                     on_visit = self.visits.is_active(result.person_id, timestamp)
                     if not ask.ripe and not (result.status is MatchStatus.MATCHED and on_visit):
@@ -882,6 +898,54 @@ class Identities:
         return self.matcher.match_many(
             queries, lambda person_id: self.visits.is_active(person_id, timestamp), exclude=held
         )
+
+    def _handover(
+        self, camera: str, timestamp: float, state: TrackState, claimed: set[str]
+    ) -> MatchResult | None:
+        """A track about to start a new identity that came in at its picture's side just as a
+        decided track on another camera was at that camera's side (their views meet, or
+        overlap at the edge): that track's person, if the two tracks' looks agree
+        (``tracks.handover_threshold``, raw cosine of their means) and no other such track
+        agrees as well. Decided as UNCERTAIN (the person as candidate): it teaches no
+        exemplar and no walking time. Cameras configured as not adjacent never hand over."""
+        book = self.tracks
+        assert book is not None
+        mine = state.aggregate()
+        if mine is None:
+            return None
+        transit = self.active_tier.transit if self.active_tier is not None else None
+        scored: list[tuple[float, str, str]] = []
+        overlapping = transit.overlapping if transit is not None else None
+        for other in book.handover_from(state, timestamp, overlapping):
+            assert other.person_id is not None
+            if other.person_id in claimed or not self.visits.is_active(other.person_id, timestamp):
+                continue
+            if transit is not None and transit.window(other.camera, camera).kind is (
+                PairKind.NOT_ADJACENT
+            ):
+                continue
+            theirs = other.aggregate()
+            if theirs is None:
+                continue
+            scored.append((float(mine @ theirs), other.person_id, other.camera))
+        if not scored:
+            return None
+        scored.sort(reverse=True)
+        similarity, person_id, source = scored[0]
+        threshold = book.settings.handover_threshold
+        if similarity < threshold or (
+            len(scored) > 1 and scored[1][0] >= threshold and scored[1][1] != person_id
+        ):
+            return None
+        _LOGGER.debug(
+            "camera %s track %s: handed over from camera %s (%s, similarity %.2f)",
+            camera,
+            state.track_id,
+            source,
+            person_id,
+            similarity,
+        )
+        return MatchResult(person_id, similarity, MatchStatus.UNCERTAIN, person_id, similarity)
 
     @staticmethod
     def _settle_track(state: TrackState, result: MatchResult) -> None:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,12 @@ class TrackSettings:
     # 99th percentile on real video: 0.5 (centred, retail-0277), chosen on the tuning half.
     active_threshold: float | None = 0.5
     overlap_share: float = OVERLAP_SHARE
+    # Hand-over between cameras whose views meet: a new track that comes in at its picture's
+    # side within this long of a decided track on another camera touching that camera's side
+    # is that track's person, if their looks (raw cosine of the track means) reach
+    # ``handover_threshold`` and nobody else there does as well. 0: off.
+    handover_s: float = 1.0
+    handover_threshold: float = 0.5
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> TrackSettings:
@@ -99,6 +105,8 @@ class TrackSettings:
             reacquire_s=float(values.get("reacquire_s", defaults.reacquire_s)),
             active_threshold=values.get("active_threshold", defaults.active_threshold),
             overlap_share=float(values.get("overlap_share", defaults.overlap_share)),
+            handover_s=float(values.get("handover_s", defaults.handover_s)),
+            handover_threshold=float(values.get("handover_threshold", defaults.handover_threshold)),
         )
 
 
@@ -140,6 +148,9 @@ class TrackState:
     began_crowded: bool = False
     last_crop: Crop | None = None  # for a decision made while the track is out of sight
     last_good_crop: Crop | None = None
+    # When its box last touched the picture's left or right side (kept across restarts: a
+    # track that came in at the side as a sliver starts over once the person is in view).
+    side_at: float | None = None
 
     @property
     def decided(self) -> bool:
@@ -189,6 +200,12 @@ def at_edge(box: Box, width: int, height: int) -> bool:
         or box.x2 >= width - EDGE_MARGIN_PX
         or box.y2 >= height - EDGE_MARGIN_PX
     )
+
+
+def at_side(box: Box, width: int) -> bool:
+    """Whether the box touches the picture's left or right side (where people walk in from,
+    or out to, a neighbouring camera's view)."""
+    return box.x1 <= EDGE_MARGIN_PX or box.x2 >= width - EDGE_MARGIN_PX
 
 
 def sliver(box: Box, width: int, height: int) -> bool:
@@ -265,6 +282,41 @@ class TrackBook:
 
     def on_camera(self, camera: str) -> list[TrackState]:
         return [s for (c, _), s in self._tracks.items() if c == camera]
+
+    def handover_from(
+        self,
+        state: TrackState,
+        now: float,
+        overlapping: Callable[[str, str], bool] | None = None,
+    ) -> list[TrackState]:
+        """Decided tracks on other cameras that ``state`` may continue: ``state`` touched its
+        picture's side at most ``handover_s`` before it began (or since), and each of them
+        touched its own picture's side within ``handover_s`` of that (views that meet) or, on
+        a camera ``overlapping`` ``state``'s, was in view then anywhere (views that overlap);
+        and its person is not on ``state``'s camera now (another track there holds them)."""
+        within = self.settings.handover_s
+        if within <= 0 or state.side_at is None or state.side_at < state.first_seen - within:
+            return []
+        found = []
+        for other in self._tracks.values():
+            if other.camera == state.camera or other.person_id is None:
+                continue
+            meets = other.side_at is not None and abs(other.side_at - state.side_at) <= within
+            overlaps = (
+                overlapping is not None
+                and overlapping(other.camera, state.camera)
+                and other.last_seen >= state.side_at - within
+            )
+            if not (meets or overlaps):
+                continue
+            person_id = other.person_id
+            if any(
+                s.camera == state.camera and s is not state and now - s.last_seen <= within
+                for s in self.holding(person_id)
+            ):
+                continue
+            found.append(other)
+        return found
 
     def holding(self, person_id: str) -> list[TrackState]:
         return [s for s in self._tracks.values() if s.person_id == person_id]
