@@ -64,8 +64,15 @@ async def test_the_old_leaders_writes_are_refused_once_the_standby_leads(
 ) -> None:
     first, second = Leadership(database, key), Leadership(database, key)
     await first.acquire()
+    loop = asyncio.get_running_loop()
+    app = _App()
     fenced: list[str] = []
-    old = PgStore(database, tmp_path / "a", fence=key, on_fenced=fenced.append)
+
+    def on_fenced(why: str) -> None:  # what the server does (serve/app.py), and a record
+        fenced.append(why)
+        loop.call_soon_threadsafe(step_down, app, why)
+
+    old = PgStore(database, tmp_path / "a", fence=key, on_fenced=on_fenced)
     new: PgStore | None = None
     try:
         assert old.epoch == 1
@@ -90,6 +97,8 @@ async def test_the_old_leaders_writes_are_refused_once_the_standby_leads(
         with pytest.raises(NotLeaderError):
             old.record_sighting("before", "door", T0 + 3)
         assert len(fenced) == 1, "the step-down hook runs once"
+        await asyncio.wait_for(app.stop_requested.wait(), 10)
+        assert app.exit_code == EXIT_LOST_LEADERSHIP and app.halted == 1
 
         new.create_person("by-new", T0 + 4)  # the new leader writes
         assert _persons(database) == {"before", "by-new"}
@@ -154,6 +163,9 @@ def test_a_store_without_fence_checks_nothing(database: str, key: str, tmp_path:
     leader = PgStore(database, tmp_path / "b", fence=key)
     try:
         assert single.epoch is None and leader.epoch == 1
+        # A fenced store's session is dropped by PostgreSQL soon after its host goes silent,
+        # so a transaction cut off mid-way cannot hold the leadership row for hours.
+        assert leader._one("SHOW tcp_user_timeout") == ("10000",)  # ms
         with psycopg.connect(database, autocommit=True) as db:
             db.execute(b"UPDATE leadership SET epoch = epoch + 1")
         single.create_person("single", T0)  # a single server has no leadership to lose

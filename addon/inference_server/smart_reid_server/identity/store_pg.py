@@ -86,6 +86,13 @@ CONNECT_OPTIONS: dict[str, Any] = {
     "keepalives_count": 3,
     "application_name": "smart_reid",
 }
+# Server side, for a fenced store: PostgreSQL drops a silent matcher's session after about 11 s,
+# releasing the leadership row its transaction in flight holds (the new leader's epoch waits for
+# it), instead of after the operating system's default of hours.
+SERVER_KEEPALIVE = (
+    b"SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
+    b" SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000"
+)
 _LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 # Reconnecting (``reconnect=True``): the first try this long after the loss, then twice as long
 # each time up to RECONNECT_MAX_S; each try waits at most RECONNECT_TIMEOUT_S for PostgreSQL.
@@ -251,6 +258,8 @@ class PgStore(IdentityStore):
                 "it runs and is reachable, and store.url (user, password, database)"
             ) from err
         try:
+            if fence is not None:
+                self._x(SERVER_KEEPALIVE.decode())
             self._migrate()
             if fence is not None:
                 self._take_epoch(fence)
