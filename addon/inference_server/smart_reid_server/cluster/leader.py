@@ -16,6 +16,12 @@ lock when the session ends, so the standby takes over when the leader dies:
   The old leader has given up before the new one starts: no two leaders at once as long as
   both clocks run at the same rate.
 
+When only the lock session ends (``pg_terminate_backend``, a proxy) the standby leads at once,
+up to ``CHECK_S + CHECK_TIMEOUT_S`` before the old leader notices. The lock cannot fence the
+old leader's store writes (another connection); the store does: each leader takes a new
+leadership epoch when it opens the store, and a write of an older epoch is refused
+(``identity.store_pg`` "Fencing").
+
 One connection per Leadership, used only for the lock and its checks (never for queries of the
 store, which has its own). Async (psycopg's AsyncConnection): call from the server's event loop.
 """

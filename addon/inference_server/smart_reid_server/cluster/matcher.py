@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from ..errors import EXIT_LOST_LEADERSHIP
-from ..identity.store import StoreUnavailableError
+from ..identity.store import NotLeaderError, StoreUnavailableError
 from ..pipeline import FrameDroppedError, FrameResult, Pipeline
 from ..serve.stats import CameraBook, LatencyStats
 from ..types import Frame
@@ -338,7 +338,10 @@ class ClusterMatcher:
                 obs.camera,
                 err,
             )
-            step_down(self.app, "the identity store lost its PostgreSQL connection")
+            why = "the identity store lost its PostgreSQL connection"
+            if isinstance(err, NotLeaderError):
+                why = "the identity store refused its write: another matcher leads"
+            step_down(self.app, why)
             raise _StoreLost from err
         await self._answer(entry_id, obs, again)
         if obs.ref and self.gateway is not None:

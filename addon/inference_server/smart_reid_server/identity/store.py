@@ -64,6 +64,12 @@ class StoreUnavailableError(StoreError):
     after the last committed change was stored, and this store object cannot be used again."""
 
 
+class NotLeaderError(StoreUnavailableError):
+    """A cluster matcher's write was refused: another matcher took the lead (a newer
+    leadership epoch is stored). Nothing of the refused transaction was stored; this matcher
+    must stop deciding and step down."""
+
+
 class UnknownPersonError(KeyError):
     """No identity with this id (it may have been forgotten or merged away)."""
 

@@ -30,6 +30,15 @@ PostgreSQL's write-ahead log and any backups keep older pages until they are rec
 
 Only the leading matcher writes; open the store once leadership is held (``cluster.leader``):
 opening closes the visits the previous run left open.
+
+Fencing (``fence``: the leadership key, cluster matchers only): opening the store increments
+the key's leadership epoch (table ``leadership``) and keeps the new value. Every write
+transaction then first reads the stored epoch ``FOR SHARE``; a different value means another
+matcher took the lead since, and the transaction is refused with NotLeaderError before it
+writes anything. The row lock makes a new leader's increment wait for the old leader's
+transactions in flight, and every later transaction of the old leader sees the new epoch: the
+writes of at most one matcher count, even while the old leader has not yet noticed that its
+lock session ended. Without ``fence`` (a single server) there is no check.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from psycopg.types.json import Jsonb
 
 from .store import (
     IdentityStore,
+    NotLeaderError,
     PersonRecord,
     StoreError,
     StoreUnavailableError,
@@ -64,7 +74,7 @@ from .store import (
 
 _LOGGER = logging.getLogger(__name__)
 
-PG_SCHEMA_VERSION = 1
+PG_SCHEMA_VERSION = 2
 CACHE = "pg_cache"
 MIGRATION_LOCK = "smart_reid_store_migration"
 # Keepalives: idle 5 s, then 3 probes 2 s apart -> a silent peer is dropped after about 11 s.
@@ -76,6 +86,13 @@ CONNECT_OPTIONS: dict[str, Any] = {
     "keepalives_count": 3,
     "application_name": "smart_reid",
 }
+# Server side, for a fenced store: PostgreSQL drops a silent matcher's session after about 11 s,
+# releasing the leadership row its transaction in flight holds (the new leader's epoch waits for
+# it), instead of after the operating system's default of hours.
+SERVER_KEEPALIVE = (
+    b"SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2;"
+    b" SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000"
+)
 _LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 # Reconnecting (``reconnect=True``): the first try this long after the loss, then twice as long
 # each time up to RECONNECT_MAX_S; each try waits at most RECONNECT_TIMEOUT_S for PostgreSQL.
@@ -165,7 +182,16 @@ CREATE TABLE thumbnails (
 CREATE TABLE snapshots (visit_id TEXT PRIMARY KEY, jpeg BYTEA NOT NULL)
 """
 
-MIGRATIONS: dict[int, str] = {0: _V1}
+# The leadership epoch per lock key (see "Fencing" in the module docstring).
+_V2 = "CREATE TABLE leadership (key TEXT PRIMARY KEY, epoch BIGINT NOT NULL)"
+
+MIGRATIONS: dict[int, str] = {0: _V1, 1: _V2}
+
+_TAKE_EPOCH = (
+    "INSERT INTO leadership (key, epoch) VALUES (%s, 1) ON CONFLICT (key)"
+    " DO UPDATE SET epoch = leadership.epoch + 1 RETURNING epoch"
+)
+_CHECK_EPOCH = "SELECT epoch FROM leadership WHERE key = %s FOR SHARE"
 
 # Tables rewritten after deletions (see the module docstring).
 _ERASABLE = ("persons", "person_cameras", "exemplars", "visits", "thumbnails", "snapshots")
@@ -187,7 +213,18 @@ class PgStore(IdentityStore):
         " sightings = person_cameras.sightings + excluded.sightings"
     )
 
-    def __init__(self, url: str, data_dir: str | Path, *, reconnect: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        data_dir: str | Path,
+        *,
+        reconnect: bool = False,
+        fence: str | None = None,
+        on_fenced: Callable[[str], None] | None = None,
+    ) -> None:
+        """``fence``: the leadership key of a cluster matcher (see "Fencing" above);
+        ``on_fenced(why)`` is called once, from the store's thread, when a write is refused
+        because another matcher leads."""
         self.url = url
         self.path = redact_url(url)
         self.address = server_address(url)
@@ -201,6 +238,10 @@ class PgStore(IdentityStore):
         self.closed_at_start: list[str] = []
         self._depth = 0
         self._deleted: set[str] = set()
+        self.fence = fence
+        self.epoch: int | None = None  # this store's leadership epoch once taken (fence only)
+        self._fenced_out: str | None = None
+        self._on_fenced = on_fenced
         try:
             self.thumbnails_dir.mkdir(parents=True, exist_ok=True)
             self.snapshots_dir.mkdir(parents=True, exist_ok=True)
@@ -217,7 +258,11 @@ class PgStore(IdentityStore):
                 "it runs and is reachable, and store.url (user, password, database)"
             ) from err
         try:
+            if fence is not None:
+                self._x(SERVER_KEEPALIVE.decode())
             self._migrate()
+            if fence is not None:
+                self._take_epoch(fence)
             self._close_open_visits()
             self._sync_cache()
         except BaseException:
@@ -318,7 +363,10 @@ class PgStore(IdentityStore):
         return self._x(sql, args).rowcount
 
     def _write(self, sql: str, args: Sequence[object]) -> None:
-        self._x(sql, args)  # one statement commits on its own (autocommit)
+        if self.epoch is not None:
+            super()._write(sql, args)  # fenced: in a transaction that checks the epoch first
+        else:
+            self._x(sql, args)  # one statement commits on its own (autocommit)
 
     def _cameras_value(self, cameras: Sequence[str]) -> object:
         return Jsonb(list(cameras))
@@ -357,7 +405,40 @@ class PgStore(IdentityStore):
             )
 
     def _begin(self) -> None:
+        if self._fenced_out is not None:
+            raise NotLeaderError(self._fenced_out)
         self._x("BEGIN")
+        if self.epoch is not None and self.fence is not None:
+            try:
+                row = self._one(_CHECK_EPOCH, (self.fence,))
+            except BaseException:
+                self._rollback()
+                raise
+            if row is None or int(row[0]) != self.epoch:
+                self._rollback()
+                self._refuse(None if row is None else int(row[0]))
+
+    def _take_epoch(self, key: str) -> None:
+        """Increment ``key``'s leadership epoch and keep it: from now on the writes of a
+        matcher with an older epoch are refused."""
+        row = self._one(_TAKE_EPOCH, (key,))
+        assert row is not None
+        self.epoch = int(row[0])
+        _LOGGER.info("identity store: leadership epoch %d of %s", self.epoch, key)
+
+    def _refuse(self, stored: int | None) -> None:
+        why = (
+            f"another matcher leads now (leadership epoch {stored} in PostgreSQL at "
+            f"{self.address}, this matcher's is {self.epoch}); this write was refused and "
+            "nothing of it was stored"
+        )
+        first = self._fenced_out is None
+        self._fenced_out = why
+        if first:
+            _LOGGER.error("identity store: %s", why)
+            if self._on_fenced is not None:
+                self._on_fenced(why)
+        raise NotLeaderError(why)
 
     def _rollback(self) -> None:
         with contextlib.suppress(psycopg.Error):
@@ -501,7 +582,7 @@ class PgStore(IdentityStore):
     def delete_exemplars(self, keys: Iterable[int]) -> None:
         ids = [int(k) for k in keys]
         if ids:
-            self._x("DELETE FROM exemplars WHERE id = ANY(%s)", (ids,))
+            self._write("DELETE FROM exemplars WHERE id = ANY(%s)", (ids,))
 
     # ------------------------------------------------------------- camera means (centering)
     def save_camera_means(
@@ -559,7 +640,7 @@ class PgStore(IdentityStore):
         path = _image_path(self.snapshots_dir, visit_id)
         if path is None:
             raise ValueError(f"visit id {visit_id[:64]!r} cannot name a snapshot file")
-        self._x(
+        self._write(
             "INSERT INTO snapshots (visit_id, jpeg) VALUES (%s, %s)"
             " ON CONFLICT (visit_id) DO UPDATE SET jpeg = excluded.jpeg",
             (visit_id, jpeg),

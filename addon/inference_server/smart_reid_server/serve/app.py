@@ -384,11 +384,24 @@ class SmartReidApp:
         # A single server reconnects to PostgreSQL after a restart; a cluster matcher steps down
         # instead (the standby may lead meanwhile: cluster.matcher.step_down).
         reconnect = self.role != "matcher"
+        # A matcher with a standby fences its store: once the standby leads, this one's writes
+        # are refused and it steps down at once (identity.store_pg "Fencing").
+        fence = self.leadership.key if self.leadership is not None else None
+        loop = asyncio.get_running_loop()
+
+        def fenced(why: str) -> None:
+            from ..cluster.matcher import step_down
+
+            loop.call_soon_threadsafe(step_down, self, why)
 
         def build(_: Any) -> Identities:
             identities = Identities.from_settings(
                 open_store(
-                    settings.data_dir, settings.section("store")["url"], reconnect=reconnect
+                    settings.data_dir,
+                    settings.section("store")["url"],
+                    reconnect=reconnect,
+                    fence=fence,
+                    on_fenced=fenced,
                 ),
                 settings,
                 model_name=embedder.name,
