@@ -545,7 +545,7 @@ class Identities:
                 if self.centering is not None and time.monotonic() >= self._next_means_save:
                     self._save_means()
         except Exception:
-            self._resync()
+            self.resync()
             raise
         if book is not None:
             book.drop_stale(timestamp)
@@ -1077,12 +1077,10 @@ class Identities:
             hits.append(SearchHit(self._view(record), similarity, score, status))
         return hits, reranked
 
-    def _resync(self) -> None:
-        """After a failed (rolled back) frame: make memory agree with the store again, so no
-        later frame trips over an identity that was never committed."""
-        _LOGGER.warning(
-            "a frame could not be stored; reloading identities from %s", self.store.path
-        )
+    def resync(self, why: str = "a frame could not be stored") -> None:
+        """After a failed (rolled back) frame or a store that was away: make memory agree with
+        the store again, so no later frame trips over an identity that was never committed."""
+        _LOGGER.warning("%s; reloading identities from %s", why, self.store.path)
         self.load()
         for visit in self.visits.active():
             if visit.person_id not in self.store:

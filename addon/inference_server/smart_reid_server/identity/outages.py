@@ -46,5 +46,6 @@ def before_identity_work(identities: Identities | None) -> None:
     if not isinstance(store, ReconnectingStore) or not store.reload_due:
         return
     store.ensure_connected()
-    identities._resync()  # memory as the database has it: what a failed frame left is gone
+    # Memory as the database has it: what a frame cut off by the outage left is gone.
+    identities.resync("the identity store is back")
     store.reload_due = False
