@@ -8,6 +8,7 @@ an update instead of using a cached one. Users add no resource by hand.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from homeassistant.components import frontend
@@ -25,10 +26,20 @@ STATIC_PREFIX = "/smart_reid_static"
 CARDS_URL = f"{STATIC_PREFIX}/{CARDS_FILE}"
 DATA_REGISTERED = f"{DOMAIN}_frontend_registered"
 DATA_WAITING = f"{DOMAIN}_frontend_waiting"
+DATA_LOCK = f"{DOMAIN}_frontend_lock"
 
 
 async def async_register_cards(hass: HomeAssistant) -> None:
-    """Serve the cards' module and have every dashboard load it (once per Home Assistant)."""
+    """Serve the cards' module and have every dashboard load it (once per Home Assistant).
+
+    Callers that come while a registration is under way (the frontend's "loaded" event and an
+    entry being set up at the same moment) wait for it: on return the module is listed."""
+    lock: asyncio.Lock = hass.data.setdefault(DATA_LOCK, asyncio.Lock())
+    async with lock:
+        await _async_register(hass)
+
+
+async def _async_register(hass: HomeAssistant) -> None:
     if hass.data.get(DATA_REGISTERED):
         return
     if "frontend" not in hass.config.components:

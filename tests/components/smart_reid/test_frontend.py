@@ -6,6 +6,7 @@ package: in the venv, or unpacked into `.cache/ha-frontend` by scripts/setup).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import logging
 import sys
@@ -111,3 +112,24 @@ async def test_without_a_frontend_nothing_is_registered(hass: HomeAssistant) -> 
     assert await async_setup_component(hass, DOMAIN, {})
     assert DATA_EXTRA_MODULE_URL not in hass.data
     assert not hass.data.get(cards.DATA_REGISTERED)
+
+
+async def test_a_caller_during_registration_waits_for_it(
+    hass: HomeAssistant, ha_frontend: None
+) -> None:
+    """The frontend's "loaded" event and an entry's set-up may register at the same moment:
+    the second caller returns only once the module is listed, and it is listed once."""
+    assert await async_setup_component(hass, "frontend", {})
+    first = hass.async_create_task(cards.async_register_cards(hass))
+    # Until the first registration has begun (it is then waiting between its steps)...
+    for _ in range(1000):
+        if hass.data.get(cards.DATA_REGISTERED) or first.done():
+            break
+        await asyncio.sleep(0)
+    assert not first.done(), "the first registration should still be under way"
+    await cards.async_register_cards(hass)  # ...when the second caller comes
+    urls = [u for u in hass.data[DATA_EXTRA_MODULE_URL].urls if "smart-reid-cards" in u]
+    assert len(urls) == 1
+    await first
+    urls = [u for u in hass.data[DATA_EXTRA_MODULE_URL].urls if "smart-reid-cards" in u]
+    assert len(urls) == 1
