@@ -12,6 +12,7 @@ import logging
 import sys
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import pytest
 from homeassistant.components.frontend import DATA_EXTRA_MODULE_URL
@@ -115,21 +116,28 @@ async def test_without_a_frontend_nothing_is_registered(hass: HomeAssistant) -> 
 
 
 async def test_a_caller_during_registration_waits_for_it(
-    hass: HomeAssistant, ha_frontend: None
+    hass: HomeAssistant, ha_frontend: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The frontend's "loaded" event and an entry's set-up may register at the same moment:
     the second caller returns only once the module is listed, and it is listed once."""
     assert await async_setup_component(hass, "frontend", {})
+    release = asyncio.Event()
+    looked_up = asyncio.Event()
+    real_lookup = cards.async_get_integration
+
+    async def slow_lookup(hass_: HomeAssistant, domain: str) -> Any:
+        looked_up.set()
+        await release.wait()  # the first registration is held half-way
+        return await real_lookup(hass_, domain)
+
+    monkeypatch.setattr(cards, "async_get_integration", slow_lookup)
     first = hass.async_create_task(cards.async_register_cards(hass))
-    # Until the first registration has begun (it is then waiting between its steps)...
-    for _ in range(1000):
-        if hass.data.get(cards.DATA_REGISTERED) or first.done():
-            break
+    await looked_up.wait()
+    second = hass.async_create_task(cards.async_register_cards(hass))
+    for _ in range(20):
         await asyncio.sleep(0)
-    assert not first.done(), "the first registration should still be under way"
-    await cards.async_register_cards(hass)  # ...when the second caller comes
-    urls = [u for u in hass.data[DATA_EXTRA_MODULE_URL].urls if "smart-reid-cards" in u]
-    assert len(urls) == 1
-    await first
+    assert not second.done(), "the second caller returned before the module was listed"
+    release.set()
+    await asyncio.gather(first, second)
     urls = [u for u in hass.data[DATA_EXTRA_MODULE_URL].urls if "smart-reid-cards" in u]
     assert len(urls) == 1
