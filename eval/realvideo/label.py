@@ -48,6 +48,9 @@ HALF = 900  # frames [0, 900): tuning half; [900, 1799): held-out half
 VISIT_GAP = 180  # frames (6 s) without a box of a person start a new visit (longer than any
 # detector gap of a still-visible person here, 144 frames; shorter than a leave-and-return)
 KINDS = ("pedestrian", "cyclist")
+# Why a tracklet is ignored, and how many people its boxes show (for presence: the truth counts
+# labelled people only, and these are people the cameras really see).
+IGNORED_KINDS = {"object": 0, "group": 2, "small": 1, "partial": 1}
 
 LINK_IOU = 0.5  # consecutive sampled boxes must overlap at least this much to be linked
 AMBIGUOUS_IOU = 0.2  # a second candidate above this breaks the link
@@ -586,11 +589,14 @@ def build(assign: dict[str, Any]) -> dict[str, Any]:
         if m is None:
             raise SystemExit(f"bad tracklet name {name!r}")
         pieces[m.group(1)].append((name, t["frames"][0], t["frames"][1], t["person"]))
+        if t["person"] is None and t.get("ignored") not in IGNORED_KINDS:
+            raise SystemExit(f"{name}: an ignored tracklet needs 'ignored' in {IGNORED_KINDS}")
     unknown = set(pieces) - set(data["tracklets"])
     undecided = set(data["tracklets"]) - set(pieces)
     if unknown or undecided:
         raise SystemExit(f"unknown tracklets {sorted(unknown)}, undecided {sorted(undecided)}")
     boxes: list[list[Any]] = []
+    ignored_people: list[list[Any]] = []
     used: dict[str, list[int]] = defaultdict(list)
     for r in data["boxes"]:
         hits = [p for p in pieces[r[6]] if p[1] <= r[0] <= p[2]]
@@ -598,6 +604,10 @@ def build(assign: dict[str, Any]) -> dict[str, Any]:
             raise SystemExit(f"{r[6]} at frame {r[0]}: {len(hits)} pieces cover it")
         used[hits[0][0]].append(r[0])
         boxes.append([r[0], *r[1:5], hits[0][3]])
+        if hits[0][3] is None:
+            shown = IGNORED_KINDS[assign["tracklets"][hits[0][0]]["ignored"]]
+            if shown:
+                ignored_people.append([r[0], *r[1:5], shown])
     tracklets: dict[str, dict[str, Any]] = {}
     for name in sorted(assign["tracklets"]):
         frames = used.get(name)
@@ -607,6 +617,8 @@ def build(assign: dict[str, Any]) -> dict[str, Any]:
             "person": assign["tracklets"][name]["person"],
             "frames": [min(frames), max(frames)],
         }
+        if tracklets[name]["person"] is None:
+            tracklets[name]["ignored"] = assign["tracklets"][name]["ignored"]
     label: dict[str, Any] = {
         "video": VIDEO,
         "fps": FPS,
@@ -618,6 +630,9 @@ def build(assign: dict[str, Any]) -> dict[str, Any]:
     }
     if assign.get("missed"):
         label["missed"] = assign["missed"]
+    # Ignored boxes that show people (two in one box, too small or too cut off to tell who):
+    # [frame, x1, y1, x2, y2, how many people]. Presence scoring allows for them.
+    label["ignored_people"] = ignored_people
     label["tracklets"] = tracklets
     return label
 
@@ -660,7 +675,15 @@ def validate(label: dict[str, Any]) -> list[str]:
             errors.append(f"missing {key}")
     if errors:
         return errors
-    extra = set(label) - {*expected, "detector", "people", "boxes", "tracklets", "missed"}
+    extra = set(label) - {
+        *expected,
+        "detector",
+        "people",
+        "boxes",
+        "tracklets",
+        "missed",
+        "ignored_people",
+    }
     if extra:
         errors.append(f"unexpected keys {sorted(extra)}")
     people: dict[str, Any] = label["people"]
@@ -703,6 +726,12 @@ def validate(label: dict[str, Any]) -> list[str]:
     for tid, t in label["tracklets"].items():
         if not _PIECE.match(tid) or (t.get("person") is not None and t["person"] not in people):
             errors.append(f"tracklet {tid}: bad id or person")
+        if t.get("person") is None and t.get("ignored") not in IGNORED_KINDS:
+            errors.append(f"tracklet {tid}: ignored without a reason in {sorted(IGNORED_KINDS)}")
+    null_boxes = {tuple(r[:5]) for r in label["boxes"] if len(r) == 6 and r[5] is None}
+    for row in label.get("ignored_people", []):
+        if len(row) != 6 or tuple(row[:5]) not in null_boxes or row[5] not in (1, 2):
+            errors.append(f"ignored_people {row}: not an ignored box with 1 or 2 people")
     cache = WORK / "detections.json"
     if cache.exists():
         dets = json.loads(cache.read_text())["frames"]

@@ -13,7 +13,11 @@ alone, unrecognisable) or on boxes nobody labelled are counted apart. Figures:
 - identities per labelled person, and impure identities (mostly one person, but another person
   holds more than 5 % of their sightings);
 - presence: the server's people-present count per camera after each frame against the labelled
-  people seen on that camera within the last ``presence_s`` (within one of the truth);
+  people seen on that camera within the last ``presence_s`` (within one of the truth); and the
+  same allowing for the people in ignored boxes (two men in one box, a figure too small or too
+  cut off to tell who): those are people the camera really sees, whom the truth does not count,
+  so a count up to their number above the truth (the most shown in one frame of the window) is
+  not an error there;
 - decision latency: first sighting of a person's visit to the frame that announced it;
 - baselines on the same frames: a camera that alerts then stays quiet for the window ("cooldown"),
   and a perfect per-camera system (one alert per person per camera per visit);
@@ -25,7 +29,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,8 @@ class Labels:
     frame_step: int
     people: dict[str, dict[str, Any]]
     boxes: dict[int, list[tuple[Box4, str | None]]]  # frame index -> boxes
+    # frame index -> ignored boxes that show people, with how many (LABELS.md)
+    ignored_people: dict[int, list[tuple[Box4, int]]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, video: str) -> Labels:
@@ -50,7 +56,12 @@ class Labels:
         boxes: dict[int, list[tuple[Box4, str | None]]] = defaultdict(list)
         for frame, x1, y1, x2, y2, person in raw["boxes"]:
             boxes[int(frame)].append(((float(x1), float(y1), float(x2), float(y2)), person))
-        return cls(raw["video"], int(raw["frame_step"]), dict(raw["people"]), dict(boxes))
+        hidden: dict[int, list[tuple[Box4, int]]] = defaultdict(list)
+        for frame, x1, y1, x2, y2, shown in raw.get("ignored_people", []):
+            hidden[int(frame)].append(((float(x1), float(y1), float(x2), float(y2)), int(shown)))
+        return cls(
+            raw["video"], int(raw["frame_step"]), dict(raw["people"]), dict(boxes), dict(hidden)
+        )
 
     def restricted(self, first: int, last: int) -> Labels:
         """Only frames ``first`` <= index < ``last`` (tuning / held-out halves)."""
@@ -59,6 +70,7 @@ class Labels:
             self.frame_step,
             self.people,
             {i: b for i, b in self.boxes.items() if first <= i < last},
+            {i: b for i, b in self.ignored_people.items() if first <= i < last},
         )
 
 
@@ -193,7 +205,17 @@ def score(
     labelled = sum(sum(c.values()) for c in people_of.values())
     purity = sum(c.most_common(1)[0][1] for c in people_of.values()) / labelled if labelled else 1.0
 
+    # (camera, frame time) -> people shown in ignored boxes on that camera in that frame
+    hidden_at: dict[tuple[str, float], int] = defaultdict(int)
+    for frame, rows in labels.ignored_people.items():
+        if frame not in times:
+            continue
+        for box, shown in rows:
+            for camera, columns in run.cameras.items():
+                if _on_camera(box, columns):
+                    hidden_at[(camera, times[frame])] += shown
     presence_ok, presence_total, presence_err = 0, 0, []
+    presence_ok_hidden = 0
     for (camera, frame), ids in run.presence.items():
         if frame not in in_range:
             continue
@@ -206,8 +228,13 @@ def score(
         # Identities never seen on a labelled box are people the labels do not cover (the
         # strip cameras' detector finds smaller people than the whole picture's): not counted.
         counted = sum(1 for pid in ids if pid in majority or pid.startswith("pending:"))
+        hidden = max(
+            (n for (cam, x), n in hidden_at.items() if cam == camera and t - presence_s < x <= t),
+            default=0,
+        )
         presence_total += 1
         presence_ok += abs(counted - truth) <= 1
+        presence_ok_hidden += truth - 1 <= counted <= truth + hidden + 1
         presence_err.append(counted - truth)
 
     return {
@@ -229,7 +256,13 @@ def score(
         "impure_identities": impure,
         "purity": purity,
         "presence_within_one": presence_ok / presence_total if presence_total else 1.0,
+        "presence_within_one_allowing_ignored": (
+            presence_ok_hidden / presence_total if presence_total else 1.0
+        ),
         "presence_mean_error": float(np.mean(presence_err)) if presence_err else 0.0,
+        # frames counted more than one too many / too few (the strict figure's two ways to fail)
+        "presence_too_many": sum(1 for e in presence_err if e > 1),
+        "presence_too_few": sum(1 for e in presence_err if e < -1),
         "latency_p50_s": float(np.percentile(latencies, 50)) if latencies else 0.0,
         "latency_p95_s": float(np.percentile(latencies, 95)) if latencies else 0.0,
         "baseline_cooldown": cooldown_baseline(run, labels, window_s),
@@ -320,13 +353,16 @@ def summary_row(name: str, figures: Mapping[str, Any]) -> str:
         f"| {name} | {figures['people']} / {figures['true_visits']} | "
         f"{figures['notifications']} ({figures['per_visit']:.2f}) | {figures['missed_visits']} | "
         f"{figures['identities_per_person']:.2f} | {len(figures['impure_identities'])} | "
-        f"{figures['presence_within_one'] * 100:.1f}% | {figures['latency_p95_s']:.2f} | "
+        f"{figures['presence_within_one'] * 100:.1f}% | "
+        f"{figures.get('presence_within_one_allowing_ignored', 0.0) * 100:.1f}% | "
+        f"{figures['latency_p95_s']:.2f} | "
         f"{figures['baseline_cooldown']} / {figures['baseline_per_camera']} |"
     )
 
 
 SUMMARY_HEADER = (
     "| run | people / visits | notifications (per visit) | missed visits | identities per person "
-    "| impure identities | presence within 1 | latency p95 s | cooldown / per-camera baseline |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| impure identities | presence within 1 | presence, people in ignored boxes allowed "
+    "| latency p95 s | cooldown / per-camera baseline |\n"
+    "|---|---|---|---|---|---|---|---|---|---|"
 )

@@ -1,0 +1,81 @@
+"""The real-video scores (eval/realvideo/metrics.py) on hand-built runs: presence against the
+labels, strict and allowing for the people the labels ignore (two men in one box, a figure too
+small to tell who)."""
+
+from __future__ import annotations
+
+from eval.realvideo.metrics import Box4, Labels, score
+from eval.realvideo.replay import Run
+
+PERSON: Box4 = (10.0, 10.0, 50.0, 130.0)
+GROUP: Box4 = (200.0, 10.0, 300.0, 130.0)  # one box over two men: ignored, shows 2 people
+
+
+def _run(counts: list[int]) -> Run:
+    run = Run("one", {"street": (0, 640)})
+    for n, count in enumerate(counts):
+        frame = 3 * n
+        t = 1000.0 + frame / 30.0
+        run.frame_times[frame] = t
+        run.index_of[t] = frame
+        run.presence[("street", frame)] = [f"pending:{k}" for k in range(count)]
+    return run
+
+
+def _labels(frames: int, *, group: bool) -> Labels:
+    boxes: dict[int, list[tuple[Box4, str | None]]] = {}
+    hidden: dict[int, list[tuple[Box4, int]]] = {}
+    for n in range(frames):
+        boxes[3 * n] = [(PERSON, "p01")]
+        if group:
+            boxes[3 * n].append((GROUP, None))
+            hidden[3 * n] = [(GROUP, 2)]
+    return Labels("test.mp4", 3, {"p01": {"kind": "pedestrian"}}, boxes, hidden)
+
+
+def test_people_in_an_ignored_group_box_are_allowed_for_only_there() -> None:
+    # The server counts the labelled man and the two in the group box: 3 against a truth of 1.
+    run = _run([3, 3, 3, 3])
+    strict_and_allowed = score(run, _labels(4, group=True))
+    assert strict_and_allowed["presence_within_one"] == 0.0
+    assert strict_and_allowed["presence_within_one_allowing_ignored"] == 1.0
+    # Without the group box in view the same count is wrong either way.
+    no_group = score(run, _labels(4, group=False))
+    assert no_group["presence_within_one"] == 0.0
+    assert no_group["presence_within_one_allowing_ignored"] == 0.0
+
+
+def test_ignored_people_never_excuse_counting_too_few_or_far_too_many() -> None:
+    labels = _labels(4, group=True)
+    # Nobody counted while the labelled man is in view: off by one, within one either way.
+    assert score(_run([0, 0, 0, 0]), labels)["presence_within_one_allowing_ignored"] == 1.0
+    # Two labelled men missing is not excused by a group box.
+    two = Labels(
+        "test.mp4",
+        3,
+        {"p01": {}, "p02": {}},
+        {f: [*b, ((400.0, 10.0, 440.0, 130.0), "p02")] for f, b in labels.boxes.items()},
+        labels.ignored_people,
+    )
+    assert score(_run([0, 0, 0, 0]), two)["presence_within_one_allowing_ignored"] == 0.0
+    # Five counted where one labelled man and a group of two are seen: two too many.
+    assert score(_run([5, 5, 5, 5]), labels)["presence_within_one_allowing_ignored"] == 0.0
+
+
+def test_the_label_file_says_why_each_box_is_ignored() -> None:
+    import json
+
+    from eval.realvideo.label import IGNORED_KINDS, LABELS, validate
+
+    label = json.loads(LABELS.read_text())
+    assert validate(label) == []
+    for tracklet in label["tracklets"].values():
+        if tracklet["person"] is None:
+            assert tracklet["ignored"] in IGNORED_KINDS
+    shown = [row[5] for row in label["ignored_people"]]
+    assert shown and set(shown) <= {1, 2}
+    # A tracklet ignored without a reason is refused.
+    broken = json.loads(LABELS.read_text())
+    name = next(k for k, t in broken["tracklets"].items() if t["person"] is None)
+    del broken["tracklets"][name]["ignored"]
+    assert any("without a reason" in e for e in validate(broken))
