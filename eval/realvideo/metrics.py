@@ -135,6 +135,19 @@ def person_visits(times: Sequence[float], window_s: float) -> list[tuple[float, 
     return visits
 
 
+@dataclass(frozen=True, slots=True)
+class PresenceRow:
+    """One camera-frame: the labelled people seen there within the presence window, the people
+    shown in ignored boxes there, and what the server counted."""
+
+    camera: str
+    frame: int
+    timestamp: float
+    truth: int
+    hidden: int
+    counted: int
+
+
 def score(
     run: Run,
     labels: Labels,
@@ -142,8 +155,11 @@ def score(
     window_s: float = 60.0,
     presence_s: float = 2.0,
     frames: tuple[int, int] | None = None,
+    presence_rows: list[PresenceRow] | None = None,
 ) -> dict[str, Any]:
-    """Every figure of the module docstring for one run (optionally only frames [a, b))."""
+    """Every figure of the module docstring for one run (optionally only frames [a, b)).
+    ``presence_rows``, when given, receives the presence comparison of every camera-frame (for
+    plots)."""
     if frames is not None:
         labels = labels.restricted(*frames)
     in_range = set(labels.boxes) if frames is not None else set(run.frame_times)
@@ -236,6 +252,8 @@ def score(
         presence_ok += abs(counted - truth) <= 1
         presence_ok_hidden += truth - 1 <= counted <= truth + hidden + 1
         presence_err.append(counted - truth)
+        if presence_rows is not None:
+            presence_rows.append(PresenceRow(camera, frame, t, truth, hidden, counted))
 
     return {
         "layout": run.layout,

@@ -21,6 +21,7 @@ from eval.data import REPO
 from eval.realvideo.metrics import (
     SUMMARY_HEADER,
     Labels,
+    PresenceRow,
     score,
     summary_row,
     tracker_metrics,
@@ -63,13 +64,15 @@ def evaluate(
     step: int = 3,
     vtest: bool = True,
     check_determinism: bool = True,
+    plots: Path | None = None,
 ) -> dict[str, Any]:
     labels = Labels.load("walk_bike_sample.mp4")
     out: dict[str, Any] = {"walk_bike_sample": {}, "vtest": {}, "overrides": overrides or {}}
     for layout in layouts:
         run = replay("walk_bike_sample.mp4", layout, step=step, overrides=overrides)
+        rows: list[PresenceRow] = []
         figures: dict[str, Any] = {
-            "whole": score(run, labels),
+            "whole": score(run, labels, presence_rows=rows),
             "tuning": score(run, labels, frames=TUNING),
             "held_out": score(run, labels, frames=HELD_OUT),
             "tracker": tracker_metrics(run, labels),
@@ -79,6 +82,10 @@ def evaluate(
             again = replay("walk_bike_sample.mp4", layout, step=step, overrides=overrides)
             figures["deterministic"] = same_decisions(run, again)
         out["walk_bike_sample"][layout] = figures
+        if plots is not None:
+            written = plot_presence(run, rows, plots)
+            if written:
+                figures["plot"] = str(written)
         logging.info("walk_bike_sample %s: %s", layout, _brief(figures["whole"]))
     if vtest:
         for layout in layouts:
@@ -96,6 +103,52 @@ def evaluate(
             out["vtest"][layout] = figures
             logging.info("vtest %s: %s", layout, figures)
     return out
+
+
+def plot_presence(run: Run, rows: Sequence[PresenceRow], folder: Path) -> Path | None:
+    """People present over time, one panel per camera: what the server counted against the
+    labelled people (the band above the truth: people in ignored boxes), with its alerts and
+    the line between the tuning and held-out halves. None when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        logging.warning("no plots: matplotlib is not installed (pip install matplotlib)")
+        return None
+    cameras = list(run.cameras)
+    fig, axes = plt.subplots(len(cameras), 1, figsize=(12, 2.6 * len(cameras)), squeeze=False)
+    start = min(run.frame_times.values())
+    split = run.frame_times.get(HELD_OUT[0])
+    for ax, camera in zip(axes[:, 0], cameras, strict=True):
+        mine = sorted((r for r in rows if r.camera == camera), key=lambda r: r.timestamp)
+        t = [r.timestamp - start for r in mine]
+        truth = [r.truth for r in mine]
+        ax.fill_between(
+            t,
+            truth,
+            [r.truth + r.hidden for r in mine],
+            step="post",
+            color="0.85",
+            label="+ people in ignored boxes",
+        )
+        ax.step(t, truth, where="post", color="black", label="labelled people")
+        ax.step(t, [r.counted for r in mine], where="post", color="tab:blue", label="server")
+        alerts = [s.timestamp - start for s in run.sightings if s.camera == camera and s.new_person]
+        ax.plot(alerts, [0] * len(alerts), "v", color="tab:red", label="new_person")
+        if split is not None:
+            ax.axvline(split - start, color="tab:green", linestyle="--", label="held out from here")
+        ax.set_title(f"{run.layout}: camera {camera}")
+        ax.set_ylabel("people present")
+        ax.legend(loc="upper left", fontsize="small", ncol=5)
+    axes[-1, 0].set_xlabel("seconds into walk_bike_sample.mp4")
+    fig.tight_layout()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"realvideo_presence_{run.layout}.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def _brief(figures: Mapping[str, Any]) -> str:
@@ -151,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a server setting to try, e.g. tracks.decide_looks=2",
     )
     parser.add_argument("--no-vtest", action="store_true")
+    parser.add_argument(
+        "--plots", action="store_true", help="presence-over-time PNGs next to the report"
+    )
     parser.add_argument("--no-determinism", action="store_true", help="run each layout once")
     parser.add_argument("--out", default=str(RESULTS / "realvideo"), help="file stem")
     args = parser.parse_args(argv)
@@ -167,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides=overrides,
         vtest=not args.no_vtest,
         check_determinism=not args.no_determinism,
+        plots=Path(args.out).parent if args.plots else None,
     )
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,11 @@ small to tell who)."""
 
 from __future__ import annotations
 
-from eval.realvideo.metrics import Box4, Labels, score
+from pathlib import Path
+
+import pytest
+
+from eval.realvideo.metrics import Box4, Labels, PresenceRow, score
 from eval.realvideo.replay import Run
 
 PERSON: Box4 = (10.0, 10.0, 50.0, 130.0)
@@ -79,3 +83,18 @@ def test_the_label_file_says_why_each_box_is_ignored() -> None:
     name = next(k for k, t in broken["tracklets"].items() if t["person"] is None)
     del broken["tracklets"][name]["ignored"]
     assert any("without a reason" in e for e in validate(broken))
+
+
+def test_presence_plot_shows_every_camera(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from eval.realvideo.run import plot_presence
+
+    run = _run([3, 3, 1, 0])
+    rows: list[PresenceRow] = []
+    score(run, _labels(4, group=True), presence_rows=rows)
+    assert [(r.truth, r.hidden, r.counted) for r in rows] == [(1, 2, 3)] * 2 + [
+        (1, 2, 1),
+        (1, 2, 0),
+    ]
+    path = plot_presence(run, rows, tmp_path)
+    assert path is not None and path.stat().st_size > 10_000
