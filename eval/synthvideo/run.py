@@ -5,10 +5,13 @@ A held-out check, built after every setting was chosen and never tuned on: CUHK0
 hand-overs, overlaps, returns after the visit window and people standing partly behind others
 (``scene.py``). The product's detector finds them (its recall on the truth boxes is reported),
 its boxes are labelled by the truth (``truth.py``), and the server decides as it would live
-(``replay.py``, default settings). Each layout (``both`` cameras, ``hall`` alone, ``yard``
-alone) is replayed twice to check that the decisions are the same, and scored with the real-video
+(``replay.py``, default settings). Each run (``both`` cameras, ``hall`` alone, ``yard`` alone,
+and ``both_adjacent``: both, with the installer's ``match.adjacency`` saying that the cameras
+overlap) is replayed twice to check that the decisions are the same, and scored with the real-video
 figures (``eval/realvideo/metrics.py``) plus a walk-by-walk account of what each scripted event
-did. Writes ``eval/results/synthvideo.json`` and ``eval/results/synthvideo.md``.
+did. ``--seed 0,1,2`` runs three scenes (other people, crops and times; the figures of
+docs/quality.md) and sums them. Writes ``eval/results/synthvideo.json`` and
+``eval/results/synthvideo.md``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,18 @@ from eval.synthvideo.truth import SceneTruth
 
 RESULTS = REPO / "eval" / "results"
 WINDOW_S = 60.0  # visits.window_s, the default (metrics.score's default too)
+# Runs: name -> (cameras, settings beside the defaults). ``both_adjacent`` tells the server what
+# an installer could: the two cameras overlap (a fastest walk of 0 s; hand-overs take up to a
+# minute). It is an installation's description of its cameras, not a threshold.
+RUNS: dict[str, tuple[str, dict[str, Any]]] = {
+    "both": ("both", {}),
+    "hall": ("hall", {}),
+    "yard": ("yard", {}),
+    "both_adjacent": (
+        "both",
+        {"match": {"adjacency": {"hall": {"yard": [0, 60]}, "yard": {"hall": [0, 60]}}}},
+    ),
+}
 
 
 def walk_account(run: Run, labels: Labels, scene: Scene, truth: SceneTruth) -> list[dict[str, Any]]:
@@ -88,6 +103,7 @@ def walk_account(run: Run, labels: Labels, scene: Scene, truth: SceneTruth) -> l
         per_walk[(person, camera, event)].append((s.frame_index, s.person_id, s.new_person))
     rows: list[dict[str, Any]] = []
     last_identity: dict[str, tuple[float, str]] = {}
+    held_before: dict[str, set[str]] = defaultdict(set)
     pieces: list[tuple[int, str, str, str, list[int]]] = []
     for (person, camera, event), frames in truth.seen.items():
         if camera not in cameras:
@@ -112,15 +128,21 @@ def walk_account(run: Run, labels: Labels, scene: Scene, truth: SceneTruth) -> l
         begins = any(abs(start_t - v) < 1e-6 for v in visit_starts.get(person, []))
         main = ids.most_common(1)[0][0] if ids else ""
         previous = last_identity.get(person)
-        continued = None
-        if not begins and previous is not None:
-            continued = main == previous[1]
+        continued = None  # a visit that went on: the identity of the walk before?
+        recognised = None  # a new visit of someone seen before: their identity again?
+        if previous is not None:
+            if begins:  # any identity the person had before (one per camera, say)
+                recognised = main in held_before[person]
+            else:
+                continued = main == previous[1]
         others = sorted({majority_of[pid] for pid in ids if majority_of.get(pid, person) != person})
         t_lo, t_hi = lo / FPS, hi / FPS
         events = [
             e
             for e in scene.events
-            if any(
+            # Hand-overs and overlaps only where the run has both their cameras.
+            if (e.kind not in ("hand-over", "overlap") or set(e.cameras) <= cameras)
+            and any(
                 sp == person and sc == camera and a - 1.0 <= t_hi and t_lo <= b + 1.0
                 for sp, sc, a, b in e.spans
             )
@@ -128,7 +150,7 @@ def walk_account(run: Run, labels: Labels, scene: Scene, truth: SceneTruth) -> l
         rows.append(
             {
                 "event": ", ".join(e.name for e in events) or event,
-                "kinds": sorted({e.kind for e in events}) or ["?"],
+                "kinds": sorted({e.kind for e in events}) or ["walk"],
                 "person": person,
                 "camera": camera,
                 "frames": f"{lo}-{hi}",
@@ -136,11 +158,13 @@ def walk_account(run: Run, labels: Labels, scene: Scene, truth: SceneTruth) -> l
                 "alerts": alerts,
                 "identities": len(ids),
                 "continued": continued,
+                "recognised": recognised,
                 "also_others": others,
             }
         )
         if main:
             last_identity[person] = (times[hi], main)
+            held_before[person].add(main)
     return rows
 
 
@@ -162,6 +186,8 @@ def summarise_walks(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                     "identity_continued": 0,
                     "walks_sharing_identity": 0,
                     "walks_split": 0,
+                    "known_people_back": 0,
+                    "recognised": 0,
                 },
             )
             k["walks"] += 1
@@ -173,17 +199,16 @@ def summarise_walks(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 k["continuing_walks"] += 1
                 k["extra_alerts_on_continuing"] += row["alerts"]
                 k["identity_continued"] += bool(row["continued"])
+            if row["recognised"] is not None:
+                k["known_people_back"] += 1
+                k["recognised"] += bool(row["recognised"])
             k["walks_sharing_identity"] += bool(row["also_others"])
             k["walks_split"] += row["identities"] > 1
     return out
 
 
 def evaluate(
-    seed: int = 0,
-    layouts: Sequence[str] = tuple(LAYOUTS),
-    *,
-    check_determinism: bool = True,
-    overrides: Mapping[str, Any] | None = None,
+    seed: int = 0, runs: Sequence[str] = tuple(RUNS), *, check_determinism: bool = True
 ) -> dict[str, Any]:
     scene = build(seed)
     memo = memo_for(scene)
@@ -204,10 +229,11 @@ def evaluate(
             for e in scene.events
         ],
         "detector": truth.recall(),
+        "detector_by_person": truth.recall_by_person(),
         "layouts": {},
-        "overrides": dict(overrides or {}),
     }
-    for layout in layouts:
+    for name in runs:
+        layout, overrides = RUNS[name]
         labels = truth.labels(scene, LAYOUTS[layout])
         run = replay(scene, layout, memo=memo, overrides=overrides)
         walks = walk_account(run, labels, scene, truth)
@@ -217,6 +243,7 @@ def evaluate(
             "by_kind": summarise_walks(walks),
             "merges": [list(m) for m in run.merges],
             "seconds": round(run.seconds, 1),
+            "overrides": overrides,
         }
         try:
             figures["tracker"] = tracker_metrics(run, labels)
@@ -225,21 +252,108 @@ def evaluate(
         if check_determinism:
             again = replay(scene, layout, memo=memo, overrides=overrides)
             figures["deterministic"] = same_decisions(run, again)
-        out["layouts"][layout] = figures
-        logging.info("%s: %s", layout, summary_row(layout, figures["scores"]))
+        out["layouts"][name] = figures
+        logging.info("%s", summary_row(name, figures["scores"]))
     return out
 
 
-def report(results: Mapping[str, Any]) -> str:
-    d = results["detector"]
+def overall(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each run's figures summed over the seeds (rates from the sums)."""
+    out: dict[str, dict[str, Any]] = {}
+    for results in per_seed.values():
+        for name, f in results["layouts"].items():
+            s = f["scores"]
+            o = out.setdefault(
+                name,
+                {"visits": 0, "notifications": 0, "missed": 0, "people": 0, "identity_sum": 0.0,
+                 "impure": 0, "presence": [], "latency_p95": [], "deterministic": None},
+            )  # fmt: skip
+            o["visits"] += s["true_visits"]
+            o["notifications"] += s["notifications"]
+            o["missed"] += s["missed_visits"]
+            o["people"] += s["people"]
+            o["identity_sum"] += s["identities_per_person"] * s["people"]
+            o["impure"] += len(s["impure_identities"])
+            o["presence"].append(s["presence_within_one"])
+            o["latency_p95"].append(s["latency_p95_s"])
+            if "deterministic" in f:  # None: not checked
+                o["deterministic"] = (o["deterministic"] is not False) and f["deterministic"]
+            kinds = o.setdefault("by_kind", {})
+            for kind, counts in f["by_kind"].items():
+                mine = kinds.setdefault(kind, Counter())
+                mine.update(counts)
+    for o in out.values():
+        o["by_kind"] = {k: dict(v) for k, v in sorted(o["by_kind"].items())}
+        o["per_visit"] = o["notifications"] / o["visits"] if o["visits"] else 0.0
+        o["identities_per_person"] = o["identity_sum"] / o["people"] if o["people"] else 0.0
+    return out
+
+
+def report(per_seed: Mapping[int, Mapping[str, Any]]) -> str:
     lines = [
         "# Synthetic crossings from real crops (generated by `python -m eval.synthvideo`)",
         "",
-        f"Seed {results['seed']}: {len(results['people'])} CUHK03 val people, "
-        f"{results['duration_s']} s, {results['frames_per_camera']} frames per camera at 10 "
-        "frames/s; `hall` shows view-A crops, `yard` view-B crops. Held out: never tuned on.",
+        "A scripted two-camera scene of CUHK03 val people (`hall` shows view-A crops, `yard` "
+        "view-B crops) on generated backgrounds, through the real server with default settings. "
+        "Held out: never tuned on.",
         "",
-        "## Detector on the truth boxes (IoU >= 0.5)",
+    ]
+    if len(per_seed) > 1:
+        lines += [
+            f"## All seeds ({', '.join(str(s) for s in per_seed)})",
+            "",
+            "| run | visits | notifications (per visit) | missed visits | identities per person "
+            "| impure identities | presence within 1 (per seed) | latency p95 s (per seed) "
+            "| deterministic |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, o in overall(per_seed).items():
+            lines.append(
+                f"| {name} | {o['visits']} | {o['notifications']} ({o['per_visit']:.2f}) | "
+                f"{o['missed']} | {o['identities_per_person']:.2f} | {o['impure']} | "
+                + " / ".join(f"{v * 100:.1f} %" for v in o["presence"])
+                + " | "
+                + " / ".join(f"{v:.2f}" for v in o["latency_p95"])
+                + f" | {o['deterministic']} |"
+            )
+        lines += ["", *kind_table({n: o["by_kind"] for n, o in overall(per_seed).items()}), ""]
+    for results in per_seed.values():
+        lines += report_seed(results)
+    return "\n".join(lines) + "\n"
+
+
+def kind_table(by_run: Mapping[str, Mapping[str, Mapping[str, int]]]) -> list[str]:
+    lines = [
+        "By event kind (each walk: one person crossing one camera once; a walk of two events "
+        "counts for both kinds):",
+        "",
+        "| run | kind | walks | visit starts announced | alerts where a visit began "
+        "| alerts where a visit went on | identity kept where a visit went on "
+        "| new visit of someone seen before: an identity they had | walks on an identity that "
+        "is also someone else's | walks split over identities |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, kinds in by_run.items():
+        for kind, k in sorted(kinds.items()):
+            lines.append(
+                f"| {name} | {kind} | {k['walks']} | {k['visit_starts_announced']} / "
+                f"{k['visit_starts']} | {k['alerts_on_visit_starts']} | "
+                f"{k['extra_alerts_on_continuing']} | {k['identity_continued']} / "
+                f"{k['continuing_walks']} | {k['recognised']} / {k['known_people_back']} | "
+                f"{k['walks_sharing_identity']} | {k['walks_split']} |"
+            )
+    return lines
+
+
+def report_seed(results: Mapping[str, Any]) -> list[str]:
+    d = results["detector"]
+    lines = [
+        f"## Seed {results['seed']}",
+        "",
+        f"{len(results['people'])} people, {results['duration_s']} s, "
+        f"{results['frames_per_camera']} frames per camera at 10 frames/s.",
+        "",
+        "### Detector on the truth boxes (IoU >= 0.5)",
         "",
         "| truth box | boxes | found |",
         "|---|---|---|",
@@ -251,9 +365,13 @@ def report(results: Mapping[str, Any]) -> str:
         f"Recall on people at least half in view and less than half hidden: "
         f"{d['detectable_recall'] * 100:.1f} % of {d['detectable_truths']}; detector boxes "
         f"{d['boxes']}: {d['labelled_boxes']} one person, {d['two_people_boxes']} two people, "
-        f"{d['unmatched_boxes']} nobody.",
+        f"{d['unmatched_boxes']} nobody. Per person (whole and in view): "
+        + ", ".join(
+            f"{p} {v * 100:.0f} %" for p, v in sorted(results["detector_by_person"].items())
+        )
+        + ".",
         "",
-        "## What a household sees",
+        "### What a household sees",
         "",
         SUMMARY_HEADER,
     ]
@@ -278,55 +396,44 @@ def report(results: Mapping[str, Any]) -> str:
             f"| {layout} | {impure} | {len(f['merges'])} | {tracker} | "
             f"{f.get('deterministic', '-')} | {f['seconds']} |"
         )
-    lines += [
-        "",
-        "## By event kind (each walk: one person crossing one camera once)",
-        "",
-        "| layout | kind | walks | visit starts announced | alerts where a visit began "
-        "| alerts where a visit went on | identity kept where a visit went on "
-        "| walks on an identity that is also someone else's | walks split over identities |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for layout, f in results["layouts"].items():
-        for kind, k in sorted(f["by_kind"].items()):
-            lines.append(
-                f"| {layout} | {kind} | {k['walks']} | {k['visit_starts_announced']} / "
-                f"{k['visit_starts']} | {k['alerts_on_visit_starts']} | "
-                f"{k['extra_alerts_on_continuing']} | {k['identity_continued']} / "
-                f"{k['continuing_walks']} | {k['walks_sharing_identity']} | {k['walks_split']} |"
-            )
-    lines += ["", "## Walk by walk (both cameras)", ""]
+    lines += ["", *kind_table({n: f["by_kind"] for n, f in results["layouts"].items()})]
+    lines += ["", "### Walk by walk (both cameras)", ""]
     f = results["layouts"].get("both") or next(iter(results["layouts"].values()))
     lines.append(
         "| event | person | camera | frames | begins a visit | alerts | identities "
-        "| identity kept | also held by |"
+        "| identity kept (visit went on) / recognised (new visit) | also held by |"
     )
     lines.append("|---|---|---|---|---|---|---|---|---|")
     for w in f["walks"]:
-        kept = "-" if w["continued"] is None else ("yes" if w["continued"] else "**no**")
+        same = w["continued"] if w["continued"] is not None else w["recognised"]
+        kept = "-" if same is None else ("yes" if same else "**no**")
         lines.append(
             f"| {w['event']} | {w['person']} | {w['camera']} | {w['frames']} | "
             f"{'yes' if w['begins_visit'] else 'no'} | {w['alerts']} | {w['identities']} | "
             f"{kept} | {', '.join(w['also_others']) or '-'} |"
         )
-    return "\n".join(lines) + "\n"
+    return [*lines, ""]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seed", type=int, default=0, help="which people, times and crops")
-    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated")
+    parser.add_argument("--seed", default="0", help="which people, times and crops; several: 0,1,2")
+    parser.add_argument(
+        "--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}"
+    )
     parser.add_argument("--no-determinism", action="store_true", help="run each layout once")
     parser.add_argument("--out", default=str(RESULTS / "synthvideo"), help="file stem")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    results = evaluate(
-        args.seed, args.layouts.split(","), check_determinism=not args.no_determinism
-    )
+    per_seed = {
+        seed: evaluate(seed, args.runs.split(","), check_determinism=not args.no_determinism)
+        for seed in (int(v) for v in args.seed.split(","))
+    }
     stem = Path(args.out)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    results = {"seeds": per_seed, "overall": overall(per_seed)}
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1, default=str))
-    text = report(results)
+    text = report(per_seed)
     stem.with_suffix(".md").write_text(text)
     print(text)
     return 0

@@ -15,7 +15,7 @@ street film's labels.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from eval.realvideo.metrics import Box4, Labels, iou
 from eval.synthvideo.scene import CAMERAS, WIDTH, Rendered, Scene, Truth
 
 OTHER_SHARE = 0.25  # another person's visible pixels covering this share of a box: two people
+WHOLE = "whole, in view"
 COLUMNS: dict[str, tuple[int, int]] = {
     c: (i * WIDTH, (i + 1) * WIDTH) for i, c in enumerate(CAMERAS)
 }
@@ -79,7 +80,7 @@ def category(truth: Truth) -> str:
         return "cut by the side, < 50 % in view"
     if truth.in_frame < 0.999:
         return "cut by the side, >= 50 % in view"
-    return "whole, in view"
+    return WHOLE
 
 
 @dataclass(slots=True)
@@ -93,6 +94,8 @@ class SceneTruth:
     seen: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     unmatched_boxes: int = 0
     two_people_boxes: int = 0
+    whole: Counter[str] = field(default_factory=Counter)  # person -> whole, in-view truths
+    whole_found: Counter[str] = field(default_factory=Counter)
 
     def add(
         self, camera: str, k: int, boxes: Sequence[Box4], rendered: Rendered, walks: Any
@@ -103,6 +106,9 @@ class SceneTruth:
             kind = category(truth)
             self.total[kind] += 1
             self.found[kind] += i >= 0
+            if kind == WHOLE:
+                self.whole[truth.person] += 1
+                self.whole_found[truth.person] += i >= 0
             if i >= 0 and names[i] == truth.person:
                 self.seen[(truth.person, camera, walks[truth.walk].event)].append(k)
         for i, name in enumerate(names):
@@ -138,6 +144,10 @@ class SceneTruth:
             "unmatched_boxes": self.unmatched_boxes,
         }
 
+    def recall_by_person(self) -> dict[str, float]:
+        """Share of each person's whole, in-view truth boxes the detector found."""
+        return {p: self.whole_found[p] / n for p, n in sorted(self.whole.items()) if n}
+
     def labels(self, scene: Scene, cameras: Iterable[str]) -> Labels:
         """The ``Labels`` of the given cameras, boxes shifted to their columns."""
         chosen = list(cameras)
@@ -152,17 +162,3 @@ class SceneTruth:
             name: {"cuhk03_val_identity": p.pid} for name, p in scene.people.items()
         }
         return Labels(f"synthvideo seed {scene.seed}", 1, people, dict(boxes))
-
-
-def event_of(
-    scene: Scene,
-    truth_seen: Mapping[tuple[str, str, str], list[int]],
-    person: str,
-    camera: str,
-    k: int,
-) -> str:
-    """The event a person's labelled box at frame ``k`` on ``camera`` belongs to."""
-    for (p, c, event), frames in truth_seen.items():
-        if p == person and c == camera and k in frames:
-            return event
-    return "?"

@@ -81,7 +81,9 @@ def test_a_box_over_two_people_is_nobody() -> None:
     assert names == ["b", None, None]
 
 
-def test_two_people_crossing_keep_their_own_identities(val: Split, tmp_path: Path) -> None:
+def test_two_people_crossing_keep_their_own_identities(
+    val: Split, models_dir: Path, tmp_path: Path
+) -> None:
     """One crossing at mid-picture on one camera, through the real server (default settings).
     Seed 0 is the case reported in docs/quality.md; other seeds of this short scene do not all
     pass (seed 3 gives one identity to both people after the crossing), and the full scene's
