@@ -1,0 +1,5 @@
+"""``python -m eval.synthvideo``: see ``eval/synthvideo/run.py``."""
+
+from eval.synthvideo.run import main
+
+raise SystemExit(main())
