@@ -56,6 +56,7 @@ from ..config import Settings
 from ..types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
 from ..vision.crops import thumbnail_score
 from ..vision.tracklets import (
+    Crossing,
     Look,
     TrackBook,
     TrackSettings,
@@ -64,6 +65,7 @@ from ..vision.tracklets import (
     at_side,
     crowded,
     look_weight,
+    overlap_partners,
     overlapped,
     sliver,
 )
@@ -211,6 +213,11 @@ class ObserveResult:
     changed_person_ids: set[str] = field(default_factory=set)
     merges: list[MergeEvent] = field(default_factory=list)
     look_again: set[str] = field(default_factory=set)  # track ids whose next crop to embed
+
+
+# A decided track missing from its camera's frame at most this long, whose last box another
+# track's box now covers, is taken as hidden behind that person.
+HIDDEN_WITHIN_S = 1.0
 
 
 @dataclass(slots=True)
@@ -618,6 +625,8 @@ class Identities:
             queries = raw
         plan = _FramePlan(crops, raw, queries, fresh, good, over, states, video)
         crowd = crowded(boxes) if book is not None else []
+        if book is not None and book.settings.crossing_margin > 0:
+            self._note_crossings(camera, boxes, crops, states, book.settings.overlap_share)
         for i, state in enumerate(states):
             if state is None:
                 continue
@@ -644,7 +653,14 @@ class Identities:
                 state.check = True  # continued by position alone: this look must agree
             if fresh[i]:
                 look = Look(raw[i], look_weight(crops[i]))
-                if state.decided and good[i] and self._disagrees(camera, state, queries[i], look):
+                if (
+                    state.decided
+                    and good[i]
+                    and state.crossing is not None
+                    and self._swapped(camera, state, queries[i], timestamp)
+                ):
+                    state.add(look, True)
+                elif state.decided and good[i] and self._disagrees(camera, state, queries[i], look):
                     _LOGGER.debug(
                         "camera %s track %s: its fresh looks disagree with the track; it "
                         "starts over as a new track",
@@ -665,6 +681,111 @@ class Identities:
             if over[i] and state.decided:
                 state.check = True
         return plan
+
+    def _note_crossings(
+        self,
+        camera: str,
+        boxes: Sequence[Any],
+        crops: Sequence[Crop],
+        states: Sequence[TrackState | None],
+        share: float,
+    ) -> None:
+        """Two decided tracks of different people whose boxes overlap now, or a decided track
+        whose box covers where another one, missing from this frame, was a moment ago (the
+        nearer person hides the farther one, and the detector sees one box): remember, once
+        per overlap, whom each held and how each looked before it (its good looks: crops under
+        another box are never good ones), for the first clear look afterwards."""
+        assert self.tracks is not None
+        in_frame = {id(s) for s in states if s is not None}
+        hidden = [
+            s
+            for s in self.tracks.on_camera(camera)
+            if id(s) not in in_frame
+            and s.person_id is not None
+            and s.last_crop is not None
+            and 0.0 <= self._last_frame.get(camera, s.last_seen) - s.last_seen <= HIDDEN_WITHIN_S
+        ]
+        for i, partners in enumerate(overlap_partners(boxes, share)):
+            state = states[i]
+            if state is None or state.person_id is None or crops[i].detection.group:
+                continue
+            others = [states[j] for j in partners if not crops[j].detection.group]
+            others += [
+                s
+                for s in hidden
+                if s.last_crop is not None
+                and overlap_partners([boxes[i], s.last_crop.detection.box], share)[0]
+            ]
+            for other in others:
+                if other is None or other.person_id is None or other.person_id == state.person_id:
+                    continue
+                mine, theirs = state.aggregate(good_only=True), other.aggregate(good_only=True)
+                if mine is None or theirs is None:
+                    continue
+                if state.crossing is None:
+                    state.crossing = Crossing(
+                        (camera, other.track_id), state.person_id, other.person_id, mine, theirs
+                    )
+                if other.crossing is None and id(other) not in in_frame:
+                    # The hidden one: its first clear look when it comes out is checked too.
+                    other.crossing = Crossing(
+                        (camera, state.track_id), other.person_id, state.person_id, theirs, mine
+                    )
+                break
+
+    def _swapped(
+        self, camera: str, state: TrackState, query: npt.NDArray[np.float32], timestamp: float
+    ) -> bool:
+        """The first clear look of a track after its box overlapped another decided track's:
+        when it resembles the other track's person before the overlap clearly more than its
+        own (``tracks.crossing_margin``), the tracker swapped them at the crossing, and the
+        two tracks exchange their people (a relative test: it holds where an absolute bar
+        cannot tell two look-alikes apart). If the other track has gone or holds someone else
+        by now, this track takes the other person unless a track in view holds them."""
+        book = self.tracks
+        crossing = state.crossing
+        assert book is not None and crossing is not None
+        state.crossing = None
+        if state.person_id != crossing.own_person:
+            return False
+        own = float(self._centred(camera, crossing.own_before) @ query)
+        other = float(self._centred(camera, crossing.partner_before) @ query)
+        if other < own + book.settings.crossing_margin:
+            return False
+        partner = book.get(*crossing.partner)
+        if partner is not None and partner.person_id == crossing.partner_person:
+            _LOGGER.debug(
+                "camera %s: tracks %s and %s swapped people at a crossing (%.2f against %.2f); "
+                "they exchange them",
+                camera,
+                state.track_id,
+                partner.track_id,
+                other,
+                own,
+            )
+            state.exchange(partner)
+            return True
+        if any(
+            s is not state and s.camera == camera and s.last_seen >= timestamp
+            for s in book.holding(crossing.partner_person)
+        ):
+            return False  # someone in view holds them
+        _LOGGER.debug(
+            "camera %s track %s: after a crossing it shows %s (%.2f against %.2f); it holds "
+            "them now",
+            camera,
+            state.track_id,
+            crossing.partner_person,
+            other,
+            own,
+        )
+        state.restart(state.first_seen)
+        state.person_id = crossing.partner_person
+        state.status = MatchStatus.UNCERTAIN
+        state.candidate_id, state.candidate_similarity = crossing.partner_person, other
+        state.similarity = other
+        state.add(Look(crossing.partner_before, 1.0), True)
+        return True
 
     def _measure_created(self, state: TrackState, query: npt.NDArray[np.float32]) -> None:
         """A later look of the track that created its identity: measured against the exemplars

@@ -86,6 +86,10 @@ class TrackSettings:
     # ``handover_threshold`` and nobody else there does as well. 0: off.
     handover_s: float = 1.0
     handover_threshold: float = 0.5
+    # After two decided tracks' boxes overlapped, the first clear look of each is compared with
+    # both people's looks before the overlap; resembling the other by this much more means the
+    # tracker swapped them, and the tracks exchange their people. 0: off.
+    crossing_margin: float = 0.1
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> TrackSettings:
@@ -107,6 +111,7 @@ class TrackSettings:
             overlap_share=float(values.get("overlap_share", defaults.overlap_share)),
             handover_s=float(values.get("handover_s", defaults.handover_s)),
             handover_threshold=float(values.get("handover_threshold", defaults.handover_threshold)),
+            crossing_margin=float(values.get("crossing_margin", defaults.crossing_margin)),
         )
 
 
@@ -116,6 +121,19 @@ class Look:
 
     vector: Floats
     weight: float
+
+
+@dataclass(slots=True)
+class Crossing:
+    """Two decided tracks of one camera whose boxes overlapped (people crossing, or one passing
+    in front of another): whom each held and how each looked before, so that the first clear
+    look afterwards can tell whether the tracker swapped them."""
+
+    partner: tuple[str, str]  # (camera, track id) of the other track
+    own_person: str
+    partner_person: str
+    own_before: Floats  # raw mean of the good looks before the overlap
+    partner_before: Floats
 
 
 @dataclass(slots=True)
@@ -151,6 +169,7 @@ class TrackState:
     # When its box last touched the picture's left or right side (kept across restarts: a
     # track that came in at the side as a sliver starts over once the person is in view).
     side_at: float | None = None
+    crossing: Crossing | None = None  # set while its box overlaps another decided track's
 
     @property
     def decided(self) -> bool:
@@ -190,6 +209,28 @@ class TrackState:
         self.left_group_at = None
         self.first_box = None
         self.began_crowded = False
+        self.crossing = None
+
+    def exchange(self, other: TrackState) -> None:
+        """The tracker swapped two people: each track takes the other's person and looks."""
+        for name in (
+            "person_id",
+            "status",
+            "similarity",
+            "candidate_id",
+            "candidate_similarity",
+            "created",
+            "merge_checked_looks",
+            "good",
+            "poor",
+        ):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            setattr(self, name, theirs)
+            setattr(other, name, mine)
+        for state in (self, other):
+            state.crossing = None
+            state.check = False
+            state.suspects = []
 
 
 def at_edge(box: Box, width: int, height: int) -> bool:
@@ -242,6 +283,24 @@ def overlapped(boxes: Sequence[Box], share: float = OVERLAP_SHARE) -> list[bool]
             if w > 0 and h > 0 and w * h >= share * a.area:
                 out[i] = True
                 break
+    return out
+
+
+def overlap_partners(boxes: Sequence[Box], share: float = OVERLAP_SHARE) -> list[list[int]]:
+    """For each box, the other boxes of the frame it overlaps either way (one covers ``share``
+    of the other or more)."""
+    out: list[list[int]] = [[] for _ in boxes]
+    for i, a in enumerate(boxes):
+        for j in range(i + 1, len(boxes)):
+            b = boxes[j]
+            w = min(a.x2, b.x2) - max(a.x1, b.x1)
+            h = min(a.y2, b.y2) - max(a.y1, b.y1)
+            if w <= 0 or h <= 0:
+                continue
+            inter = w * h
+            if inter >= share * min(a.area, b.area) and min(a.area, b.area) > 0:
+                out[i].append(j)
+                out[j].append(i)
     return out
 
 
