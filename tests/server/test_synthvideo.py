@@ -86,7 +86,7 @@ def test_two_people_crossing_keep_their_own_identities(
 ) -> None:
     """One crossing at mid-picture on one camera, through the real server (default settings).
     Seed 0 is the case reported in docs/quality.md; other seeds of this short scene do not all
-    pass (seed 3 gives one identity to both people after the crossing), and the full scene's
+    pass (seed 3 mixes the two people's identities after the crossing), and the full scene's
     crossings show the same (eval/results/synthvideo.md)."""
     scene = short_crossing(0, val)
     memo = Memo(tmp_path / "memo.pkl")
