@@ -21,7 +21,7 @@ import hashlib
 import pickle
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import numpy.typing as npt
 from smart_reid_server.config import Settings, load, validate
 from smart_reid_server.demo import video_frames
 from smart_reid_server.models.download import ModelManager
-from smart_reid_server.pipeline import FrameResult
+from smart_reid_server.pipeline import FrameResult, Pipeline
 from smart_reid_server.serve.app import SmartReidApp
 from smart_reid_server.types import Box, Detection, Frame, Image
 from smart_reid_server.vision.detect import Detector
@@ -238,30 +238,72 @@ def replay(
     columns = LAYOUTS[layout]
     path = video_path(video)
     memo = Memo(CACHE / f"{Path(video).stem}.v2.pkl")
-    with tempfile.TemporaryDirectory(prefix="realvideo-") as data_dir:
-        settings = eval_settings(list(columns), data_dir, overrides)
+    return run_server(
+        list(columns),
+        memo,
+        lambda app, clock: _drive(app, path, layout, step, limit, clock),
+        overrides=overrides,
+        prefix="realvideo-",
+    )
+
+
+def run_server(
+    cameras: Sequence[str],
+    memo: Memo,
+    drive: Callable[[EvalApp, list[float]], Coroutine[Any, Any, Run]],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    prefix: str = "eval-",
+) -> Run:
+    """The real server (``EvalApp``, memoised models) on a fresh data folder, its clock the
+    frame time ``drive`` sets in the list it is given; the memo is saved however it ends."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as data_dir:
+        settings = eval_settings(list(cameras), data_dir, overrides)
         clock = [START]
         app = EvalApp(settings, clock=lambda: clock[0])
         app.memo = memo
         app.track_log = []
         started = time.monotonic()
         try:
-            run = asyncio.run(_drive(app, path, layout, step, limit, clock))
+            run = asyncio.run(drive(app, clock))
         finally:
             memo.save()
         run.seconds = time.monotonic() - started
         return run
 
 
-async def _drive(
-    app: EvalApp, path: Path, layout: str, step: int, limit: int, clock: list[float]
-) -> Run:
+async def start_app(app: EvalApp) -> tuple[Pipeline, list[tuple[float, str, str]]]:
+    """Start the server with the recording tracker; its pipeline and the merges it will make."""
     await app.start()
     pipeline = app.pipeline
     assert pipeline is not None
     pipeline.tracks = RecordingTracks(app.track_log)
     merges: list[tuple[float, str, str]] = []
     app.on_merged = lambda when, kept, dropped: merges.append((when, kept, dropped))
+    return pipeline, merges
+
+
+def finish_run(run: Run, app: EvalApp, merges: list[tuple[float, str, str]]) -> Run:
+    """The tracker's assignments in the whole picture's coordinates, and the merges."""
+    offset_of = {name: x0 for name, (x0, _) in run.cameras.items()}
+    for camera, timestamp, box, track_id in app.track_log:
+        dx = offset_of[camera]
+        run.tracks.append(
+            (
+                camera,
+                run.index_of[timestamp],
+                (box.x1 + dx, box.y1, box.x2 + dx, box.y2),
+                track_id,
+            )
+        )
+    run.merges = merges
+    return run
+
+
+async def _drive(
+    app: EvalApp, path: Path, layout: str, step: int, limit: int, clock: list[float]
+) -> Run:
+    pipeline, merges = await start_app(app)
     run: Run | None = None
     try:
         for index, offset, image in read_frames(path, step, limit):
@@ -298,15 +340,7 @@ async def _drive(
     finally:
         await app.stop()
     assert run is not None
-    offset_of = {name: x0 for name, (x0, _) in run.cameras.items()}
-    index_of = {t: i for i, t in run.frame_times.items()}
-    for camera, timestamp, box, track_id in app.track_log:
-        dx = offset_of[camera]
-        run.tracks.append(
-            (camera, index_of[timestamp], (box.x1 + dx, box.y1, box.x2 + dx, box.y2), track_id)
-        )
-    run.merges = merges
-    return run
+    return finish_run(run, app, merges)
 
 
 def _strip_boxes(

@@ -14,9 +14,7 @@ camera alone: its re-entries, crossings and returns, without the other camera's 
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,11 +31,12 @@ from eval.realvideo.replay import (
     EvalApp,
     Memo,
     MemoDetector,
-    RecordingTracks,
     Run,
     _collect,
     _presence,
-    eval_settings,
+    finish_run,
+    run_server,
+    start_app,
 )
 from eval.synthvideo.scene import CAMERAS, Scene
 from eval.synthvideo.truth import COLUMNS, SceneTruth
@@ -85,19 +84,13 @@ def replay(
     """Run the server over the scene's cameras of ``layout``: every decision and presence."""
     cameras = LAYOUTS[layout]
     memo = memo if memo is not None else memo_for(scene)
-    with tempfile.TemporaryDirectory(prefix="synthvideo-") as data_dir:
-        settings = eval_settings(list(cameras), data_dir, overrides)
-        clock = [START]
-        app = EvalApp(settings, clock=lambda: clock[0])
-        app.memo = memo
-        app.track_log = []
-        started = time.monotonic()
-        try:
-            run = asyncio.run(_drive(app, scene, layout, cameras, limit, clock))
-        finally:
-            memo.save()
-        run.seconds = time.monotonic() - started
-        return run
+    return run_server(
+        list(cameras),
+        memo,
+        lambda app, clock: _drive(app, scene, layout, cameras, limit, clock),
+        overrides=overrides,
+        prefix="synthvideo-",
+    )
 
 
 async def _drive(
@@ -108,12 +101,7 @@ async def _drive(
     limit: int,
     clock: list[float],
 ) -> Run:
-    await app.start()
-    pipeline = app.pipeline
-    assert pipeline is not None
-    pipeline.tracks = RecordingTracks(app.track_log)
-    merges: list[tuple[float, str, str]] = []
-    app.on_merged = lambda when, kept, dropped: merges.append((when, kept, dropped))
+    pipeline, merges = await start_app(app)
     run = Run(layout, {c: COLUMNS[c] for c in cameras})
     frames = scene.frames if limit <= 0 else min(limit, scene.frames)
     try:
@@ -139,16 +127,4 @@ async def _drive(
         await pipeline.expire_now()
     finally:
         await app.stop()
-    offset_of = {name: x0 for name, (x0, _) in run.cameras.items()}
-    for camera, timestamp, box, track_id in app.track_log:
-        dx = offset_of[camera]
-        run.tracks.append(
-            (
-                camera,
-                run.index_of[timestamp],
-                (box.x1 + dx, box.y1, box.x2 + dx, box.y2),
-                track_id,
-            )
-        )
-    run.merges = merges
-    return run
+    return finish_run(run, app, merges)
