@@ -53,7 +53,16 @@ import numpy as np
 import numpy.typing as npt
 
 from ..config import Settings
-from ..types import Crop, Decision, Frame, Image, MatchResult, MatchStatus, QualityReport
+from ..types import (
+    Box,
+    Crop,
+    Decision,
+    Frame,
+    Image,
+    MatchResult,
+    MatchStatus,
+    QualityReport,
+)
 from ..vision.crops import thumbnail_score
 from ..vision.tracklets import (
     Crossing,
@@ -685,7 +694,7 @@ class Identities:
     def _note_crossings(
         self,
         camera: str,
-        boxes: Sequence[Any],
+        boxes: Sequence[Box],
         crops: Sequence[Crop],
         states: Sequence[TrackState | None],
         share: float,

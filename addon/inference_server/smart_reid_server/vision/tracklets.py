@@ -169,7 +169,8 @@ class TrackState:
     # When its box last touched the picture's left or right side (kept across restarts: a
     # track that came in at the side as a sliver starts over once the person is in view).
     side_at: float | None = None
-    crossing: Crossing | None = None  # set while its box overlaps another decided track's
+    # From an overlap with another decided track's box until its first clear look after it.
+    crossing: Crossing | None = None
 
     @property
     def decided(self) -> bool:
