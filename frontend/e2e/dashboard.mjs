@@ -30,6 +30,51 @@ async function postFrame(frame) {
 
 let page;
 
+// A trail of what the page did, printed only when a step fails (the failure screenshot stays in
+// a temporary folder that CI does not keep).
+const started = Date.now();
+const trailLines = [];
+function trail(line) {
+  trailLines.push(`${((Date.now() - started) / 1000).toFixed(1)} s ${line}`);
+  if (trailLines.length > 400) trailLines.splice(0, trailLines.length - 400);
+}
+
+// The cards as the page holds them: whether their elements are defined, and their text (the
+// walk goes through every shadow root, as Home Assistant nests the dashboard in many).
+async function cardsNow() {
+  return page.evaluate(async () => {
+    const found = [];
+    const walk = (root) => {
+      for (const el of root.querySelectorAll("*")) {
+        const tag = el.tagName.toLowerCase();
+        if (tag.startsWith("smart-reid-") || tag === "hui-error-card" || tag === "hui-warning") {
+          const text = (el.shadowRoot ?? el).textContent ?? "";
+          found.push(`${tag}: ${text.replace(/\s+/g, " ").trim().slice(0, 300)}`);
+        }
+        if (el.shadowRoot) walk(el.shadowRoot);
+      }
+    };
+    walk(document);
+    const module = [...document.querySelectorAll("script")]
+      .map((el) => el.textContent.match(/import\("([^"]*smart_reid[^"]*)"\)/)?.[1])
+      .find(Boolean);
+    const imported = module
+      ? await import(module).then(
+          () => `imported again: people card defined ${Boolean(customElements.get("smart-reid-people-card"))}`,
+          (e) => `import failed: ${e}`,
+        )
+      : "no module in the page";
+    return {
+      imported,
+      url: location.href,
+      module_in_page: [...document.querySelectorAll("script")].some((el) => el.outerHTML.includes("smart_reid")),
+      people_card_defined: Boolean(customElements.get("smart-reid-people-card")),
+      visits_card_defined: Boolean(customElements.get("smart-reid-visits-card")),
+      found,
+    };
+  });
+}
+
 // Screenshots go into docs/: people's pictures are blurred in them (the test data are dataset
 // crops of real people, which the repository must not redistribute), and restored afterwards.
 async function shoot(name, options = {}) {
@@ -59,9 +104,45 @@ try {
   const consoleErrors = [];
   page.on("console", (msg) => {
     if (msg.type() === "error") consoleErrors.push(msg.text());
+    if (msg.text().includes("Smart ReID cards: defined again")) findings.redefined = true;
+    trail(`console ${msg.type()}: ${msg.text()}`);
+  });
+  page.on("pageerror", (error) => trail(`page error: ${error.stack || error}`));
+  page.on("framenavigated", (frame) => {
+    if (frame === page.mainFrame()) trail(`navigated: ${frame.url().slice(0, 120)}`);
+  });
+  page.on("requestfailed", (request) => trail(`request failed: ${request.url()} ${request.failure()?.errorText}`));
+  page.on("request", (request) => {
+    if (request.url().includes("smart_reid")) trail(`request: ${request.url()}`);
+  });
+  page.on("response", (response) => {
+    if (response.status() >= 400 || response.url().includes("smart_reid")) {
+      trail(`HTTP ${response.status()}: ${response.url()}`);
+    }
+  });
+  // What the cards asked Home Assistant and what came back (the first part of each message).
+  page.on("websocket", (socket) => {
+    trail(`websocket opened: ${socket.url()}`);
+    socket.on("framesent", (frame) => {
+      if (String(frame.payload).includes("smart_reid")) trail(`ws sent: ${String(frame.payload).slice(0, 300)}`);
+    });
+    socket.on("framereceived", (frame) => {
+      const text = String(frame.payload);
+      if (/smart_reid|people|"success":false|auth_/.test(text)) trail(`ws received: ${text.slice(0, 300)}`);
+    });
+    socket.on("close", () => trail("websocket closed"));
   });
 
   step("open the dashboard");
+  // Home Assistant's app bundle arrives late on this first load, so the cards' module runs
+  // before the app swaps in its scoped element registry: the order that left every card as
+  // "Custom element doesn't exist" about one load in six (home-assistant/frontend#52960).
+  // The reload at the end checks the other order.
+  let delayed = 0;
+  await page.route(/\/frontend_latest\/app\.[0-9a-f]+\.js$/, async (route) => {
+    if (delayed++ < 2) await new Promise((resolve) => setTimeout(resolve, 1500));
+    await route.continue();
+  });
   await page.goto(`${plan.ha}${plan.view}`, { waitUntil: "load" });
   const people = page.locator("smart-reid-people-card");
   const visits = page.locator("smart-reid-visits-card");
@@ -136,11 +217,20 @@ try {
     return document.documentElement.scrollWidth > window.innerWidth || !card;
   });
   await shoot("cards-phone.png", { fullPage: false });
+  step("after a reload");
+  await page.unrouteAll();
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.reload({ waitUntil: "load" });
+  await people.locator(".tile").first().waitFor({ timeout: 60000 });
+  findings.after_reload = await people.locator(".tile").count();
   findings.console_errors = consoleErrors.filter((e) => /smart.reid|smart_reid/i.test(e));
   findings.step = "done";
   console.log(JSON.stringify(findings));
 } catch (err) {
   console.log(JSON.stringify(findings));
+  const cards = await cardsNow().catch((e) => `could not read the page: ${e}`);
+  console.error(`the cards now: ${JSON.stringify(cards, null, 1)}`);
+  console.error(`what the page did:\n${trailLines.join("\n")}`);
   await page?.screenshot({ path: join(plan.shots, "failure.png") }).catch(() => undefined);
   console.error(`failed at "${findings.step}": ${err.stack || err}`);
   process.exitCode = 1;

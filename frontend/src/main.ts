@@ -12,10 +12,34 @@ const ELEMENTS: [string, CustomElementConstructor][] = [
   ["smart-reid-visits-card-editor", SmartReidVisitsCardEditor],
 ];
 
-for (const [name, element] of ELEMENTS) {
-  // Loaded twice (an old resource left over, a second dashboard bundle): keep the first.
-  if (!customElements.get(name)) customElements.define(name, element);
+/** Define the cards on the page's current registry; returns how many it had to define. */
+export function defineCards(registry: CustomElementRegistry = window.customElements): number {
+  let defined = 0;
+  for (const [name, element] of ELEMENTS) {
+    // Loaded twice (an old resource left over, a second dashboard bundle): keep the first.
+    if (registry.get(name)) continue;
+    registry.define(name, element);
+    defined += 1;
+  }
+  return defined;
 }
+
+defineCards();
+
+// Home Assistant's app bundle replaces `window.customElements` with a scoped-registry shim
+// while it boots (home-assistant/frontend#52960). The integration's module is loaded beside
+// that bundle, and when it runs first (a warm cache, a slow app bundle) its definitions land
+// in the browser's own registry, which the shim does not consult: every card then shows
+// "Custom element doesn't exist" until a reload. The app defines `home-assistant` after the
+// shim is in place, and that definition reaches the registry seen now either way, so once it
+// exists the cards are defined again on whichever registry is current (a no-op when they are
+// already visible there).
+const atLoad = window.customElements;
+void atLoad.whenDefined("home-assistant").then(() => {
+  if (window.customElements !== atLoad && defineCards() > 0) {
+    console.info("Smart ReID cards: defined again after Home Assistant's element registry changed");
+  }
+});
 
 interface CustomCardEntry {
   type: string;
