@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import pickle
 import tempfile
 import time
@@ -85,7 +86,9 @@ class Memo:
     def save(self) -> None:
         if self.changed:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
+            # A temporary file of this process's own: two evaluations run side by side each
+            # write the whole memo, and the last one to finish wins.
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             with tmp.open("wb") as handle:
                 pickle.dump((self.boxes, self.vectors), handle)
             tmp.replace(self.path)
