@@ -670,3 +670,145 @@ def test_hand_over_settings_come_from_the_config() -> None:
     settings = TrackSettings.from_config({"handover_s": 0, "handover_threshold": 0.6})
     assert settings.handover_s == 0.0 and settings.handover_threshold == 0.6
     assert TrackSettings.from_config({}).handover_s == 1.0
+
+
+def _track_mean(p: Plan) -> np.ndarray:
+    walk = np.stack([s.vector for s in p.view_a[:4]])
+    return walk.sum(axis=0) / np.linalg.norm(walk.sum(axis=0))
+
+
+def _departure_pair(plans: list[Plan]) -> tuple[Plan, Plan]:
+    """Two people whose other views the gallery threshold does not reach, but each of whose
+    other view resembles their own walk by 0.35 or more and the other's walk by 0.15 less."""
+    eligible = [
+        p
+        for p in plans
+        if p.cross_view_similarity < STRICT - 0.05
+        and float(_track_mean(p) @ p.view_b.vector) >= 0.35
+    ]
+    for i, p in enumerate(eligible):
+        for q in eligible[i + 1 :]:
+            own_p, own_q = (float(_track_mean(x) @ x.view_b.vector) for x in (p, q))
+            if (
+                float(_track_mean(q) @ p.view_b.vector) <= own_p - 0.15
+                and float(_track_mean(p) @ q.view_b.vector) <= own_q - 0.15
+            ):
+                return p, q
+    pytest.skip("no two people told apart across views by the departure margin")
+
+
+def _walk_out_and_back(
+    ids: Identities, people: Sequence[Plan], gap: float, *, enters_at_side: bool = True
+) -> tuple[list[str], list[str | None], list[ObserveResult]]:
+    """``people`` walk on camera "left" (decided), out at its right side one after the other,
+    and ``gap`` seconds after the last of them left come in at the left side of camera "right"
+    one after the other, showing their other views there. Answers whom each was on "left",
+    whom each track on "right" holds, and what "right" decided."""
+    start_video(ids, "left", T0 - STEP)
+    tracks = [(p, str(k + 1)) for k, p in enumerate(people)]
+    for i in range(4):
+        see(ids, "left", T0 + i * STEP, [(p.view_a[i], track) for p, track in tracks])
+    book = ids.tracks
+    assert book is not None
+    before = [book.get("left", f"left:{track}") for _, track in tracks]
+    persons = [str(state.person_id) for state in before if state is not None]
+    assert len(set(persons)) == len(people), "each walked on their own identity"
+    t = T0 + 4 * STEP
+    for p, track in tracks:  # each walks out at the side, the ones before already gone
+        frame, crops, _ = make_frame("left", t, [p.view_a[0]], quality_ok=True)
+        box = crops[0].detection.box
+        out = Box(box.x1, box.y1, float(frame.width), box.y2)
+        see(ids, "left", t, [(p.view_a[0], track)], boxes=[out])
+        t += STEP
+    t += gap - STEP
+    start_video(ids, "right", t - STEP)
+    results: list[ObserveResult] = []
+    inside: list[tuple[Sample, str]] = []
+    for p, track in tracks:  # each comes in at the side, the ones before already further in
+        entering = [(p.view_b, track), *inside]
+        frame, crops, _ = make_frame("right", t, [s for s, _ in entering], quality_ok=True)
+        box = crops[0].detection.box
+        first = Box(0.0, box.y1, box.x2, box.y2) if enters_at_side else box
+        results.append(see(ids, "right", t, entering, boxes=[first, *[None] * len(inside)]))
+        inside = entering
+        t += STEP
+    results += [see(ids, "right", t + i * STEP, inside) for i in range(6)]
+    after = [book.get("right", f"right:{track}") for _, track in tracks]
+    return persons, [None if s is None else s.person_id for s in after], results
+
+
+def test_a_person_back_in_a_neighbouring_view_after_a_gap_keeps_their_identity(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    p, _ = _departure_pair(plans)
+    on = _open(tmp_path / "on", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    (person,), (held,), results = _walk_out_and_back(on, [p], gap=4.0)
+    assert held == person, "the track that came in at the side 4 s later is the same person"
+    assert alerts(results) == 0
+    on.close()
+    # Without the rule the same walk is a new identity with its own alert.
+    off = _open(tmp_path / "off", active_threshold=0.95, departure_s=0.0)
+    (person,), (held,), results = _walk_out_and_back(off, [p], gap=4.0)
+    assert held != person
+    assert alerts(results) == 1
+    off.close()
+
+
+def test_two_people_back_after_a_gap_each_keep_their_own_identity(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    p, q = _departure_pair(plans)
+    ids = _open(tmp_path / "data", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    persons, held, results = _walk_out_and_back(ids, [p, q], gap=4.0)
+    assert held == persons, "each walked on as themselves, not as the other"
+    assert alerts(results) == 0
+    ids.close()
+
+
+@pytest.mark.parametrize(
+    ("gap", "enters_at_side", "adjacency"),
+    [
+        (10.0, True, None),
+        (4.0, False, None),
+        (1.5, True, None),
+        (4.0, True, {"left": ["garden"], "right": ["garden"]}),
+    ],
+    ids=["too-late", "came-in-mid-picture", "quicker-than-any-walk", "not-neighbours"],
+)
+def test_no_hand_over_after_a_gap_outside_its_conditions(
+    tmp_path: Path,
+    plans: list[Plan],
+    gap: float,
+    enters_at_side: bool,
+    adjacency: object,
+) -> None:
+    p, _ = _departure_pair(plans)
+    ids = _open(
+        tmp_path / "data",
+        adjacency,
+        active_threshold=0.95,
+        departure_s=8.0,
+        departure_threshold=0.3,
+    )
+    (person,), (held,), _ = _walk_out_and_back(ids, [p], gap=gap, enters_at_side=enters_at_side)
+    assert held != person
+    ids.close()
+
+
+def test_no_hand_over_after_a_gap_when_two_people_who_left_look_alike_to_it(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """Only one of the two comes in, and it resembles both within the margin: nobody is
+    guessed (a wrong person is worse than a second alert)."""
+    p, q = _departure_pair(plans)
+    ids = _open(tmp_path / "data", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    twin = dataclasses.replace(q, view_a=p.view_a)  # walked out looking just like p
+    persons, held, _ = _walk_out_and_back(ids, [p, twin], gap=4.0)
+    assert held[0] not in persons and held[1] not in persons
+    ids.close()
+
+
+def test_departure_settings_come_from_the_config() -> None:
+    settings = TrackSettings.from_config({"departure_s": 6, "departure_threshold": 0.45})
+    assert settings.departure_s == 6.0 and settings.departure_threshold == 0.45
+    assert TrackSettings.from_config({}).departure_s == 8.0

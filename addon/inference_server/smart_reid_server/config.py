@@ -392,6 +392,12 @@ SCHEMA = vol.Schema(
             vol.Optional("crossing_margin", default=0.1): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=2.0)
             ),
+            vol.Optional("departure_s", default=8.0): vol.All(
+                vol.Coerce(float), vol.Range(min=0.0, max=60.0)
+            ),
+            vol.Optional("departure_threshold", default=0.4): vol.All(
+                vol.Coerce(float), vol.Range(min=-1.0, max=1.0)
+            ),
         },
         vol.Optional("visits", default={}): {
             vol.Optional("window_s", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),

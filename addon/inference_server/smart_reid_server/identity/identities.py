@@ -65,6 +65,7 @@ from ..types import (
 )
 from ..vision.crops import thumbnail_score
 from ..vision.tracklets import (
+    DEPARTURE_MARGIN,
     Crossing,
     Look,
     TrackBook,
@@ -1059,7 +1060,7 @@ class Identities:
                 continue
             scored.append((float(mine @ theirs), other.person_id, other.camera))
         if not scored:
-            return None
+            return self._after_departure(camera, timestamp, state, mine, claimed)
         scored.sort(reverse=True)
         similarity, person_id, source = scored[0]
         threshold = book.settings.handover_threshold
@@ -1073,6 +1074,55 @@ class Identities:
             state.track_id,
             source,
             person_id,
+            similarity,
+        )
+        return MatchResult(person_id, similarity, MatchStatus.UNCERTAIN, person_id, similarity)
+
+    def _after_departure(
+        self,
+        camera: str,
+        timestamp: float,
+        state: TrackState,
+        mine: npt.NDArray[np.float32],
+        claimed: set[str],
+    ) -> MatchResult | None:
+        """The hand-over after a gap (``tracks.departure_s``): a track that came in at its
+        picture's side a few seconds after someone walked out at another camera's side, whom
+        nobody has seen since, is that person if their looks agree
+        (``tracks.departure_threshold``, raw cosine of the track means) and clearly better than
+        anyone else who walked out meanwhile (people leaving together are told apart by
+        comparing both). A walk quicker than the pair's learned or configured fastest, or
+        between cameras configured as not adjacent, never hands over. UNCERTAIN, as above."""
+        book = self.tracks
+        assert book is not None
+        transit = self.active_tier.transit if self.active_tier is not None else None
+        scored: list[tuple[float, str, str]] = []
+        for departure in book.departures(state, timestamp):
+            person_id = departure.person_id
+            if person_id in claimed or not self.visits.is_active(person_id, timestamp):
+                continue
+            if transit is not None and (
+                transit.window(departure.camera, camera).kind is PairKind.NOT_ADJACENT
+                or transit.impossible(departure.camera, camera, state.first_seen - departure.at)
+            ):
+                continue
+            scored.append((float(mine @ departure.looks), person_id, departure.camera))
+        if not scored:
+            return None
+        scored.sort(reverse=True)
+        similarity, person_id, source = scored[0]
+        if similarity < book.settings.departure_threshold or any(
+            other >= similarity - DEPARTURE_MARGIN
+            for other, other_person, _ in scored[1:]
+            if other_person != person_id
+        ):
+            return None
+        _LOGGER.debug(
+            "camera %s track %s: %s walked out of camera %s before (similarity %.2f)",
+            camera,
+            state.track_id,
+            person_id,
+            source,
             similarity,
         )
         return MatchResult(person_id, similarity, MatchStatus.UNCERTAIN, person_id, similarity)

@@ -54,6 +54,13 @@ EDGE_MARGIN_PX = 2.0
 OVERLAP_SHARE = 0.3  # a box with this much of its area under another box is "overlapped"
 MAX_LOOKS = 8
 SLIVER_ASPECT = 0.25  # a box at the border narrower than this share of its height: a sliver
+# A person who walked out must resemble the new track by this much more than anyone else who
+# walked out meanwhile (people leaving together: the pair is told apart by comparing both).
+DEPARTURE_MARGIN = 0.1
+# A track "walked out at the side" when it touched the side at most this long before its last
+# sighting.
+DEPARTED_AT_SIDE_S = 0.5
+MAX_DEPARTURES = 64
 STALE_TRACK_S = 30.0  # a track not seen for this long is forgotten, even if nobody said so
 
 type Floats = npt.NDArray[np.float32]
@@ -86,6 +93,12 @@ class TrackSettings:
     # ``handover_threshold`` and nobody else there does as well. 0: off.
     handover_s: float = 1.0
     handover_threshold: float = 0.5
+    # The same, for a gap: a new track that comes in at its picture's side at most this long
+    # after a decided track on another camera walked out at that camera's side (its person not
+    # seen anywhere since) is that person, if their looks reach ``departure_threshold`` and no
+    # other person who walked out meanwhile comes within ``DEPARTURE_MARGIN``. 0: off.
+    departure_s: float = 8.0
+    departure_threshold: float = 0.4
     # After two decided tracks' boxes overlapped, the first clear look of each is compared with
     # both people's looks before the overlap; resembling the other by this much more means the
     # tracker swapped them, and the tracks exchange their people. 0: off.
@@ -111,6 +124,10 @@ class TrackSettings:
             overlap_share=float(values.get("overlap_share", defaults.overlap_share)),
             handover_s=float(values.get("handover_s", defaults.handover_s)),
             handover_threshold=float(values.get("handover_threshold", defaults.handover_threshold)),
+            departure_s=float(values.get("departure_s", defaults.departure_s)),
+            departure_threshold=float(
+                values.get("departure_threshold", defaults.departure_threshold)
+            ),
             crossing_margin=float(values.get("crossing_margin", defaults.crossing_margin)),
         )
 
@@ -134,6 +151,17 @@ class Crossing:
     partner_person: str
     own_before: Floats  # raw mean of the good looks before the overlap
     partner_before: Floats
+
+
+@dataclass(frozen=True, slots=True)
+class Departure:
+    """Where a decided track's person walked out of its camera's view (its last sighting
+    touched the picture's side): whom, when, and how they looked (raw mean of the track)."""
+
+    camera: str
+    person_id: str
+    at: float
+    looks: Floats
 
 
 @dataclass(slots=True)
@@ -234,6 +262,20 @@ class TrackState:
             state.suspects = []
 
 
+def _departed(state: TrackState) -> Departure | None:
+    """The track's person walked out at its picture's side: its last sighting touched it."""
+    if (
+        state.person_id is None
+        or state.side_at is None
+        or state.last_seen - state.side_at > DEPARTED_AT_SIDE_S
+    ):
+        return None
+    looks = state.aggregate()
+    if looks is None:
+        return None
+    return Departure(state.camera, state.person_id, state.last_seen, looks)
+
+
 def at_edge(box: Box, width: int, height: int) -> bool:
     """Whether the box touches the picture's border (the person is probably cut off)."""
     return (
@@ -317,6 +359,7 @@ class TrackBook:
         self.settings = settings
         self._tracks: dict[tuple[str, str], TrackState] = {}
         self._last_frame: dict[str, float] = {}
+        self._departures: deque[Departure] = deque(maxlen=MAX_DEPARTURES)
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -381,19 +424,61 @@ class TrackBook:
     def holding(self, person_id: str) -> list[TrackState]:
         return [s for s in self._tracks.values() if s.person_id == person_id]
 
+    def departures(self, state: TrackState, now: float) -> list[Departure]:
+        """People who walked out of another camera's view at its side at most ``departure_s``
+        before ``state`` began, when ``state`` came in at its own picture's side, and whom no
+        track has seen since (on any camera): whom ``state`` may be after a gap."""
+        within = self.settings.departure_s
+        if (
+            within <= 0
+            or state.side_at is None
+            or state.side_at < state.first_seen - self.settings.handover_s
+        ):
+            return []
+        found: dict[tuple[str, str], Departure] = {}
+        ended = list(self._departures)
+        live = [d for s in self._tracks.values() if (d := _departed(s)) is not None]
+        for departure in ended + live:
+            gap = state.first_seen - departure.at
+            if departure.camera == state.camera or not 0.0 < gap <= within:
+                continue
+            if any(
+                s is not state and s.last_seen > departure.at
+                for s in self.holding(departure.person_id)
+            ):
+                continue  # seen again since (or still in view elsewhere)
+            key = (departure.camera, departure.person_id)
+            if key not in found or found[key].at < departure.at:
+                found[key] = departure
+        return list(found.values())
+
     def end(self, keys: Sequence[tuple[str, str]]) -> None:
         for key in keys:
-            self._tracks.pop(key, None)
+            state = self._tracks.pop(key, None)
+            if state is not None and self.settings.departure_s > 0:
+                departure = _departed(state)
+                if departure is not None:
+                    self._departures.append(departure)
 
     def forget_person(self, person_id: str) -> None:
         """The identity is gone (forgotten, reset): its tracks start over as pending."""
         for state in self.holding(person_id):
             state.restart(state.last_seen)
+        self._departures = deque(
+            (d for d in self._departures if d.person_id != person_id), maxlen=MAX_DEPARTURES
+        )
 
     def rename_person(self, old: str, new: str) -> None:
         """``old`` was merged into ``new``."""
         for state in self.holding(old):
             state.person_id = new
+        self._departures = deque(
+            (
+                Departure(d.camera, new, d.at, d.looks) if d.person_id == old else d
+                for d in self._departures
+            ),
+            maxlen=MAX_DEPARTURES,
+        )
 
     def unidentified(self, camera: str | None, now: float, within_s: float) -> int:
         """Tracks on ``camera`` (None: any) seen within ``within_s`` that have no person yet:
