@@ -10,7 +10,7 @@ different people score (``clear_plans``: <= 0.45 apart, >= 0.63 alike).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -698,7 +698,12 @@ def _departure_pair(plans: list[Plan]) -> tuple[Plan, Plan]:
 
 
 def _walk_out_and_back(
-    ids: Identities, people: Sequence[Plan], gap: float, *, enters_at_side: bool = True
+    ids: Identities,
+    people: Sequence[Plan],
+    gap: float,
+    *,
+    enters_at_side: bool = True,
+    meanwhile: Callable[[float], None] | None = None,
 ) -> tuple[list[str], list[str | None], list[ObserveResult]]:
     """``people`` walk on camera "left" (decided), out at its right side one after the other,
     and ``gap`` seconds after the last of them left come in at the left side of camera "right"
@@ -721,6 +726,8 @@ def _walk_out_and_back(
         see(ids, "left", t, [(p.view_a[0], track)], boxes=[out])
         t += STEP
     t += gap - STEP
+    if meanwhile is not None:
+        meanwhile(t - gap / 2)
     start_video(ids, "right", t - STEP)
     results: list[ObserveResult] = []
     inside: list[tuple[Sample, str]] = []
@@ -791,6 +798,24 @@ def test_no_hand_over_after_a_gap_outside_its_conditions(
         departure_threshold=0.3,
     )
     (person,), (held,), _ = _walk_out_and_back(ids, [p], gap=gap, enters_at_side=enters_at_side)
+    assert held != person
+    ids.close()
+
+
+def test_no_hand_over_after_a_gap_for_someone_seen_since_on_a_third_camera(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    p, _ = _departure_pair(plans)
+    ids = _open(tmp_path / "data", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+
+    def on_the_garden_camera(t: float) -> None:
+        """Seen mid-picture on a third camera, on a track that has ended since: they did not
+        walk on from "left" to "right"."""
+        start_video(ids, "garden", t - STEP)
+        see(ids, "garden", t, [(p.view_a[1], "1")])
+        ids.end_tracks([("garden", "garden:1")])
+
+    (person,), (held,), _ = _walk_out_and_back(ids, [p], gap=4.0, meanwhile=on_the_garden_camera)
     assert held != person
     ids.close()
 

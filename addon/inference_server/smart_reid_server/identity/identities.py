@@ -228,6 +228,9 @@ class ObserveResult:
 # A decided track missing from its camera's frame at most this long, whose last box another
 # track's box now covers, is taken as hidden behind that person.
 HIDDEN_WITHIN_S = 1.0
+# A sighting this much later than a departure is "since" (frames of one moment on several
+# cameras carry timestamps a little apart).
+SAME_MOMENT_S = 0.05
 
 
 @dataclass(slots=True)
@@ -1101,6 +1104,9 @@ class Identities:
             person_id = departure.person_id
             if person_id in claimed or not self.visits.is_active(person_id, timestamp):
                 continue
+            visit = self.visits.active_for(person_id)
+            if visit is not None and visit.last_seen > departure.at + SAME_MOMENT_S:
+                continue  # seen since, on a track that has ended meanwhile (a third camera)
             if transit is not None and (
                 transit.window(departure.camera, camera).kind is PairKind.NOT_ADJACENT
                 or transit.impossible(departure.camera, camera, state.first_seen - departure.at)
