@@ -1041,7 +1041,9 @@ class Identities:
         overlap at the edge): that track's person, if the two tracks' looks agree
         (``tracks.handover_threshold``, raw cosine of their means) and no other such track
         agrees as well. Decided as UNCERTAIN (the person as candidate): it teaches no
-        exemplar and no walking time. Cameras configured as not adjacent never hand over."""
+        exemplar and no walking time. Cameras configured as not adjacent never hand over.
+        When no such track is at its side now, the hand-over after a gap is tried
+        (``_after_departure``)."""
         book = self.tracks
         assert book is not None
         mine = state.aggregate()
