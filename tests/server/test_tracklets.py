@@ -833,6 +833,45 @@ def test_no_hand_over_after_a_gap_when_two_people_who_left_look_alike_to_it(
     ids.close()
 
 
+def _rival_of(p: Plan, q: Plan) -> Plan | None:
+    """``q`` walking out with looks blended towards ``p``'s, so that ``p``'s other view
+    resembles this rival within the departure margin of ``p`` himself, while ``q``'s other
+    view still clearly resembles the rival more than ``p``. None when no blend does both."""
+    m_p, m_q = _track_mean(p), _track_mean(q)
+    own = float(m_p @ p.view_b.vector)
+    for weight in np.linspace(0.2, 3.0, 57):
+        blend = weight * m_p + m_q
+        blend = blend / np.linalg.norm(blend)
+        to_p = float(blend @ p.view_b.vector)
+        to_q, q_to_p = float(blend @ q.view_b.vector), float(m_p @ q.view_b.vector)
+        if own - 0.08 <= to_p < own and to_q >= 0.3 and to_q >= q_to_p + 0.12:
+            looks = [
+                dataclasses.replace(sample, vector=blend.astype(np.float32))
+                for sample in q.view_a[:4]
+            ]
+            return dataclasses.replace(q, view_a=looks)
+    return None
+
+
+def test_a_newcomer_who_could_be_either_of_two_who_left_waits_for_the_other(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """The first of a pair to come in resembles both people who walked out within the margin;
+    the second comes in a moment later and is clearly the other one. The first waits
+    (``DEPARTURE_WAIT_S``) and is then the one who is left, instead of a new identity."""
+    p, q = _departure_pair(plans)
+    rival = _rival_of(p, q)
+    if rival is None:
+        pytest.skip(
+            "no blend of two people's looks that is ambiguous for one and clear for the other"
+        )
+    ids = _open(tmp_path / "data", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    persons, held, results = _walk_out_and_back(ids, [p, rival], gap=4.0)
+    assert held == persons, "each walked on as themselves once the other was decided"
+    assert alerts(results) == 0
+    ids.close()
+
+
 def test_departure_settings_come_from_the_config() -> None:
     settings = TrackSettings.from_config({"departure_s": 6, "departure_threshold": 0.45})
     assert settings.departure_s == 6.0 and settings.departure_threshold == 0.45

@@ -66,6 +66,7 @@ from ..types import (
 from ..vision.crops import thumbnail_score
 from ..vision.tracklets import (
     DEPARTURE_MARGIN,
+    DEPARTURE_WAIT_S,
     Crossing,
     Look,
     TrackBook,
@@ -948,6 +949,11 @@ class Identities:
                     if handed is not None:
                         result = handed
                         claimed.add(str(handed.person_id))
+                    elif (
+                        ask.state.contested_until is not None
+                        and timestamp < ask.state.contested_until
+                    ):
+                        continue  # waits for the other one who walked out to come in
                 if result.person_id is not None:
                     on_visit = self.visits.is_active(result.person_id, timestamp)
                     if not ask.ripe and not (result.status is MatchStatus.MATCHED and on_visit):
@@ -1119,11 +1125,15 @@ class Identities:
             return None
         scored.sort(reverse=True)
         similarity, person_id, source = scored[0]
-        if similarity < book.settings.departure_threshold or any(
+        if similarity < book.settings.departure_threshold:
+            return None
+        if any(
             other >= similarity - DEPARTURE_MARGIN
             for other, other_person, _ in scored[1:]
             if other_person != person_id
         ):
+            if state.contested_until is None:
+                state.contested_until = timestamp + DEPARTURE_WAIT_S
             return None
         _LOGGER.debug(
             "camera %s track %s: %s walked out of camera %s before (similarity %.2f)",

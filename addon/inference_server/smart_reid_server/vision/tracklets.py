@@ -57,6 +57,9 @@ SLIVER_ASPECT = 0.25  # a box at the border narrower than this share of its heig
 # A person who walked out must resemble the new track by this much more than anyone else who
 # walked out meanwhile (people leaving together: the pair is told apart by comparing both).
 DEPARTURE_MARGIN = 0.1
+# How long a track that could be either of two people who walked out waits for the other one to
+# come in (pairs come in one after the other; the first is often the one that cannot be told).
+DEPARTURE_WAIT_S = 1.5
 # A track "walked out at the side" when it touched the side at most this long before its last
 # sighting.
 DEPARTED_AT_SIDE_S = 0.5
@@ -199,6 +202,9 @@ class TrackState:
     side_at: float | None = None
     # From an overlap with another decided track's box until its first clear look after it.
     crossing: Crossing | None = None
+    # The hand-over after a gap found two people who walked out too alike to choose between:
+    # the track stays pending until then, in case the other one comes in too and is decided.
+    contested_until: float | None = None
 
     @property
     def decided(self) -> bool:
@@ -239,6 +245,7 @@ class TrackState:
         self.first_box = None
         self.began_crowded = False
         self.crossing = None
+        self.contested_until = None
 
     def exchange(self, other: TrackState) -> None:
         """The tracker swapped two people: each track takes the other's person and looks."""
