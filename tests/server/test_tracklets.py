@@ -672,6 +672,12 @@ def test_hand_over_settings_come_from_the_config() -> None:
     assert TrackSettings.from_config({}).handover_s == 1.0
 
 
+def _open_departures(path: Path, adjacency: object = None) -> Identities:
+    """The hand-over after a gap on, with tier 1's fused score out of reach: only the gallery
+    threshold or a hand-over can keep a person across the two views."""
+    return _open(path, adjacency, active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+
+
 def _track_mean(p: Plan) -> np.ndarray:
     walk = np.stack([s.vector for s in p.view_a[:4]])
     return walk.sum(axis=0) / np.linalg.norm(walk.sum(axis=0))
@@ -748,7 +754,7 @@ def test_a_person_back_in_a_neighbouring_view_after_a_gap_keeps_their_identity(
     tmp_path: Path, plans: list[Plan]
 ) -> None:
     p, _ = _departure_pair(plans)
-    on = _open(tmp_path / "on", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    on = _open_departures(tmp_path / "on")
     (person,), (held,), results = _walk_out_and_back(on, [p], gap=4.0)
     assert held == person, "the track that came in at the side 4 s later is the same person"
     assert alerts(results) == 0
@@ -765,7 +771,7 @@ def test_two_people_back_after_a_gap_each_keep_their_own_identity(
     tmp_path: Path, plans: list[Plan]
 ) -> None:
     p, q = _departure_pair(plans)
-    ids = _open(tmp_path / "data", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    ids = _open_departures(tmp_path / "data")
     persons, held, results = _walk_out_and_back(ids, [p, q], gap=4.0)
     assert held == persons, "each walked on as themselves, not as the other"
     assert alerts(results) == 0
@@ -790,13 +796,7 @@ def test_no_hand_over_after_a_gap_outside_its_conditions(
     adjacency: object,
 ) -> None:
     p, _ = _departure_pair(plans)
-    ids = _open(
-        tmp_path / "data",
-        adjacency,
-        active_threshold=0.95,
-        departure_s=8.0,
-        departure_threshold=0.3,
-    )
+    ids = _open_departures(tmp_path / "data", adjacency)
     (person,), (held,), _ = _walk_out_and_back(ids, [p], gap=gap, enters_at_side=enters_at_side)
     assert held != person
     ids.close()
@@ -806,7 +806,7 @@ def test_no_hand_over_after_a_gap_for_someone_seen_since_on_a_third_camera(
     tmp_path: Path, plans: list[Plan]
 ) -> None:
     p, _ = _departure_pair(plans)
-    ids = _open(tmp_path / "data", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    ids = _open_departures(tmp_path / "data")
 
     def on_the_garden_camera(t: float) -> None:
         """Seen mid-picture on a third camera, on a track that has ended since: they did not
@@ -826,7 +826,7 @@ def test_no_hand_over_after_a_gap_when_two_people_who_left_look_alike_to_it(
     """Only one of the two comes in, and it resembles both within the margin: nobody is
     guessed (a wrong person is worse than a second alert)."""
     p, q = _departure_pair(plans)
-    ids = _open(tmp_path / "data", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    ids = _open_departures(tmp_path / "data")
     twin = dataclasses.replace(q, view_a=p.view_a)  # walked out looking just like p
     persons, held, _ = _walk_out_and_back(ids, [p, twin], gap=4.0)
     assert held[0] not in persons and held[1] not in persons
@@ -865,7 +865,7 @@ def test_a_newcomer_who_could_be_either_of_two_who_left_waits_for_the_other(
         pytest.skip(
             "no blend of two people's looks that is ambiguous for one and clear for the other"
         )
-    ids = _open(tmp_path / "data", active_threshold=0.95, departure_s=8.0, departure_threshold=0.3)
+    ids = _open_departures(tmp_path / "data")
     persons, held, results = _walk_out_and_back(ids, [p, rival], gap=4.0)
     assert held == persons, "each walked on as themselves once the other was decided"
     assert alerts(results) == 0
