@@ -43,6 +43,15 @@ def _probability(value: Any) -> float:
     return float(vol.All(vol.Coerce(float), vol.Range(min=0.0, max=1.0))(value))
 
 
+# A cosine similarity (tracks' thresholds compare raw or centred unit vectors).
+_cosine = vol.All(vol.Coerce(float), vol.Range(min=-1.0, max=1.0))
+
+
+def _seconds(most: float) -> vol.All:
+    """A duration in seconds from 0 up to ``most``."""
+    return vol.All(vol.Coerce(float), vol.Range(min=0.0, max=most))
+
+
 def _transit(value: Any) -> Any:
     """A neighbour's walking time: null (unknown), at most N seconds, or [fastest, slowest]."""
     if value is None:
@@ -364,40 +373,22 @@ SCHEMA = vol.Schema(
         vol.Optional("tracks", default={}): {
             vol.Optional("identity", default=True): bool,
             vol.Optional("decide_looks", default=3): vol.All(int, vol.Range(min=1, max=8)),
-            vol.Optional("decide_after_s", default=1.0): vol.All(
-                vol.Coerce(float), vol.Range(min=0.0, max=30.0)
-            ),
-            vol.Optional("poor_create_after_s", default=1.0): vol.All(
-                vol.Coerce(float), vol.Range(min=0.0, max=600.0)
-            ),
-            vol.Optional("continuous_gap_s", default=2.0): vol.All(
-                vol.Coerce(float), vol.Range(min=0.0, max=60.0)
-            ),
-            vol.Optional("split_threshold", default=0.25): vol.All(
-                vol.Coerce(float), vol.Range(min=-1.0, max=1.0)
-            ),
+            vol.Optional("decide_after_s", default=1.0): _seconds(30.0),
+            vol.Optional("poor_create_after_s", default=1.0): _seconds(600.0),
+            vol.Optional("continuous_gap_s", default=2.0): _seconds(60.0),
+            vol.Optional("split_threshold", default=0.25): _cosine,
             vol.Optional("split_looks", default=3): vol.All(int, vol.Range(min=1, max=8)),
             vol.Optional("merge_threshold", default=None): vol.Any(None, _probability),
             vol.Optional("active_threshold", default=0.5): vol.Any(None, _probability),
             vol.Optional("overlap_share", default=0.3): _probability,
-            vol.Optional("reacquire_s", default=6.0): vol.All(
-                vol.Coerce(float), vol.Range(min=0.0, max=60.0)
-            ),
-            vol.Optional("handover_s", default=1.0): vol.All(
-                vol.Coerce(float), vol.Range(min=0.0, max=10.0)
-            ),
-            vol.Optional("handover_threshold", default=0.5): vol.All(
-                vol.Coerce(float), vol.Range(min=-1.0, max=1.0)
-            ),
+            vol.Optional("reacquire_s", default=6.0): _seconds(60.0),
+            vol.Optional("handover_s", default=1.0): _seconds(10.0),
+            vol.Optional("handover_threshold", default=0.5): _cosine,
             vol.Optional("crossing_margin", default=0.1): vol.All(
                 vol.Coerce(float), vol.Range(min=0.0, max=2.0)
             ),
-            vol.Optional("departure_s", default=8.0): vol.All(
-                vol.Coerce(float), vol.Range(min=0.0, max=60.0)
-            ),
-            vol.Optional("departure_threshold", default=0.4): vol.All(
-                vol.Coerce(float), vol.Range(min=-1.0, max=1.0)
-            ),
+            vol.Optional("departure_s", default=8.0): _seconds(60.0),
+            vol.Optional("departure_threshold", default=0.4): _cosine,
         },
         vol.Optional("visits", default={}): {
             vol.Optional("window_s", default=60.0): vol.All(vol.Coerce(float), vol.Range(min=1.0)),
