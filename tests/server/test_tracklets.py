@@ -144,6 +144,64 @@ def test_a_truncated_track_at_the_border_does_not_create_an_identity(
     assert alerts(later) == 1
 
 
+def _glimpse_then_gone(
+    ids: Identities, p: Plan, q: Plan, glimpse: Callable[[Box, Box, int], Box]
+) -> tuple[str, list[ObserveResult]]:
+    """p walks on track 1; for two frames (0.4 s) a box of q's looks shows on track 2, placed
+    by ``glimpse`` from p's box, q's box beside it and the frame's width, then goes; p walks
+    on for two seconds. p's person and the results of the frames after p was decided."""
+    start_video(ids, "front", T0 - STEP)
+    walk = [
+        see(ids, "front", T0 + i * STEP, [(p.view_a[i % len(p.view_a)], "1")]) for i in range(4)
+    ]
+    (person,) = {d.person_id for r in walk for d in r.decisions}
+    frame, crops, _ = make_frame("front", T0, [p.view_a[0], q.view_a[0]], quality_ok=True)
+    mine, beside = (c.detection.box for c in crops)
+    other = glimpse(mine, beside, frame.width)
+    results = []
+    for i in range(4, 16):
+        t = T0 + i * STEP
+        if i in (4, 5):
+            people = [(p.view_a[i % len(p.view_a)], "1"), (q.view_a[i % len(q.view_a)], "2")]
+            results.append(see(ids, "front", t, people, boxes=[mine, other]))
+        else:
+            results.append(see(ids, "front", t, [(p.view_a[i % len(p.view_a)], "1")]))
+    return person, results
+
+
+def test_a_glimpse_under_another_persons_box_that_is_gone_creates_nobody(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """A box mostly over a decided person's box, seen for a moment and gone (the synthetic
+    scene's "standing 2": a box over part of the person in front and the strip of the one
+    hidden behind), is part of someone already there: it is never decided as a new person, even
+    once it has been pending longer than ``poor_create_after_s``."""
+    p, q = plans[:2]
+
+    def under(mine: Box, _beside: Box, _width: int) -> Box:
+        return Box(mine.x1 + 0.1 * mine.width, mine.y1 + 0.1 * mine.height, mine.x2, mine.y2)
+
+    person, results = _glimpse_then_gone(ids, p, q, under)
+    assert alerts(results) == 0, "nobody new"
+    assert [v.person_id for v in ids.persons()] == [person]
+    assert {d.person_id for r in results for d in r.decisions} == {person}
+
+
+def test_a_glimpse_clear_of_others_at_the_border_is_still_someone(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """The same moment at the picture's border, clear of p's box: someone passing the edge
+    of the view. Once pending for ``poor_create_after_s`` it is announced, out of sight."""
+    p, q = plans[:2]
+
+    def at_border(_mine: Box, beside: Box, width: int) -> Box:
+        return Box(beside.x1, beside.y1, float(width), beside.y2)
+
+    _person, results = _glimpse_then_gone(ids, p, q, at_border)
+    assert alerts(results) == 1, "someone at the edge, then gone, is announced"
+    assert len(ids.persons()) == 2
+
+
 def test_a_truncated_track_joins_the_visit_of_who_it_clearly_is(
     ids: Identities, plans: list[Plan]
 ) -> None:

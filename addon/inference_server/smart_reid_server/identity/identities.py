@@ -660,6 +660,8 @@ class Identities:
                 state.restart(timestamp)
                 state.left_group_at = timestamp if held else None
                 plan.split.add(i)
+            if not over[i]:
+                state.clear_seen = True
             if state.first_box is None:
                 state.first_box = boxes[i]
                 state.began_crowded = crowd[i]

@@ -13,7 +13,9 @@ or a track that swapped people at a crossing then took (or created) the wrong id
 - **Good looks** are crops that passed the quality gates, do not touch the frame's border and do
   not overlap another box. Poor looks never create an identity on their own: a track with only
   poor looks waits for a better one, or joins an active visit, and may create an identity only
-  after ``poor_create_after_s`` (someone lingering at the edge of the picture is still someone).
+  after ``poor_create_after_s`` (someone lingering at the edge of the picture is still someone);
+  one seen only under other boxes must have been in view that long (a glimpse of part of the
+  person in front and the one behind, then gone, is nobody new).
 - A track on a **box of two or more people** (the tracker's ``group`` flag) or on a **sliver**
   at the picture's border keeps its person meanwhile, but those crops are no look of anyone,
   and once it leaves the group or the border it starts over as a new pending track: trackers
@@ -205,6 +207,8 @@ class TrackState:
     # The hand-over after a gap found two people who walked out too alike to choose between:
     # the track stays pending until then, in case the other one comes in too and is decided.
     contested_until: float | None = None
+    # Seen at least once clear of other boxes (since it began or last started over).
+    clear_seen: bool = False
 
     @property
     def decided(self) -> bool:
@@ -246,6 +250,7 @@ class TrackState:
         self.began_crowded = False
         self.crossing = None
         self.contested_until = None
+        self.clear_seen = False
 
     def exchange(self, other: TrackState) -> None:
         """The tracker swapped two people: each track takes the other's person and looks."""
@@ -551,7 +556,13 @@ class TrackBook:
         )
 
     def may_create(self, state: TrackState, timestamp: float) -> bool:
-        """Whether the track may start a new identity (a good look, or lingering long)."""
-        return bool(state.good) or (
-            bool(state.poor) and timestamp - state.first_seen >= self.settings.poor_create_after_s
-        )
+        """Whether the track may start a new identity: a good look, or poor looks over
+        ``poor_create_after_s`` (someone lingering at the edge of the picture is still
+        someone). A glimpse seen only under other boxes, shorter than that and gone, is part of
+        someone else (a box over a person and the one behind): it creates nobody."""
+        if state.good:
+            return True
+        within = self.settings.poor_create_after_s
+        if not state.poor or timestamp - state.first_seen < within:
+            return False
+        return state.clear_seen or state.last_seen - state.first_seen >= within
