@@ -235,7 +235,7 @@ async def test_people_tracked_across_video_frames_are_not_embedded_every_frame(
             for i, image in enumerate(frames)
         ]
         counters = app.pipeline.counters
-        crops = sum(len(r.decisions) for r in results)
+        crops = sum(len(r.detections) for r in results)
         assert counters.embedded + counters.reused == crops
         assert counters.reused > crops / 3  # most sightings reuse their track's vector
         # ...without changing who is who: each person's id is stable across the frames.

@@ -438,6 +438,29 @@ def test_a_person_passing_in_front_of_another_keeps_their_identity_when_the_trac
     assert alerts(results) == 0, "nobody new arrived"
 
 
+def test_after_a_crossing_a_box_on_an_earlier_look_is_nobodys_until_a_fresh_one(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """The same crossing, but when the two are apart again the pipeline has not embedded track
+    1's box afresh (it reuses the track's look from before): nothing can tell yet whether the
+    tracker swapped them, so that box gets no decision (on the synthetic scene such frames
+    gave one person's box the other's identity). The next fresh look decides it."""
+    p, q = plans[:2]
+    p_id, q_id, t = _decided_pair(ids, p, q, T0)
+    a, b = _boxes_of(p, q, t)
+    front = Box(a.x1, min(a.y1, b.y1), b.x2, max(a.y2, b.y2))
+    see(ids, "front", t, [(q.view_a[0], "1")], boxes=[front])
+    t += STEP
+    people = [(q.view_a[1], "1"), (p.view_a[1], "3")]
+    reused = see(ids, "front", t, people, boxes=[a, b], fresh=[False, True])
+    assert reused.decisions == [], "q's box is not given p's identity on the old look"
+    assert p_id in ids.presence(t), "p is still present meanwhile"
+    t += STEP
+    fresh = see(ids, "front", t, [(q.view_a[2], "1"), (p.view_a[2], "3")], boxes=[a, b])
+    assert fresh.decisions[0].person_id == q_id, "the fresh look finds the swap"
+    assert p_id in ids.presence(t) and q_id in ids.presence(t)
+
+
 def test_people_passing_without_a_swap_keep_their_tracks_people(
     ids: Identities, plans: list[Plan]
 ) -> None:

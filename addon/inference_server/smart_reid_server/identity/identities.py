@@ -977,6 +977,12 @@ class Identities:
                 result = settled[i]
             elif state is None or state.person_id is None:
                 continue  # pending: no decision yet
+            elif state.crossing is not None and plan.good[i] and not plan.fresh[i]:
+                # Clear of the other person again after their boxes met, on a look from before:
+                # the tracker may have swapped them. The box is nobody's until the track's next
+                # fresh look (the tracker's own cadence: asking for one every frame re-embedded
+                # more and moved nothing the right way) has been checked.
+                continue
             else:
                 result = _track_result(state)
             decision, observation = self._identify(
