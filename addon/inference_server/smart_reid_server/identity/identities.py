@@ -981,7 +981,10 @@ class Identities:
                 # Clear of the other person again after their boxes met, on a look from before:
                 # the tracker may have swapped them. The box is nobody's until the track's next
                 # fresh look (the tracker's own cadence: asking for one every frame re-embedded
-                # more and moved nothing the right way) has been checked.
+                # more and moved nothing the right way) has been checked. The person is still
+                # here, one of the two: their visit goes on (presence, walking times).
+                if self.visits.is_active(state.person_id, timestamp):
+                    self.visits.observe(state.person_id, camera, timestamp)
                 continue
             else:
                 result = _track_result(state)
