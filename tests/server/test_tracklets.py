@@ -454,7 +454,8 @@ def test_after_a_crossing_a_box_on_an_earlier_look_is_nobodys_until_a_fresh_one(
     people = [(q.view_a[1], "1"), (p.view_a[1], "3")]
     reused = see(ids, "front", t, people, boxes=[a, b], fresh=[False, True])
     assert reused.decisions == [], "q's box is not given p's identity on the old look"
-    assert p_id in ids.presence(t), "p is still present meanwhile"
+    visit = ids.visits.active_for(p_id)
+    assert visit is not None and visit.last_seen == t, "p's visit goes on meanwhile"
     t += STEP
     fresh = see(ids, "front", t, [(q.view_a[2], "1"), (p.view_a[2], "3")], boxes=[a, b])
     assert fresh.decisions[0].person_id == q_id, "the fresh look finds the swap"
