@@ -464,6 +464,9 @@ async def mqtt_entry(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await wait_for(hass, lambda: mqtt.is_connected(hass), "MQTT to connect")
     yield entry
+    # What a test set going finishes first (a reload after an options change, say): left
+    # running, it would set our entry up again, and subscribe, after MQTT had gone.
+    await hass.async_block_till_done()
     for ours in hass.config_entries.async_entries(DOMAIN):
         if ours.state is ConfigEntryState.LOADED:
             await hass.config_entries.async_unload(ours.entry_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import MATCH_ALL
 from homeassistant.core import Event, HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -369,6 +370,9 @@ async def test_sighting_events_option_in_the_options_flow(
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert loaded_entry.options[CONF_SIGHTING_EVENTS] is True
     assert loaded_entry.options[CONF_FORWARD] == []
+    await hass.async_block_till_done()  # the entry reloads with the new options
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    assert loaded_entry.runtime_data.options[CONF_SIGHTING_EVENTS] is True
 
     result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
     schema = result["data_schema"]
