@@ -612,9 +612,11 @@ class SmartReidCoordinator:
 
     @callback
     def _handle_merged(self, merged: Merged) -> None:
-        """The server merged a duplicate identity into the person it really was: tell
-        automations, so a notification sent for the duplicate's visit can be withdrawn. The
-        duplicate's device goes with its cleared retained state, as after a manual merge."""
+        """The server merged a new identity into the person it really was: tell automations,
+        so a notification sent for a duplicate visit can be withdrawn (`same_person`), or the
+        notification of a returning person's visit updated to name them (`returning`). The
+        dropped identity's device goes with its cleared retained state, as after a manual
+        merge."""
         if merged.camera:
             self._ensure_camera(merged.camera)
         self.hass.bus.async_fire(
@@ -631,6 +633,10 @@ class SmartReidCoordinator:
                 "camera": merged.camera,
                 "similarity": merged.similarity,
                 "reason": merged.reason,
+                # The visit's picture, for a notification updated in place (reason returning).
+                "snapshot_url": self.sign_image(
+                    self._visit_snapshots.get(merged.visit_id) if merged.visit_id else None
+                ),
             },
         )
 

@@ -457,8 +457,10 @@ class VisitEvent:
 
 @dataclass(frozen=True, slots=True)
 class Merged:
-    """The server found two identities to be one person during a visit and merged them
-    (`B/events/merged`): `merged_person_id` is gone, its visit's notification is stale."""
+    """The server found a new identity to be someone it knew and merged them
+    (`B/events/merged`): `merged_person_id` is gone. `reason` `same_person`: someone already on
+    a visit, `merged_visit_id`'s notification is stale; `returning`: someone seen on an earlier
+    visit, whose visit (`visit_id` = `merged_visit_id`) goes on under their name."""
 
     person_id: str
     merged_person_id: str

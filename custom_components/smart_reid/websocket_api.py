@@ -575,7 +575,8 @@ def ws_visits_subscribe(
     hass: HomeAssistant, connection: ActiveConnection, msg: dict[str, Any]
 ) -> None:
     """Each visit that starts, moves on, ends or is assessed, as `{"visit": {...}}`; a merge
-    as `{"merged": {"person_id", "merged_person_id", "merged_visit_id"}}`."""
+    as `{"merged": {"person_id", "merged_person_id", "merged_visit_id", "visit_id", "reason",
+    "label", "known"}}` (`returning`: the visit goes on as `person_id`'s)."""
     entry_id: str | None = msg.get("entry_id")
     if not _loaded_entries(hass, entry_id):
         connection.send_error(msg["id"], "not_loaded", _no_entry_message(entry_id))
@@ -598,7 +599,15 @@ def ws_visits_subscribe(
                     {
                         "merged": {
                             k: event.data.get(k)
-                            for k in ("person_id", "merged_person_id", "merged_visit_id")
+                            for k in (
+                                "person_id",
+                                "merged_person_id",
+                                "merged_visit_id",
+                                "visit_id",
+                                "reason",
+                                "label",
+                                "known",
+                            )
                         }
                     },
                 )

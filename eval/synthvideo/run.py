@@ -270,13 +270,15 @@ def overall(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[str, An
             o = out.setdefault(
                 name,
                 {"visits": 0, "notifications": 0, "missed": 0, "people": 0, "identity_sum": 0.0,
-                 "impure": 0, "presence": [], "latency_p95": [], "deterministic": None},
+                 "identity_sum_after_merges": 0.0, "impure": 0, "presence": [],
+                 "latency_p95": [], "deterministic": None},
             )  # fmt: skip
             o["visits"] += s["true_visits"]
             o["notifications"] += s["notifications"]
             o["missed"] += s["missed_visits"]
             o["people"] += s["people"]
             o["identity_sum"] += s["identities_per_person"] * s["people"]
+            o["identity_sum_after_merges"] += s["identities_per_person_after_merges"] * s["people"]
             o["impure"] += len(s["impure_identities"])
             o["presence"].append(s["presence_within_one"])
             o["latency_p95"].append(s["latency_p95_s"])
@@ -290,6 +292,9 @@ def overall(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, dict[str, An
         o["by_kind"] = {k: dict(v) for k, v in sorted(o["by_kind"].items())}
         o["per_visit"] = o["notifications"] / o["visits"] if o["visits"] else 0.0
         o["identities_per_person"] = o["identity_sum"] / o["people"] if o["people"] else 0.0
+        o["identities_per_person_after_merges"] = (
+            o["identity_sum_after_merges"] / o["people"] if o["people"] else 0.0
+        )
     return out
 
 
@@ -309,14 +314,15 @@ def report(per_seed: Mapping[int, Mapping[str, Any]]) -> str:
             f"## All seeds ({', '.join(str(s) for s in per_seed)})",
             "",
             "| run | visits | notifications (per visit) | missed visits | identities per person "
-            "| impure identities | presence within 1 (per seed) | latency p95 s (per seed) "
-            "| deterministic |",
+            "(after the server's merges) | impure identities | presence within 1 (per seed) "
+            "| latency p95 s (per seed) | deterministic |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, o in overall(per_seed).items():
             lines.append(
                 f"| {name} | {o['visits']} | {o['notifications']} ({o['per_visit']:.2f}) | "
-                f"{o['missed']} | {o['identities_per_person']:.2f} | {o['impure']} | "
+                f"{o['missed']} | {o['identities_per_person']:.2f} "
+                f"({o['identities_per_person_after_merges']:.2f}) | {o['impure']} | "
                 + " / ".join(f"{v * 100:.1f} %" for v in o["presence"])
                 + " | "
                 + " / ".join(f"{v:.2f}" for v in o["latency_p95"])

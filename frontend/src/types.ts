@@ -107,7 +107,17 @@ export interface VisitsEvent {
   visit?: VisitItem;
   /** People renamed since (or first heard of): their current labels. */
   labels?: Record<string, string>;
-  merged?: { person_id: string; merged_person_id: string; merged_visit_id: string | null };
+  // reason "returning": the visit goes on as person_id's (visit_id = merged_visit_id);
+  // otherwise merged_visit_id was a duplicate of visit_id.
+  merged?: {
+    person_id: string;
+    merged_person_id: string;
+    merged_visit_id: string | null;
+    visit_id?: string | null;
+    reason?: string;
+    label?: string | null;
+    known?: boolean;
+  };
 }
 
 export type PeopleFilter = "everyone" | "present" | "unknown";

@@ -134,7 +134,18 @@ export class SmartReidVisitsCard extends LitElement {
       this._visits = (this._visits ?? []).map((v) => (labels[v.person_id] ? { ...v, label: labels[v.person_id] } : v));
       if (this._selected && labels[this._selected.person_id]) this._selected = { ...this._selected, label: labels[this._selected.person_id] };
     } else if (event.merged?.merged_visit_id) {
-      this._visits = (this._visits ?? []).filter((v) => v.visit_id !== event.merged?.merged_visit_id);
+      const m = event.merged;
+      if (m.reason === "returning") {
+        // Someone taken for new was seen before: the visit stays, now theirs.
+        const named = (v: VisitItem): VisitItem =>
+          v.visit_id === m.merged_visit_id
+            ? { ...v, person_id: m.person_id, label: m.label ?? v.label, known: m.known ?? v.known, is_new_identity: false }
+            : v;
+        this._visits = (this._visits ?? []).map(named);
+        if (this._selected) this._selected = named(this._selected);
+      } else {
+        this._visits = (this._visits ?? []).filter((v) => v.visit_id !== m.merged_visit_id);
+      }
     }
   }
 

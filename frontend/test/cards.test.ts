@@ -137,6 +137,29 @@ describe("visits card", () => {
     expect(item.textContent).toContain("unknown person");
   });
 
+  it("keeps a visit whose person was recognised later, under their name; drops a duplicate", async () => {
+    const { hass, subscribers } = fakeHass(PEOPLE);
+    const card = await mount<HTMLElement & { updateComplete: Promise<unknown> }>("smart-reid-visits-card", {}, hass);
+    const visit = (visit_id: string, label: string): VisitsEvent => ({
+      visit: {
+        entry_id: "e1", visit_id, person_id: `p-${visit_id}`, label, known: false,
+        is_new_identity: true, started_at: NOW - 60, last_seen: NOW - 5, ended_at: null, cameras: ["front"],
+        first_camera: "front", last_camera: "front", sightings: 4, snapshot_url: null, thumbnail_url: null,
+        path: [{ camera: "front", at: NOW - 60 }], risk: null,
+      },
+    });
+    const send = subscribers["smart_reid/visits/subscribe"];
+    send(visit("v1", "Visitor 7"));
+    send(visit("v2", "Visitor 8"));
+    send({ merged: { person_id: "old", merged_person_id: "p-v1", merged_visit_id: "v1", visit_id: "v1", reason: "returning", label: "Visitor 2", known: false } });
+    send({ merged: { person_id: "p-v1", merged_person_id: "p-v2", merged_visit_id: "v2", visit_id: "v1", reason: "same_person" } });
+    await card.updateComplete;
+    const items = [...root(card).querySelectorAll(".visit")].map((e) => e.textContent ?? "");
+    expect(items).toHaveLength(1);
+    expect(items[0]).toContain("Visitor 2");
+    expect(items[0]).not.toContain("Visitor 7");
+  });
+
   it("is listed in the card picker with both cards", () => {
     const cards = (window as unknown as { customCards: { type: string }[] }).customCards.map((c) => c.type);
     expect(cards).toEqual(expect.arrayContaining(["smart-reid-people-card", "smart-reid-visits-card"]));

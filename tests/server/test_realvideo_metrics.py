@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from eval.realvideo.metrics import Box4, Labels, PresenceRow, score
-from eval.realvideo.replay import Run
+from eval.realvideo.replay import Run, Sighting
 
 PERSON: Box4 = (10.0, 10.0, 50.0, 130.0)
 GROUP: Box4 = (200.0, 10.0, 300.0, 130.0)  # one box over two men: ignored, shows 2 people
@@ -64,6 +64,22 @@ def test_ignored_people_never_excuse_counting_too_few_or_far_too_many() -> None:
     assert score(_run([0, 0, 0, 0]), two)["presence_within_one_allowing_ignored"] == 0.0
     # Five counted where one labelled man and a group of two are seen: two too many.
     assert score(_run([5, 5, 5, 5]), labels)["presence_within_one_allowing_ignored"] == 0.0
+
+
+def test_identities_after_the_servers_merges_follow_each_merge_to_its_end() -> None:
+    """One man's sightings under three identities: as issued that is three; the server merged
+    the second into the first and the third into the second, so he is left with one."""
+    run = _run([1, 1, 1])
+    for n, pid in enumerate(["a", "b", "c"]):
+        t = run.frame_times[3 * n]
+        run.sightings.append(Sighting("street", 3 * n, t, PERSON, pid, pid != "a", "new", 0.0, t))
+    figures = score(run, _labels(3, group=False))
+    assert figures["identities_per_person"] == 3.0
+    assert figures["identities_per_person_after_merges"] == 3.0
+    run.merges = [(1000.1, "a", "b"), (1000.2, "b", "c")]
+    figures = score(run, _labels(3, group=False))
+    assert figures["identities_per_person"] == 3.0, "what was issued stays counted"
+    assert figures["identities_per_person_after_merges"] == 1.0
 
 
 def test_the_label_file_says_why_each_box_is_ignored() -> None:

@@ -308,6 +308,57 @@ def test_a_duplicate_identity_is_merged_back_with_an_event(
         ids.close()
 
 
+def test_a_returning_person_first_taken_for_new_is_recognised_with_more_looks(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """Someone seen an hour ago comes back; their first looks fall short of the gallery bar, so
+    a new identity is announced. Once more looks of the same track clearly show the earlier
+    person, the new identity is folded into theirs: the visit goes on as their visit (reason
+    "returning", the same visit), and no second alert follows."""
+    p, q = plans[:2]
+    ids = open_identities(tmp_path / "data")
+    try:
+        start_video(ids, "front", T0 - STEP)
+        first = [see(ids, "front", T0 + i * STEP, [(p.view_a[0], "1")]) for i in range(4)]
+        (person,) = {d.person_id for r in first for d in r.decisions}
+        ids.expire(T0 + 3600)  # an hour later: that visit is long over
+        later = T0 + 3600
+        start_video(ids, "back", later - STEP)
+        # A stranger is on another visit meanwhile: never a candidate for the returning track.
+        stranger = [see(ids, "back", later + i * STEP, [(q.view_a[0], "5")]) for i in range(4)]
+        assert alerts(stranger) == 1
+        # The returning person's first looks score under the bar (forced for a moment).
+        ids.matcher.threshold, bar = 0.99, ids.matcher.threshold
+        ids.matcher.uncertain_margin, margin = 0.0, ids.matcher.uncertain_margin
+        assert ids.tracks is not None
+        settings = ids.tracks.settings
+        ids.tracks.settings = dataclasses.replace(settings, active_threshold=2.0)
+        t = later + 1
+        seen = [see(ids, "back", t + i * STEP, [(p.view_b, "9")]) for i in range(3)]
+        ids.matcher.threshold, ids.matcher.uncertain_margin = bar, margin
+        ids.tracks.settings = settings
+        (duplicate,) = {d.person_id for r in seen for d in r.decisions}
+        assert duplicate != person and alerts(seen) == 1
+        visit_id = seen[-1].decisions[0].visit_id
+        # More looks of the same track: clearly the person of an hour ago.
+        more = [
+            see(ids, "back", t + 1 + i * STEP, [(p.view_a[i % len(p.view_a)], "9")])
+            for i in range(4)
+        ]
+        (merge,) = [m for r in more for m in r.merges]
+        assert (merge.kept, merge.dropped, merge.reason) == (person, duplicate, "returning")
+        assert merge.visit_id == merge.dropped_visit_id == visit_id, "the same visit goes on"
+        assert merge.to_json()["reason"] == "returning"
+        assert {d.person_id for r in more for d in r.decisions} == {person}
+        assert alerts(more) == 0
+        assert duplicate not in {v.person_id for v in ids.persons()}
+        visit = ids.visits.active_for(person)
+        assert visit is not None and visit.visit_id == visit_id and not visit.is_new_identity
+        assert ids.person(person).present
+    finally:
+        ids.close()
+
+
 def test_two_people_seen_together_are_never_merged(tmp_path: Path, plans: list[Plan]) -> None:
     p, q = plans[:2]
     ids = open_identities(tmp_path / "data", merge_threshold=-1.0)  # would merge anyone

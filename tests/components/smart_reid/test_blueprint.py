@@ -270,6 +270,45 @@ async def test_a_merged_duplicate_notification_is_withdrawn(
     assert phone[1].data["data"] == {"tag": "0a1b2c3d4e5f"}
 
 
+async def test_someone_new_recognised_later_updates_the_notification(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry, phone: list[ServiceCall]
+) -> None:
+    """The server announced someone new, then recognised them as a person seen on an earlier
+    visit (reason returning): the same notification is updated, quietly, to name them; the
+    visit goes on. Had they been marked known, the notification is withdrawn instead."""
+    await _new_visit(hass, is_new_identity=True)
+    await wait_for(hass, lambda: len(phone) == 1, "the notification")
+    assert phone[0].data["title"] == "Someone new at front"
+    returning = {
+        "person_id": "3f9a1c2e7b10",
+        "merged_person_id": PERSON_A,
+        "visit_id": "9c8b7a6d5e4f",
+        "merged_visit_id": "9c8b7a6d5e4f",
+        "camera": "front",
+        "similarity": 0.62,
+        "reason": "returning",
+        "label": "Visitor 1",
+        "known": False,
+    }
+    await publish(hass, f"{BASE}/events/merged", returning)
+    await wait_for(hass, lambda: len(phone) == 2, "the update")
+    update = phone[1].data
+    assert update["title"] == "Visitor 1 (seen before) at front"
+    assert update["message"] == "Recognised: seen on an earlier visit (match 62%)."
+    assert update["data"]["tag"] == "9c8b7a6d5e4f"
+    assert update["data"]["image"] == phone[0].data["data"]["image"], "the visit's picture"
+    assert update["data"]["push"] == {"interruption-level": "passive"}
+    # A household member recognised late: no notification for them.
+    await publish(
+        hass,
+        f"{BASE}/events/merged",
+        {**returning, "person_id": "0a0b0c0d0e0f", "label": "Alice", "known": True},
+    )
+    await wait_for(hass, lambda: len(phone) == 3, "the withdrawal")
+    assert phone[2].data["message"] == "clear_notification"
+    assert phone[2].data["data"] == {"tag": "9c8b7a6d5e4f"}
+
+
 # --- where to send: required, and checked ----------------------------------------------------
 
 

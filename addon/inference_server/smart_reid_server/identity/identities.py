@@ -202,6 +202,10 @@ class MergeEvent:
     similarity: float
     camera: str
     timestamp: float
+    # "same_person": a duplicate within a visit (``dropped_visit_id``'s notification is stale);
+    # "returning": someone seen on an earlier visit, whose new visit (``visit_id``, the same as
+    # ``dropped_visit_id``) goes on under ``kept`` (its notification names them now).
+    reason: str = "same_person"
 
     def to_json(self, kept: PersonView | None = None) -> dict[str, Any]:
         return {
@@ -212,7 +216,7 @@ class MergeEvent:
             "similarity": round(self.similarity, 4),
             "camera": self.camera,
             "timestamp": round(self.timestamp, 3),
-            "reason": "same_person",
+            "reason": self.reason,
             **({"label": kept.label, "known": kept.known} if kept is not None else {}),
         }
 
@@ -1199,14 +1203,17 @@ class Identities:
                 and v.person_id not in apart
                 and v.started_at <= visit.started_at
             ]
-            if not others:
-                continue
             query = self._centred(camera, aggregate).reshape(1, -1)
-            found = self.active_tier.candidates(
-                query, camera, timestamp, others, reacquire_s=book.settings.reacquire_s
-            )[0]
+            found = (
+                self.active_tier.candidates(
+                    query, camera, timestamp, others, reacquire_s=book.settings.reacquire_s
+                )[0]
+                if others
+                else []
+            )
             best = max(found, key=lambda c: c.appearance, default=None)
             if best is None or best.appearance < threshold + best.bar:
+                self._recognise_late(camera, timestamp, state, visit, query, plan, out)
                 continue
             if any(s.person_id == best.person_id for s in plan.states if s is not None):
                 continue  # both are in this very frame: two people
@@ -1241,6 +1248,66 @@ class Identities:
                 )
             )
             out.changed_person_ids.add(best.person_id)
+
+    def _recognise_late(
+        self,
+        camera: str,
+        timestamp: float,
+        state: TrackState,
+        visit: Visit,
+        query: npt.NDArray[np.float32],
+        plan: _FramePlan,
+        out: ObserveResult,
+    ) -> None:
+        """A track that began a new identity shows, with more looks, someone seen on an
+        earlier visit: fold the new identity into theirs, and their visit goes on.
+
+        The bar is the gallery's (a decision on these looks would have recognised them), on
+        the track's good looks only, against people not on a visit (``_repair`` weighs those),
+        last seen before this visit began and never in one frame with this track's person. The
+        visit is kept (it is a new visit of a returning person); the merge event says so
+        (``reason`` "returning") so the visit's notification is updated, not withdrawn."""
+        mine = state.person_id
+        assert mine is not None
+        busy = {v.person_id for v in self.visits.active()}
+        excluded = busy | self._together.get(mine, set()) | {mine}
+        ranked = self.gallery.search_many(query, top_k=len(excluded) + 2)[0]
+        best = next(((pid, sim) for pid, sim in ranked if pid not in excluded), None)
+        if best is None or best[1] < self.matcher.threshold:
+            return
+        person_id, similarity = best
+        record = self.store.person(person_id)
+        if record is None or record.last_seen >= visit.started_at:
+            return
+        if any(s is not None and s.person_id == person_id for s in plan.states):
+            return  # in this very frame under another box: two people
+        _LOGGER.info(
+            "camera %s: %s is %s, seen on an earlier visit (similarity %.2f over %d looks); merged",
+            camera,
+            mine,
+            person_id,
+            similarity,
+            len(state.good),
+        )
+        self.merge(person_id, mine)
+        state.created = False
+        state.status = MatchStatus.MATCHED
+        state.similarity = similarity
+        state.candidate_id = None
+        state.candidate_similarity = 0.0
+        out.merges.append(
+            MergeEvent(
+                kept=person_id,
+                dropped=mine,
+                visit_id=visit.visit_id,
+                dropped_visit_id=visit.visit_id,
+                similarity=similarity,
+                camera=camera,
+                timestamp=timestamp,
+                reason="returning",
+            )
+        )
+        out.changed_person_ids.add(person_id)
 
     def search(
         self, vector: npt.ArrayLike, camera: str | None = None, limit: int = 5
