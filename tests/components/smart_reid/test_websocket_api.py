@@ -368,6 +368,10 @@ async def test_visit_filters_merges_and_odd_answers(
         "person_id": PERSON_A,
         "merged_person_id": PERSON_B,
         "merged_visit_id": "0a1b2c3d4e5f",
+        "visit_id": "9c8b7a6d5e4f",
+        "reason": "same_person",
+        "label": "Visitor 3",
+        "known": False,
     }
 
     server.visits = [{"no": "visit id"}, "not an object", server_visit("9c8b7a6d5e4f", now - 60)]
