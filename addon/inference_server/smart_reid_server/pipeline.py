@@ -668,6 +668,10 @@ class Pipeline:
         ts, at = max(self._frame_clock.values())
         return ts + (now - at)
 
+    def has_frames(self) -> bool:
+        """Whether any frame has been matched yet (before that, ``now`` is the wall clock)."""
+        return bool(self._frame_clock)
+
     def streaming(self) -> bool:
         """Whether a camera's frame was matched within ``FRAME_CLOCK_IDLE_S``: time is frames'."""
         now = self._clock()

@@ -599,7 +599,10 @@ class ClusterWorker:
         while True:
             await asyncio.sleep(1.0)
             try:
-                if not self.pipeline.streaming():  # frames end tracks while they come
+                # Frames end tracks while they come. Before the first frame has been matched
+                # the clock is the wall clock, not the frames' time: a first frame still being
+                # matched would have its tracks ended at once (recorded footage, a slow start).
+                if self.pipeline.has_frames() and not self.pipeline.streaming():
                     await self.pipeline._forget_tracks(self.pipeline.now())
             except asyncio.CancelledError:
                 raise
