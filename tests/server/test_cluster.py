@@ -149,6 +149,33 @@ async def test_worker_without_redis_says_what_to_do(tmp_path: Path, models_dir: 
         await worker.start()
 
 
+async def test_a_worker_keeps_the_tracks_of_a_first_frame_still_being_matched(
+    tmp_path: Path, models_dir: Path
+) -> None:
+    """A recording's first frame is tracked and sent to the matcher; until its answer comes the
+    worker's clock is the wall clock (years after the recording): the idle check must not end
+    its tracks then. Once frames have been matched and then stop, lost tracks do end."""
+    settings = settings_for(tmp_path, models_dir, cluster={"role": "worker"})
+    worker = ClusterWorker(settings, detector=object(), embedder=object())  # type: ignore[arg-type]
+    ended: list[list[tuple[str, str]]] = []
+
+    async def record(keys: list[tuple[str, str]]) -> None:
+        ended.append(keys)
+
+    worker.tracks_ended = record  # type: ignore[method-assign]
+    tracks = worker.pipeline.tracks
+    assert tracks is not None
+    recorded = 1_600_000_000.0  # the footage's own time, long before the wall clock
+    tracks.update("front", [Detection(Box(10, 10, 60, 170), 0.9)], recorded)
+    assert tracks.active == 1
+    await worker.expire_idle_tracks()
+    assert ended == [] and tracks.active == 1, "a frame still being matched keeps its track"
+    # The frame was matched, and no frame has come for a while since: the track is lost.
+    worker.pipeline._frame_clock["front"] = (recorded, time.time() - 60.0)
+    await worker.expire_idle_tracks()
+    assert [key for keys in ended for key in keys] == [("front", "front:1")]
+
+
 # -- 2 workers + matcher == one process -----------------------------------------------------------
 
 

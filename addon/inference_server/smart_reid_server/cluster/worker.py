@@ -599,15 +599,19 @@ class ClusterWorker:
         while True:
             await asyncio.sleep(1.0)
             try:
-                # Frames end tracks while they come. Before the first frame has been matched
-                # the clock is the wall clock, not the frames' time: a first frame still being
-                # matched would have its tracks ended at once (recorded footage, a slow start).
-                if self.pipeline.has_frames() and not self.pipeline.streaming():
-                    await self.pipeline._forget_tracks(self.pipeline.now())
+                await self.expire_idle_tracks()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 _LOGGER.exception("ending lost tracks failed")
+
+    async def expire_idle_tracks(self) -> None:
+        """End the tracks lost by now while no frames come (frames end them while they do).
+        Before the first frame has been matched the clock is the wall clock, not the frames'
+        time: a first frame still being matched would have its tracks ended at once (recorded
+        footage, a slow start), so nothing ends then."""
+        if self.pipeline.has_frames() and not self.pipeline.streaming():
+            await self.pipeline._forget_tracks(self.pipeline.now())
 
     # -- status ------------------------------------------------------------------------------
 
