@@ -148,9 +148,9 @@ class PresenceRow:
     counted: int
 
 
-def _merged_into(run: Run, person_id: str) -> str:
-    """The identity ``person_id`` ended up as after the run's automatic merges."""
-    into = {dropped: kept for _, kept, dropped in run.merges}
+def _merged_into(into: Mapping[str, str], person_id: str) -> str:
+    """The identity ``person_id`` ended up as after automatic merges (``into``: dropped ->
+    kept)."""
     seen = {person_id}
     while person_id in into and into[person_id] not in seen:
         person_id = into[person_id]
@@ -228,6 +228,7 @@ def score(
         ranked = held.most_common()
         if len(ranked) > 1 and ranked[1][1] > 0.05 * total:
             impure.append({"identity": person_id, "people": dict(ranked)})
+    into = {dropped: kept for _, kept, dropped in run.merges}
     labelled = sum(sum(c.values()) for c in people_of.values())
     purity = sum(c.most_common(1)[0][1] for c in people_of.values()) / labelled if labelled else 1.0
 
@@ -284,7 +285,9 @@ def score(
         # is left with: a merged-away identity's device is gone); the figure above counts each
         # identity a decision was ever issued under.
         "identities_per_person_after_merges": (
-            float(np.mean([len({_merged_into(run, p) for p in v}) for v in identities_of.values()]))
+            float(
+                np.mean([len({_merged_into(into, p) for p in v}) for v in identities_of.values()])
+            )
             if identities_of
             else 0.0
         ),

@@ -1226,28 +1226,17 @@ class Identities:
                 len(state.good),
             )
             kept_visit = self.visits.active_for(best.person_id)
-            dropped_visit_id = visit.visit_id
             self.merge(best.person_id, mine)
-            book.rename_person(mine, best.person_id)
-            state.created = False
-            # merge_threshold may be set below the gallery threshold: label by the latter.
-            matched = best.appearance >= self.matcher.threshold
-            state.status = MatchStatus.MATCHED if matched else MatchStatus.UNCERTAIN
-            state.similarity = best.appearance
-            state.candidate_id = None if matched else best.person_id
-            state.candidate_similarity = 0.0 if matched else best.appearance
-            out.merges.append(
-                MergeEvent(
-                    kept=best.person_id,
-                    dropped=mine,
-                    visit_id=kept_visit.visit_id if kept_visit is not None else "",
-                    dropped_visit_id=dropped_visit_id,
-                    similarity=best.appearance,
-                    camera=camera,
-                    timestamp=timestamp,
-                )
+            event = MergeEvent(
+                kept=best.person_id,
+                dropped=mine,
+                visit_id=kept_visit.visit_id if kept_visit is not None else "",
+                dropped_visit_id=visit.visit_id,
+                similarity=best.appearance,
+                camera=camera,
+                timestamp=timestamp,
             )
-            out.changed_person_ids.add(best.person_id)
+            self._track_merged(state, event, out)
 
     def _recognise_late(
         self,
@@ -1290,24 +1279,30 @@ class Identities:
             len(state.good),
         )
         self.merge(person_id, mine)
-        state.created = False
-        state.status = MatchStatus.MATCHED
-        state.similarity = similarity
-        state.candidate_id = None
-        state.candidate_similarity = 0.0
-        out.merges.append(
-            MergeEvent(
-                kept=person_id,
-                dropped=mine,
-                visit_id=visit.visit_id,
-                dropped_visit_id=visit.visit_id,
-                similarity=similarity,
-                camera=camera,
-                timestamp=timestamp,
-                reason="returning",
-            )
+        event = MergeEvent(
+            kept=person_id,
+            dropped=mine,
+            visit_id=visit.visit_id,
+            dropped_visit_id=visit.visit_id,
+            similarity=similarity,
+            camera=camera,
+            timestamp=timestamp,
+            reason="returning",
         )
-        out.changed_person_ids.add(person_id)
+        self._track_merged(state, event, out)
+
+    def _track_merged(self, state: TrackState, event: MergeEvent, out: ObserveResult) -> None:
+        """The track whose new identity was just merged now holds the kept person (merge()
+        renamed it), labelled by the gallery threshold (``tracks.merge_threshold`` may be set
+        below it); the merge is reported."""
+        state.created = False
+        matched = event.similarity >= self.matcher.threshold
+        state.status = MatchStatus.MATCHED if matched else MatchStatus.UNCERTAIN
+        state.similarity = event.similarity
+        state.candidate_id = None if matched else event.kept
+        state.candidate_similarity = 0.0 if matched else event.similarity
+        out.merges.append(event)
+        out.changed_person_ids.add(event.kept)
 
     def search(
         self, vector: npt.ArrayLike, camera: str | None = None, limit: int = 5
