@@ -1005,6 +1005,123 @@ def test_a_newcomer_who_could_be_either_of_two_who_left_waits_for_the_other(
     ids.close()
 
 
+def _walk_through_overlap(
+    ids: Identities,
+    p: Plan,
+    *,
+    enters_at_side: bool = True,
+    leaves_at_side: bool = True,
+    leaves_after: float = 1.0,
+) -> tuple[str, str, list[ObserveResult], list[ObserveResult]]:
+    """``p`` walks on camera "left" (decided), and while still mid-picture there comes in at
+    the left side of camera "right", showing their other view (a part both cameras see). The
+    "right" track is decided a new identity; ``leaves_after`` seconds after it came in, ``p``
+    walks out of "left" at its right side, and "right" goes on seeing them. Answers the person
+    on "left", the identity "right" created, what "right" decided before and after."""
+    start_video(ids, "left", T0 - STEP)
+    for i in range(4):
+        see(ids, "left", T0 + i * STEP, [(p.view_a[i], "1")])
+    book = ids.tracks
+    assert book is not None
+    left = book.get("left", "left:1")
+    assert left is not None and left.person_id is not None
+    person = left.person_id
+    t = T0 + 4 * STEP
+    start_video(ids, "right", t - STEP)
+    frame, crops, _ = make_frame("right", t, [p.view_b], quality_ok=True)
+    box = crops[0].detection.box
+    inward = Box(0.0, box.y1, box.x2, box.y2) if enters_at_side else box
+    came_in = t
+    before: list[ObserveResult] = []
+    out_at = came_in + leaves_after
+    gone = False
+    created: str | None = None
+    while created is None or not gone:
+        # Both cameras see the person: "left" mid-picture until they walk out at its side.
+        if not gone:
+            if t >= out_at - 1e-6:
+                frame, crops, _ = make_frame("left", t, [p.view_a[0]], quality_ok=True)
+                b = crops[0].detection.box
+                edge = Box(b.x1, b.y1, float(frame.width), b.y2) if leaves_at_side else b
+                see(ids, "left", t, [(p.view_a[0], "1")], boxes=[edge])
+                ids.end_tracks([("left", "left:1")])
+                gone = True
+            else:
+                see(ids, "left", t, [(p.view_a[0], "1")])
+        boxes = [inward] if t == came_in else None
+        result = see(ids, "right", t, [(p.view_b, "1")], boxes=boxes)
+        before.append(result)
+        if created is None and result.decisions:
+            created = result.decisions[0].person_id
+        t += STEP
+        assert t < came_in + 12, "the right track was never decided"
+    assert created is not None and created != person, "first taken for someone new"
+    assert alerts(before) == 1
+    after = [see(ids, "right", t + i * STEP, [(p.view_b, "1")]) for i in range(1, 5)]
+    return person, created, before, after
+
+
+def test_a_person_seen_by_two_cameras_at_once_is_one_person_once_they_walk_out_of_one(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """Cameras nobody described as overlapping: the person came in on "right" while in view
+    on "left", too differently seen to be recognised, and was announced as someone new. When
+    they walk out of "left" at its side while "right" sees them, and nobody else did, the new
+    identity is folded into theirs (``same_person``: the second alert is withdrawn)."""
+    p, _ = _departure_pair(plans)
+    ids = _open_departures(tmp_path / "on")
+    person, created, before, after = _walk_through_overlap(ids, p, leaves_after=1.6)
+    merges = [m for r in before + after for m in r.merges]
+    assert len(merges) == 1
+    (merge,) = merges
+    assert (merge.kept, merge.dropped, merge.reason) == (person, created, "same_person")
+    announced = next(r for r in before if r.decisions).decisions[0]
+    assert announced.new_person and merge.dropped_visit_id == announced.visit_id
+    assert merge.visit_id != merge.dropped_visit_id
+    assert {d.person_id for d in after[-1].decisions} == {person}
+    assert alerts(after) == 0
+    assert created not in {v.person_id for v in ids.persons()}
+    ids.close()
+    # Without the rule (no hand-over after a gap either) the duplicate stays.
+    off = _open(tmp_path / "off", active_threshold=0.95, departure_s=0.0)
+    person, created, before, after = _walk_through_overlap(off, p, leaves_after=1.6)
+    assert not [m for r in before + after for m in r.merges]
+    assert {d.person_id for d in after[-1].decisions} == {created}
+    off.close()
+
+
+@pytest.mark.parametrize(
+    ("enters_at_side", "leaves_at_side", "leaves_after", "adjacency"),
+    [
+        (False, True, 1.6, None),
+        (True, False, 1.6, None),
+        (True, True, 9.0, None),
+        (True, True, 1.6, {"left": ["garden"], "right": ["garden"]}),
+    ],
+    ids=["came-in-mid-picture", "left-view-mid-picture", "too-late", "not-neighbours"],
+)
+def test_no_overlap_merge_outside_its_conditions(
+    tmp_path: Path,
+    plans: list[Plan],
+    enters_at_side: bool,
+    leaves_at_side: bool,
+    leaves_after: float,
+    adjacency: object,
+) -> None:
+    p, _ = _departure_pair(plans)
+    ids = _open_departures(tmp_path / "data", adjacency)
+    _, created, before, after = _walk_through_overlap(
+        ids,
+        p,
+        enters_at_side=enters_at_side,
+        leaves_at_side=leaves_at_side,
+        leaves_after=leaves_after,
+    )
+    assert not [m for r in before + after for m in r.merges]
+    assert {d.person_id for d in after[-1].decisions} == {created}
+    ids.close()
+
+
 def test_departure_settings_come_from_the_config() -> None:
     settings = TrackSettings.from_config({"departure_s": 6, "departure_threshold": 0.45})
     assert settings.departure_s == 6.0 and settings.departure_threshold == 0.45

@@ -1184,10 +1184,10 @@ class Identities:
                 state is None
                 or not state.created
                 or state.person_id is None
-                or len(state.good) <= state.merge_checked_looks
+                or state.good_seen <= state.merge_checked_looks
             ):
                 continue
-            state.merge_checked_looks = len(state.good)
+            state.merge_checked_looks = state.good_seen
             aggregate = state.aggregate(good_only=True)
             if aggregate is None:
                 continue
@@ -1213,7 +1213,8 @@ class Identities:
             )
             best = max(found, key=lambda c: c.appearance, default=None)
             if best is None or best.appearance < threshold + best.bar:
-                self._recognise_late(camera, timestamp, state, visit, query, plan, out)
+                if not self._walked_through(camera, timestamp, state, visit, aggregate, out):
+                    self._recognise_late(camera, timestamp, state, visit, query, plan, out)
                 continue
             if any(s.person_id == best.person_id for s in plan.states if s is not None):
                 continue  # both are in this very frame: two people
@@ -1225,18 +1226,100 @@ class Identities:
                 best.appearance,
                 len(state.good),
             )
-            kept_visit = self.visits.active_for(best.person_id)
-            self.merge(best.person_id, mine)
-            event = MergeEvent(
-                kept=best.person_id,
-                dropped=mine,
-                visit_id=kept_visit.visit_id if kept_visit is not None else "",
-                dropped_visit_id=visit.visit_id,
-                similarity=best.appearance,
-                camera=camera,
-                timestamp=timestamp,
+            self._merge_duplicate(
+                state, best.person_id, visit, best.appearance, camera, timestamp, out
             )
-            self._track_merged(state, event, out)
+
+    def _merge_duplicate(
+        self,
+        state: TrackState,
+        keep: str,
+        visit: Visit,
+        similarity: float,
+        camera: str,
+        timestamp: float,
+        out: ObserveResult,
+    ) -> None:
+        """Fold the identity ``state`` created (its first visit, ``visit``) into ``keep``, who
+        is on a visit: one person, announced twice; the second notification is stale."""
+        mine = state.person_id
+        assert mine is not None
+        kept_visit = self.visits.active_for(keep)
+        self.merge(keep, mine)
+        event = MergeEvent(
+            kept=keep,
+            dropped=mine,
+            visit_id=kept_visit.visit_id if kept_visit is not None else "",
+            dropped_visit_id=visit.visit_id,
+            similarity=similarity,
+            camera=camera,
+            timestamp=timestamp,
+        )
+        self._track_merged(state, event, out)
+
+    def _walked_through(
+        self,
+        camera: str,
+        timestamp: float,
+        state: TrackState,
+        visit: Visit,
+        aggregate: npt.NDArray[np.float32],
+        out: ObserveResult,
+    ) -> bool:
+        """A track that came in at its picture's side and began a new identity, while
+        someone on another camera walked out at that camera's side (views that overlap: the
+        person crossed the part both cameras see, seen by both for a moment). That person,
+        if nobody has seen them since, their looks agree (``tracks.departure_threshold``, raw
+        cosine of the track means, as for the hand-over after a gap) clearly better than
+        anyone else who walked out then, the two cameras are not known to be apart (configured
+        as not adjacent, or a walk between them known to take longer), and they were never in
+        one frame with this track's person: the new identity is theirs (merged,
+        ``same_person``). Returns whether it merged."""
+        book = self.tracks
+        assert book is not None
+        mine = state.person_id
+        transit = self.active_tier.transit if self.active_tier is not None else None
+        apart = self._together.get(mine, set()) if mine is not None else set()
+        scored: list[tuple[float, str, str]] = []
+        for departure in book.left_while_in_view(state):
+            person_id = departure.person_id
+            if person_id in apart or not self.visits.is_active(person_id, timestamp):
+                continue
+            theirs = self.visits.active_for(person_id)
+            if theirs is None or theirs.started_at > visit.started_at:
+                continue
+            if theirs.last_seen > departure.at + SAME_MOMENT_S:
+                continue  # seen since, on a track that has ended meanwhile (a third camera)
+            if transit is not None:
+                window = transit.window(departure.camera, camera)
+                if window.kind is PairKind.NOT_ADJACENT or (
+                    window.kind is PairKind.KNOWN
+                    and not transit.overlapping(departure.camera, camera)
+                ):
+                    continue
+            scored.append((float(aggregate @ departure.looks), person_id, departure.camera))
+        if not scored:
+            return False
+        scored.sort(reverse=True)
+        similarity, person_id, source = scored[0]
+        if similarity < book.settings.departure_threshold or any(
+            other >= similarity - DEPARTURE_MARGIN
+            for other, other_person, _ in scored[1:]
+            if other_person != person_id
+        ):
+            return False
+        _LOGGER.info(
+            "camera %s: %s is %s, who walked out of camera %s while in view here "
+            "(similarity %.2f over %d looks); merged",
+            camera,
+            mine,
+            person_id,
+            source,
+            similarity,
+            len(state.good),
+        )
+        self._merge_duplicate(state, person_id, visit, similarity, camera, timestamp, out)
+        return True
 
     def _recognise_late(
         self,
@@ -1383,6 +1466,7 @@ class Identities:
             if state is not None:
                 state.person_id = person_id
                 state.created = True
+                state.came_in_at = self.tracks.came_in(state) if self.tracks is not None else None
         else:
             person_id = result.person_id
         before = self.visits.active_for(person_id)

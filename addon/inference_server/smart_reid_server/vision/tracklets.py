@@ -31,6 +31,8 @@ or a track that swapped people at a crossing then took (or created) the wrong id
 - A track that created an identity is compared, as it gathers more looks, with the people on a
   visit; when it clearly is one of them (``merge_threshold``, never two people seen in one frame),
   the new identity is merged into theirs: the repair is announced (``merged``), not a second alert.
+  So is a track that came in at its side while someone on another camera was in view and who then
+  walked out there (views that overlap, nobody having said so): ``left_while_in_view``.
 
 Cameras whose frames come sparsely (more than ``continuous_gap_s`` apart: snapshots, Frigate
 events) cannot gather a track's evidence over frames: their crops are decided at once, as before.
@@ -185,7 +187,8 @@ class TrackState:
     candidate_id: str | None = None
     candidate_similarity: float = 0.0
     created: bool = False  # this track created its identity (a repair may merge it)
-    merge_checked_looks: int = 0
+    merge_checked_looks: int = 0  # good_seen when the repair last compared the track
+    good_seen: int = 0  # good looks added since it began (``good`` keeps the latest only)
     check: bool = False  # the next good look must agree with the track (after an overlap)
     suspects: list[Look] = field(default_factory=list)  # disagreeing looks in a row
     counted: bool = False  # contributed to its camera's centering mean
@@ -209,6 +212,10 @@ class TrackState:
     contested_until: float | None = None
     # Seen at least once clear of other boxes (since it began or last started over).
     clear_seen: bool = False
+    # When it came in at its picture's side, for a track that created an identity (set as it
+    # is decided): someone who walks out of another camera's view soon after, while this
+    # track is in view, may be this person walking through the part both cameras see.
+    came_in_at: float | None = None
 
     @property
     def decided(self) -> bool:
@@ -216,6 +223,7 @@ class TrackState:
 
     def add(self, look: Look, good: bool) -> None:
         (self.good if good else self.poor).append(look)
+        self.good_seen += good
 
     def aggregate(self, *, good_only: bool = False) -> Floats | None:
         """Weighted mean of the good looks (of the poor ones when there is no good one)."""
@@ -242,6 +250,7 @@ class TrackState:
         self.candidate_similarity = 0.0
         self.created = False
         self.merge_checked_looks = 0
+        self.good_seen = 0
         self.check = False
         self.suspects = []
         self.grouped = False
@@ -251,6 +260,7 @@ class TrackState:
         self.crossing = None
         self.contested_until = None
         self.clear_seen = False
+        self.came_in_at = None
 
     def exchange(self, other: TrackState) -> None:
         """The tracker swapped two people: each track takes the other's person and looks."""
@@ -262,6 +272,7 @@ class TrackState:
             "candidate_similarity",
             "created",
             "merge_checked_looks",
+            "good_seen",
             "good",
             "poor",
         ):
@@ -435,6 +446,44 @@ class TrackBook:
 
     def holding(self, person_id: str) -> list[TrackState]:
         return [s for s in self._tracks.values() if s.person_id == person_id]
+
+    def came_in(self, state: TrackState) -> float | None:
+        """When ``state`` came in at its picture's side (it touched the side at most
+        ``handover_s`` before it began, or since), or None."""
+        within = self.settings.handover_s
+        if state.side_at is None or state.side_at < state.first_seen - within:
+            return None
+        return state.side_at
+
+    def left_while_in_view(self, state: TrackState) -> list[Departure]:
+        """People who walked out of another camera's view at its side while ``state`` was in
+        view, at most ``departure_s`` after ``state`` came in at its own picture's side, and
+        whom no other track has seen since: whom ``state`` may be, walking through a part of
+        the scene both cameras see (the mirror of ``departures``, for views that overlap)."""
+        within = self.settings.departure_s
+        entered = state.came_in_at
+        if within <= 0 or entered is None:
+            return []
+        found: dict[tuple[str, str], Departure] = {}
+        ended = list(self._departures)
+        live = [d for s in self._tracks.values() if (d := _departed(s)) is not None]
+        for departure in ended + live:
+            if (
+                departure.camera == state.camera
+                or departure.person_id == state.person_id
+                or not state.first_seen < departure.at <= entered + within
+                or departure.at > state.last_seen
+            ):
+                continue
+            if any(
+                s is not state and s.last_seen > departure.at
+                for s in self.holding(departure.person_id)
+            ):
+                continue  # seen again since (or still in view elsewhere)
+            key = (departure.camera, departure.person_id)
+            if key not in found or found[key].at < departure.at:
+                found[key] = departure
+        return list(found.values())
 
     def departures(self, state: TrackState, now: float) -> list[Departure]:
         """People who walked out of another camera's view at its side at most ``departure_s``
