@@ -1012,12 +1012,15 @@ def _walk_through_overlap(
     enters_at_side: bool = True,
     leaves_at_side: bool = True,
     leaves_after: float = 1.0,
+    at_side_all_along: bool = False,
 ) -> tuple[str, str, list[ObserveResult], list[ObserveResult]]:
     """``p`` walks on camera "left" (decided), and while still mid-picture there comes in at
     the left side of camera "right", showing their other view (a part both cameras see). The
     "right" track is decided a new identity; ``leaves_after`` seconds after it came in, ``p``
     walks out of "left" at its right side, and "right" goes on seeing them. Answers the person
-    on "left", the identity "right" created, what "right" decided before and after."""
+    on "left", the identity "right" created, what "right" decided before and after.
+    ``at_side_all_along``: on "left" the person is at its side from the moment "right" sees
+    them (views that meet rather than overlap)."""
     start_video(ids, "left", T0 - STEP)
     for i in range(4):
         see(ids, "left", T0 + i * STEP, [(p.view_a[i], "1")])
@@ -1039,15 +1042,20 @@ def _walk_through_overlap(
     while created is None or not gone:
         # Both cameras see the person: "left" mid-picture until they walk out at its side.
         if not gone:
-            if t >= out_at - 1e-6:
-                frame, crops, _ = make_frame("left", t, [p.view_a[0]], quality_ok=True)
-                b = crops[0].detection.box
-                edge = Box(b.x1, b.y1, float(frame.width), b.y2) if leaves_at_side else b
-                see(ids, "left", t, [(p.view_a[0], "1")], boxes=[edge])
+            frame, crops, _ = make_frame("left", t, [p.view_a[0]], quality_ok=True)
+            b = crops[0].detection.box
+            edge = Box(b.x1, b.y1, float(frame.width), b.y2) if leaves_at_side else b
+            last = t >= out_at - 1e-6
+            see(
+                ids,
+                "left",
+                t,
+                [(p.view_a[0], "1")],
+                boxes=[edge if last or at_side_all_along else b],
+            )
+            if last:
                 ids.end_tracks([("left", "left:1")])
                 gone = True
-            else:
-                see(ids, "left", t, [(p.view_a[0], "1")])
         boxes = [inward] if t == came_in else None
         result = see(ids, "right", t, [(p.view_b, "1")], boxes=boxes)
         before.append(result)
@@ -1091,14 +1099,21 @@ def test_a_person_seen_by_two_cameras_at_once_is_one_person_once_they_walk_out_o
 
 
 @pytest.mark.parametrize(
-    ("enters_at_side", "leaves_at_side", "leaves_after", "adjacency"),
+    ("enters_at_side", "leaves_at_side", "leaves_after", "adjacency", "all_along"),
     [
-        (False, True, 1.6, None),
-        (True, False, 1.6, None),
-        (True, True, 9.0, None),
-        (True, True, 1.6, {"left": ["garden"], "right": ["garden"]}),
+        (False, True, 1.6, None, False),
+        (True, False, 1.6, None, False),
+        (True, True, 9.0, None, False),
+        (True, True, 1.6, {"left": ["garden"], "right": ["garden"]}, False),
+        (True, True, 1.6, None, True),
     ],
-    ids=["came-in-mid-picture", "left-view-mid-picture", "too-late", "not-neighbours"],
+    ids=[
+        "came-in-mid-picture",
+        "left-view-mid-picture",
+        "too-late",
+        "not-neighbours",
+        "already-at-the-side-there",
+    ],
 )
 def test_no_overlap_merge_outside_its_conditions(
     tmp_path: Path,
@@ -1107,15 +1122,30 @@ def test_no_overlap_merge_outside_its_conditions(
     leaves_at_side: bool,
     leaves_after: float,
     adjacency: object,
+    all_along: bool,
 ) -> None:
+    """Among them: the person on "left" was already at its side when "right" first saw them,
+    as where two views meet; that is the hand-over's case (its own, higher bar), not an
+    overlap's (kept out of reach here, so that only this rule could join them)."""
     p, _ = _departure_pair(plans)
-    ids = _open_departures(tmp_path / "data", adjacency)
+    ids = (
+        _open(
+            tmp_path / "data",
+            active_threshold=0.95,
+            departure_s=8.0,
+            departure_threshold=0.3,
+            handover_threshold=0.99,
+        )
+        if all_along
+        else _open_departures(tmp_path / "data", adjacency)
+    )
     _, created, before, after = _walk_through_overlap(
         ids,
         p,
         enters_at_side=enters_at_side,
         leaves_at_side=leaves_at_side,
         leaves_after=leaves_after,
+        at_side_all_along=all_along,
     )
     assert not [m for r in before + after for m in r.merges]
     assert {d.person_id for d in after[-1].decisions} == {created}

@@ -623,12 +623,13 @@ class Identities:
             state = None
             if book is not None and track_id is not None:
                 state = book.open(camera, track_id, timestamp)
+                previous = state.last_seen
                 state.last_seen = max(state.last_seen, timestamp)
                 state.last_crop = crop
                 if good[i]:
                     state.last_good_crop = crop
                 if at_side(boxes[i], frame.width):
-                    state.side_at = timestamp
+                    state.touched_side(timestamp, previous)
                 if fresh[i] and not state.counted:
                     state.counted = True
                     learn_rows.append(i)

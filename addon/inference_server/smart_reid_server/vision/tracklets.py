@@ -43,6 +43,7 @@ on its thread (nothing here locks anything).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -169,6 +170,7 @@ class Departure:
     person_id: str
     at: float
     looks: Floats
+    side_from: float  # since when its box touched the side on the way out
 
 
 @dataclass(slots=True)
@@ -205,6 +207,10 @@ class TrackState:
     # When its box last touched the picture's left or right side (kept across restarts: a
     # track that came in at the side as a sliver starts over once the person is in view).
     side_at: float | None = None
+    # Since when it has touched the side without a break (the way out, or in), and when it
+    # first touched it (kept across restarts too).
+    side_from: float | None = None
+    side_first: float | None = None
     # From an overlap with another decided track's box until its first clear look after it.
     crossing: Crossing | None = None
     # The hand-over after a gap found two people who walked out too alike to choose between:
@@ -216,6 +222,14 @@ class TrackState:
     # is decided): someone who walks out of another camera's view soon after, while this
     # track is in view, may be this person walking through the part both cameras see.
     came_in_at: float | None = None
+
+    def touched_side(self, timestamp: float, previous: float) -> None:
+        """Its box touches the picture's side now; ``previous``: when it was seen before."""
+        if self.side_at is None or self.side_at < previous:
+            self.side_from = timestamp  # not at the side when last seen: a new stretch
+        if self.side_first is None:
+            self.side_first = timestamp
+        self.side_at = timestamp
 
     @property
     def decided(self) -> bool:
@@ -296,7 +310,8 @@ def _departed(state: TrackState) -> Departure | None:
     looks = state.aggregate()
     if looks is None:
         return None
-    return Departure(state.camera, state.person_id, state.last_seen, looks)
+    side_from = state.side_from if state.side_from is not None else state.side_at
+    return Departure(state.camera, state.person_id, state.last_seen, looks, side_from)
 
 
 def at_edge(box: Box, width: int, height: int) -> bool:
@@ -457,13 +472,15 @@ class TrackBook:
 
     def left_while_in_view(self, state: TrackState) -> list[Departure]:
         """People who walked out of another camera's view at its side while ``state`` was in
-        view, at most ``departure_s`` after ``state`` came in at its own picture's side, and
-        whom no other track has seen since: whom ``state`` may be, walking through a part of
-        the scene both cameras see (the mirror of ``departures``, for views that overlap)."""
+        view, at most ``departure_s`` after ``state`` came in at its own picture's side, who
+        were still clear of their picture's side when ``state`` appeared (a part of the scene
+        both cameras see; views that merely meet are the hand-over's), and whom no other track
+        has seen since: whom ``state`` may be (the mirror of ``departures``)."""
         within = self.settings.departure_s
         entered = state.came_in_at
         if within <= 0 or entered is None:
             return []
+        appeared = min(state.first_seen, state.side_first or state.first_seen)
         found: dict[tuple[str, str], Departure] = {}
         ended = list(self._departures)
         live = [d for s in self._tracks.values() if (d := _departed(s)) is not None]
@@ -473,6 +490,7 @@ class TrackBook:
                 or departure.person_id == state.person_id
                 or not state.first_seen < departure.at <= entered + within
                 or departure.at > state.last_seen
+                or departure.side_from <= appeared
             ):
                 continue
             if any(
@@ -535,7 +553,7 @@ class TrackBook:
             state.person_id = new
         self._departures = deque(
             (
-                Departure(d.camera, new, d.at, d.looks) if d.person_id == old else d
+                dataclasses.replace(d, person_id=new) if d.person_id == old else d
                 for d in self._departures
             ),
             maxlen=MAX_DEPARTURES,
