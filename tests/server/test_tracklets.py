@@ -1080,7 +1080,14 @@ def test_a_person_seen_by_two_cameras_at_once_is_one_person_once_they_walk_out_o
     ids = _open_departures(tmp_path / "on")
     person, created, before, after = _walk_through_overlap(ids, p, leaves_after=1.6)
     merges = [m for r in before + after for m in r.merges]
-    assert len(merges) == 1
+    book = ids.tracks
+    assert book is not None
+    right = book.get("right", "right:1")
+    assert len(merges) == 1, (
+        f"person {person}, created {created}, right track "
+        f"{None if right is None else (right.person_id, right.came_in_at, right.first_seen)}, "
+        f"departures {[(d.camera, d.person_id, d.at, d.side_from) for d in book._departures]}"
+    )
     (merge,) = merges
     assert (merge.kept, merge.dropped, merge.reason) == (person, created, "same_person")
     announced = next(r for r in before if r.decisions).decisions[0]
