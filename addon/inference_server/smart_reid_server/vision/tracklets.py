@@ -481,45 +481,34 @@ class TrackBook:
         if within <= 0 or entered is None:
             return []
         appeared = min(state.first_seen, state.side_first or state.first_seen)
-        found: dict[tuple[str, str], Departure] = {}
-        ended = list(self._departures)
-        live = [d for s in self._tracks.values() if (d := _departed(s)) is not None]
-        for departure in ended + live:
-            if (
-                departure.camera == state.camera
-                or departure.person_id == state.person_id
-                or not state.first_seen < departure.at <= entered + within
-                or departure.at > state.last_seen
-                or departure.side_from <= appeared
-            ):
-                continue
-            if any(
-                s is not state and s.last_seen > departure.at
-                for s in self.holding(departure.person_id)
-            ):
-                continue  # seen again since (or still in view elsewhere)
-            key = (departure.camera, departure.person_id)
-            if key not in found or found[key].at < departure.at:
-                found[key] = departure
-        return list(found.values())
+        return self._unseen_since(
+            state,
+            lambda d: (
+                d.person_id != state.person_id
+                and state.first_seen < d.at <= min(entered + within, state.last_seen)
+                and d.side_from > appeared
+            ),
+        )
 
     def departures(self, state: TrackState, now: float) -> list[Departure]:
         """People who walked out of another camera's view at its side at most ``departure_s``
         before ``state`` began, when ``state`` came in at its own picture's side, and whom no
         track has seen since (on any camera): whom ``state`` may be after a gap."""
         within = self.settings.departure_s
-        if (
-            within <= 0
-            or state.side_at is None
-            or state.side_at < state.first_seen - self.settings.handover_s
-        ):
+        if within <= 0 or self.came_in(state) is None:
             return []
+        return self._unseen_since(state, lambda d: 0.0 < state.first_seen - d.at <= within)
+
+    def _unseen_since(
+        self, state: TrackState, keep: Callable[[Departure], bool]
+    ) -> list[Departure]:
+        """The latest departure of each person from another camera than ``state``'s that
+        ``keep`` accepts and whom no track but ``state`` has seen since."""
         found: dict[tuple[str, str], Departure] = {}
         ended = list(self._departures)
         live = [d for s in self._tracks.values() if (d := _departed(s)) is not None]
         for departure in ended + live:
-            gap = state.first_seen - departure.at
-            if departure.camera == state.camera or not 0.0 < gap <= within:
+            if departure.camera == state.camera or not keep(departure):
                 continue
             if any(
                 s is not state and s.last_seen > departure.at
