@@ -480,7 +480,9 @@ class TrackBook:
         entered = state.came_in_at
         if within <= 0 or entered is None:
             return []
-        appeared = min(state.first_seen, state.side_first or state.first_seen)
+        appeared = state.first_seen
+        if state.side_first is not None:
+            appeared = min(appeared, state.side_first)
         return self._unseen_since(
             state,
             lambda d: (
