@@ -265,6 +265,23 @@ class _Ask:
     may_create: bool
 
 
+def _clear_departure(
+    scored: list[tuple[float, str, str]], threshold: float
+) -> tuple[tuple[float, str, str] | None, bool]:
+    """Of people who walked out, scored (similarity, person, camera) against a track: the one
+    it is, if their looks reach ``threshold`` and beat everyone else's by ``DEPARTURE_MARGIN``
+    (None otherwise), and whether someone else came that close (nobody is guessed)."""
+    if not scored:
+        return None, False
+    ranked = sorted(scored, reverse=True)
+    best = ranked[0]
+    if best[0] < threshold:
+        return None, False
+    if any(other >= best[0] - DEPARTURE_MARGIN for other, who, _ in ranked[1:] if who != best[1]):
+        return None, True
+    return best, False
+
+
 def _track_result(state: TrackState) -> MatchResult:
     """A decided track's decision, repeated for each of its sightings."""
     return MatchResult(
@@ -1137,20 +1154,12 @@ class Identities:
             ):
                 continue
             scored.append((float(mine @ departure.looks), person_id, departure.camera))
-        if not scored:
+        best, contested = _clear_departure(scored, book.settings.departure_threshold)
+        if contested and state.contested_until is None:
+            state.contested_until = timestamp + DEPARTURE_WAIT_S
+        if best is None:
             return None
-        scored.sort(reverse=True)
-        similarity, person_id, source = scored[0]
-        if similarity < book.settings.departure_threshold:
-            return None
-        if any(
-            other >= similarity - DEPARTURE_MARGIN
-            for other, other_person, _ in scored[1:]
-            if other_person != person_id
-        ):
-            if state.contested_until is None:
-                state.contested_until = timestamp + DEPARTURE_WAIT_S
-            return None
+        similarity, person_id, source = best
         _LOGGER.debug(
             "camera %s track %s: %s walked out of camera %s before (similarity %.2f)",
             camera,
@@ -1299,16 +1308,10 @@ class Identities:
                 ):
                     continue
             scored.append((float(aggregate @ departure.looks), person_id, departure.camera))
-        if not scored:
+        best, _ = _clear_departure(scored, book.settings.departure_threshold)
+        if best is None:
             return False
-        scored.sort(reverse=True)
-        similarity, person_id, source = scored[0]
-        if similarity < book.settings.departure_threshold or any(
-            other >= similarity - DEPARTURE_MARGIN
-            for other, other_person, _ in scored[1:]
-            if other_person != person_id
-        ):
-            return False
+        similarity, person_id, source = best
         _LOGGER.info(
             "camera %s: %s is %s, who walked out of camera %s while in view here "
             "(similarity %.2f over %d looks); merged",
