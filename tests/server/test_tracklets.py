@@ -1105,6 +1105,94 @@ def test_a_person_seen_by_two_cameras_at_once_is_one_person_once_they_walk_out_o
     off.close()
 
 
+def _back_through_overlap(
+    ids: Identities, p: Plan, *, leaves_at_side: bool = True
+) -> tuple[str, str, list[ObserveResult]]:
+    """The mirror walk: ``p`` was seen on "right" an hour ago (their ``view_b``). Now they walk
+    on "left", where their other view is not recognised (a new identity, announced), and
+    while still mid-picture there they come in at "right"'s side and are recognised. Then
+    they walk out of "left" at its side and "right" goes on seeing them. Answers the person,
+    the identity "left" created, and everything observed from "left"'s first frame on."""
+    start_video(ids, "right", T0 - STEP)
+    for i in range(4):
+        see(ids, "right", T0 + i * STEP, [(p.view_b, "1")])
+    ids.end_tracks([("right", "right:1")])
+    (person,) = {v.person_id for v in ids.persons()}
+    ids.expire(T0 + 3600)
+    t = T0 + 3600
+    start_video(ids, "left", t - STEP)
+    start_video(ids, "right", t - STEP / 2)
+    seen: list[ObserveResult] = []
+    for i in range(4):
+        seen.append(see(ids, "left", t, [(p.view_a[i], "1")]))
+        t += STEP
+    (created,) = {d.person_id for r in seen for d in r.decisions}
+    assert created != person and alerts(seen) == 1, "not recognised from the other angle"
+    frame, crops, _ = make_frame("right", t, [p.view_b], quality_ok=True)
+    box = crops[0].detection.box
+    came_in, out_at = t, t + 1.6
+    gone = False
+    while t < came_in + 4:
+        if not gone:
+            frame, crops, _ = make_frame("left", t, [p.view_a[0]], quality_ok=True)
+            b = crops[0].detection.box
+            last = t >= out_at - 1e-6
+            edge = Box(b.x1, b.y1, float(frame.width), b.y2) if last and leaves_at_side else b
+            seen.append(see(ids, "left", t, [(p.view_a[0], "1")], boxes=[edge]))
+            if last:
+                ids.end_tracks([("left", "left:1")])
+                gone = True
+        inward = [Box(0.0, box.y1, box.x2, box.y2)] if t == came_in else None
+        seen.append(see(ids, "right", t, [(p.view_b, "2")], boxes=inward))
+        t += STEP
+    right = [d.person_id for r in seen for d in r.decisions if d.camera == "right"]
+    assert right and right[0] == person, "recognised where they were seen before"
+    return person, created, seen
+
+
+def test_someone_announced_as_new_in_one_view_is_the_person_recognised_in_the_other(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """Back after an hour, a person walks through the part two cameras see: the first camera,
+    seeing their other side, announces someone new; the second recognises them. When they walk
+    out of the first camera's view at its side while the second sees them, the new identity
+    is folded into the person (``same_person``: its alert withdrawn, one visit left)."""
+    p, _ = _departure_pair(plans)
+    ids = _open_departures(tmp_path / "on")
+    person, created, seen = _back_through_overlap(ids, p)
+    merges = [m for r in seen for m in r.merges]
+    assert len(merges) == 1, merges
+    (merge,) = merges
+    assert (merge.kept, merge.dropped, merge.reason) == (person, created, "same_person")
+    announced = next(d for r in seen for d in r.decisions if d.person_id == created)
+    assert announced.new_person and merge.dropped_visit_id == announced.visit_id
+    visit = ids.visits.active_for(person)
+    assert visit is not None and visit.visit_id == merge.visit_id != merge.dropped_visit_id
+    assert "left" in visit.cameras, "the new identity's sightings went to the person's visit"
+    assert created not in {v.person_id for v in ids.persons()}
+    assert ids.visits.active_for(created) is None
+    ids.close()
+    # Without the rule (nor the hand-over after a gap) the duplicate stays.
+    off = _open(tmp_path / "off", active_threshold=0.95, departure_s=0.0)
+    person, created, seen = _back_through_overlap(off, p)
+    assert not [m for r in seen for m in r.merges]
+    assert created in {v.person_id for v in off.persons()}
+    off.close()
+
+
+def test_no_mirror_merge_when_the_new_one_leaves_mid_picture(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """The new identity's track ends without reaching its picture's side (lost mid-picture,
+    not walked out): nothing says they went on into the other view."""
+    p, _ = _departure_pair(plans)
+    ids = _open_departures(tmp_path / "data")
+    _, created, seen = _back_through_overlap(ids, p, leaves_at_side=False)
+    assert not [m for r in seen for m in r.merges]
+    assert created in {v.person_id for v in ids.persons()}
+    ids.close()
+
+
 @pytest.mark.parametrize(
     ("enters_at_side", "leaves_at_side", "leaves_after", "adjacency", "all_along"),
     [

@@ -986,6 +986,8 @@ class Identities:
                     continue
                 if ask.state is not None:
                     self._settle_track(ask.state, result)
+                    if result.person_id is not None and book is not None:
+                        ask.state.came_in_at = book.came_in(ask.state)
                 if ask.index is None:
                     assert ask.state is not None
                     absent.append((ask.state, result))
@@ -1189,6 +1191,16 @@ class Identities:
             if book.settings.merge_threshold is not None
             else self.matcher.threshold
         )
+        within = book.settings.departure_s + DEPARTURE_WAIT_S
+        for state in plan.states:
+            if (
+                state is not None
+                and state.decided
+                and not state.created
+                and state.came_in_at is not None
+                and timestamp - state.came_in_at <= within
+            ):
+                self._walked_out_new(camera, timestamp, state, out)
         for state in plan.states:
             if (
                 state is None
@@ -1325,6 +1337,83 @@ class Identities:
         self._merge_duplicate(state, person_id, visit, similarity, camera, timestamp, out)
         return True
 
+    def _walked_out_new(
+        self, camera: str, timestamp: float, state: TrackState, out: ObserveResult
+    ) -> None:
+        """The mirror of ``_walked_through``: ``state`` came in at its picture's side and was
+        recognised (someone on a visit, or back from an earlier one), while on another camera
+        the track that had just announced a new identity, on its first visit, walked out at
+        its side. One person crossing the part both cameras see, whom the first camera did not
+        recognise from its angle: the new identity is folded into ``state``'s person (merged,
+        ``same_person``: its alert is withdrawn; their visits become one). The same conditions
+        as ``_walked_through``: that person walked out while ``state`` was in view, at most
+        ``tracks.departure_s`` after it came in, was clear of their side when ``state``
+        appeared, nobody has seen them since, the cameras are not known to be apart, the two
+        were never in one frame, and the looks agree (``tracks.departure_threshold``, raw
+        track means) clearly better than anyone else's who walked out then."""
+        book = self.tracks
+        assert book is not None
+        mine = state.person_id
+        mean = state.aggregate()
+        if mine is None or mean is None:
+            return
+        transit = self.active_tier.transit if self.active_tier is not None else None
+        scored: list[tuple[float, str, str]] = []
+        left_at: dict[str, float] = {}
+        for departure in book.left_while_in_view(state):
+            if transit is not None:
+                window = transit.window(departure.camera, camera)
+                if window.kind is PairKind.NOT_ADJACENT or (
+                    window.kind is PairKind.KNOWN
+                    and not transit.overlapping(departure.camera, camera)
+                ):
+                    continue
+            scored.append((float(mean @ departure.looks), departure.person_id, departure.camera))
+            left_at[departure.person_id] = departure.at
+        best, _ = _clear_departure(scored, book.settings.departure_threshold)
+        if best is None:
+            return
+        similarity, person_id, source = best
+        theirs = self.visits.active_for(person_id)
+        record = self.store.person(person_id)
+        if (
+            person_id in self._together.get(mine, set())
+            or not self.visits.is_active(mine, timestamp)
+            or theirs is None
+            or not theirs.is_new_identity  # announced as someone new, on their first visit
+            or theirs.started_at > state.first_seen
+            or record is None
+            or record.known
+        ):
+            return
+        if theirs.last_seen > left_at[person_id] + SAME_MOMENT_S:
+            return  # seen since, on a track that has ended meanwhile (a third camera)
+        holders = book.holding(person_id)
+        _LOGGER.info(
+            "camera %s: %s, new on camera %s, is %s, who came in here while in view there "
+            "(similarity %.2f); merged",
+            camera,
+            person_id,
+            source,
+            mine,
+            similarity,
+        )
+        kept_visit = self.visits.active_for(mine)
+        self.merge(mine, person_id)
+        event = MergeEvent(
+            kept=mine,
+            dropped=person_id,
+            visit_id=kept_visit.visit_id if kept_visit is not None else "",
+            dropped_visit_id=theirs.visit_id,
+            similarity=similarity,
+            camera=camera,
+            timestamp=timestamp,
+        )
+        for holder in holders:
+            self._relabel(holder, event)
+        out.merges.append(event)
+        out.changed_person_ids.add(mine)
+
     def _recognise_late(
         self,
         camera: str,
@@ -1382,14 +1471,18 @@ class Identities:
         """The track whose new identity was just merged now holds the kept person (merge()
         renamed it), labelled by the gallery threshold (``tracks.merge_threshold`` may be set
         below it); the merge is reported."""
+        self._relabel(state, event)
+        out.merges.append(event)
+        out.changed_person_ids.add(event.kept)
+
+    def _relabel(self, state: TrackState, event: MergeEvent) -> None:
+        """A track that held the merged-away identity holds the kept person now."""
         state.created = False
         matched = event.similarity >= self.matcher.threshold
         state.status = MatchStatus.MATCHED if matched else MatchStatus.UNCERTAIN
         state.similarity = event.similarity
         state.candidate_id = None if matched else event.kept
         state.candidate_similarity = 0.0 if matched else event.similarity
-        out.merges.append(event)
-        out.changed_person_ids.add(event.kept)
 
     def search(
         self, vector: npt.ArrayLike, camera: str | None = None, limit: int = 5

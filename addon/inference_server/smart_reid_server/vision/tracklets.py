@@ -218,9 +218,9 @@ class TrackState:
     contested_until: float | None = None
     # Seen at least once clear of other boxes (since it began or last started over).
     clear_seen: bool = False
-    # When it came in at its picture's side, for a track that created an identity (set as it
-    # is decided): someone who walks out of another camera's view soon after, while this
-    # track is in view, may be this person walking through the part both cameras see.
+    # When it came in at its picture's side (set as it is decided): someone who walks out of
+    # another camera's view soon after, while this track is in view, may be this person
+    # walking through the part both cameras see.
     came_in_at: float | None = None
 
     def touched_side(self, timestamp: float, previous: float) -> None:
