@@ -4,8 +4,8 @@ A check built after every other setting was chosen: seeds 0-2 were read in full 
 (``tracks.crossing_margin``, ``tracks.departure_s``) and the eighth round's two changes were
 chosen on them, so they are its tuning seeds; seeds 3-5 were held out for the first and seen
 with the second, seeds 6-8 were held out for the second, seeds 9-11 for the eighth round and
-seeds 12-14 for the ninth, 15-17 and then 18-20 for the tenth (docs/quality.md). Use seeds from 21 on
-for the next held-out check. CUHK03 ``val`` people
+seeds 12-14 for the ninth, 15-17 and then 18-20 for the tenth, 21-23 for the eleventh
+(docs/quality.md). Use seeds from 24 on for the next held-out check. CUHK03 ``val`` people
 (view A on ``hall``, view B on ``yard``) walk a scripted scene with crossings, pairs, re-entries,
 hand-overs, overlaps, returns after the visit window and people standing partly behind others
 (``scene.py``). The product's detector finds them (its recall on the truth boxes is reported),
