@@ -1106,7 +1106,7 @@ def test_a_person_seen_by_two_cameras_at_once_is_one_person_once_they_walk_out_o
 
 
 def _back_through_overlap(
-    ids: Identities, p: Plan, *, leaves_at_side: bool = True
+    ids: Identities, p: Plan, *, leaves_at_side: bool = True, mark_known: bool = False
 ) -> tuple[str, str, list[ObserveResult]]:
     """The mirror walk: ``p`` was seen on "right" an hour ago (their ``view_b``). Now they walk
     on "left", where their other view is not recognised (a new identity, announced), and
@@ -1128,6 +1128,8 @@ def _back_through_overlap(
         t += STEP
     (created,) = {d.person_id for r in seen for d in r.decisions}
     assert created != person and alerts(seen) == 1, "not recognised from the other angle"
+    if mark_known:
+        ids.set_known(created, True)
     frame, crops, _ = make_frame("right", t, [p.view_b], quality_ok=True)
     box = crops[0].detection.box
     came_in, out_at = t, t + 1.6
@@ -1180,14 +1182,22 @@ def test_someone_announced_as_new_in_one_view_is_the_person_recognised_in_the_ot
     off.close()
 
 
-def test_no_mirror_merge_when_the_new_one_leaves_mid_picture(
-    tmp_path: Path, plans: list[Plan]
+@pytest.mark.parametrize(
+    ("leaves_at_side", "mark_known"),
+    [(False, False), (True, True)],
+    ids=["left-view-mid-picture", "marked-known"],
+)
+def test_no_mirror_merge_outside_its_conditions(
+    tmp_path: Path, plans: list[Plan], leaves_at_side: bool, mark_known: bool
 ) -> None:
     """The new identity's track ends without reaching its picture's side (lost mid-picture,
-    not walked out): nothing says they went on into the other view."""
+    not walked out): nothing says they went on into the other view. Or the household marked
+    the new identity as someone they know meanwhile: never merged on this evidence."""
     p, _ = _departure_pair(plans)
     ids = _open_departures(tmp_path / "data")
-    _, created, seen = _back_through_overlap(ids, p, leaves_at_side=False)
+    _, created, seen = _back_through_overlap(
+        ids, p, leaves_at_side=leaves_at_side, mark_known=mark_known
+    )
     assert not [m for r in seen for m in r.merges]
     assert created in {v.person_id for v in ids.persons()}
     ids.close()
