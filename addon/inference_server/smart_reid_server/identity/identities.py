@@ -92,7 +92,7 @@ from .match import (
 )
 from .rerank import rerank_candidates
 from .store import IdentityStore, PersonRecord, UnknownPersonError, check_label
-from .visits import PairKind, Visit, VisitObservation, VisitTracker
+from .visits import PairKind, TransitTimes, Visit, VisitObservation, VisitTracker
 
 __all__ = [
     "ActiveTierConfig",
@@ -280,6 +280,17 @@ def _clear_departure(
     if any(other >= best[0] - DEPARTURE_MARGIN for other, who, _ in ranked[1:] if who != best[1]):
         return None, True
     return best, False
+
+
+def _known_apart(transit: TransitTimes | None, a: str, b: str) -> bool:
+    """Cameras ``a`` and ``b`` cannot both see one person at once: configured as unrelated,
+    or a walk between them configured or learned to take time (views that do not overlap)."""
+    if transit is None:
+        return False
+    window = transit.window(a, b)
+    return window.kind is PairKind.NOT_ADJACENT or (
+        window.kind is PairKind.KNOWN and not transit.overlapping(a, b)
+    )
 
 
 def _track_result(state: TrackState) -> MatchResult:
@@ -1249,12 +1260,12 @@ class Identities:
                 len(state.good),
             )
             self._merge_duplicate(
-                state, best.person_id, visit, best.appearance, camera, timestamp, out
+                mine, best.person_id, visit, best.appearance, camera, timestamp, out
             )
 
     def _merge_duplicate(
         self,
-        state: TrackState,
+        drop: str,
         keep: str,
         visit: Visit,
         similarity: float,
@@ -1262,22 +1273,25 @@ class Identities:
         timestamp: float,
         out: ObserveResult,
     ) -> None:
-        """Fold the identity ``state`` created (its first visit, ``visit``) into ``keep``, who
-        is on a visit: one person, announced twice; the second notification is stale."""
-        mine = state.person_id
-        assert mine is not None
+        """Fold ``drop``, a new identity on its first visit (``visit``), into ``keep``, who is
+        on a visit: one person, announced twice; the second notification is stale. The tracks
+        that held ``drop`` hold ``keep`` now."""
+        holders = self.tracks.holding(drop) if self.tracks is not None else []
         kept_visit = self.visits.active_for(keep)
-        self.merge(keep, mine)
+        self.merge(keep, drop)
         event = MergeEvent(
             kept=keep,
-            dropped=mine,
+            dropped=drop,
             visit_id=kept_visit.visit_id if kept_visit is not None else "",
             dropped_visit_id=visit.visit_id,
             similarity=similarity,
             camera=camera,
             timestamp=timestamp,
         )
-        self._track_merged(state, event, out)
+        for holder in holders:
+            self._relabel(holder, event)
+        out.merges.append(event)
+        out.changed_person_ids.add(keep)
 
     def _walked_through(
         self,
@@ -1312,13 +1326,8 @@ class Identities:
                 continue
             if theirs.last_seen > departure.at + SAME_MOMENT_S:
                 continue  # seen since, on a track that has ended meanwhile (a third camera)
-            if transit is not None:
-                window = transit.window(departure.camera, camera)
-                if window.kind is PairKind.NOT_ADJACENT or (
-                    window.kind is PairKind.KNOWN
-                    and not transit.overlapping(departure.camera, camera)
-                ):
-                    continue
+            if _known_apart(transit, departure.camera, camera):
+                continue
             scored.append((float(aggregate @ departure.looks), person_id, departure.camera))
         best, _ = _clear_departure(scored, book.settings.departure_threshold)
         if best is None:
@@ -1334,7 +1343,8 @@ class Identities:
             similarity,
             len(state.good),
         )
-        self._merge_duplicate(state, person_id, visit, similarity, camera, timestamp, out)
+        assert mine is not None
+        self._merge_duplicate(mine, person_id, visit, similarity, camera, timestamp, out)
         return True
 
     def _walked_out_new(
@@ -1361,13 +1371,8 @@ class Identities:
         scored: list[tuple[float, str, str]] = []
         left_at: dict[str, float] = {}
         for departure in book.left_while_in_view(state):
-            if transit is not None:
-                window = transit.window(departure.camera, camera)
-                if window.kind is PairKind.NOT_ADJACENT or (
-                    window.kind is PairKind.KNOWN
-                    and not transit.overlapping(departure.camera, camera)
-                ):
-                    continue
+            if _known_apart(transit, departure.camera, camera):
+                continue
             scored.append((float(mean @ departure.looks), departure.person_id, departure.camera))
             left_at[departure.person_id] = departure.at
         best, _ = _clear_departure(scored, book.settings.departure_threshold)
@@ -1388,7 +1393,6 @@ class Identities:
             return
         if theirs.last_seen > left_at[person_id] + SAME_MOMENT_S:
             return  # seen since, on a track that has ended meanwhile (a third camera)
-        holders = book.holding(person_id)
         _LOGGER.info(
             "camera %s: %s, new on camera %s, is %s, who came in here while in view there "
             "(similarity %.2f); merged",
@@ -1398,21 +1402,7 @@ class Identities:
             mine,
             similarity,
         )
-        kept_visit = self.visits.active_for(mine)
-        self.merge(mine, person_id)
-        event = MergeEvent(
-            kept=mine,
-            dropped=person_id,
-            visit_id=kept_visit.visit_id if kept_visit is not None else "",
-            dropped_visit_id=theirs.visit_id,
-            similarity=similarity,
-            camera=camera,
-            timestamp=timestamp,
-        )
-        for holder in holders:
-            self._relabel(holder, event)
-        out.merges.append(event)
-        out.changed_person_ids.add(mine)
+        self._merge_duplicate(person_id, mine, theirs, similarity, camera, timestamp, out)
 
     def _recognise_late(
         self,
