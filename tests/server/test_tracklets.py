@@ -1013,6 +1013,7 @@ def _walk_through_overlap(
     leaves_at_side: bool = True,
     leaves_after: float = 1.0,
     at_side_all_along: bool = False,
+    household: bool = False,
 ) -> tuple[str, str, list[ObserveResult], list[ObserveResult]]:
     """``p`` walks on camera "left" (decided), and while still mid-picture there comes in at
     the left side of camera "right", showing their other view (a part both cameras see). The
@@ -1020,7 +1021,8 @@ def _walk_through_overlap(
     walks out of "left" at its right side, and "right" goes on seeing them. Answers the person
     on "left", the identity "right" created, what "right" decided before and after.
     ``at_side_all_along``: on "left" the person is at its side from the moment "right" sees
-    them (views that meet rather than overlap)."""
+    them (views that meet rather than overlap). ``household``: the person on "left" is marked
+    known."""
     start_video(ids, "left", T0 - STEP)
     for i in range(4):
         see(ids, "left", T0 + i * STEP, [(p.view_a[i], "1")])
@@ -1029,6 +1031,8 @@ def _walk_through_overlap(
     left = book.get("left", "left:1")
     assert left is not None and left.person_id is not None
     person = left.person_id
+    if household:
+        ids.set_known(person, True)
     t = T0 + 4 * STEP
     start_video(ids, "right", t - STEP)
     frame, crops, _ = make_frame("right", t, [p.view_b], quality_ok=True)
@@ -1105,8 +1109,19 @@ def test_a_person_seen_by_two_cameras_at_once_is_one_person_once_they_walk_out_o
     off.close()
 
 
+def test_no_overlap_merge_into_a_household_member(tmp_path: Path, plans: list[Plan]) -> None:
+    """Someone the household marked known is merged into only at the strict bar (the
+    repair's), never on the walk's evidence alone."""
+    p, _ = _departure_pair(plans)
+    ids = _open_departures(tmp_path / "data")
+    _, created, before, after = _walk_through_overlap(ids, p, leaves_after=1.6, household=True)
+    assert not [m for r in before + after for m in r.merges]
+    assert {d.person_id for d in after[-1].decisions} == {created}
+    ids.close()
+
+
 def _back_through_overlap(
-    ids: Identities, p: Plan, *, leaves_at_side: bool = True, mark_known: bool = False
+    ids: Identities, p: Plan, *, leaves_at_side: bool = True, known: str = ""
 ) -> tuple[str, str, list[ObserveResult]]:
     """The mirror walk: ``p`` was seen on "right" an hour ago (their ``view_b``). Now they walk
     on "left", where their other view is not recognised (a new identity, announced), and
@@ -1128,8 +1143,8 @@ def _back_through_overlap(
         t += STEP
     (created,) = {d.person_id for r in seen for d in r.decisions}
     assert created != person and alerts(seen) == 1, "not recognised from the other angle"
-    if mark_known:
-        ids.set_known(created, True)
+    if known:  # the household marks the new identity, or the person, as known
+        ids.set_known(created if known == "new" else person, True)
     frame, crops, _ = make_frame("right", t, [p.view_b], quality_ok=True)
     box = crops[0].detection.box
     came_in, out_at = t, t + 1.6
@@ -1183,21 +1198,20 @@ def test_someone_announced_as_new_in_one_view_is_the_person_recognised_in_the_ot
 
 
 @pytest.mark.parametrize(
-    ("leaves_at_side", "mark_known"),
-    [(False, False), (True, True)],
-    ids=["left-view-mid-picture", "marked-known"],
+    ("leaves_at_side", "known"),
+    [(False, ""), (True, "new"), (True, "person")],
+    ids=["left-view-mid-picture", "new-one-marked-known", "household-member"],
 )
 def test_no_mirror_merge_outside_its_conditions(
-    tmp_path: Path, plans: list[Plan], leaves_at_side: bool, mark_known: bool
+    tmp_path: Path, plans: list[Plan], leaves_at_side: bool, known: str
 ) -> None:
     """The new identity's track ends without reaching its picture's side (lost mid-picture,
     not walked out): nothing says they went on into the other view. Or the household marked
-    the new identity as someone they know meanwhile: never merged on this evidence."""
+    the new identity as someone they know meanwhile, or the recognised person is a household
+    member (merged into only at the strict bar): never merged on this evidence."""
     p, _ = _departure_pair(plans)
     ids = _open_departures(tmp_path / "data")
-    _, created, seen = _back_through_overlap(
-        ids, p, leaves_at_side=leaves_at_side, mark_known=mark_known
-    )
+    _, created, seen = _back_through_overlap(ids, p, leaves_at_side=leaves_at_side, known=known)
     assert not [m for r in seen for m in r.merges]
     assert created in {v.person_id for v in ids.persons()}
     ids.close()

@@ -1333,6 +1333,8 @@ class Identities:
         if best is None:
             return False
         similarity, person_id, source = best
+        if self._household(person_id):
+            return False  # a household member only at the strict bar (the repair's)
         _LOGGER.info(
             "camera %s: %s is %s, who walked out of camera %s while in view here "
             "(similarity %.2f over %d looks); merged",
@@ -1380,15 +1382,14 @@ class Identities:
             return
         similarity, person_id, source = best
         theirs = self.visits.active_for(person_id)
-        record = self.store.person(person_id)
         if (
             person_id in self._together.get(mine, set())
+            or self._household(mine)  # a household member only at the strict bar (the repair's)
             or not self.visits.is_active(mine, timestamp)
             or theirs is None
             or not theirs.is_new_identity  # announced as someone new, on their first visit
             or theirs.started_at > state.first_seen
-            or record is None
-            or record.known
+            or self._household(person_id)
         ):
             return
         if theirs.last_seen > left_at[person_id] + SAME_MOMENT_S:
@@ -1403,6 +1404,11 @@ class Identities:
             similarity,
         )
         self._merge_duplicate(person_id, mine, theirs, similarity, camera, timestamp, out)
+
+    def _household(self, person_id: str) -> bool:
+        """Marked known by the household."""
+        record = self.store.person(person_id)
+        return record is not None and record.known
 
     def _recognise_late(
         self,
