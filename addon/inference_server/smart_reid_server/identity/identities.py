@@ -1310,7 +1310,8 @@ class Identities:
         anyone else who walked out then, the two cameras are not known to be apart (configured
         as not adjacent, or a walk between them known to take longer), and they were never in
         one frame with this track's person: the new identity is theirs (merged,
-        ``same_person``). Returns whether it merged."""
+        ``same_person``), unless they are marked known (a household member is merged into
+        only at the strict bar, ``_repair``'s). Returns whether it merged."""
         book = self.tracks
         assert book is not None
         mine = state.person_id
@@ -1362,7 +1363,8 @@ class Identities:
         ``tracks.departure_s`` after it came in, was clear of their side when ``state``
         appeared, nobody has seen them since, the cameras are not known to be apart, the two
         were never in one frame, and the looks agree (``tracks.departure_threshold``, raw
-        track means) clearly better than anyone else's who walked out then."""
+        track means) clearly better than anyone else's who walked out then. Neither may be
+        marked known: a household member is merged into only at the strict bar (``_repair``)."""
         book = self.tracks
         assert book is not None
         mine = state.person_id
