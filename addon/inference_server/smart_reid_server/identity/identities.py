@@ -1368,13 +1368,14 @@ class Identities:
         book = self.tracks
         assert book is not None
         mine = state.person_id
-        mean = state.aggregate()
+        departures = book.left_while_in_view(state)  # mostly none: checked before the mean
+        mean = state.aggregate() if departures else None
         if mine is None or mean is None:
             return
         transit = self.active_tier.transit if self.active_tier is not None else None
         scored: list[tuple[float, str, str]] = []
         left_at: dict[str, float] = {}
-        for departure in book.left_while_in_view(state):
+        for departure in departures:
             if _known_apart(transit, departure.camera, camera):
                 continue
             scored.append((float(mean @ departure.looks), departure.person_id, departure.camera))
