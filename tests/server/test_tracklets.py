@@ -23,7 +23,7 @@ from _embeddings import (
     Sample,
     make_frame,
 )
-from smart_reid_server.identity.identities import Identities, ObserveResult
+from smart_reid_server.identity.identities import HELD_WAIT_S, Identities, ObserveResult
 from smart_reid_server.types import Box, Crop, Frame
 from smart_reid_server.vision.tracklets import TrackSettings, at_edge, overlapped, sliver
 from test_identities import open_identities as open_plain
@@ -579,6 +579,81 @@ def test_a_track_out_of_a_box_of_two_people_does_not_carry_its_person_onto_the_o
         assert ids.camera_unidentified("front", t + STEP) == 0, "q is counted once"
     finally:
         ids.close()
+
+
+def _out_of_a_group_onto_the_wrong_person(
+    ids: Identities, p: Plan, q: Plan
+) -> tuple[str, str, list[ObserveResult]]:
+    """Synthetic seed 2, "standing 2": p (track 1) stands, q (track 2) walks in front of them.
+    The detector sees one box over both on track 1 while q's track is lost; out of it, track 1
+    shows q for a moment (q still in front) and is decided as q, then the boxes part: track 1
+    is back on p, on the vector it had, and q walks on as a new track 3. The frames after."""
+    p_id, q_id, t = _decided_pair(ids, p, q, T0)
+    frame, crops, vectors, fresh = frame_of("front", t, [(p.view_a[0], "1")])
+    grouped = [
+        dataclasses.replace(c, detection=dataclasses.replace(c.detection, group=True))
+        for c in crops
+    ]
+    ids.observe("front", t, grouped, vectors, frame, fresh)
+    (taken,) = see(ids, "front", t + STEP, [(q.view_a[0], "1")]).decisions
+    assert taken.person_id == q_id, "the first look out of the group shows q"
+    after = []
+    for i in range(2, 10):
+        # Track 1's box is p's, but it keeps its last vector (q's) until it is asked for a
+        # fresh look; q's new track 3 is embedded every frame while it is pending.
+        again = "front:1" in (after[-1].look_again if after else set())
+        on_one = p.view_a[i % len(p.view_a)] if again else q.view_a[0]
+        after.append(
+            see(
+                ids,
+                "front",
+                t + i * STEP,
+                [(on_one, "1"), (q.view_a[i % len(q.view_a)], "3")],
+                fresh=[again, True],
+            )
+        )
+    return p_id, q_id, after
+
+
+def test_a_new_track_like_someone_another_track_holds_waits_for_that_tracks_next_look(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    p, q = plans[:2]
+    p_id, q_id, after = _out_of_a_group_onto_the_wrong_person(ids, p, q)
+    assert alerts(after) == 0, "nobody new arrived: q is not announced a second time"
+    last = {d.box.x1 < 50: d.person_id for d in after[-1].decisions}
+    assert last == {True: p_id, False: q_id}, "each track ends on its own person"
+    assert len(ids.persons()) == 2
+
+
+def test_a_new_track_like_someone_held_who_stays_themselves_is_decided_after_the_wait(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """The holder's next look agrees with its person: the newcomer, a look-alike seen beside
+    them, is decided as it would have been, only HELD_WAIT_S later, and not as the holder's
+    person even once the holder has walked out of the picture."""
+    p = plans[0]
+    start_video(ids, "front", T0 - STEP)
+    for i in range(4):
+        see(ids, "front", T0 + i * STEP, [(p.view_a[i % len(p.view_a)], "1")])
+    (p_id,) = {
+        d.person_id for d in see(ids, "front", T0 + 4 * STEP, [(p.view_a[0], "1")]).decisions
+    }
+    t = T0 + 5 * STEP
+    decisions = []
+    for i in range(12):
+        twin = (p.view_a[(i + 1) % len(p.view_a)], "2")
+        # Track 1 walks out after track 2's third look (when track 2 is ripe).
+        looks = [(p.view_a[i % len(p.view_a)], "1"), twin] if i <= 3 else [twin]
+        result = see(ids, "front", t + i * STEP, looks)
+        decisions = [d for d in result.decisions if d.box.x1 > 50 or len(looks) == 1]
+        if decisions:
+            break
+    # Track 2 is ripe with its third good look (i == 2); it waits until HELD_WAIT_S after it.
+    assert decisions, "the wait ends"
+    assert 2 + HELD_WAIT_S / STEP - 1 <= i <= 2 + HELD_WAIT_S / STEP + 1
+    (decision,) = decisions
+    assert decision.person_id != p_id and decision.new_person, "two people: the newcomer is new"
 
 
 def _shifted(box: Box, dx: float) -> Box:

@@ -42,7 +42,7 @@ import secrets
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -233,6 +233,10 @@ class ObserveResult:
 # A decided track missing from its camera's frame at most this long, whose last box another
 # track's box now covers, is taken as hidden behind that person.
 HIDDEN_WITHIN_S = 1.0
+# A pending track that would start a new identity while it looks like someone a decided track
+# of the same frame holds waits at most this long for that track's next clear look (one of the
+# two tracks has the wrong person: a swap, a box that held both).
+HELD_WAIT_S = 1.0
 # A sighting this much later than a departure is "since" (frames of one moment on several
 # cameras carry timestamps a little apart).
 SAME_MOMENT_S = 0.05
@@ -973,6 +977,12 @@ class Identities:
             claimed = set(holders) | {r.person_id for r in results if r.person_id is not None}
             for ask, result in zip(asks, results, strict=True):
                 if (
+                    ask.state is not None
+                    and result.person_id is not None
+                    and self._held_apart(camera, ask.state, result.person_id)
+                ):
+                    result = MatchResult(None, result.similarity, MatchStatus.NEW)
+                if (
                     result.person_id is None
                     and ask.state is not None
                     and ask.ripe
@@ -989,6 +999,10 @@ class Identities:
                         and timestamp < ask.state.contested_until
                     ):
                         continue  # waits for the other one who walked out to come in
+                    elif self._held_lookalike(
+                        camera, timestamp, ask.state, ask.query, plan, holders
+                    ):
+                        continue  # waits for the holder's next clear look
                 if result.person_id is not None:
                     on_visit = self.visits.is_active(result.person_id, timestamp)
                     if not ask.ripe and not (result.status is MatchStatus.MATCHED and on_visit):
@@ -1050,6 +1064,55 @@ class Identities:
         people = [d.person_id for _, d, _, row in observations if row is not None]
         for person_id in people:
             self._together.setdefault(person_id, set()).update(p for p in people if p != person_id)
+
+    def _held_lookalike(
+        self,
+        camera: str,
+        timestamp: float,
+        state: TrackState,
+        query: npt.NDArray[np.float32],
+        plan: _FramePlan,
+        holders: Mapping[str, int],
+    ) -> bool:
+        """Whether a track about to start a new identity waits: it looks like someone (at the
+        gallery threshold) whom a decided track of this frame holds, so one of the two has the
+        wrong person (the tracker swapped them, or a box on both people was decided). The
+        holder's next clear look must agree with its person or it starts over (``check``),
+        and this track waits for that, at most ``HELD_WAIT_S``; then it is decided as before,
+        never as that person while the holder keeps them (``_held_apart``)."""
+        if state.held_wait_until is not None:
+            return timestamp < state.held_wait_until
+        for person_id, row in holders.items():
+            exemplars = self.gallery.exemplars(person_id)
+            holder = plan.states[row]
+            if holder is None or not len(exemplars):
+                continue
+            similarity = float((exemplars @ query).max())
+            if similarity < self.matcher.threshold:
+                continue
+            _LOGGER.debug(
+                "camera %s track %s: looks like %s (%.2f), whom track %s holds; it waits for "
+                "that track's next clear look",
+                camera,
+                state.track_id,
+                person_id,
+                similarity,
+                holder.track_id,
+            )
+            holder.check = True
+            state.held_wait_until = timestamp + HELD_WAIT_S
+            state.held_by = (holder.track_id, person_id)
+            return True
+        return False
+
+    def _held_apart(self, camera: str, state: TrackState, person_id: str) -> bool:
+        """Whether ``person_id`` is whom a track this one waited beside (``_held_lookalike``)
+        holds still: its look agreed, so they were two people in one frame, and this track is
+        not that person even once the other is out of sight."""
+        if state.held_by is None or state.held_by[1] != person_id or self.tracks is None:
+            return False
+        holder = self.tracks.get(camera, state.held_by[0])
+        return holder is not None and holder.person_id == person_id
 
     def _match(
         self,

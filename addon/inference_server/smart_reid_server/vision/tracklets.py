@@ -216,6 +216,10 @@ class TrackState:
     # The hand-over after a gap found two people who walked out too alike to choose between:
     # the track stays pending until then, in case the other one comes in too and is decided.
     contested_until: float | None = None
+    # It looked like someone another track of its frame holds: it waits for that track's
+    # next clear look until then, before it starts a new identity.
+    held_wait_until: float | None = None
+    held_by: tuple[str, str] | None = None  # (that track's id, the person it held)
     # Seen at least once clear of other boxes (since it began or last started over).
     clear_seen: bool = False
     # When it came in at its picture's side (set as it is decided): someone who walks out of
@@ -273,6 +277,8 @@ class TrackState:
         self.began_crowded = False
         self.crossing = None
         self.contested_until = None
+        self.held_wait_until = None
+        self.held_by = None
         self.clear_seen = False
         self.came_in_at = None
 
