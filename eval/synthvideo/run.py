@@ -4,8 +4,9 @@ A check built after every other setting was chosen: seeds 0-2 were read in full 
 (``tracks.crossing_margin``, ``tracks.departure_s``) and the eighth round's two changes were
 chosen on them, so they are its tuning seeds; seeds 3-5 were held out for the first and seen
 with the second, seeds 6-8 were held out for the second, seeds 9-11 for the eighth round and
-seeds 12-14 for the ninth, 15-17 and then 18-20 for the tenth, 21-23 for the eleventh
-(docs/quality.md). Use seeds from 24 on for the next held-out check. CUHK03 ``val`` people
+seeds 12-14 for the ninth, 15-17 and then 18-20 for the tenth, 21-23 for the eleventh, 24-26
+and then 27-29 for the twelfth (docs/quality.md). Use seeds from 30 on for the next held-out
+check. CUHK03 ``val`` people
 (view A on ``hall``, view B on ``yard``) walk a scripted scene with crossings, pairs, re-entries,
 hand-overs, overlaps, returns after the visit window and people standing partly behind others
 (``scene.py``). The product's detector finds them (its recall on the truth boxes is reported),
@@ -306,8 +307,8 @@ def report(per_seed: Mapping[int, Mapping[str, Any]]) -> str:
         "A scripted two-camera scene of CUHK03 val people (`hall` shows view-A crops, `yard` "
         "view-B crops) on generated backgrounds, through the real server with default settings. "
         "Seeds 0-2 are its tuning seeds (`tracks.crossing_margin` and `tracks.departure_s` "
-        "and the eighth to tenth rounds' changes were chosen on them); seeds 3-20 have been "
-        "run as held-out checks (seeds 21 on are unseen).",
+        "and the eighth to twelfth rounds' changes were chosen on them); seeds 3-29 have been "
+        "run as held-out checks (seeds 30 on are unseen).",
         "",
     ]
     if len(per_seed) > 1:
