@@ -1339,9 +1339,7 @@ class Identities:
         """Fold ``drop``, a new identity on its first visit (``visit``), into ``keep``, who is
         on a visit: one person, announced twice; the second notification is stale. The tracks
         that held ``drop`` hold ``keep`` now."""
-        holders = self.tracks.holding(drop) if self.tracks is not None else []
         kept_visit = self.visits.active_for(keep)
-        self.merge(keep, drop)
         event = MergeEvent(
             kept=keep,
             dropped=drop,
@@ -1351,10 +1349,17 @@ class Identities:
             camera=camera,
             timestamp=timestamp,
         )
+        self._fold(event, out)
+
+    def _fold(self, event: MergeEvent, out: ObserveResult) -> None:
+        """An automatic merge: ``event.dropped`` is folded into ``event.kept``, every track
+        that held the dropped identity holds the kept person now, and the merge is reported."""
+        holders = self.tracks.holding(event.dropped) if self.tracks is not None else []
+        self.merge(event.kept, event.dropped)
         for holder in holders:
             self._relabel(holder, event)
         out.merges.append(event)
-        out.changed_person_ids.add(keep)
+        out.changed_person_ids.add(event.kept)
 
     def _walked_through(
         self,
@@ -1516,7 +1521,6 @@ class Identities:
             similarity,
             len(state.good),
         )
-        self.merge(person_id, mine)
         event = MergeEvent(
             kept=person_id,
             dropped=mine,
@@ -1527,18 +1531,12 @@ class Identities:
             timestamp=timestamp,
             reason="returning",
         )
-        self._track_merged(state, event, out)
-
-    def _track_merged(self, state: TrackState, event: MergeEvent, out: ObserveResult) -> None:
-        """The track whose new identity was just merged now holds the kept person (merge()
-        renamed it), labelled by the gallery threshold (``tracks.merge_threshold`` may be set
-        below it); the merge is reported."""
-        self._relabel(state, event)
-        out.merges.append(event)
-        out.changed_person_ids.add(event.kept)
+        self._fold(event, out)
 
     def _relabel(self, state: TrackState, event: MergeEvent) -> None:
-        """A track that held the merged-away identity holds the kept person now."""
+        """A track that held the merged-away identity holds the kept person now (merge()
+        renamed it), labelled by the gallery threshold (``tracks.merge_threshold`` may be set
+        below it)."""
         state.created = False
         matched = event.similarity >= self.matcher.threshold
         state.status = MatchStatus.MATCHED if matched else MatchStatus.UNCERTAIN
