@@ -918,11 +918,13 @@ def _walk_out_and_back(
     *,
     enters_at_side: bool = True,
     meanwhile: Callable[[float], None] | None = None,
+    coming_in: int | None = None,
 ) -> tuple[list[str], list[str | None], list[ObserveResult]]:
     """``people`` walk on camera "left" (decided), out at its right side one after the other,
     and ``gap`` seconds after the last of them left come in at the left side of camera "right"
-    one after the other, showing their other views there. Answers whom each was on "left",
-    whom each track on "right" holds, and what "right" decided."""
+    one after the other (the first ``coming_in`` of them: default all), showing their other
+    views there. Answers whom each was on "left", whom each track on "right" holds, and what
+    "right" decided."""
     start_video(ids, "left", T0 - STEP)
     tracks = [(p, str(k + 1)) for k, p in enumerate(people)]
     for i in range(4):
@@ -945,7 +947,7 @@ def _walk_out_and_back(
     start_video(ids, "right", t - STEP)
     results: list[ObserveResult] = []
     inside: list[tuple[Sample, str]] = []
-    for p, track in tracks:  # each comes in at the side, the ones before already further in
+    for p, track in tracks[:coming_in]:  # in at the side, the ones before further in
         entering = [(p.view_b, track), *inside]
         frame, crops, _ = make_frame("right", t, [s for s, _ in entering], quality_ok=True)
         box = crops[0].detection.box
@@ -954,7 +956,7 @@ def _walk_out_and_back(
         inside = entering
         t += STEP
     results += [see(ids, "right", t + i * STEP, inside) for i in range(6)]
-    after = [book.get("right", f"right:{track}") for _, track in tracks]
+    after = [book.get("right", f"right:{track}") for _, track in tracks[:coming_in]]
     return persons, [None if s is None else s.person_id for s in after], results
 
 
@@ -1038,6 +1040,69 @@ def test_no_hand_over_after_a_gap_when_two_people_who_left_look_alike_to_it(
     twin = dataclasses.replace(q, view_a=p.view_a)  # walked out looking just like p
     persons, held, _ = _walk_out_and_back(ids, [p, twin], gap=4.0)
     assert held[0] not in persons and held[1] not in persons
+    ids.close()
+
+
+def _together_pair(plans: list[Plan]) -> tuple[Plan, Plan, float]:
+    """Two people, and the similarity of the first one's other view to his own walk: 0.32 or
+    more (over ``TOGETHER_FLOOR``), at least 0.25 more than to the second one's walk (over
+    ``TOGETHER_MARGIN``), while the gallery threshold does not reach it."""
+    for p in plans:
+        own = float(_track_mean(p) @ p.view_b.vector)
+        if p.cross_view_similarity >= STRICT - 0.05 or own < 0.32:
+            continue
+        for q in plans:
+            if q is not p and float(_track_mean(q) @ p.view_b.vector) <= own - 0.25:
+                return p, q, own
+    pytest.skip("no person whose other view resembles his walk far more than someone else's")
+
+
+def test_one_of_two_who_left_together_is_known_by_comparing_both(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """Across the change of view p's looks score under the departure threshold against his
+    walk, but p left together with q, whose walk scores far lower: p is known by comparing
+    the two (``_one_of_together``). Walking out alone, under the bar, he is a new person."""
+    p, q, own = _together_pair(plans)
+    bar = min(own + 0.05, 0.99)
+    ids = _open(tmp_path / "pair", active_threshold=0.95, departure_s=8.0, departure_threshold=bar)
+    persons, held, results = _walk_out_and_back(ids, [p, q], gap=4.0, coming_in=1)
+    assert held == persons[:1], "the one who came in is the one of the two he resembles"
+    assert alerts(results) == 0
+    ids.close()
+    alone = _open(
+        tmp_path / "alone", active_threshold=0.95, departure_s=8.0, departure_threshold=bar
+    )
+    (person,), (held_alone,), results = _walk_out_and_back(alone, [p], gap=4.0)
+    assert held_alone != person, "nobody to compare him with: under the bar he is someone new"
+    assert alerts(results) == 1
+    alone.close()
+
+
+def test_someone_who_left_long_after_another_is_not_told_apart_by_comparing(
+    tmp_path: Path, plans: list[Plan]
+) -> None:
+    """The same two people, but q walked out 3 s before p: they did not leave together, so
+    the comparison says nothing and p, under the bar, is a new person."""
+    p, q, own = _together_pair(plans)
+    ids = _open(
+        tmp_path / "data",
+        active_threshold=0.95,
+        departure_s=8.0,
+        departure_threshold=min(own + 0.05, 0.99),
+    )
+    early = T0 - 4.0
+    start_video(ids, "left", early - STEP)
+    for i in range(4):
+        see(ids, "left", early + i * STEP, [(q.view_a[i], "2")])
+    frame, crops, _ = make_frame("left", early + 4 * STEP, [q.view_a[0]], quality_ok=True)
+    box = crops[0].detection.box
+    out = Box(box.x1, box.y1, float(frame.width), box.y2)
+    see(ids, "left", early + 4 * STEP, [(q.view_a[0], "2")], boxes=[out])
+    for i in range(5, 19):  # q is gone; the camera goes on sending video
+        start_video(ids, "left", early + i * STEP)
+    (person,), (held,), _ = _walk_out_and_back(ids, [p], gap=4.0)
+    assert held != person
     ids.close()
 
 

@@ -240,6 +240,13 @@ HELD_WAIT_S = 1.0
 # A sighting this much later than a departure is "since" (frames of one moment on several
 # cameras carry timestamps a little apart).
 SAME_MOMENT_S = 0.05
+# People who walked out of one camera's view within this long of each other left together; a
+# track coming in after them that resembles one of them by at least the floor (raw cosine of
+# the track means) and by the margin more than everyone else who walked out is that person
+# (``_one_of_together``), though under ``tracks.departure_threshold``.
+TOGETHER_S = 1.0
+TOGETHER_FLOOR = 0.3
+TOGETHER_MARGIN = 0.2
 
 
 @dataclass(slots=True)
@@ -284,6 +291,29 @@ def _clear_departure(
     if any(other >= best[0] - DEPARTURE_MARGIN for other, who, _ in ranked[1:] if who != best[1]):
         return None, True
     return best, False
+
+
+def _one_of_together(
+    scored: Sequence[tuple[float, str, str, float]], threshold: float
+) -> tuple[float, str, str] | None:
+    """Of people who walked out, scored (similarity, person, camera, when) against a track
+    that reaches nobody's ``threshold``: the one it is when they left their camera together
+    with someone else (within ``TOGETHER_S``: a couple, a family) and the track's looks reach
+    ``TOGETHER_FLOOR`` and beat everyone else's by ``TOGETHER_MARGIN``. Comparing the people
+    who left together is a test an absolute bar cannot make: across a change of view one
+    person's looks may score under the bar, while the one they walked with scores far lower."""
+    if not scored:
+        return None
+    ranked = sorted(scored, reverse=True)
+    similarity, person_id, camera, left_at = ranked[0]
+    if similarity >= threshold or similarity < TOGETHER_FLOOR:
+        return None
+    others = [r for r in ranked[1:] if r[1] != person_id]
+    if not others or others[0][0] > similarity - TOGETHER_MARGIN:
+        return None
+    if not any(r[2] == camera and abs(r[3] - left_at) <= TOGETHER_S for r in others):
+        return None
+    return similarity, person_id, camera
 
 
 def _known_apart(transit: TransitTimes | None, a: str, b: str) -> bool:
@@ -1211,12 +1241,13 @@ class Identities:
         nobody has seen since, is that person if their looks agree
         (``tracks.departure_threshold``, raw cosine of the track means) and clearly better than
         anyone else who walked out meanwhile (people leaving together are told apart by
-        comparing both). A walk quicker than the pair's learned or configured fastest, or
-        between cameras configured as not adjacent, never hands over. UNCERTAIN, as above."""
+        comparing both; one of them may be known that way under the bar, ``_one_of_together``).
+        A walk quicker than the pair's learned or configured fastest, or between cameras
+        configured as not adjacent, never hands over. UNCERTAIN, as above."""
         book = self.tracks
         assert book is not None
         transit = self.active_tier.transit if self.active_tier is not None else None
-        scored: list[tuple[float, str, str]] = []
+        scored: list[tuple[float, str, str, float]] = []
         for departure in book.departures(state, timestamp):
             person_id = departure.person_id
             if person_id in claimed or not self.visits.is_active(person_id, timestamp):
@@ -1229,10 +1260,15 @@ class Identities:
                 or transit.impossible(departure.camera, camera, state.first_seen - departure.at)
             ):
                 continue
-            scored.append((float(mine @ departure.looks), person_id, departure.camera))
-        best, contested = _clear_departure(scored, book.settings.departure_threshold)
+            scored.append(
+                (float(mine @ departure.looks), person_id, departure.camera, departure.at)
+            )
+        threshold = book.settings.departure_threshold
+        best, contested = _clear_departure([r[:3] for r in scored], threshold)
         if contested and state.contested_until is None:
             state.contested_until = timestamp + DEPARTURE_WAIT_S
+        if best is None and not contested:
+            best = _one_of_together(scored, threshold)
         if best is None:
             return None
         similarity, person_id, source = best
