@@ -5,8 +5,8 @@ A check built after every other setting was chosen: seeds 0-2 were read in full 
 chosen on them, so they are its tuning seeds; seeds 3-5 were held out for the first and seen
 with the second, seeds 6-8 were held out for the second, seeds 9-11 for the eighth round and
 seeds 12-14 for the ninth, 15-17 and then 18-20 for the tenth, 21-23 for the eleventh, 24-26
-and then 27-29 for the twelfth (docs/quality.md). Use seeds from 30 on for the next held-out
-check. CUHK03 ``val`` people
+and then 27-29 for the twelfth, 30-35 for the thirteenth (docs/quality.md). Use seeds from 36
+on for the next held-out check. CUHK03 ``val`` people
 (view A on ``hall``, view B on ``yard``) walk a scripted scene with crossings, pairs, re-entries,
 hand-overs, overlaps, returns after the visit window and people standing partly behind others
 (``scene.py``). The product's detector finds them (its recall on the truth boxes is reported),
