@@ -114,3 +114,20 @@ def test_presence_plot_shows_every_camera(tmp_path: Path) -> None:
     ]
     path = plot_presence(run, rows, tmp_path)
     assert path is not None and path.stat().st_size > 10_000
+
+
+def test_a_visit_announced_before_the_scored_part_is_not_missed_in_it() -> None:
+    """The man is announced in the first frame and stays in view: scoring only the later
+    frames (the held-out half, say) his visit is not "never announced"; had nobody announced
+    him before, it would be."""
+    run = _run([1] * 8)
+    for frame, t in sorted(run.frame_times.items()):
+        run.sightings.append(Sighting("street", frame, t, PERSON, "a", frame == 0, "new", 0.0, t))
+    labels = _labels(8, group=False)
+    later = score(run, labels, frames=(12, 24))
+    assert later["missed_visits"] == 0
+    assert later["notifications"] == 0, "the alert before the part is not counted in it"
+    assert later["latency_p95_s"] == 0.0, "its latency belongs to the part where it began"
+    for s in run.sightings:
+        s.new_person = False
+    assert score(run, labels, frames=(12, 24))["missed_visits"] == 1
