@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from eval.realvideo.metrics import Box4, Labels, PresenceRow, score
+from eval.realvideo.people import people
 from eval.realvideo.replay import Run, Sighting
 
 PERSON: Box4 = (10.0, 10.0, 50.0, 130.0)
@@ -131,3 +132,27 @@ def test_a_visit_announced_before_the_scored_part_is_not_missed_in_it() -> None:
     for s in run.sightings:
         s.new_person = False
     assert score(run, labels, frames=(12, 24))["missed_visits"] == 1
+
+
+def test_the_per_person_listing_names_whose_identity_took_someone() -> None:
+    """Two men: the second is decided as the first's identity, so the listing shows him with
+    no alert of his own and that identity marked as someone else's."""
+    run = _run([2] * 4)
+    other: Box4 = (400.0, 10.0, 440.0, 130.0)
+    labels = _labels(4, group=False)
+    labels = Labels(
+        "test.mp4",
+        3,
+        {"p01": {}, "p02": {}},
+        {f: [*b, (other, "p02")] for f, b in labels.boxes.items() if f >= 6}
+        | {f: b for f, b in labels.boxes.items() if f < 6},
+    )
+    for frame, t in sorted(run.frame_times.items()):
+        run.sightings.append(Sighting("street", frame, t, PERSON, "a", frame == 0, "new", 0.0, t))
+        if frame >= 6:
+            run.sightings.append(Sighting("street", frame, t, other, "a", False, "match", 0.9, t))
+    lines = {line.person: line for line in people(run, labels, 0, 12)}
+    assert [(c, f) for c, f, _ in lines["p01"].alerts] == [("street", 0)]
+    assert lines["p02"].alerts == []
+    assert lines["p02"].identities == [("a", "p01", 2)]
+    assert "a(p01!)x2" in lines["p02"].render()
