@@ -457,6 +457,19 @@ def _boxes_of(p: Plan, q: Plan, t: float) -> tuple[Box, Box]:
     return a, b
 
 
+def _one_box_over_both(
+    ids: Identities, p: Plan, q: Plan, in_front: Plan
+) -> tuple[str, str, float, Box, Box]:
+    """p (track 1) and q (track 2) decided, then one person passes in front of the other: one
+    box over both, on track 1, showing ``in_front``; track 2 misses. Their person ids, the
+    next frame's time and each one's own box."""
+    p_id, q_id, t = _decided_pair(ids, p, q, T0)
+    a, b = _boxes_of(p, q, t)
+    front = Box(a.x1, min(a.y1, b.y1), b.x2, max(a.y2, b.y2))
+    see(ids, "front", t, [(in_front.view_a[0], "1")], boxes=[front])
+    return p_id, q_id, t + STEP, a, b
+
+
 def test_a_person_passing_in_front_of_another_keeps_their_identity_when_the_tracker_swaps(
     ids: Identities, plans: list[Plan]
 ) -> None:
@@ -489,6 +502,27 @@ def test_a_person_passing_in_front_of_another_keeps_their_identity_when_the_trac
     assert alerts(results) == 0, "nobody new arrived"
 
 
+def test_an_exchange_made_while_the_other_track_was_away_is_undone_when_it_disagrees(
+    ids: Identities, plans: list[Plan]
+) -> None:
+    """p passes in front of q: one box, on p's track; q's track misses. For one frame the
+    tracker lends q's box to p's track while q's track is still away, so p's track shows q
+    and the two tracks exchange people. Then both tracks are back on their own people. q's
+    track, back, shows q while holding p: its first clear look undoes the exchange (found
+    on the synthetic scene, seed 39: two people back after the visit window, crossing)."""
+    p, q = plans[:2]
+    p_id, q_id, t, a, b = _one_box_over_both(ids, p, q, in_front=p)
+    see(ids, "front", t, [(q.view_a[1], "1")])  # q's box (clear of the border) on p's track
+    results = []
+    for i in range(2, 7):
+        t += STEP
+        people = [(p.view_a[i % len(p.view_a)], "1"), (q.view_a[i % len(q.view_a)], "2")]
+        results.append(see(ids, "front", t, people, boxes=[a, b]))
+    decided = [[d.person_id for d in r.decisions] for r in results]
+    assert decided == [[p_id, q_id]] * 5, decided
+    assert alerts(results) == 0, "nobody new arrived"
+
+
 def test_after_a_crossing_a_box_on_an_earlier_look_is_nobodys_until_a_fresh_one(
     ids: Identities, plans: list[Plan]
 ) -> None:
@@ -497,11 +531,7 @@ def test_after_a_crossing_a_box_on_an_earlier_look_is_nobodys_until_a_fresh_one(
     tracker swapped them, so that box gets no decision (on the synthetic scene such frames
     gave one person's box the other's identity). The next fresh look decides it."""
     p, q = plans[:2]
-    p_id, q_id, t = _decided_pair(ids, p, q, T0)
-    a, b = _boxes_of(p, q, t)
-    front = Box(a.x1, min(a.y1, b.y1), b.x2, max(a.y2, b.y2))
-    see(ids, "front", t, [(q.view_a[0], "1")], boxes=[front])
-    t += STEP
+    p_id, q_id, t, a, b = _one_box_over_both(ids, p, q, in_front=q)
     people = [(q.view_a[1], "1"), (p.view_a[1], "3")]
     reused = see(ids, "front", t, people, boxes=[a, b], fresh=[False, True])
     assert reused.decisions == [], "q's box is not given p's identity on the old look"
@@ -519,16 +549,12 @@ def test_people_passing_without_a_swap_keep_their_tracks_people(
     """The same overlap without a swap: the first clear looks resemble each track's own person,
     so nothing changes."""
     p, q = plans[:2]
-    p_id, q_id, t = _decided_pair(ids, p, q, T0)
-    a, b = _boxes_of(p, q, t)
-    front = Box(a.x1, min(a.y1, b.y1), b.x2, max(a.y2, b.y2))
-    see(ids, "front", t, [(p.view_a[0], "1")], boxes=[front])
+    p_id, q_id, t, a, b = _one_box_over_both(ids, p, q, in_front=p)
     for i in range(1, 4):
-        t += STEP
         result = see(
             ids,
             "front",
-            t,
+            t + (i - 1) * STEP,
             [(p.view_a[i % len(p.view_a)], "1"), (q.view_a[i % len(q.view_a)], "2")],
             boxes=[a, b],
         )

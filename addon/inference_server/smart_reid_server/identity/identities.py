@@ -847,6 +847,18 @@ class Identities:
                 own,
             )
             state.exchange(partner)
+            if partner.last_seen < timestamp:
+                # Only this track was looked at: the other is out of this frame, and the look
+                # may be its person's box lent to this track for a frame or two. The other
+                # track's first clear look when it is back must bear the exchange out; showing
+                # the person it gave away, it takes them back.
+                partner.crossing = Crossing(
+                    (camera, state.track_id),
+                    crossing.own_person,
+                    crossing.partner_person,
+                    crossing.own_before,
+                    crossing.partner_before,
+                )
             return True
         if any(
             s is not state and s.camera == camera and s.last_seen >= timestamp
