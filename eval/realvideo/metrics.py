@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,19 @@ def _merged_into(into: Mapping[str, str], person_id: str) -> str:
     return person_id
 
 
+def majority_owners(
+    sightings: Sequence[Sighting], owners: Sequence[str], people: Collection[str]
+) -> dict[str, str]:
+    """Identity -> the labelled person (of ``people``) holding most of its sightings: whom its
+    alert was about. An alert raised on a box the labels ignore (two people in one box, say)
+    announces the person the identity then follows."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for s, o in zip(sightings, owners, strict=True):
+        if o in people:
+            counts[s.person_id][o] += 1
+    return {person_id: c.most_common(1)[0][0] for person_id, c in counts.items()}
+
+
 def _announced_before(
     run: Run,
     labels: Labels,
@@ -196,19 +209,12 @@ def _announced_before(
         return {}
     earlier_sightings = [s for s in run.sightings if s.frame_index < first]
     owners = [who(labels, s.frame_index, s.box) for s in earlier_sightings]
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for s, o in zip(earlier_sightings, owners, strict=True):
-        if o in seen_before:
-            counts[s.person_id][o] += 1
+    majority = majority_owners(earlier_sightings, owners, seen_before)
     out: dict[str, float] = {}
     for s, o in zip(earlier_sightings, owners, strict=True):
         if not s.new_person:
             continue
-        person = (
-            o
-            if o in seen_before
-            else (counts[s.person_id].most_common(1)[0][0] if counts[s.person_id] else o)
-        )
+        person = o if o in seen_before else majority.get(s.person_id, o)
         began = carried.get(person)
         if began is not None and s.timestamp >= began - 1e-6 and person not in out:
             out[person] = s.timestamp
@@ -250,16 +256,7 @@ def score(
     true_visits = sum(len(v) for v in visits.values())
 
     owner = [who(labels, s.frame_index, s.box) for s in sightings]
-    # Most of each identity's labelled sightings: whom its alert was about. An alert raised on
-    # a box the labels ignore (two people in one box, say) announces the person the identity
-    # then follows.
-    majority: dict[str, str] = {}
-    counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for s, o in zip(sightings, owner, strict=True):
-        if o in seen:
-            counts[s.person_id][o] += 1
-    for person_id, c in counts.items():
-        majority[person_id] = c.most_common(1)[0][0]
+    majority = majority_owners(sightings, owner, seen)
     alerts = [
         (s, o if o in seen else majority.get(s.person_id, o))
         for s, o in zip(sightings, owner, strict=True)

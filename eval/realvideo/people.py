@@ -11,10 +11,10 @@ the figures ``python -m eval.realvideo.run`` reports; it does not replace them.
 from __future__ import annotations
 
 import argparse
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 
-from eval.realvideo.metrics import Labels, who
+from eval.realvideo.metrics import Labels, majority_owners, who
 from eval.realvideo.replay import LAYOUTS, Run, replay
 from eval.realvideo.run import HELD_OUT, TUNING
 
@@ -54,11 +54,7 @@ def people(run: Run, labels: Labels, first: int, last: int) -> list[PersonLine]:
             if person is not None:
                 first_seen.setdefault(person, frame)
                 boxes[person] += 1
-    held: dict[str, Counter[str]] = defaultdict(Counter)
-    for s, o in zip(sightings, owners, strict=True):
-        if o in first_seen:
-            held[s.person_id][o] += 1
-    majority = {pid: c.most_common(1)[0][0] for pid, c in held.items()}
+    majority = majority_owners(sightings, owners, first_seen)
     lines = []
     for person in sorted(first_seen):
         start = run.frame_times.get(first_seen[person], 0.0)
